@@ -1,0 +1,149 @@
+/**
+ * The one place that chooses the compute backend for the Node engine (CLI, utility process, tests).
+ *
+ * Preference order, fastest first: native TensorFlow with CUDA, native TensorFlow on CPU, the
+ * project's own AVX2/FMA addon on tfjs' cpu backend ('native'), XNNPACK wasm with the project's
+ * gradient kernels ('wasm'), and finally tfjs' pure-JS 'cpu' (correct but ~0.1 GFLOP/s).
+ * MASKLOOP_BACKEND overrides the order (one name, or a comma-separated preference list).
+ */
+import * as tf from '@tensorflow/tfjs';
+import os from 'node:os';
+
+export type BackendChoice = 'tensorflow-gpu' | 'tensorflow' | 'native' | 'wasm' | 'cpu';
+
+export const BACKEND_PREFERENCE: readonly BackendChoice[] = ['tensorflow-gpu', 'tensorflow', 'native', 'wasm', 'cpu'];
+
+export interface BackendAttempt {
+  choice: BackendChoice;
+  ok: boolean;
+  detail: string;
+}
+
+export interface BackendInfo {
+  /** What maskloop chose, in its own vocabulary. */
+  choice: BackendChoice;
+  /** The tfjs backend name actually active (tf.getBackend()). */
+  tfBackend: string;
+  /** Threads the backend computes with. */
+  threads: number;
+  /** Why each candidate before the chosen one was not used. */
+  attempts: BackendAttempt[];
+}
+
+let current: BackendInfo | null = null;
+let pending: Promise<BackendInfo> | null = null;
+
+function isBackendChoice(s: string): s is BackendChoice {
+  return (BACKEND_PREFERENCE as readonly string[]).includes(s);
+}
+
+/** Parses MASKLOOP_BACKEND; unknown names are an error rather than a silent fallback. */
+export function preferenceFromEnv(value = process.env.MASKLOOP_BACKEND): BackendChoice[] {
+  if (!value || !value.trim()) return [...BACKEND_PREFERENCE];
+  const names = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const n of names) {
+    if (!isBackendChoice(n)) {
+      throw new Error(`MASKLOOP_BACKEND: unknown backend '${n}' (choose from ${BACKEND_PREFERENCE.join(', ')})`);
+    }
+  }
+  return names as BackendChoice[];
+}
+
+function configuredThreads(): number {
+  const env = Number(process.env.MASKLOOP_THREADS);
+  if (Number.isInteger(env) && env > 0) return env;
+  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+}
+
+async function tryTensorflow(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node'): Promise<string> {
+  // Both packages register a backend called 'tensorflow' as an import side effect; they are
+  // optionalDependencies because their install downloads libtensorflow, which can fail.
+  await import(pkg);
+  if (!tf.findBackend('tensorflow')) throw new Error(`${pkg} loaded but registered no backend`);
+  if (!(await tf.setBackend('tensorflow'))) throw new Error('tensorflow backend failed to initialise');
+  return `${pkg}`;
+}
+
+async function tryNative(threads: number): Promise<string> {
+  const { registerNativeBackend } = await import('./native/register');
+  const { loadNativeAddon } = await import('./native/index');
+  const loaded = loadNativeAddon();
+  if (!loaded.addon) throw new Error(loaded.reason);
+  if (!registerNativeBackend()) throw new Error('native addon loaded but backend registration failed');
+  loaded.addon.setThreads(threads);
+  if (!(await tf.setBackend('native'))) throw new Error('native backend failed to initialise');
+  return `AVX2/FMA addon, ${loaded.addon.getThreads()} threads`;
+}
+
+async function tryWasm(): Promise<string> {
+  const { initWasmBackend } = await import('./wasm/init');
+  if (!(await initWasmBackend())) throw new Error('wasm backend failed to initialise');
+  if (!(await tf.setBackend('wasm'))) throw new Error('wasm backend failed to start');
+  return 'XNNPACK SIMD, 1 thread (Node cannot start the threaded wasm binary)';
+}
+
+async function activate(choice: BackendChoice, threads: number): Promise<string> {
+  switch (choice) {
+    case 'tensorflow-gpu':
+      return tryTensorflow('@tensorflow/tfjs-node-gpu');
+    case 'tensorflow':
+      return tryTensorflow('@tensorflow/tfjs-node');
+    case 'native':
+      return tryNative(threads);
+    case 'wasm':
+      return tryWasm();
+    case 'cpu':
+      if (!(await tf.setBackend('cpu'))) throw new Error('cpu backend failed to start');
+      return 'pure JavaScript reference kernels (slow)';
+  }
+}
+
+function threadsOf(choice: BackendChoice, threads: number): number {
+  if (choice === 'wasm' || choice === 'cpu') return 1;
+  return threads;
+}
+
+/**
+ * Chooses and activates the backend once per process and reports the choice as one log line.
+ * Later calls return the same answer. `log: false` silences the line (for --json output).
+ */
+export function initEngine(options: { preference?: BackendChoice[]; log?: boolean } = {}): Promise<BackendInfo> {
+  if (current) return Promise.resolve(current);
+  if (pending) return pending;
+  pending = (async () => {
+    const preference = options.preference ?? preferenceFromEnv();
+    const threads = configuredThreads();
+    const attempts: BackendAttempt[] = [];
+    for (const choice of preference) {
+      try {
+        const detail = await activate(choice, threads);
+        attempts.push({ choice, ok: true, detail });
+        current = { choice, tfBackend: tf.getBackend(), threads: threadsOf(choice, threads), attempts };
+        if (options.log !== false) console.error(describeBackend(current));
+        return current;
+      } catch (err) {
+        attempts.push({ choice, ok: false, detail: firstLine(err) });
+      }
+    }
+    pending = null;
+    throw new Error(`no compute backend could start: ${attempts.map((a) => `${a.choice}: ${a.detail}`).join('; ')}`);
+  })();
+  return pending;
+}
+
+/** The active backend, or null before initEngine() resolved. */
+export function backendInfo(): BackendInfo | null {
+  return current;
+}
+
+export function describeBackend(info: BackendInfo): string {
+  const chosen = info.attempts[info.attempts.length - 1];
+  const skipped = info.attempts.filter((a) => !a.ok).map((a) => `${a.choice} unavailable (${a.detail})`);
+  return `[maskloop] backend: ${info.choice} — ${chosen.detail}` + (skipped.length ? `; ${skipped.join('; ')}` : '');
+}
+
+function firstLine(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  const line = msg.split('\n')[0].trim();
+  return line.length > 160 ? `${line.slice(0, 157)}...` : line;
+}

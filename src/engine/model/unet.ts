@@ -1,0 +1,225 @@
+/**
+ * U-Net built from a config. The encoder is a separable part (own parameter names, own forward
+ * pass) because it is what self-supervised pretext tasks pretrain; the decoder and the head are
+ * added for segmentation. Parameters are plain named tf.Variables so that checkpoints are a flat
+ * name → tensor map and transfer between tasks is a matter of names.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export interface UNetConfig {
+  /** Image channels the network reads. */
+  inChannels: number;
+  /** Output channels: 1 = binary (sigmoid), >1 = classes incl. background (softmax). */
+  outChannels: number;
+  /** Resolution levels including the bottleneck; the input side must be divisible by 2^(depth-1). */
+  depth: number;
+  /** Filters at the first level; doubled at each level below. */
+  baseFilters: number;
+  /** 3x3 conv+ReLU layers per level (2 in the classic U-Net). */
+  convsPerLevel?: number;
+}
+
+/** DESIGN.md's reference network for every speed figure (≈0.5 M parameters). */
+export const REFERENCE_UNET: UNetConfig = { inChannels: 1, outChannels: 1, depth: 4, baseFilters: 16, convsPerLevel: 2 };
+
+export type Params = Map<string, tf.Variable>;
+
+export interface EncoderFeatures {
+  /** One feature map per level above the bottleneck, full resolution first. */
+  skips: tf.Tensor4D[];
+  bottom: tf.Tensor4D;
+}
+
+export function validateConfig(config: UNetConfig): Required<UNetConfig> {
+  const c = { convsPerLevel: 2, ...config };
+  const positiveInt = (v: number) => Number.isInteger(v) && v > 0;
+  if (!positiveInt(c.inChannels)) throw new Error(`U-Net: inChannels must be a positive integer, got ${c.inChannels}`);
+  if (!positiveInt(c.outChannels)) throw new Error(`U-Net: outChannels must be a positive integer, got ${c.outChannels}`);
+  if (!positiveInt(c.depth) || c.depth > 8) throw new Error(`U-Net: depth must be 1..8, got ${c.depth}`);
+  if (!positiveInt(c.baseFilters)) throw new Error(`U-Net: baseFilters must be a positive integer, got ${c.baseFilters}`);
+  if (!positiveInt(c.convsPerLevel)) throw new Error(`U-Net: convsPerLevel must be a positive integer, got ${c.convsPerLevel}`);
+  return c;
+}
+
+export function filtersAt(config: UNetConfig, level: number): number {
+  return config.baseFilters * 2 ** level;
+}
+
+/** Spatial sizes given to the network must be multiples of this. */
+export function sizeMultiple(config: UNetConfig): number {
+  return 2 ** (config.depth - 1);
+}
+
+/** Shapes of every parameter, in creation order; the single definition of the architecture's weights. */
+export function parameterShapes(config: UNetConfig): Array<[string, number[]]> {
+  const c = validateConfig(config);
+  const shapes: Array<[string, number[]]> = [];
+  const conv = (name: string, k: number, cin: number, cout: number) => {
+    shapes.push([`${name}.w`, [k, k, cin, cout]], [`${name}.b`, [cout]]);
+  };
+  let cin = c.inChannels;
+  for (let level = 0; level < c.depth; level++) {
+    const f = filtersAt(c, level);
+    for (let i = 0; i < c.convsPerLevel; i++) {
+      conv(`enc${level}.conv${i}`, 3, i === 0 ? cin : f, f);
+    }
+    cin = f;
+  }
+  for (let level = c.depth - 2; level >= 0; level--) {
+    const f = filtersAt(c, level);
+    conv(`dec${level}.up`, 3, filtersAt(c, level + 1), f);
+    for (let i = 0; i < c.convsPerLevel; i++) {
+      conv(`dec${level}.conv${i}`, 3, i === 0 ? 2 * f : f, f);
+    }
+  }
+  conv('head', 1, c.baseFilters, c.outChannels);
+  return shapes;
+}
+
+export function isEncoderParam(name: string): boolean {
+  return name.startsWith('enc');
+}
+
+export function isHeadParam(name: string): boolean {
+  return name.startsWith('head.');
+}
+
+/** He-normal initialisation for ReLU networks, seeded so runs are reproducible. */
+export function initTensor(name: string, shape: number[], seed: number): tf.Tensor {
+  if (name.endsWith('.b')) return tf.zeros(shape);
+  const fanIn = shape.slice(0, -1).reduce((a, b) => a * b, 1);
+  return tf.truncatedNormal(shape, 0, Math.sqrt(2 / fanIn), 'float32', seed);
+}
+
+export class UNet {
+  readonly config: Required<UNetConfig>;
+  readonly params: Params;
+
+  private constructor(config: UNetConfig, params: Params) {
+    this.config = validateConfig(config);
+    this.params = params;
+  }
+
+  static create(config: UNetConfig, seed = 1): UNet {
+    const params: Params = new Map();
+    parameterShapes(config).forEach(([name, shape], i) => {
+      const init = initTensor(name, shape, seed * 1000 + i);
+      params.set(name, tf.variable(init, true, `${name}#${nextModelId()}`));
+      init.dispose();
+    });
+    return new UNet(config, params);
+  }
+
+  /** Builds a model from named weights (a checkpoint); shapes must match the config exactly. */
+  static fromWeights(config: UNetConfig, weights: Map<string, tf.Tensor>): UNet {
+    const params: Params = new Map();
+    const id = nextModelId();
+    for (const [name, shape] of parameterShapes(config)) {
+      const w = weights.get(name);
+      if (!w) throw new Error(`checkpoint has no weight '${name}' for this U-Net config`);
+      if (!tf.util.arraysEqual(w.shape, shape)) {
+        throw new Error(`weight '${name}' has shape [${w.shape}], the config needs [${shape}]`);
+      }
+      params.set(name, tf.variable(w, true, `${name}#${id}`));
+    }
+    return new UNet(config, params);
+  }
+
+  /**
+   * Copies every weight whose name and shape match from a pretrained model (encoder, and the
+   * decoder where the pretext task trained one); returns the names copied. The head is never
+   * copied: its meaning is task-specific.
+   */
+  loadMatching(weights: Map<string, tf.Tensor>, include: (name: string) => boolean = () => true): string[] {
+    const copied: string[] = [];
+    for (const [name, variable] of this.params) {
+      const w = weights.get(name);
+      if (!w || isHeadParam(name) || !include(name)) continue;
+      if (!tf.util.arraysEqual(w.shape, variable.shape)) continue;
+      variable.assign(w);
+      copied.push(name);
+    }
+    return copied;
+  }
+
+  private p(name: string): tf.Variable {
+    const v = this.params.get(name);
+    if (!v) throw new Error(`U-Net has no parameter '${name}'`);
+    return v;
+  }
+
+  private conv(name: string, x: tf.Tensor4D, activation: 'relu' | 'linear' = 'relu'): tf.Tensor4D {
+    return tf.fused.conv2d({ x, filter: this.p(`${name}.w`) as tf.Tensor4D, bias: this.p(`${name}.b`), strides: 1, pad: 'same', activation });
+  }
+
+  encode(x: tf.Tensor4D): EncoderFeatures {
+    const { depth, convsPerLevel, inChannels } = this.config;
+    if (x.shape[3] !== inChannels) throw new Error(`U-Net expects ${inChannels} channels, got ${x.shape[3]}`);
+    const m = sizeMultiple(this.config);
+    if (x.shape[1] % m !== 0 || x.shape[2] % m !== 0) {
+      throw new Error(`U-Net input ${x.shape[1]}x${x.shape[2]} is not a multiple of ${m}`);
+    }
+    const skips: tf.Tensor4D[] = [];
+    let h = x;
+    for (let level = 0; level < depth; level++) {
+      if (level > 0) h = tf.maxPool(h, 2, 2, 'valid');
+      for (let i = 0; i < convsPerLevel; i++) h = this.conv(`enc${level}.conv${i}`, h);
+      if (level < depth - 1) skips.push(h);
+    }
+    return { skips, bottom: h };
+  }
+
+  /** Decoder features (baseFilters channels at full resolution), before the head. */
+  decode(features: EncoderFeatures): tf.Tensor4D {
+    const { depth, convsPerLevel } = this.config;
+    let h = features.bottom;
+    for (let level = depth - 2; level >= 0; level--) {
+      const skip = features.skips[level];
+      const up = tf.image.resizeNearestNeighbor(h, [skip.shape[1], skip.shape[2]]);
+      h = this.conv(`dec${level}.up`, up);
+      h = tf.concat([skip, h], 3);
+      for (let i = 0; i < convsPerLevel; i++) h = this.conv(`dec${level}.conv${i}`, h);
+    }
+    return h;
+  }
+
+  /** Logits; apply probabilities() for sigmoid / softmax outputs. */
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    return this.conv('head', this.decode(this.encode(x)), 'linear');
+  }
+
+  probabilities(logits: tf.Tensor4D): tf.Tensor4D {
+    return this.config.outChannels === 1 ? tf.sigmoid(logits) : tf.softmax(logits);
+  }
+
+  predict(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => this.probabilities(this.forward(x)));
+  }
+
+  variables(filter: (name: string) => boolean = () => true): tf.Variable[] {
+    return [...this.params].filter(([name]) => filter(name)).map(([, v]) => v);
+  }
+
+  parameterCount(): number {
+    let n = 0;
+    for (const v of this.params.values()) n += v.size;
+    return n;
+  }
+
+  /** Plain tensors keyed by parameter name (views of the variables: do not dispose). */
+  weights(): Map<string, tf.Tensor> {
+    return new Map([...this.params].map(([name, v]) => [name, v as tf.Tensor]));
+  }
+
+  dispose(): void {
+    for (const v of this.params.values()) v.dispose();
+    this.params.clear();
+  }
+}
+
+// tf.Variable names must be unique per process; several models (pretext, fine-tune, candidates)
+// coexist, so each model gets its own suffix.
+let modelCounter = 0;
+function nextModelId(): number {
+  return ++modelCounter;
+}
