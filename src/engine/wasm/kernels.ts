@@ -1,0 +1,588 @@
+// Training kernels for tfjs' wasm backend, built from the backend's own XNNPACK kernels.
+//
+// Out of the box the wasm backend cannot train a conv net: it has no Conv2DBackpropFilter (nor
+// the depthwise gradients), its Conv2DBackpropInput is a scalar C++ loop (~1.7 GFLOP/s) and a
+// matMul with a transposed operand leaves XNNPACK's fast path (~1.8 GFLOP/s). The kernels here
+// rewrite each gradient as a convolution (or a plain matMul) that XNNPACK runs at full speed.
+// See DESIGN.md, "Compute backends".
+//
+// Each kernel works on TensorInfos inside one kernel call, so the engine never sees the
+// intermediates: every one is released with backend.disposeData before returning.
+import {
+  backend_util,
+  BatchMatMul,
+  Conv2D,
+  Conv2DBackpropFilter,
+  Conv2DBackpropInput,
+  DepthwiseConv2dNative,
+  DepthwiseConv2dNativeBackpropFilter,
+  DepthwiseConv2dNativeBackpropInput,
+  getKernel,
+  MaxPoolGrad,
+  registerKernel,
+  Reshape,
+  Reverse,
+  Slice,
+  Sum,
+  Transpose,
+  unregisterKernel,
+  _FusedMatMul,
+} from '@tensorflow/tfjs-core';
+import type {
+  BatchMatMulAttrs,
+  Conv2DBackpropFilterAttrs,
+  Conv2DBackpropInputAttrs,
+  DepthwiseConv2dNativeBackpropFilterAttrs,
+  DepthwiseConv2dNativeBackpropInputAttrs,
+  KernelConfig,
+  KernelFunc,
+  MaxPoolGradAttrs,
+  NamedAttrMap,
+  NamedTensorInfoMap,
+  TensorInfo,
+  _FusedMatMulAttrs,
+} from '@tensorflow/tfjs-core';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+
+const BACKEND = 'wasm';
+
+type Pad = Conv2DBackpropFilterAttrs['pad'];
+type Shape4 = [number, number, number, number];
+type ExplicitPad = [[number, number], [number, number], [number, number], [number, number]];
+
+/** The wasm backend's own kernels this module builds on, captured before any override. */
+const base = new Map<string, KernelFunc>();
+
+/** Marks our kernel functions, so a second registration never captures one of ours as 'base'. */
+const OURS = Symbol.for('maskloop.wasm.kernel');
+
+function baseKernel(name: string): KernelFunc {
+  const k = base.get(name);
+  if (k) return k;
+  const cfg = getKernel(name, BACKEND);
+  // Registered by another copy of this module: use the backend's kernel it wrapped.
+  const original = cfg && OURS in cfg.kernelFunc ? (cfg.kernelFunc as Marked)[OURS] : cfg;
+  if (!original) throw new Error(`wasm backend has no ${name} kernel (is @tensorflow/tfjs-backend-wasm loaded?)`);
+  base.set(name, original.kernelFunc);
+  return original.kernelFunc;
+}
+
+function call(
+  backend: BackendWasm,
+  name: string,
+  inputs: NamedTensorInfoMap,
+  attrs: NamedAttrMap = {},
+): TensorInfo {
+  return baseKernel(name)({ inputs, backend, attrs }) as TensorInfo;
+}
+
+function free(backend: BackendWasm, ...infos: (TensorInfo | undefined)[]): void {
+  for (const t of infos) if (t) backend.disposeData(t.dataId);
+}
+
+function transpose(backend: BackendWasm, x: TensorInfo, perm: number[]): TensorInfo {
+  return call(backend, Transpose, { x }, { perm });
+}
+
+function conv2d(
+  backend: BackendWasm,
+  x: TensorInfo,
+  filter: TensorInfo,
+  pad: ExplicitPad | 'valid',
+  dilations: [number, number] = [1, 1],
+): TensorInfo {
+  return call(
+    backend,
+    Conv2D,
+    { x, filter },
+    { strides: [1, 1], pad, dataFormat: 'NHWC', dilations, dimRoundingMode: undefined } as unknown as NamedAttrMap,
+  );
+}
+
+function explicit(top: number, bottom: number, left: number, right: number): ExplicitPad {
+  return [
+    [0, 0],
+    [top, bottom],
+    [left, right],
+    [0, 0],
+  ];
+}
+
+function assertNHWC(kernel: string, dataFormat: string | undefined): void {
+  if (dataFormat != null && dataFormat !== 'NHWC') {
+    throw new Error(`${kernel} on wasm supports dataFormat NHWC only (got ${dataFormat}), as wasm Conv2D does`);
+  }
+}
+
+function asFloat32(backend: BackendWasm, t: TensorInfo): Float32Array {
+  return backend.typedArrayFromHeap(t) as Float32Array;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conv2DBackpropFilter
+//
+// dW[kh,kw,ci,co] = sum_{b,oh,ow} xpad[b, oh*sh+kh, ow*sw+kw, ci] * dy[b,oh,ow,co]
+// which is one 'valid' convolution of xpad seen as [ci, H, W, b] (batch and channels swapped)
+// with dy seen as a filter [oh, ow, b, co], dilated by the forward stride. Its output is
+// [ci, kh, kw, co]; one small transpose gives the filter layout.
+
+function conv2DBackpropFilter(args: {
+  inputs: NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: NamedAttrMap;
+}): TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
+  const { strides, pad, dataFormat, dimRoundingMode, filterShape } =
+    args.attrs as unknown as Conv2DBackpropFilterAttrs;
+  assertNHWC(Conv2DBackpropFilter, dataFormat);
+  const info = backend_util.computeConv2DInfo(
+    x.shape as Shape4,
+    filterShape,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  return filterGradient(backend, x, dy, info);
+}
+
+function filterGradient(
+  backend: BackendWasm,
+  x: TensorInfo,
+  dy: TensorInfo,
+  info: backend_util.Conv2DInfo,
+): TensorInfo {
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, outHeight: oh, outWidth: ow } = info;
+  const { top, left } = info.padInfo;
+  const [, h, w] = x.shape;
+  // Rows past the last one the forward pass read must not enter the sum: pad only up to it and
+  // crop the output when the input extends beyond (a 'valid' conv whose stride does not divide).
+  const bottom = (oh - 1) * sh + kh - h - top;
+  const right = (ow - 1) * sw + kw - w - left;
+  const xT = transpose(backend, x, [3, 1, 2, 0]);
+  const dyT = transpose(backend, dy, [1, 2, 0, 3]);
+  let g: TensorInfo;
+  try {
+    g = conv2d(backend, xT, dyT, explicit(top, Math.max(0, bottom), left, Math.max(0, right)), [sh, sw]);
+  } finally {
+    free(backend, xT, dyT);
+  }
+  if (g.shape[1] !== kh || g.shape[2] !== kw) {
+    const cropped = call(backend, Slice, { x: g }, { begin: [0, 0, 0, 0], size: [-1, kh, kw, -1] });
+    free(backend, g);
+    g = cropped;
+  }
+  const out = transpose(backend, g, [1, 2, 0, 3]);
+  free(backend, g);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conv2DBackpropInput
+//
+// With stride 1, dx is the convolution of dy with the filter flipped in space and with in/out
+// channels swapped, padded so that each output pixel sees exactly the taps that read it.
+
+function conv2DBackpropInput(args: {
+  inputs: NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: NamedAttrMap;
+}): TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
+  const attrs = args.attrs as unknown as Conv2DBackpropInputAttrs;
+  const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs;
+  if (dataFormat === 'NHWC' || dataFormat == null) {
+    const info = backend_util.computeConv2DInfo(
+      inputShape,
+      filter.shape as Shape4,
+      strides,
+      1,
+      pad,
+      dimRoundingMode,
+      false,
+      'channelsLast',
+    );
+    const pads = flippedPadding(info);
+    if (pads && info.strideHeight === 1 && info.strideWidth === 1) {
+      const flipped = call(backend, Reverse, { x: filter }, { dims: [0, 1] });
+      const swapped = transpose(backend, flipped, [0, 1, 3, 2]);
+      free(backend, flipped);
+      try {
+        return conv2d(backend, dy, swapped, pads);
+      } finally {
+        free(backend, swapped);
+      }
+    }
+  }
+  // Strided (or NCHW, or padded wider than the filter): the backend's own loop is slow but right.
+  return call(backend, Conv2DBackpropInput, args.inputs, args.attrs);
+}
+
+/** Padding of the stride-1 'full' correlation that maps dy back onto x; null if it would be negative. */
+function flippedPadding(info: backend_util.Conv2DInfo): ExplicitPad | null {
+  const { filterHeight: kh, filterWidth: kw, inHeight, inWidth, outHeight, outWidth } = info;
+  const top = kh - 1 - info.padInfo.top;
+  const left = kw - 1 - info.padInfo.left;
+  const bottom = inHeight - outHeight + kh - 1 - top;
+  const right = inWidth - outWidth + kw - 1 - left;
+  if (top < 0 || left < 0 || bottom < 0 || right < 0) return null;
+  return explicit(top, bottom, left, right);
+}
+
+// ---------------------------------------------------------------------------------------------
+// BatchMatMul / _FusedMatMul with a transposed operand
+//
+// XNNPACK's fast GEMM wants both operands untransposed; moving the data once costs far less
+// than the slow path the backend takes otherwise (12.6 vs 1.8 GFLOP/s measured).
+
+function swapLast(rank: number): number[] {
+  const perm = Array.from({ length: rank }, (_, i) => i);
+  perm[rank - 2] = rank - 1;
+  perm[rank - 1] = rank - 2;
+  return perm;
+}
+
+function untransposed(
+  backend: BackendWasm,
+  a: TensorInfo,
+  b: TensorInfo,
+  attrs: { transposeA: boolean; transposeB: boolean },
+): { a: TensorInfo; b: TensorInfo; temps: TensorInfo[] } {
+  const temps: TensorInfo[] = [];
+  if (attrs.transposeA) {
+    a = transpose(backend, a, swapLast(a.shape.length));
+    temps.push(a);
+  }
+  if (attrs.transposeB) {
+    b = transpose(backend, b, swapLast(b.shape.length));
+    temps.push(b);
+  }
+  return { a, b, temps };
+}
+
+function batchMatMul(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap }): TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const attrs = args.attrs as unknown as BatchMatMulAttrs;
+  const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+  if (!attrs.transposeA && !attrs.transposeB) return call(backend, BatchMatMul, args.inputs, args.attrs);
+  const u = untransposed(backend, a, b, attrs);
+  try {
+    return call(backend, BatchMatMul, { a: u.a, b: u.b }, { transposeA: false, transposeB: false });
+  } finally {
+    free(backend, ...u.temps);
+  }
+}
+
+function fusedMatMul(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap }): TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const attrs = args.attrs as unknown as _FusedMatMulAttrs;
+  const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+  if (!attrs.transposeA && !attrs.transposeB) return call(backend, _FusedMatMul, args.inputs, args.attrs);
+  const u = untransposed(backend, a, b, attrs);
+  try {
+    return call(
+      backend,
+      _FusedMatMul,
+      { ...args.inputs, a: u.a, b: u.b },
+      { ...args.attrs, transposeA: false, transposeB: false } as unknown as NamedAttrMap,
+    );
+  } finally {
+    free(backend, ...u.temps);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Depthwise gradients (the separable encoder). Channel multiplier 1, no dilation:
+//  - input gradient, stride 1: depthwise conv of dy with the spatially flipped filter;
+//  - filter gradient: a depthwise conv over b*c channels, each channel of x correlated with its
+//    own dy plane (dilated by the stride), then summed over the batch.
+// Other configurations use a direct loop (correct, not fast).
+
+function depthwise(
+  backend: BackendWasm,
+  x: TensorInfo,
+  filter: TensorInfo,
+  pad: ExplicitPad,
+  dilations: [number, number],
+): TensorInfo {
+  return call(
+    backend,
+    DepthwiseConv2dNative,
+    { x, filter },
+    { strides: [1, 1], pad, dilations, dimRoundingMode: undefined } as unknown as NamedAttrMap,
+  );
+}
+
+function depthwiseInfo(
+  xShape: Shape4,
+  filterShape: Shape4,
+  attrs: { strides: [number, number] | number; dilations: [number, number] | number; pad: Pad; dimRoundingMode?: 'floor' | 'round' | 'ceil' },
+): backend_util.Conv2DInfo {
+  return backend_util.computeConv2DInfo(
+    xShape,
+    filterShape,
+    attrs.strides,
+    attrs.dilations,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    true,
+  );
+}
+
+function depthwiseBackpropInput(args: {
+  inputs: NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: NamedAttrMap;
+}): TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
+  const attrs = args.attrs as unknown as DepthwiseConv2dNativeBackpropInputAttrs;
+  const info = depthwiseInfo(attrs.inputShape, filter.shape as Shape4, attrs);
+  const pads = flippedPadding(info);
+  if (
+    pads &&
+    filter.shape[3] === 1 &&
+    info.strideHeight === 1 &&
+    info.strideWidth === 1 &&
+    info.dilationHeight === 1 &&
+    info.dilationWidth === 1
+  ) {
+    const flipped = call(backend, Reverse, { x: filter }, { dims: [0, 1] });
+    try {
+      return depthwise(backend, dy, flipped, pads, [1, 1]);
+    } finally {
+      free(backend, flipped);
+    }
+  }
+  return depthwiseBackpropInputLoop(backend, dy, filter, info);
+}
+
+function depthwiseBackpropFilter(args: {
+  inputs: NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: NamedAttrMap;
+}): TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
+  const attrs = args.attrs as unknown as DepthwiseConv2dNativeBackpropFilterAttrs;
+  const info = depthwiseInfo(x.shape as Shape4, attrs.filterShape, attrs);
+  if (attrs.filterShape[3] !== 1 || info.dilationHeight !== 1 || info.dilationWidth !== 1) {
+    return depthwiseBackpropFilterLoop(backend, x, dy, info);
+  }
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, outHeight: oh, outWidth: ow } = info;
+  const [b, h, w, c] = x.shape;
+  const { top, left } = info.padInfo;
+  const bottom = (oh - 1) * sh + kh - h - top;
+  const right = (ow - 1) * sw + kw - w - left;
+  const temps: TensorInfo[] = [];
+  try {
+    // One image of b*c channels: channel (n, ch) holds x[n, :, :, ch] ...
+    const xT = transpose(backend, x, [1, 2, 0, 3]);
+    temps.push(xT);
+    const xR = call(backend, Reshape, { x: xT }, { shape: [1, h, w, b * c] });
+    temps.push(xR);
+    // ... and its filter is dy[n, :, :, ch].
+    const dyT = transpose(backend, dy, [1, 2, 0, 3]);
+    temps.push(dyT);
+    const dyR = call(backend, Reshape, { x: dyT }, { shape: [oh, ow, b * c, 1] });
+    temps.push(dyR);
+    let g = depthwise(
+      backend,
+      xR,
+      dyR,
+      explicit(top, Math.max(0, bottom), left, Math.max(0, right)),
+      [sh, sw],
+    );
+    temps.push(g);
+    if (g.shape[1] !== kh || g.shape[2] !== kw) {
+      g = call(backend, Slice, { x: g }, { begin: [0, 0, 0, 0], size: [-1, kh, kw, -1] });
+      temps.push(g);
+    }
+    const g5 = call(backend, Reshape, { x: g }, { shape: [kh, kw, b, c] });
+    temps.push(g5);
+    const summed = call(backend, Sum, { x: g5 }, { axis: [2], keepDims: false });
+    temps.push(summed);
+    return call(backend, Reshape, { x: summed }, { shape: [kh, kw, c, 1] });
+  } finally {
+    free(backend, ...temps);
+  }
+}
+
+function depthwiseBackpropInputLoop(
+  backend: BackendWasm,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  info: backend_util.Conv2DInfo,
+): TensorInfo {
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
+  const { filterHeight, filterWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
+  const mult = outChannels / inChannels;
+  const dyV = asFloat32(backend, dy).slice();
+  const fV = asFloat32(backend, filter).slice();
+  const dx = new Float32Array(batchSize * inHeight * inWidth * inChannels);
+  const { top, left } = info.padInfo;
+  for (let n = 0; n < batchSize; n++) {
+    for (let yo = 0; yo < outHeight; yo++) {
+      for (let xo = 0; xo < outWidth; xo++) {
+        const dyBase = ((n * outHeight + yo) * outWidth + xo) * outChannels;
+        for (let fy = 0; fy < filterHeight; fy++) {
+          const yi = yo * strideHeight - top + fy * dilationHeight;
+          if (yi < 0 || yi >= inHeight) continue;
+          for (let fx = 0; fx < filterWidth; fx++) {
+            const xi = xo * strideWidth - left + fx * dilationWidth;
+            if (xi < 0 || xi >= inWidth) continue;
+            const dxBase = ((n * inHeight + yi) * inWidth + xi) * inChannels;
+            const fBase = (fy * filterWidth + fx) * inChannels * mult;
+            for (let ch = 0; ch < inChannels; ch++) {
+              let s = 0;
+              for (let m = 0; m < mult; m++) s += dyV[dyBase + ch * mult + m] * fV[fBase + ch * mult + m];
+              dx[dxBase + ch] += s;
+            }
+          }
+        }
+      }
+    }
+  }
+  return backend.makeOutput([batchSize, inHeight, inWidth, inChannels], 'float32', undefined, dx);
+}
+
+function depthwiseBackpropFilterLoop(
+  backend: BackendWasm,
+  x: TensorInfo,
+  dy: TensorInfo,
+  info: backend_util.Conv2DInfo,
+): TensorInfo {
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
+  const { filterHeight, filterWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
+  const mult = outChannels / inChannels;
+  const xV = asFloat32(backend, x).slice();
+  const dyV = asFloat32(backend, dy).slice();
+  const dw = new Float32Array(filterHeight * filterWidth * outChannels);
+  const { top, left } = info.padInfo;
+  for (let n = 0; n < batchSize; n++) {
+    for (let yo = 0; yo < outHeight; yo++) {
+      for (let xo = 0; xo < outWidth; xo++) {
+        const dyBase = ((n * outHeight + yo) * outWidth + xo) * outChannels;
+        for (let fy = 0; fy < filterHeight; fy++) {
+          const yi = yo * strideHeight - top + fy * dilationHeight;
+          if (yi < 0 || yi >= inHeight) continue;
+          for (let fx = 0; fx < filterWidth; fx++) {
+            const xi = xo * strideWidth - left + fx * dilationWidth;
+            if (xi < 0 || xi >= inWidth) continue;
+            const xBase = ((n * inHeight + yi) * inWidth + xi) * inChannels;
+            const wBase = (fy * filterWidth + fx) * outChannels;
+            for (let ch = 0; ch < inChannels; ch++) {
+              const xv = xV[xBase + ch];
+              for (let m = 0; m < mult; m++) dw[wBase + ch * mult + m] += xv * dyV[dyBase + ch * mult + m];
+            }
+          }
+        }
+      }
+    }
+  }
+  return backend.makeOutput([filterHeight, filterWidth, inChannels, mult], 'float32', undefined, dw);
+}
+
+// ---------------------------------------------------------------------------------------------
+// MaxPoolGrad
+//
+// The backend's own MaxPoolGrad (4.22) is wrong: it starts its running max at FLT_MIN, the
+// smallest positive float, so windows of zeros or negatives (everywhere after a ReLU) all send
+// their gradient to element 0, and ties go to the last element where TensorFlow picks the first.
+// One pass over the windows, first maximum wins, as on the cpu backend.
+
+function maxPoolGrad(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap }): TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const { dy, input } = args.inputs as { dy: TensorInfo; input: TensorInfo };
+  const { filterSize, strides, pad, dimRoundingMode } = args.attrs as unknown as MaxPoolGradAttrs;
+  const info = backend_util.computePool2DInfo(input.shape as Shape4, filterSize, strides, 1, pad, dimRoundingMode);
+  const { batchSize, inHeight, inWidth, inChannels: ch, outHeight, outWidth } = info;
+  const { strideHeight, strideWidth, effectiveFilterHeight: fh, effectiveFilterWidth: fw } = info;
+  const { top, left } = info.padInfo;
+  const out = backend.makeOutput(input.shape, 'float32');
+  // Views after the allocation: growing the wasm heap detaches earlier ones.
+  const xV = asFloat32(backend, input);
+  const dyV = asFloat32(backend, dy);
+  const dx = asFloat32(backend, out);
+  dx.fill(0);
+  for (let n = 0; n < batchSize; n++) {
+    for (let yo = 0; yo < outHeight; yo++) {
+      const y0 = yo * strideHeight - top;
+      const yBegin = Math.max(0, y0);
+      const yEnd = Math.min(inHeight, y0 + fh);
+      for (let xo = 0; xo < outWidth; xo++) {
+        const x0 = xo * strideWidth - left;
+        const xBegin = Math.max(0, x0);
+        const xEnd = Math.min(inWidth, x0 + fw);
+        const dyBase = ((n * outHeight + yo) * outWidth + xo) * ch;
+        for (let c = 0; c < ch; c++) {
+          let best = -Infinity;
+          let at = -1;
+          for (let yi = yBegin; yi < yEnd; yi++) {
+            let i = ((n * inHeight + yi) * inWidth + xBegin) * ch + c;
+            for (let xi = xBegin; xi < xEnd; xi++, i += ch) {
+              if (xV[i] > best) {
+                best = xV[i];
+                at = i;
+              }
+            }
+          }
+          if (at >= 0) dx[at] += dyV[dyBase + c];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const overrides: Array<[string, KernelFunc]> = [
+  [Conv2DBackpropFilter, conv2DBackpropFilter as KernelFunc],
+  [Conv2DBackpropInput, conv2DBackpropInput as KernelFunc],
+  [BatchMatMul, batchMatMul as KernelFunc],
+  [_FusedMatMul, fusedMatMul as KernelFunc],
+  [DepthwiseConv2dNativeBackpropFilter, depthwiseBackpropFilter as KernelFunc],
+  [DepthwiseConv2dNativeBackpropInput, depthwiseBackpropInput as KernelFunc],
+  [MaxPoolGrad, maxPoolGrad as KernelFunc],
+];
+
+/** Kernels this module provides on the wasm backend. */
+export const fastWasmKernels: readonly string[] = overrides.map(([name]) => name);
+
+/** The backend's kernel each of ours replaced (null where wasm had none). */
+type Marked = KernelFunc & { [OURS]?: KernelConfig | null };
+
+/**
+ * Registers the kernels on the 'wasm' backend. Idempotent, also across copies of this module.
+ * Needs the wasm backend's own kernels registered (importing @tensorflow/tfjs-backend-wasm does).
+ */
+export function registerWasmKernels(): void {
+  for (const [name, kernelFunc] of overrides) {
+    const existing = getKernel(name, BACKEND);
+    if (existing && OURS in existing.kernelFunc) continue;
+    if (existing) base.set(name, existing.kernelFunc);
+    const marked = ((a: Parameters<KernelFunc>[0]) => kernelFunc(a)) as Marked;
+    marked[OURS] = existing ?? null;
+    if (existing) unregisterKernel(name, BACKEND);
+    // The wrapped kernel keeps its setup (which binds its wasm function when the backend is set)
+    // and its disposal; dropping them would leave it unbound.
+    registerKernel({
+      kernelName: name,
+      backendName: BACKEND,
+      kernelFunc: marked,
+      setupFunc: existing?.setupFunc,
+      disposeFunc: existing?.disposeFunc,
+    });
+  }
+}
+
+/** True when the kernel registered under this name on wasm is one of this module's. */
+export function isFastWasmKernel(name: string): boolean {
+  const k = getKernel(name, BACKEND);
+  return !!k && OURS in k.kernelFunc;
+}
