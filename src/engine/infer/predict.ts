@@ -1,0 +1,202 @@
+/**
+ * Proposals for images of any size: overlapping tiles, blended with a window that fades out
+ * towards interior tile edges, processed one band of tile rows at a time so that memory is
+ * bounded by width x tile, not by the image.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { cropAt, type EngineImage } from '../data';
+import { sizeMultiple, type UNet } from '../model/unet';
+
+export interface TilingOptions {
+  /** Tile edge in pixels (rounded up to the U-Net's size multiple). */
+  tile?: number;
+  /** Pixels shared by neighbouring tiles; seams vanish when this exceeds the receptive field's reach. */
+  overlap?: number;
+  /** Tiles per forward pass. */
+  batchSize?: number;
+}
+
+/** A source of normalised pixels, so huge images can be read tile by tile. */
+export interface PixelSource {
+  width: number;
+  height: number;
+  channels: number;
+  /** Normalised HWC pixels of the window; coordinates may exceed the image (reflect padding). */
+  read(x: number, y: number, size: number): Float32Array;
+}
+
+/** Receives finished rows: probabilities (HW x outChannels) and per-pixel uncertainty in [0, 1]. */
+export type RowSink = (y0: number, rows: number, probabilities: Float32Array, uncertainty: Float32Array) => void;
+
+export interface Prediction {
+  width: number;
+  height: number;
+  /** Output channels of the model: 1 = foreground probability, else class probabilities. */
+  channels: number;
+  probabilities: Float32Array;
+  /** Normalised entropy of the prediction per pixel: 0 = certain, 1 = coin flip. */
+  uncertainty: Float32Array;
+  /** Mean uncertainty over the image: the 'label next' score. */
+  score: number;
+}
+
+export function imageSource(image: EngineImage): PixelSource {
+  return {
+    width: image.width,
+    height: image.height,
+    channels: image.channels,
+    read: (x, y, size) => cropAt(image, x, y, size).pixels,
+  };
+}
+
+function resolveTiling(model: UNet, options: TilingOptions) {
+  const m = sizeMultiple(model.config);
+  const tile = Math.ceil((options.tile ?? 256) / m) * m;
+  const overlap = Math.min(options.overlap ?? 48, tile / 2);
+  return { tile, overlap, batchSize: options.batchSize ?? 4 };
+}
+
+/** Tile origins along one axis: evenly stepped, the last one flush with the far edge. */
+export function tileOrigins(length: number, tile: number, overlap: number): number[] {
+  if (length <= tile) return [0];
+  const stride = tile - overlap;
+  const origins: number[] = [];
+  for (let o = 0; o + tile < length; o += stride) origins.push(o);
+  origins.push(length - tile);
+  return origins;
+}
+
+/**
+ * 1-D blending weights for a tile: a raised-cosine ramp over `overlap` pixels on sides that
+ * border another tile, flat on sides at the image edge (nothing else covers those pixels).
+ */
+function ramp(tile: number, overlap: number, rampStart: boolean, rampEnd: boolean): Float32Array {
+  const w = new Float32Array(tile).fill(1);
+  for (let i = 0; i < overlap; i++) {
+    const v = 0.5 - 0.5 * Math.cos((Math.PI * (i + 0.5)) / overlap);
+    if (rampStart) w[i] = Math.min(w[i], v);
+    if (rampEnd) w[tile - 1 - i] = Math.min(w[tile - 1 - i], v);
+  }
+  return w;
+}
+
+/** Normalised entropy of the output distribution at each pixel. */
+function entropy(probabilities: Float32Array, offset: number, channels: number): number {
+  if (channels === 1) {
+    const p = Math.min(Math.max(probabilities[offset], 1e-7), 1 - 1e-7);
+    return -(p * Math.log(p) + (1 - p) * Math.log(1 - p)) / Math.LN2;
+  }
+  let h = 0;
+  for (let c = 0; c < channels; c++) {
+    const p = probabilities[offset + c];
+    if (p > 1e-7) h -= p * Math.log(p);
+  }
+  return h / Math.log(channels);
+}
+
+/** Streams a tiled prediction of `source` to `sink`, top to bottom; returns the mean uncertainty. */
+export function predictTiled(model: UNet, source: PixelSource, sink: RowSink, options: TilingOptions = {}): number {
+  const { tile, overlap, batchSize } = resolveTiling(model, options);
+  const { width, height } = source;
+  const out = model.config.outChannels;
+  const xs = tileOrigins(width, tile, overlap);
+  const ys = tileOrigins(height, tile, overlap);
+  const bandRows = Math.min(tile, height);
+  // Accumulators for the rows the current tile row can still touch.
+  const acc = new Float32Array(bandRows * width * out);
+  const weight = new Float32Array(bandRows * width);
+  let bandTop = 0;
+  let uncertaintySum = 0;
+
+  const flush = (upTo: number) => {
+    const rows = upTo - bandTop;
+    if (rows <= 0) return;
+    const probs = new Float32Array(rows * width * out);
+    const unc = new Float32Array(rows * width);
+    for (let i = 0; i < rows * width; i++) {
+      const w = weight[i] || 1;
+      for (let c = 0; c < out; c++) probs[i * out + c] = acc[i * out + c] / w;
+      unc[i] = entropy(probs, i * out, out);
+      uncertaintySum += unc[i];
+    }
+    sink(bandTop, rows, probs, unc);
+    // Shift the unfinished rows to the top of the band.
+    acc.copyWithin(0, rows * width * out);
+    acc.fill(0, (bandRows - rows) * width * out);
+    weight.copyWithin(0, rows * width);
+    weight.fill(0, (bandRows - rows) * width);
+    bandTop = upTo;
+  };
+
+  for (let row = 0; row < ys.length; row++) {
+    const y0 = ys[row];
+    const wy = ramp(tile, overlap, row > 0, row < ys.length - 1);
+    for (let start = 0; start < xs.length; start += batchSize) {
+      const batchXs = xs.slice(start, start + batchSize);
+      const pixels = new Float32Array(batchXs.length * tile * tile * source.channels);
+      batchXs.forEach((x0, i) => pixels.set(source.read(x0, y0, tile), i * tile * tile * source.channels));
+      const probs = tf.tidy(() => model.predict(tf.tensor4d(pixels, [batchXs.length, tile, tile, source.channels])));
+      const values = probs.dataSync() as Float32Array;
+      probs.dispose();
+      batchXs.forEach((x0, i) => {
+        const col = start + i;
+        const wx = ramp(tile, overlap, col > 0, col < xs.length - 1);
+        const base = i * tile * tile * out;
+        for (let ty = 0; ty < tile; ty++) {
+          const iy = y0 + ty;
+          if (iy >= height) break;
+          const by = iy - bandTop;
+          for (let tx = 0; tx < tile; tx++) {
+            const ix = x0 + tx;
+            if (ix >= width) break;
+            const w = wy[ty] * wx[tx];
+            const a = by * width + ix;
+            weight[a] += w;
+            const src = base + (ty * tile + tx) * out;
+            for (let c = 0; c < out; c++) acc[a * out + c] += w * values[src + c];
+          }
+        }
+      });
+    }
+    flush(row + 1 < ys.length ? ys[row + 1] : height);
+  }
+  return uncertaintySum / (width * height);
+}
+
+/** Tiled prediction of an in-memory image. */
+export function predictImage(model: UNet, image: EngineImage, options: TilingOptions = {}): Prediction {
+  const out = model.config.outChannels;
+  const probabilities = new Float32Array(image.width * image.height * out);
+  const uncertainty = new Float32Array(image.width * image.height);
+  const score = predictTiled(
+    model,
+    imageSource(image),
+    (y0, _rows, probs, unc) => {
+      probabilities.set(probs, y0 * image.width * out);
+      uncertainty.set(unc, y0 * image.width);
+    },
+    options,
+  );
+  return { width: image.width, height: image.height, channels: out, probabilities, uncertainty, score };
+}
+
+/**
+ * Class per pixel from probabilities: binary models threshold at 0.5 (1 = foreground), others
+ * take the most probable class.
+ */
+export function classMap(prediction: Prediction): Uint8Array {
+  const n = prediction.width * prediction.height;
+  const out = new Uint8Array(n);
+  const c = prediction.channels;
+  const p = prediction.probabilities;
+  for (let i = 0; i < n; i++) {
+    if (c === 1) {
+      out[i] = p[i] >= 0.5 ? 1 : 0;
+      continue;
+    }
+    let best = 0;
+    for (let k = 1; k < c; k++) if (p[i * c + k] > p[i * c + best]) best = k;
+    out[i] = best;
+  }
+  return out;
+}

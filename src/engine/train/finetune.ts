@@ -1,0 +1,223 @@
+/**
+ * Fine-tuning a segmentation U-Net on the few labeled images, from a pretext checkpoint or from
+ * scratch: Dice + cross-entropy on labeled pixels only, with augmentation.
+ */
+import * as tf from '@tensorflow/tfjs';
+import fs from 'node:fs';
+import { augmentPatch, DEFAULT_AUGMENT, knownPixels, randomCrop, stackLabels, stackPixels, type AugmentOptions, type LabeledImage } from '../data';
+import { isEncoderParam, UNet, type UNetConfig } from '../model/unet';
+import { Rng } from '../rng';
+import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint';
+import { DEFAULT_LOSS_WEIGHTS, segmentationLoss, type LossWeights } from './losses';
+import { runLoop, type TrainingProgress } from './loop';
+import { createOptimizer, optimizerState, restoreOptimizer } from './optimizerState';
+
+/**
+ * What the network predicts. 'semantic': K foreground classes (labels 1..K; K = 1 is a single
+ * sigmoid channel). 'instance': touching objects are separated by predicting background (0),
+ * object interior (1) and object boundary (2); instances are the connected interiors grown back
+ * over their boundaries (src/imaging/instances).
+ */
+export type SegmentationTarget = { kind: 'semantic'; classes: number } | { kind: 'instance' };
+
+export function outputChannels(target: SegmentationTarget): number {
+  if (target.kind === 'instance') return 3;
+  if (!Number.isInteger(target.classes) || target.classes < 1 || target.classes > 254) {
+    throw new Error(`semantic target needs 1..254 classes, got ${target.classes}`);
+  }
+  return target.classes === 1 ? 1 : target.classes + 1;
+}
+
+export interface Initialisation {
+  /** Where the weights came from, for the record: 'scratch' or the pretext task names. */
+  name: string;
+  weights?: Map<string, tf.Tensor>;
+  /** Which parts the pretext tasks trained (a decoder trained by an encoder-only task is noise). */
+  trained?: 'encoder' | 'unet';
+}
+
+export interface FinetuneOptions {
+  images: LabeledImage[];
+  target: SegmentationTarget;
+  config: Omit<UNetConfig, 'inChannels' | 'outChannels'>;
+  init?: Initialisation;
+  steps: number;
+  batchSize?: number;
+  patchSize?: number;
+  learningRate?: number;
+  seed?: number;
+  augment?: AugmentOptions;
+  lossWeights?: LossWeights;
+  /**
+   * Steps at the start during which a pretrained encoder stays frozen while the new decoder and
+   * head settle, so that their random initial gradients do not wash out pretrained features.
+   */
+  encoderWarmupSteps?: number;
+  checkpointFile?: string;
+  checkpointEvery?: number;
+  resume?: boolean;
+  onProgress?: (p: TrainingProgress) => void;
+  progressEvery?: number;
+  signal?: AbortSignal;
+}
+
+export interface SegmentationModelMeta {
+  kind: 'segmentation';
+  config: UNetConfig;
+  target: SegmentationTarget;
+  init: string;
+  step: number;
+  totalSteps: number;
+  seed: number;
+  patchSize: number;
+  losses: number[];
+  trainedOn: number;
+}
+
+export interface FinetuneResult {
+  model: UNet;
+  meta: SegmentationModelMeta;
+  status: 'completed' | 'cancelled';
+  losses: number[];
+  imagesPerSecond: number;
+}
+
+export async function finetune(options: FinetuneOptions): Promise<FinetuneResult> {
+  const images = options.images;
+  if (images.length === 0) throw new Error('fine-tuning needs at least one labeled image');
+  const channels = images[0].channels;
+  if (images.some((im) => im.channels !== channels)) throw new Error('labeled images must all have the same number of channels');
+  if (images.every((im) => knownPixels(im.labels) === 0)) throw new Error('the labels mark no pixel as known');
+  const batchSize = options.batchSize ?? 8;
+  const patchSize = options.patchSize ?? 128;
+  const learningRate = options.learningRate ?? 1e-3;
+  const seed = options.seed ?? 1;
+  const augment = options.augment ?? DEFAULT_AUGMENT;
+  const config: UNetConfig = { ...options.config, inChannels: channels, outChannels: outputChannels(options.target) };
+  const classCount = Math.max(2, config.outChannels);
+  for (const im of images) assertLabelRange(im.labels, classCount);
+
+  const model = UNet.create(config, seed);
+  const initName = options.init?.name ?? 'scratch';
+  let pretrained = false;
+  if (options.init?.weights) {
+    const fromEncoderTask = options.init.trained === 'encoder';
+    const copied = model.loadMatching(options.init.weights, (name) => !fromEncoderTask || isEncoderParam(name));
+    if (copied.length === 0) throw new Error(`initialisation '${initName}' shares no weights with this U-Net config`);
+    pretrained = true;
+  }
+
+  const optimizer = createOptimizer(learningRate);
+  let startStep = 0;
+  let history: number[] = [];
+  if (options.resume && options.checkpointFile && fs.existsSync(options.checkpointFile)) {
+    const ckpt = loadCheckpoint<SegmentationModelMeta>(options.checkpointFile);
+    try {
+      model.loadMatching(ckpt.groups.weights);
+      assignHead(model, ckpt.groups.weights);
+      if (ckpt.groups.optimizer) await restoreOptimizer(optimizer, ckpt.groups.optimizer);
+      startStep = ckpt.meta.step;
+      history = ckpt.meta.losses ?? [];
+    } finally {
+      disposeCheckpoint(ckpt);
+    }
+  }
+
+  const warmup = pretrained ? (options.encoderWarmupSteps ?? 0) : 0;
+  const everything = model.variables();
+  const withoutEncoder = model.variables((name) => !isEncoderParam(name));
+  // Adam keeps its slots by position, so frozen-encoder steps use a separate optimizer.
+  const warmupOptimizer = warmup > 0 ? createOptimizer(learningRate) : null;
+
+  const losses: number[] = [];
+  const meta = (step: number): SegmentationModelMeta => ({
+    kind: 'segmentation', config, target: options.target, init: initName, step, totalSteps: options.steps,
+    seed, patchSize, losses: [...history, ...losses], trainedOn: images.length,
+  });
+
+  const result = await runLoop(
+    (i) => {
+      const rng = new Rng(seed * 100_003 + i);
+      const pixels: Float32Array[] = [];
+      const labels: Uint8Array[] = [];
+      for (let b = 0; b < batchSize; b++) {
+        const patch = sampleLabeledPatch(images, patchSize, rng);
+        const aug = augmentPatch(patch, patchSize, channels, rng, augment);
+        pixels.push(aug.pixels);
+        labels.push(aug.labels as Uint8Array);
+      }
+      const x = stackPixels(pixels, patchSize, channels);
+      const y = stackLabels(labels, patchSize);
+      try {
+        const frozen = i < warmup && warmupOptimizer;
+        const opt = frozen ? warmupOptimizer : optimizer;
+        const cost = opt.minimize(() => segmentationLoss(model.forward(x), y, options.lossWeights ?? DEFAULT_LOSS_WEIGHTS), true, frozen ? withoutEncoder : everything);
+        const value = (cost as tf.Scalar).dataSync()[0];
+        cost?.dispose();
+        losses.push(value);
+        return value;
+      } finally {
+        x.dispose();
+        y.dispose();
+      }
+    },
+    {
+      phase: 'finetune',
+      totalSteps: options.steps,
+      startStep,
+      imagesPerStep: batchSize,
+      onProgress: options.onProgress,
+      progressEvery: options.progressEvery,
+      signal: options.signal,
+      checkpointEvery: options.checkpointEvery,
+      onCheckpoint: options.checkpointFile
+        ? async (done) => {
+            const opt = await optimizerState(optimizer);
+            try {
+              await saveCheckpoint(options.checkpointFile as string, { meta: meta(done), groups: { weights: model.weights(), optimizer: opt } });
+            } finally {
+              opt.get('0000')?.dispose();
+            }
+          }
+        : undefined,
+    },
+  );
+  optimizer.dispose();
+  warmupOptimizer?.dispose();
+  return { model, meta: meta(result.stepsDone), status: result.status, losses: result.losses, imagesPerSecond: result.imagesPerSecond };
+}
+
+/** A random crop that contains labeled pixels (sparse labels may leave whole regions unknown). */
+function sampleLabeledPatch(images: LabeledImage[], size: number, rng: Rng) {
+  for (let attempt = 0; ; attempt++) {
+    const image = images[rng.int(images.length)];
+    const patch = randomCrop(image, size, rng, image.labels);
+    if (attempt === 7 || knownPixels(patch.labels as Uint8Array) > 0.01 * size * size) return patch;
+  }
+}
+
+function assertLabelRange(labels: Uint8Array, classCount: number): void {
+  for (let i = 0; i < labels.length; i++) {
+    const v = labels[i];
+    if (v !== 255 && v >= classCount) throw new Error(`label value ${v} is outside 0..${classCount - 1} (255 = unknown)`);
+  }
+}
+
+function assignHead(model: UNet, weights: Map<string, tf.Tensor>): void {
+  for (const [name, v] of model.params) if (name.startsWith('head.') && weights.has(name)) v.assign(weights.get(name) as tf.Tensor);
+}
+
+/** Saves a trained segmentation model (weights and meta, no optimizer state). */
+export async function saveSegmentationModel(file: string, model: UNet, meta: SegmentationModelMeta): Promise<void> {
+  await saveCheckpoint(file, { meta, groups: { weights: model.weights() } });
+}
+
+export function loadSegmentationModel(file: string): { model: UNet; meta: SegmentationModelMeta } {
+  const ckpt = loadCheckpoint<SegmentationModelMeta>(file);
+  try {
+    if (ckpt.meta.kind !== 'segmentation') throw new Error(`${file} is not a segmentation model`);
+    return { model: UNet.fromWeights(ckpt.meta.config, ckpt.groups.weights), meta: ckpt.meta };
+  } finally {
+    disposeCheckpoint(ckpt);
+  }
+}

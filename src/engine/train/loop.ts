@@ -1,0 +1,85 @@
+/**
+ * The step loop shared by pretraining and fine-tuning: timing, progress (step, loss, images/s,
+ * ETA), cancellation and periodic checkpoints. What a step does is the caller's business.
+ */
+
+export interface TrainingProgress {
+  phase: string;
+  step: number;
+  totalSteps: number;
+  loss: number;
+  /** Exponential moving average of the loss, the number worth plotting. */
+  smoothedLoss: number;
+  imagesPerSecond: number;
+  etaSeconds: number;
+  elapsedSeconds: number;
+}
+
+export interface LoopOptions {
+  phase: string;
+  totalSteps: number;
+  /** First step to run (resume); steps before it count as done. */
+  startStep?: number;
+  imagesPerStep: number;
+  onProgress?: (p: TrainingProgress) => void;
+  /** Report every n steps (always the first and the last). */
+  progressEvery?: number;
+  signal?: AbortSignal;
+  checkpointEvery?: number;
+  /** Called every checkpointEvery steps, on cancel and at the end, with the number of steps done. */
+  onCheckpoint?: (stepsDone: number) => Promise<void>;
+}
+
+export interface LoopResult {
+  status: 'completed' | 'cancelled';
+  stepsDone: number;
+  losses: number[];
+  imagesPerSecond: number;
+}
+
+export async function runLoop(step: (index: number) => number, options: LoopOptions): Promise<LoopResult> {
+  const start = options.startStep ?? 0;
+  const every = Math.max(1, options.progressEvery ?? 1);
+  const losses: number[] = [];
+  let smoothed = NaN;
+  const t0 = performance.now();
+  let done = start;
+  for (let i = start; i < options.totalSteps; i++) {
+    if (options.signal?.aborted) {
+      await options.onCheckpoint?.(done);
+      return { status: 'cancelled', stepsDone: done, losses, imagesPerSecond: rate(done - start, t0, options.imagesPerStep) };
+    }
+    const loss = step(i);
+    if (!Number.isFinite(loss)) throw new Error(`${options.phase}: loss became ${loss} at step ${i + 1}; lower the learning rate`);
+    losses.push(loss);
+    smoothed = Number.isNaN(smoothed) ? loss : 0.9 * smoothed + 0.1 * loss;
+    done = i + 1;
+    const ran = done - start;
+    const elapsed = (performance.now() - t0) / 1000;
+    if (options.onProgress && (ran === 1 || done % every === 0 || done === options.totalSteps)) {
+      const perStep = elapsed / ran;
+      options.onProgress({
+        phase: options.phase,
+        step: done,
+        totalSteps: options.totalSteps,
+        loss,
+        smoothedLoss: smoothed,
+        imagesPerSecond: (ran * options.imagesPerStep) / Math.max(elapsed, 1e-9),
+        etaSeconds: perStep * (options.totalSteps - done),
+        elapsedSeconds: elapsed,
+      });
+    }
+    if (options.checkpointEvery && options.onCheckpoint && done % options.checkpointEvery === 0 && done < options.totalSteps) {
+      await options.onCheckpoint(done);
+    }
+    // Yield to the event loop so a cancel request (IPC message, SIGINT handler) can land.
+    if (options.signal) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  await options.onCheckpoint?.(done);
+  return { status: 'completed', stepsDone: done, losses, imagesPerSecond: rate(done - start, t0, options.imagesPerStep) };
+}
+
+function rate(steps: number, t0: number, imagesPerStep: number): number {
+  const s = (performance.now() - t0) / 1000;
+  return s > 0 ? (steps * imagesPerStep) / s : 0;
+}

@@ -1,0 +1,182 @@
+/**
+ * Self-supervised pretraining: one or several pretext tasks (their losses summed) train a U-Net's
+ * encoder — and its decoder where a dense task asks for it — on unlabeled images.
+ */
+import * as tf from '@tensorflow/tfjs';
+import fs from 'node:fs';
+import { randomCrop, type EngineImage } from '../data';
+import { isEncoderParam, UNet, type Params, type UNetConfig } from '../model/unet';
+import { pretextTask } from '../pretext/registry';
+import { createHead, disposeBatch, type PretextTask } from '../pretext/task';
+import { Rng } from '../rng';
+import { loadCheckpoint, disposeCheckpoint, saveCheckpoint } from '../checkpoint';
+import { runLoop, type TrainingProgress } from './loop';
+import { createOptimizer, optimizerState, restoreOptimizer } from './optimizerState';
+
+export interface PretrainOptions {
+  /** Names from the pretext registry; several are trained jointly. */
+  tasks: string[];
+  images: EngineImage[];
+  /** Architecture; inChannels is taken from the images. */
+  config: Omit<UNetConfig, 'inChannels' | 'outChannels'>;
+  steps: number;
+  batchSize?: number;
+  patchSize?: number;
+  learningRate?: number;
+  seed?: number;
+  /** Where to save (atomically) every checkpointEvery steps, on cancel and at the end. */
+  checkpointFile?: string;
+  checkpointEvery?: number;
+  /** Continue from checkpointFile when it exists. */
+  resume?: boolean;
+  onProgress?: (p: TrainingProgress) => void;
+  progressEvery?: number;
+  signal?: AbortSignal;
+}
+
+export interface PretextCheckpointMeta {
+  kind: 'pretext';
+  tasks: string[];
+  /** Which U-Net parts the tasks trained and fine-tuning may therefore reuse. */
+  trained: 'encoder' | 'unet';
+  config: UNetConfig;
+  step: number;
+  totalSteps: number;
+  seed: number;
+  batchSize: number;
+  patchSize: number;
+  learningRate: number;
+  losses: number[];
+}
+
+export interface PretrainResult {
+  model: UNet;
+  status: 'completed' | 'cancelled';
+  stepsDone: number;
+  losses: number[];
+  imagesPerSecond: number;
+}
+
+export async function pretrain(options: PretrainOptions): Promise<PretrainResult> {
+  if (options.images.length === 0) throw new Error('pretraining needs at least one image');
+  const channels = options.images[0].channels;
+  if (options.images.some((im) => im.channels !== channels)) throw new Error('pretraining images must all have the same number of channels');
+  const tasks = options.tasks.map(pretextTask);
+  if (tasks.length === 0) throw new Error('choose at least one pretext task');
+  for (const t of tasks) {
+    if (!t.appliesTo(channels)) throw new Error(`pretext task '${t.name}' does not apply to ${channels}-channel images`);
+  }
+  const batchSize = options.batchSize ?? 8;
+  const patchSize = options.patchSize ?? 128;
+  const learningRate = options.learningRate ?? 1e-3;
+  const seed = options.seed ?? 1;
+  const config: UNetConfig = { ...options.config, inChannels: channels, outChannels: 1 };
+  const trained = tasks.some((t) => t.trains === 'unet') ? 'unet' : 'encoder';
+
+  const model = UNet.create(config, seed);
+  const heads = new Map(tasks.map((t) => [t.name, createHead(t, model.config, seed)] as const));
+  const optimizer = createOptimizer(learningRate);
+  let startStep = 0;
+  let history: number[] = [];
+
+  if (options.resume && options.checkpointFile && fs.existsSync(options.checkpointFile)) {
+    const ckpt = loadCheckpoint<PretextCheckpointMeta>(options.checkpointFile);
+    try {
+      if (ckpt.meta.kind !== 'pretext' || ckpt.meta.tasks.join('+') !== options.tasks.join('+')) {
+        throw new Error(`checkpoint ${options.checkpointFile} is for '${ckpt.meta.tasks?.join('+')}', not '${options.tasks.join('+')}'`);
+      }
+      const weights = ckpt.groups.weights;
+      model.loadMatching(weights);
+      for (const head of heads.values()) for (const [name, v] of head) v.assign(weights.get(name) as tf.Tensor);
+      if (ckpt.groups.optimizer) await restoreOptimizer(optimizer, ckpt.groups.optimizer);
+      startStep = ckpt.meta.step;
+      history = ckpt.meta.losses ?? [];
+    } finally {
+      disposeCheckpoint(ckpt);
+    }
+  }
+
+  const trainable = [...model.variables((name) => trained === 'unet' || isEncoderParam(name)), ...[...heads.values()].flatMap((h) => [...h.values()])];
+
+  const save = async (stepsDone: number, losses: number[]) => {
+    if (!options.checkpointFile) return;
+    const weights = new Map(model.weights());
+    for (const head of heads.values()) for (const [name, v] of head) weights.set(name, v);
+    const opt = await optimizerState(optimizer);
+    const meta: PretextCheckpointMeta = {
+      kind: 'pretext', tasks: options.tasks, trained, config, step: stepsDone, totalSteps: options.steps,
+      seed, batchSize, patchSize, learningRate, losses: [...history, ...losses],
+    };
+    try {
+      await saveCheckpoint(options.checkpointFile, { meta, groups: { weights, optimizer: opt } });
+    } finally {
+      opt.get('0000')?.dispose(); // the iteration count is a fresh tensor; the slots belong to the optimizer
+    }
+  };
+
+  const losses: number[] = [];
+  const result = await runLoop(
+    (i) => {
+      // Reseeding per step makes a resumed run draw the same patches as an uninterrupted one.
+      const rng = new Rng(seed * 100_003 + i);
+      const patches = Array.from({ length: batchSize }, () => randomCrop(options.images[rng.int(options.images.length)], patchSize, rng).pixels);
+      const loss = pretextStep(model, tasks, heads, patches, patchSize, channels, rng, optimizer, trainable);
+      losses.push(loss);
+      return loss;
+    },
+    {
+      phase: `pretrain:${options.tasks.join('+')}`,
+      totalSteps: options.steps,
+      startStep,
+      imagesPerStep: batchSize,
+      onProgress: options.onProgress,
+      progressEvery: options.progressEvery,
+      signal: options.signal,
+      checkpointEvery: options.checkpointEvery,
+      onCheckpoint: options.checkpointFile ? (done) => save(done, losses) : undefined,
+    },
+  );
+
+  optimizer.dispose();
+  for (const head of heads.values()) for (const v of head.values()) v.dispose();
+  return { model, status: result.status, stepsDone: result.stepsDone, losses: result.losses, imagesPerSecond: result.imagesPerSecond };
+}
+
+function pretextStep(
+  model: UNet,
+  tasks: PretextTask[],
+  heads: Map<string, Params>,
+  patches: Float32Array[],
+  size: number,
+  channels: number,
+  rng: Rng,
+  optimizer: tf.Optimizer,
+  trainable: tf.Variable[],
+): number {
+  const batches = tasks.map((t) => t.makeBatch(patches, size, channels, rng));
+  try {
+    const cost = optimizer.minimize(
+      () => tasks.map((t, k) => t.loss(model, heads.get(t.name) as Params, batches[k])).reduce((a, b) => a.add(b)) as tf.Scalar,
+      true,
+      trainable,
+    );
+    const value = (cost as tf.Scalar).dataSync()[0];
+    cost?.dispose();
+    return value;
+  } finally {
+    batches.forEach(disposeBatch);
+  }
+}
+
+/** Loads a pretext checkpoint's weights (for initialising fine-tuning); the caller disposes them. */
+export function loadPretextWeights(file: string): { meta: PretextCheckpointMeta; weights: Map<string, tf.Tensor> } {
+  const ckpt = loadCheckpoint<PretextCheckpointMeta>(file);
+  if (ckpt.meta.kind !== 'pretext') {
+    disposeCheckpoint(ckpt);
+    throw new Error(`${file} is not a pretext checkpoint`);
+  }
+  for (const [group, tensors] of Object.entries(ckpt.groups)) {
+    if (group !== 'weights') for (const t of tensors.values()) t.dispose();
+  }
+  return { meta: ckpt.meta, weights: ckpt.groups.weights };
+}
