@@ -1,0 +1,153 @@
+import * as tf from '@tensorflow/tfjs';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { REFERENCE_UNET, UNet, parameterShapes } from '../../src/engine/model/unet';
+import { loadCheckpoint, saveCheckpoint, CheckpointError } from '../../src/engine/checkpoint';
+import { finetune, loadSegmentationModel, saveSegmentationModel } from '../../src/engine/train/finetune';
+import { segmentationLoss } from '../../src/engine/train/losses';
+import { UNKNOWN, dihedral } from '../../src/engine/data';
+import { engine, labeledNuclei, nuclei } from '../helpers/engine';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'maskloop-model-'));
+
+beforeAll(async () => {
+  await engine();
+});
+
+describe('U-Net from a config', () => {
+  test('the reference U-Net of DESIGN.md is a config with about 0.5 M parameters', () => {
+    const model = UNet.create(REFERENCE_UNET);
+    // 4 levels of 16..128 filters: encoder 292 464 weights+biases, decoder and head the rest.
+    expect(model.parameterCount()).toBeGreaterThan(450_000);
+    expect(model.parameterCount()).toBeLessThan(550_000);
+    const y = model.predict(tf.zeros([2, 128, 128, 1]));
+    expect(y.shape).toEqual([2, 128, 128, 1]);
+    const values = y.dataSync();
+    expect(Math.min(...values)).toBeGreaterThanOrEqual(0);
+    expect(Math.max(...values)).toBeLessThanOrEqual(1);
+    y.dispose();
+    model.dispose();
+  });
+
+  test('the encoder is separable: its own parameters and forward pass', () => {
+    const config = { inChannels: 3, outChannels: 4, depth: 3, baseFilters: 8 };
+    const model = UNet.create(config);
+    const names = parameterShapes(config).map(([n]) => n);
+    expect(names.filter((n) => n.startsWith('enc')).length).toBe(3 * 2 * 2);
+    const features = model.encode(tf.zeros([1, 32, 32, 3]));
+    expect(features.skips.map((s) => s.shape)).toEqual([[1, 32, 32, 8], [1, 16, 16, 16]]);
+    expect(features.bottom.shape).toEqual([1, 8, 8, 32]);
+    tf.dispose([...features.skips, features.bottom]);
+    const probs = model.predict(tf.ones([1, 32, 32, 3]));
+    const sums = probs.sum(3).dataSync();
+    sums.forEach((s) => expect(s).toBeCloseTo(1, 5));
+    probs.dispose();
+    model.dispose();
+  });
+
+  test('bad configs and inputs are refused with a clear message', () => {
+    expect(() => UNet.create({ inChannels: 0, outChannels: 1, depth: 3, baseFilters: 8 })).toThrow(/inChannels/);
+    const model = UNet.create({ inChannels: 1, outChannels: 1, depth: 3, baseFilters: 4 });
+    expect(() => model.forward(tf.zeros([1, 30, 32, 1]))).toThrow(/multiple of 4/);
+    expect(() => model.forward(tf.zeros([1, 32, 32, 2]))).toThrow(/expects 1 channels/);
+    model.dispose();
+  });
+});
+
+describe('loss', () => {
+  test('pixels marked unknown teach nothing: changing their logits leaves loss and gradients unchanged', () => {
+    const labels = tf.tensor3d([0, 1, UNKNOWN, 1, 0, UNKNOWN, 1, 1, 0], [1, 3, 3], 'int32');
+    const a = tf.tensor4d([0.1, 2, -3, 1, -1, 5, 0.5, 0.3, -0.2], [1, 3, 3, 1]);
+    const b = tf.tensor4d([0.1, 2, 9, 1, -1, -7, 0.5, 0.3, -0.2], [1, 3, 3, 1]);
+    const la = segmentationLoss(a, labels).dataSync()[0];
+    const lb = segmentationLoss(b, labels).dataSync()[0];
+    expect(lb).toBeCloseTo(la, 6);
+    const g = tf.grad((x: tf.Tensor) => segmentationLoss(x as tf.Tensor4D, labels))(a).dataSync();
+    expect(g[2]).toBe(0);
+    expect(g[5]).toBe(0);
+    expect(Math.abs(g[0])).toBeGreaterThan(0);
+  });
+
+  test('a confident correct prediction costs less than a wrong one, for sigmoid and softmax heads', () => {
+    const labels = tf.tensor3d([1, 0, 2, 0], [1, 2, 2], 'int32');
+    const right = tf.oneHot(tf.tensor3d([1, 0, 2, 0], [1, 2, 2], 'int32'), 3).mul(10).toFloat() as tf.Tensor4D;
+    const wrong = tf.oneHot(tf.tensor3d([0, 2, 1, 1], [1, 2, 2], 'int32'), 3).mul(10).toFloat() as tf.Tensor4D;
+    expect(segmentationLoss(right, labels).dataSync()[0]).toBeLessThan(0.05);
+    expect(segmentationLoss(wrong, labels).dataSync()[0]).toBeGreaterThan(5);
+    const binary = tf.tensor3d([1, 0], [1, 1, 2], 'int32');
+    expect(segmentationLoss(tf.tensor4d([8, -8], [1, 1, 2, 1]), binary).dataSync()[0]).toBeLessThan(0.01);
+    expect(segmentationLoss(tf.tensor4d([-8, 8], [1, 1, 2, 1]), binary).dataSync()[0]).toBeGreaterThan(5);
+  });
+});
+
+describe('augmentation geometry', () => {
+  test('four quarter turns are the identity and a flip is its own inverse', () => {
+    const size = 5;
+    const src = Float32Array.from({ length: size * size * 2 }, (_, i) => i);
+    let r = src;
+    for (let k = 0; k < 4; k++) r = dihedral(r, size, 2, 1);
+    expect(Array.from(r)).toEqual(Array.from(src));
+    expect(Array.from(dihedral(dihedral(src, size, 2, 4), size, 2, 4))).toEqual(Array.from(src));
+    expect(Array.from(dihedral(src, size, 2, 1))).not.toEqual(Array.from(src));
+    // rotation by 1 then by 3 is the identity: labels and pixels stay aligned whatever is drawn
+    expect(Array.from(dihedral(dihedral(src, size, 2, 1), size, 2, 3))).toEqual(Array.from(src));
+  });
+});
+
+describe('checkpoints', () => {
+  test('a saved model reloads and predicts identically', async () => {
+    const data = labeledNuclei(nuclei(2, 64));
+    const { model, meta } = await finetune({
+      images: data, target: { kind: 'semantic', classes: 1 }, config: { depth: 3, baseFilters: 8 },
+      steps: 3, batchSize: 2, patchSize: 32,
+    });
+    const file = path.join(tmp, 'model ünïcode.mlckpt');
+    await saveSegmentationModel(file, model, meta);
+    const loaded = loadSegmentationModel(file);
+    expect(loaded.meta.step).toBe(3);
+    expect(loaded.meta.target).toEqual({ kind: 'semantic', classes: 1 });
+    const x = tf.randomUniform([2, 64, 64, 1], 0, 1, 'float32', 3) as tf.Tensor4D;
+    const a = model.predict(x).dataSync();
+    const b = loaded.model.predict(x).dataSync();
+    expect(Array.from(b)).toEqual(Array.from(a));
+    model.dispose();
+    loaded.model.dispose();
+  });
+
+  test('a truncated or foreign file gives a clear error', async () => {
+    const file = path.join(tmp, 'c.mlckpt');
+    await saveCheckpoint(file, { meta: { a: 1 }, groups: { w: new Map([['x', tf.ones([100])]]) } });
+    const bytes = fs.readFileSync(file);
+    fs.writeFileSync(file, bytes.subarray(0, bytes.length - 10));
+    expect(() => loadCheckpoint(file)).toThrow(/truncated/);
+    fs.writeFileSync(file, 'hello world, not a checkpoint');
+    expect(() => loadCheckpoint(file)).toThrow(CheckpointError);
+  });
+});
+
+describe('tensor memory', () => {
+  test('does not grow across training steps or predictions', async () => {
+    const data = labeledNuclei(nuclei(2, 64));
+    const run = async (steps: number) => {
+      const before = tf.memory().numTensors;
+      const { model } = await finetune({
+        images: data, target: { kind: 'instance' }, config: { depth: 3, baseFilters: 4 }, steps, batchSize: 2, patchSize: 32,
+        checkpointFile: path.join(tmp, `mem-${steps}.mlckpt`), checkpointEvery: 2,
+      });
+      const during = tf.memory().numTensors - before;
+      for (let i = 0; i < steps; i++) tf.tidy(() => { model.predict(tf.zeros([1, 32, 32, 1])); });
+      const afterPredict = tf.memory().numTensors - before;
+      model.dispose();
+      return { during, afterPredict, after: tf.memory().numTensors - before };
+    };
+    const short = await run(2);
+    const long = await run(8);
+    // Whatever stays alive is the model itself, independent of how many steps ran.
+    expect(long.during).toBe(short.during);
+    expect(long.afterPredict).toBe(long.during);
+    expect(long.after).toBe(0);
+    expect(short.after).toBe(0);
+  });
+});
