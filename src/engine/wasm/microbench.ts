@@ -1,0 +1,86 @@
+// Speed of the wasm engine on DESIGN.md's reference U-Net (128x128x1, 4 levels, base 16,
+// batch 8, Adam, binary cross-entropy), in Node, one thread.
+//
+//   npx tsx src/engine/wasm/microbench.ts [--steps N] [--profile] [--stock]
+//
+// --profile prints where a training step spends its time, per kernel.
+// --stock   runs without maskloop's kernels (training then fails: wasm lacks a filter gradient).
+import * as tf from '@tensorflow/tfjs';
+import { initWasmBackend } from './init';
+import { REFERENCE_UNET, UNet } from '../model/unet';
+
+const BATCH = 8;
+const SIZE = 128;
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+async function main(): Promise<void> {
+  const steps = Number(arg('--steps') ?? 5);
+  const profile = process.argv.includes('--profile');
+  if (process.argv.includes('--stock')) {
+    await import('@tensorflow/tfjs-backend-wasm');
+  } else if (!(await initWasmBackend())) {
+    throw new Error('wasm backend did not initialise');
+  }
+  if (!(await tf.setBackend('wasm'))) throw new Error('could not switch to wasm');
+
+  const model = UNet.create(REFERENCE_UNET, 1);
+  const x = tf.randomUniform([BATCH, SIZE, SIZE, 1], 0, 1, 'float32', 2) as tf.Tensor4D;
+  const y = tf.randomUniform([BATCH, SIZE, SIZE, 1], 0, 1, 'float32', 3).greater(0.5).toFloat() as tf.Tensor4D;
+  const optimizer = tf.train.adam(1e-3);
+  const vars = model.variables();
+  const loss = (): tf.Scalar => {
+    const logits = model.forward(x);
+    // Stable binary cross-entropy on logits: max(z,0) - z*y + log(1 + exp(-|z|)).
+    return tf.mean(tf.relu(logits).sub(logits.mul(y)).add(tf.log1p(tf.exp(tf.neg(tf.abs(logits)))))) as tf.Scalar;
+  };
+  const predict = () => tf.tidy(() => model.predict(x)).dataSync();
+  const train = () => {
+    const l = optimizer.minimize(loss, true, vars);
+    const v = l!.dataSync()[0];
+    l!.dispose();
+    return v;
+  };
+
+  console.log(`wasm, SIMD ${String(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'))}, 1 thread; ` +
+    `U-Net ${model.parameterCount()} parameters, batch ${BATCH}, ${SIZE}x${SIZE}x1`);
+  const time = (label: string, fn: () => unknown) => {
+    fn(); // warm-up: XNNPACK operator creation, heap growth
+    const t0 = performance.now();
+    for (let i = 0; i < steps; i++) fn();
+    const s = (performance.now() - t0) / 1000 / steps;
+    console.log(`${label.padEnd(18)} ${(s * 1000).toFixed(0).padStart(6)} ms/batch  ${(BATCH / s).toFixed(2).padStart(7)} img/s`);
+  };
+  time('predict', predict);
+  time('train (fwd+bwd)', train);
+
+  if (profile) {
+    const info = await tf.profile(() => {
+      train();
+    });
+    const byKernel = new Map<string, { ms: number; n: number }>();
+    for (const k of info.kernels) {
+      const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+      const e = byKernel.get(k.name) ?? { ms: 0, n: 0 };
+      e.ms += ms;
+      e.n += 1;
+      byKernel.set(k.name, e);
+    }
+    const total = [...byKernel.values()].reduce((a, e) => a + e.ms, 0);
+    console.log(`\nkernels of one training step (${total.toFixed(0)} ms in kernels):`);
+    for (const [name, e] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 20)) {
+      console.log(`  ${name.padEnd(34)} ${e.ms.toFixed(1).padStart(8)} ms  x${e.n}`);
+    }
+  }
+  const before = tf.memory().numTensors;
+  train();
+  console.log(`tensors after one more step: ${tf.memory().numTensors - before >= 0 ? '+' : ''}${tf.memory().numTensors - before}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

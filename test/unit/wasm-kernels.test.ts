@@ -1,0 +1,434 @@
+// The wasm engine's kernels against tfjs' reference 'cpu' backend: same inputs, forward values
+// and tf.grads on both, compared by max abs error relative to the reference's magnitude.
+import * as tf from '@tensorflow/tfjs';
+import type { KernelBackend, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initWasmBackend } from '../../src/engine/wasm/init';
+import { fastWasmKernels, isFastWasmKernel } from '../../src/engine/wasm/kernels';
+
+/**
+ * max|wasm - cpu| <= TOL * max(1, max|cpu|), for single kernels and for a whole network's
+ * gradients alike (observed: below 1e-6 everywhere).
+ */
+const TOL = 1e-5;
+
+function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+function randomData(size: number, seed: number, integers = false): Float32Array {
+  const r = lcg(seed);
+  const out = new Float32Array(size);
+  for (let i = 0; i < size; i++) out[i] = integers ? Math.floor(r() * 7) - 3 : r() * 2 - 1;
+  return out;
+}
+
+interface Input {
+  shape: number[];
+  data: Float32Array;
+}
+
+function input(shape: number[], seed: number, integers = false): Input {
+  return { shape, data: randomData(shape.reduce((a, b) => a * b, 1), seed, integers) };
+}
+
+function tensor4d(i: Input): tf.Tensor4D {
+  return tf.tensor(i.data, i.shape) as tf.Tensor as tf.Tensor4D;
+}
+
+interface Result {
+  y: Float32Array;
+  grads: Float32Array[];
+}
+
+type Fn = (...xs: tf.Tensor[]) => tf.Tensor;
+
+async function forwardAndGrads(backend: string, f: Fn, inputs: Input[]): Promise<Result> {
+  await tf.setBackend(backend);
+  return tf.tidy(() => {
+    const xs = inputs.map((i) => tf.tensor(i.data, i.shape));
+    const y = f(...xs);
+    const dy = tf.tensor(randomData(y.size, 4242), y.shape);
+    const grads = tf.grads(f)(xs, dy);
+    return { y: y.dataSync() as Float32Array, grads: grads.map((g) => g.dataSync() as Float32Array) };
+  });
+}
+
+function maxAbs(a: Float32Array): number {
+  let m = 0;
+  for (const v of a) m = Math.max(m, Math.abs(v));
+  return m;
+}
+
+/** Max abs difference over the reference's scale (1 when values are small). */
+function relError(actual: Float32Array, expected: Float32Array): number {
+  expect(actual.length).toBe(expected.length);
+  let m = 0;
+  for (let i = 0; i < expected.length; i++) m = Math.max(m, Math.abs(actual[i] - expected[i]));
+  return m / Math.max(1, maxAbs(expected));
+}
+
+async function expectSameOnBothBackends(f: Fn, inputs: Input[], tol = TOL): Promise<void> {
+  const ref = await forwardAndGrads('cpu', f, inputs);
+  const got = await forwardAndGrads('wasm', f, inputs);
+  expect(relError(got.y, ref.y)).toBeLessThanOrEqual(tol);
+  got.grads.forEach((g, i) => expect(relError(g, ref.grads[i]), `gradient ${i}`).toBeLessThanOrEqual(tol));
+}
+
+/** Tensors and backend buffers (kernel intermediates never become tensors) before/after `fn`. */
+async function expectNoGrowth(fn: () => void): Promise<void> {
+  await tf.setBackend('wasm');
+  const backend = tf.findBackend('wasm') as KernelBackend;
+  fn();
+  const tensors = tf.memory().numTensors;
+  const buffers = backend.numDataIds();
+  for (let i = 0; i < 3; i++) fn();
+  expect(tf.memory().numTensors).toBe(tensors);
+  expect(backend.numDataIds()).toBe(buffers);
+}
+
+// tfjs-backend-cpu 4.22's ResizeNearestNeighborGrad offsets dy by the *input's* batch stride, so
+// for batch > 1 with upsampling its reference gradient is wrong (wasm's is right). Nearest
+// resizing is a gather, so its exact gradient scatters dy back through the indices the forward
+// kernel picked; the reference used here is that, built from cpu's own forward kernel.
+function nearestSources(
+  backend: KernelBackend,
+  inH: number,
+  inW: number,
+  outH: number,
+  outW: number,
+  attrs: NamedAttrMap,
+): Int32Array {
+  const forward = tf.getKernel('ResizeNearestNeighbor', 'cpu')!.kernelFunc;
+  const index = Float32Array.from({ length: inH * inW }, (_, i) => i);
+  const images = (backend as unknown as { makeTensorInfo(s: number[], d: string, v: Float32Array): TensorInfo })
+    .makeTensorInfo([1, inH, inW, 1], 'float32', index);
+  const picked = forward({ inputs: { images }, backend, attrs: { ...attrs, size: [outH, outW] } }) as TensorInfo;
+  const src = Int32Array.from(backend.readSync(picked.dataId) as Float32Array);
+  backend.disposeData(images.dataId);
+  backend.disposeData(picked.dataId);
+  return src;
+}
+
+function registerCorrectCpuResizeNearestGrad(): void {
+  tf.unregisterKernel('ResizeNearestNeighborGrad', 'cpu');
+  tf.registerKernel({
+    kernelName: 'ResizeNearestNeighborGrad',
+    backendName: 'cpu',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const { images, dy } = inputs as { images: TensorInfo; dy: TensorInfo };
+      const b = backend as KernelBackend;
+      const [n, inH, inW, c] = images.shape;
+      const [, outH, outW] = dy.shape;
+      const src = nearestSources(b, inH, inW, outH, outW, attrs as NamedAttrMap);
+      const dyV = b.readSync(dy.dataId) as Float32Array;
+      const dx = new Float32Array(n * inH * inW * c);
+      for (let i = 0; i < n; i++) {
+        for (let p = 0; p < outH * outW; p++) {
+          const to = (i * inH * inW + src[p]) * c;
+          const from = (i * outH * outW + p) * c;
+          for (let k = 0; k < c; k++) dx[to + k] += dyV[from + k];
+        }
+      }
+      return (b as unknown as { makeTensorInfo(s: number[], d: string, v: Float32Array): TensorInfo }).makeTensorInfo(
+        images.shape,
+        'float32',
+        dx,
+      );
+    },
+  });
+}
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+  expect(await initWasmBackend()).toBe(true);
+  registerCorrectCpuResizeNearestGrad();
+});
+
+describe('initWasmBackend', () => {
+  it('is idempotent, registers the kernels and leaves the current backend alone', async () => {
+    await tf.setBackend('cpu');
+    expect(await initWasmBackend()).toBe(true);
+    expect(tf.getBackend()).toBe('cpu');
+    for (const name of fastWasmKernels) expect(isFastWasmKernel(name), name).toBe(true);
+    expect(fastWasmKernels).toEqual(
+      expect.arrayContaining(['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'BatchMatMul', 'MaxPoolGrad']),
+    );
+  });
+});
+
+type PadSpec = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
+
+describe('conv2d and its gradients (Conv2DBackpropFilter, Conv2DBackpropInput)', () => {
+  const channels: Array<[number, number]> = [
+    [1, 3],
+    [3, 16],
+    [16, 1],
+    [16, 16],
+  ];
+  const cases: Array<[number, number, number, number, PadSpec]> = [];
+  for (const [ci, co] of channels)
+    for (const k of [1, 3, 5]) for (const s of [1, 2]) for (const pad of ['same', 'valid'] as const) cases.push([ci, co, k, s, pad]);
+
+  it.each(cases)('in %i out %i, kernel %i, stride %i, %s', async (ci, co, k, s, pad) => {
+    // Odd, non-square sizes and batch 3 so that no stride divides evenly by accident.
+    await expectSameOnBothBackends(
+      (x, w) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, s, pad),
+      [input([3, 11, 9, ci], 1), input([k, k, ci, co], 2)],
+    );
+  });
+
+  it.each([
+    ['explicit padding, stride 1', [[0, 0], [1, 2], [0, 1], [0, 0]], 1],
+    ['explicit padding, stride 2', [[0, 0], [2, 0], [1, 1], [0, 0]], 2],
+    ['padding wider than the filter (input-gradient fallback)', [[0, 0], [3, 3], [3, 3], [0, 0]], 1],
+  ] as Array<[string, PadSpec, number]>)('%s', async (_, pad, s) => {
+    await expectSameOnBothBackends(
+      (x, w) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, s, pad),
+      [input([2, 8, 7, 3], 3), input([3, 3, 3, 4], 4)],
+    );
+  });
+
+  it('fused conv2d with bias and ReLU (the U-Net layer)', async () => {
+    await expectSameOnBothBackends(
+      (x, w, b) => tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, bias: b, strides: 1, pad: 'same', activation: 'relu' }),
+      [input([2, 12, 12, 16], 5), input([3, 3, 16, 16], 6), input([16], 7)],
+    );
+  });
+
+  it('runs the gradient kernels directly (batch 1, stride 2, non-divisible valid)', async () => {
+    const x = input([1, 10, 13, 3], 8);
+    const dyShape = [1, 4, 6, 5];
+    const dy = input(dyShape, 9);
+    const w = input([3, 3, 3, 5], 10);
+    const attrs = { strides: [2, 2], pad: 'valid', dataFormat: 'NHWC', dimRoundingMode: undefined };
+    const run = async (backend: string) => {
+      await tf.setBackend(backend);
+      return tf.tidy(() => {
+        const filter = tf.engine().runKernel(
+          'Conv2DBackpropFilter',
+          { x: tf.tensor(x.data, x.shape), dy: tf.tensor(dy.data, dy.shape) },
+          { ...attrs, filterShape: [3, 3, 3, 5] } as unknown as NamedAttrMap,
+        ) as tf.Tensor;
+        const inp = tf.engine().runKernel(
+          'Conv2DBackpropInput',
+          { dy: tf.tensor(dy.data, dy.shape), filter: tf.tensor(w.data, w.shape) },
+          { ...attrs, inputShape: x.shape } as unknown as NamedAttrMap,
+        ) as tf.Tensor;
+        return [filter.dataSync() as Float32Array, inp.dataSync() as Float32Array];
+      });
+    };
+    const ref = await run('cpu');
+    const got = await run('wasm');
+    expect(relError(got[0], ref[0])).toBeLessThanOrEqual(TOL);
+    expect(relError(got[1], ref[1])).toBeLessThanOrEqual(TOL);
+  });
+
+  it('leaves no tensors or buffers behind', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor(input([2, 9, 9, 3], 11).data, [2, 9, 9, 3]) as tf.Tensor4D;
+    const w = tf.tensor(input([3, 3, 3, 4], 12).data, [3, 3, 3, 4]) as tf.Tensor4D;
+    const step = (s: number) => () =>
+      tf.tidy(() => {
+        tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, s, 'same').square().sum())([x, w]);
+      });
+    await expectNoGrowth(step(1));
+    await expectNoGrowth(step(2));
+    tf.dispose([x, w]);
+  });
+});
+
+describe('depthwise conv2d gradients (missing in wasm)', () => {
+  const cases: Array<[number, number, number, number, 'same' | 'valid']> = [];
+  for (const c of [1, 3, 16]) for (const k of [3, 5]) for (const s of [1, 2]) for (const pad of ['same', 'valid'] as const) cases.push([c, 1, k, s, pad]);
+  cases.push([3, 2, 3, 1, 'same'], [3, 2, 3, 2, 'valid']);
+
+  it.each(cases)('channels %i, multiplier %i, kernel %i, stride %i, %s', async (c, m, k, s, pad) => {
+    await expectSameOnBothBackends(
+      (x, w) => tf.depthwiseConv2d(x as tf.Tensor4D, w as tf.Tensor4D, s, pad),
+      [input([2, 11, 10, c], 13), input([k, k, c, m], 14)],
+    );
+  });
+
+  it('leaves no tensors or buffers behind', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor(input([2, 9, 9, 3], 15).data, [2, 9, 9, 3]) as tf.Tensor4D;
+    const w = tf.tensor(input([3, 3, 3, 1], 16).data, [3, 3, 3, 1]) as tf.Tensor4D;
+    await expectNoGrowth(() =>
+      tf.tidy(() => {
+        tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same').sum())([x, w]);
+      }),
+    );
+    tf.dispose([x, w]);
+  });
+});
+
+describe('matMul with transposed operands (BatchMatMul, _FusedMatMul)', () => {
+  const cases: Array<[string, number[], number[], boolean, boolean]> = [
+    ['plain', [7, 5], [5, 6], false, false],
+    ['A transposed', [5, 7], [5, 6], true, false],
+    ['B transposed', [7, 5], [6, 5], false, true],
+    ['both transposed', [5, 7], [6, 5], true, true],
+    ['batched, A transposed', [3, 16, 9], [3, 16, 4], true, false],
+    ['batched, both transposed', [2, 33, 17], [2, 3, 33], true, true],
+    ['vector, B transposed', [1, 16], [3, 16], false, true],
+  ];
+  it.each(cases)('%s', async (_, a, b, ta, tb) => {
+    await expectSameOnBothBackends((x, y) => tf.matMul(x, y, ta, tb), [input(a, 17), input(b, 18)]);
+  });
+
+  it.each(cases.slice(1, 4))('fused with bias and ReLU, %s', async (_, a, b, ta, tb) => {
+    const outCols = tb ? b[0] : b[1];
+    await expectSameOnBothBackends(
+      (x, y, bias) => tf.fused.matMul({ a: x as tf.Tensor2D, b: y as tf.Tensor2D, transposeA: ta, transposeB: tb, bias, activation: 'relu' }),
+      [input(a, 19), input(b, 20), input([outCols], 21)],
+    );
+  });
+
+  it('leaves no tensors or buffers behind', async () => {
+    await tf.setBackend('wasm');
+    const a = tf.tensor(input([4, 6], 22).data, [4, 6]);
+    const b = tf.tensor(input([5, 6], 23).data, [5, 6]);
+    await expectNoGrowth(() => tf.tidy(() => void tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.matMul(p, q, true, true).sum())([a.transpose(), b])));
+    tf.dispose([a, b]);
+  });
+});
+
+describe('maxPool gradient (wasm 4.22 MaxPoolGrad is wrong; replaced)', () => {
+  const cases: Array<[string, number, number, 'same' | 'valid', boolean]> = [
+    ['2x2 stride 2 valid', 2, 2, 'valid', false],
+    ['2x2 stride 2 valid, ties and negatives', 2, 2, 'valid', true],
+    ['3x3 stride 2 same, ties', 3, 2, 'same', true],
+    ['3x3 stride 1 same', 3, 1, 'same', false],
+  ];
+  it.each(cases)('%s', async (_, size, stride, pad, ties) => {
+    await expectSameOnBothBackends(
+      (x) => tf.maxPool(x as tf.Tensor4D, size, stride, pad),
+      [input([2, 9, 8, 3], 24, ties)],
+    );
+  });
+
+  it('after a ReLU (all-zero windows)', async () => {
+    await expectSameOnBothBackends(
+      (x) => tf.maxPool(tf.relu(x) as tf.Tensor4D, 2, 2, 'valid'),
+      [input([3, 8, 8, 16], 25)],
+    );
+  });
+});
+
+describe('resizeNearestNeighbor gradient', () => {
+  it.each([
+    [4, 4, 8, 8, false, false],
+    [3, 5, 6, 10, false, false],
+    [4, 4, 8, 8, true, false],
+    [4, 4, 8, 8, false, true],
+    [5, 3, 7, 8, false, false],
+  ])('%ix%i -> %ix%i, alignCorners %s, halfPixelCenters %s', async (h, w, oh, ow, align, half) => {
+    await expectSameOnBothBackends(
+      (x) => tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [oh, ow], align, half),
+      [input([2, h, w, 3], 26)],
+    );
+  });
+});
+
+// A small U-Net with every op of the real one: fused conv2d + bias + ReLU, maxPool, nearest
+// upsampling, skip concat, 1x1 head, sigmoid and binary cross-entropy.
+const BASE = 4;
+function unetShapes(): number[][] {
+  const s: number[][] = [];
+  const conv = (k: number, ci: number, co: number) => s.push([k, k, ci, co], [co]);
+  conv(3, 1, BASE);
+  conv(3, BASE, BASE);
+  conv(3, BASE, 2 * BASE);
+  conv(3, 2 * BASE, 2 * BASE);
+  conv(3, 2 * BASE, 4 * BASE);
+  conv(3, 4 * BASE, 4 * BASE);
+  conv(3, 4 * BASE, 2 * BASE); // up
+  conv(3, 4 * BASE, 2 * BASE);
+  conv(3, 2 * BASE, BASE); // up
+  conv(3, 2 * BASE, BASE);
+  conv(1, BASE, 1); // head
+  return s;
+}
+
+function unetLoss(x: tf.Tensor4D, y: tf.Tensor4D, p: tf.Tensor[]): tf.Scalar {
+  let i = 0;
+  const conv = (t: tf.Tensor4D, activation: 'relu' | 'linear' = 'relu') =>
+    tf.fused.conv2d({ x: t, filter: p[i++] as tf.Tensor4D, bias: p[i++], strides: 1, pad: 'same', activation });
+  const up = (t: tf.Tensor4D, like: tf.Tensor4D) => conv(tf.image.resizeNearestNeighbor(t, [like.shape[1], like.shape[2]]));
+  const l0 = conv(conv(x));
+  const l1 = conv(conv(tf.maxPool(l0, 2, 2, 'valid')));
+  const l2 = conv(conv(tf.maxPool(l1, 2, 2, 'valid')));
+  const d1 = conv(tf.concat([l1, up(l2, l1)], 3));
+  const d0 = conv(tf.concat([l0, up(d1, l0)], 3));
+  const prob = tf.sigmoid(conv(d0, 'linear')).clipByValue(1e-6, 1 - 1e-6);
+  return tf.neg(tf.mean(y.mul(tf.log(prob)).add(tf.sub(1, y).mul(tf.log(tf.sub(1, prob)))))) as tf.Scalar;
+}
+
+function unetInputs(): { params: Input[]; x: Input; y: Input } {
+  const params = unetShapes().map((shape, k) => {
+    const i = input(shape, 100 + k);
+    // He-like scale keeps activations O(1) through the layers.
+    const fanIn = shape.length === 4 ? shape[0] * shape[1] * shape[2] : 1;
+    const scale = shape.length === 4 ? Math.sqrt(6 / fanIn) : 0.1;
+    for (let j = 0; j < i.data.length; j++) i.data[j] *= scale;
+    return i;
+  });
+  const x = input([2, 16, 16, 1], 300);
+  const y = input([2, 16, 16, 1], 301);
+  for (let j = 0; j < y.data.length; j++) y.data[j] = y.data[j] > 0 ? 1 : 0;
+  return { params, x, y };
+}
+
+describe('U-Net training step', () => {
+  it('loss and every parameter gradient on wasm match cpu', async () => {
+    const { params, x, y } = unetInputs();
+    const run = async (backend: string) => {
+      await tf.setBackend(backend);
+      return tf.tidy(() => {
+        const xt = tensor4d(x);
+        const yt = tensor4d(y);
+        const ps = params.map((p) => tf.tensor(p.data, p.shape));
+        const { value, grads } = tf.valueAndGrads((...q: tf.Tensor[]) => unetLoss(xt, yt, q))(ps);
+        return { loss: value.dataSync()[0], grads: grads.map((g) => g.dataSync() as Float32Array) };
+      });
+    };
+    const ref = await run('cpu');
+    const got = await run('wasm');
+    expect(Math.abs(got.loss - ref.loss)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(ref.loss)));
+    got.grads.forEach((g, i) => {
+      expect(maxAbs(ref.grads[i]), `gradient ${i} is not trivially zero`).toBeGreaterThan(0);
+      expect(relError(g, ref.grads[i]), `gradient ${i}`).toBeLessThanOrEqual(TOL);
+    });
+  });
+
+  it('trains with Adam on wasm: loss falls, tensors and buffers stay constant', async () => {
+    await tf.setBackend('wasm');
+    const backend = tf.findBackend('wasm') as KernelBackend;
+    const { params, x, y } = unetInputs();
+    const xt = tensor4d(x);
+    const yt = tensor4d(y);
+    const vars = params.map((p) => tf.variable(tf.tensor(p.data, p.shape)));
+    const optimizer = tf.train.adam(1e-2);
+    const step = () => {
+      const loss = optimizer.minimize(() => unetLoss(xt, yt, vars), true, vars)!;
+      const v = loss.dataSync()[0];
+      loss.dispose();
+      return v;
+    };
+    const first = step(); // creates the optimizer's moment variables
+    const tensors = tf.memory().numTensors;
+    const buffers = backend.numDataIds();
+    let last = first;
+    for (let i = 0; i < 15; i++) last = step();
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(backend.numDataIds()).toBe(buffers);
+    expect(last).toBeLessThan(first);
+    optimizer.dispose();
+    tf.dispose([xt, yt, ...vars]);
+  });
+});
