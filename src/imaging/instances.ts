@@ -235,13 +235,19 @@ export interface FromInteriorOptions {
   minSeedSize?: number;
   /** Objects smaller than this after growing are dropped (default 0: none). */
   minSize?: number;
+  /**
+   * Foreground regions that no seed reaches become objects of their own (default true): objects
+   * too thin or small to have an interior pixel are otherwise lost. Only with a foreground map.
+   */
+  keepSeedless?: boolean;
 }
 
 /**
  * Objects from a predicted interior map: threshold, connected components of the interior as
  * seeds, then every seed grows into the remaining foreground in breadth-first order (each pixel
- * goes to the seed that reaches it first, i.e. the nearest one along the foreground), and objects
- * below minSize are dropped. Foreground pixels no seed reaches stay background.
+ * goes to the seed that reaches it first, i.e. the nearest one along the foreground), foreground
+ * regions without a seed become objects themselves (keepSeedless), and objects below minSize are
+ * dropped.
  */
 export function instancesFromInterior(
   interior: ArrayLike<number>,
@@ -295,7 +301,14 @@ export function instancesFromInterior(
       }
     }
   }
-  return removeSmallObjects(seeds, options.minSize ?? 0);
+  let count = seeds.count;
+  if (foreground && (options.keepSeedless ?? true) && maxGrowth === Infinity) {
+    // After unlimited growth, what can still grow is exactly the foreground no seed reached.
+    const seedless = connectedComponents(canGrow, width, height, 8);
+    for (let p = 0; p < n; p++) if (seedless.labels[p] !== 0) labels[p] = count + seedless.labels[p];
+    count += seedless.count;
+  }
+  return removeSmallObjects({ labels, count }, options.minSize ?? 0);
 }
 
 function checkSize(values: ArrayLike<number>, width: number, height: number): number {

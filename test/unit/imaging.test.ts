@@ -408,6 +408,23 @@ describe('interior/boundary targets', () => {
     expect(pruned.count).toBe(2);
   });
 
+  it('keeps objects too thin to have an interior when a foreground map is given', () => {
+    const { values, width: w, height: h } = picture([
+      '..........',
+      '.111....2.',
+      '.111....2.',
+      '.111....2.',
+      '........2.',
+    ]);
+    const targets = instanceTargets(values, w, h);
+    expect(targets.interior.reduce((s, v) => s + v, 0)).toBe(1); // only the middle of the 3x3 square
+    const kept = instancesFromInterior(targets.interior, w, h, { foreground: targets.foreground });
+    expect(kept.count).toBe(2);
+    expect(sameObjects(kept.labels, values)).toBe(true);
+    const dropped = instancesFromInterior(targets.interior, w, h, { foreground: targets.foreground, keepSeedless: false });
+    expect(dropped.count).toBe(1);
+  });
+
   it('round-trips synthetic nuclei (touching ones included)', () => {
     for (const sample of syntheticDataset(4, { seed: 40, width: 96, height: 96, objects: 14 })) {
       const { width: w, height: h } = sample.image;
