@@ -1,0 +1,294 @@
+// N-API glue for maskloop's native kernels. Compiled for baseline x86-64 so that loading the addon
+// on a CPU without AVX2/FMA works and reports why it cannot be used, instead of dying of SIGILL.
+// Every entry point validates shapes against the typed arrays it was given: a wrong size from JS
+// must throw, never write out of bounds.
+#include <napi.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "kernels.h"
+#include "threadpool.h"
+
+namespace {
+
+bool cpu_has_avx2_fma() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  // libgcc also checks that the OS saves the AVX register state (XGETBV) before reporting these.
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+struct F32 {
+  float* data = nullptr;
+  size_t length = 0;
+};
+
+F32 f32(const Napi::CallbackInfo& info, size_t i, const char* name, bool nullable = false) {
+  Napi::Value v = info[i];
+  if (nullable && (v.IsNull() || v.IsUndefined())) return {};
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a Float32Array");
+  }
+  auto a = v.As<Napi::Float32Array>();
+  return {a.Data(), a.ElementLength()};
+}
+
+const int32_t* i32s(const Napi::CallbackInfo& info, size_t i, const char* name, size_t need) {
+  Napi::Value v = info[i];
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be an Int32Array");
+  }
+  auto a = v.As<Napi::Int32Array>();
+  if (a.ElementLength() < need) throw Napi::RangeError::New(info.Env(), std::string(name) + " is too short");
+  return a.Data();
+}
+
+int64_t num(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  Napi::Value v = info[i];
+  if (!v.IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
+  return v.As<Napi::Number>().Int64Value();
+}
+
+double real(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Value v = info[i];
+  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : 0.0;
+}
+
+bool flag(const Napi::CallbackInfo& info, size_t i) { return info[i].ToBoolean().Value(); }
+
+void need(const Napi::CallbackInfo& info, const F32& a, int64_t n, const char* name) {
+  if (n < 0 || static_cast<uint64_t>(n) > a.length) {
+    throw Napi::RangeError::New(info.Env(), std::string(name) + " has " + std::to_string(a.length) +
+                                                " elements, the shapes need " + std::to_string(n));
+  }
+}
+
+void nonneg(const Napi::CallbackInfo& info, std::initializer_list<int64_t> vals) {
+  for (int64_t v : vals) {
+    if (v < 0 || v > INT32_MAX) throw Napi::RangeError::New(info.Env(), "negative or oversized dimension");
+  }
+}
+
+ml::ConvShape conv_shape(const Napi::CallbackInfo& info, size_t i) {
+  const int32_t* g = i32s(info, i, "geometry", 15);
+  ml::ConvShape s{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13], g[14]};
+  nonneg(info, {s.n, s.ih, s.iw, s.ic, s.kh, s.kw, s.oc, s.oh, s.ow, s.pt, s.pl});
+  if (s.sh < 1 || s.sw < 1 || s.dh < 1 || s.dw < 1) throw Napi::RangeError::New(info.Env(), "strides and dilations must be >= 1");
+  return s;
+}
+
+int64_t prod(std::initializer_list<int64_t> v) {
+  int64_t p = 1;
+  for (int64_t x : v) p *= x;
+  return p;
+}
+
+// conv2d(x, w, bias | null, y, geometry, activation, alpha)
+Napi::Value Conv2d(const Napi::CallbackInfo& info) {
+  ml::ConvShape s = conv_shape(info, 4);
+  F32 x = f32(info, 0, "x"), w = f32(info, 1, "filter"), b = f32(info, 2, "bias", true), y = f32(info, 3, "y");
+  need(info, x, prod({s.n, s.ih, s.iw, s.ic}), "x");
+  need(info, w, prod({s.kh, s.kw, s.ic, s.oc}), "filter");
+  if (b.data) need(info, b, s.oc, "bias");
+  need(info, y, prod({s.n, s.oh, s.ow, s.oc}), "y");
+  const int act = static_cast<int>(num(info, 5, "activation"));
+  if (act < ml::ACT_LINEAR || act > ml::ACT_SIGMOID) throw Napi::RangeError::New(info.Env(), "unknown activation");
+  ml::conv2d_forward(s, x.data, w.data, b.data, act, static_cast<float>(real(info, 6)), y.data);
+  return info.Env().Undefined();
+}
+
+// conv2dBackpropInput(dy, w, dx, geometry)
+Napi::Value Conv2dBackpropInput(const Napi::CallbackInfo& info) {
+  ml::ConvShape s = conv_shape(info, 3);
+  F32 dy = f32(info, 0, "dy"), w = f32(info, 1, "filter"), dx = f32(info, 2, "dx");
+  need(info, dy, prod({s.n, s.oh, s.ow, s.oc}), "dy");
+  need(info, w, prod({s.kh, s.kw, s.ic, s.oc}), "filter");
+  need(info, dx, prod({s.n, s.ih, s.iw, s.ic}), "dx");
+  ml::conv2d_backprop_input(s, dy.data, w.data, dx.data);
+  return info.Env().Undefined();
+}
+
+// conv2dBackpropFilter(x, dy, dw, geometry)
+Napi::Value Conv2dBackpropFilter(const Napi::CallbackInfo& info) {
+  ml::ConvShape s = conv_shape(info, 3);
+  F32 x = f32(info, 0, "x"), dy = f32(info, 1, "dy"), dw = f32(info, 2, "dw");
+  need(info, x, prod({s.n, s.ih, s.iw, s.ic}), "x");
+  need(info, dy, prod({s.n, s.oh, s.ow, s.oc}), "dy");
+  need(info, dw, prod({s.kh, s.kw, s.ic, s.oc}), "dw");
+  ml::conv2d_backprop_filter(s, x.data, dy.data, dw.data);
+  return info.Env().Undefined();
+}
+
+// matmul(a, b, c, bias | null, batchA, batchB, m, n, k, transA, transB, activation, alpha)
+Napi::Value MatMul(const Napi::CallbackInfo& info) {
+  F32 a = f32(info, 0, "a"), b = f32(info, 1, "b"), c = f32(info, 2, "c"), bias = f32(info, 3, "bias", true);
+  const int64_t ba = num(info, 4, "batchA"), bb = num(info, 5, "batchB");
+  const int64_t m = num(info, 6, "m"), n = num(info, 7, "n"), k = num(info, 8, "k");
+  nonneg(info, {ba, bb, m, n, k});
+  if (ba < 1 || bb < 1 || (ba != bb && ba != 1 && bb != 1 && std::max(ba, bb) % std::min(ba, bb) != 0)) {
+    throw Napi::RangeError::New(info.Env(), "incompatible batch sizes");
+  }
+  need(info, a, ba * m * k, "a");
+  need(info, b, bb * k * n, "b");
+  need(info, c, std::max(ba, bb) * m * n, "c");
+  if (bias.data) need(info, bias, n, "bias");
+  const int act = static_cast<int>(num(info, 11, "activation"));
+  if (act < ml::ACT_LINEAR || act > ml::ACT_SIGMOID) throw Napi::RangeError::New(info.Env(), "unknown activation");
+  ml::matmul(a.data, b.data, c.data, static_cast<int>(ba), static_cast<int>(bb), static_cast<int>(m),
+             static_cast<int>(n), static_cast<int>(k), flag(info, 9), flag(info, 10), bias.data, act,
+             static_cast<float>(real(info, 12)));
+  return info.Env().Undefined();
+}
+
+struct PoolShape {
+  int n, h, w, c, kh, kw, sh, sw, pt, pl, oh, ow;
+};
+
+PoolShape pool_shape(const Napi::CallbackInfo& info, size_t i) {
+  const int32_t* g = i32s(info, i, "geometry", 12);
+  PoolShape s{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11]};
+  nonneg(info, {s.n, s.h, s.w, s.c, s.kh, s.kw, s.pt, s.pl, s.oh, s.ow});
+  if (s.sh < 1 || s.sw < 1) throw Napi::RangeError::New(info.Env(), "strides must be >= 1");
+  return s;
+}
+
+// maxPool(x, y, geometry)
+Napi::Value MaxPool(const Napi::CallbackInfo& info) {
+  PoolShape s = pool_shape(info, 2);
+  F32 x = f32(info, 0, "x"), y = f32(info, 1, "y");
+  need(info, x, prod({s.n, s.h, s.w, s.c}), "x");
+  need(info, y, prod({s.n, s.oh, s.ow, s.c}), "y");
+  ml::max_pool(x.data, y.data, s.n, s.h, s.w, s.c, s.kh, s.kw, s.sh, s.sw, s.pt, s.pl, s.oh, s.ow);
+  return info.Env().Undefined();
+}
+
+// maxPoolGrad(dy, x, dx, geometry)
+Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
+  PoolShape s = pool_shape(info, 3);
+  F32 dy = f32(info, 0, "dy"), x = f32(info, 1, "x"), dx = f32(info, 2, "dx");
+  need(info, dy, prod({s.n, s.oh, s.ow, s.c}), "dy");
+  need(info, x, prod({s.n, s.h, s.w, s.c}), "x");
+  need(info, dx, prod({s.n, s.h, s.w, s.c}), "dx");
+  ml::max_pool_grad(dy.data, x.data, dx.data, s.n, s.h, s.w, s.c, s.kh, s.kw, s.sh, s.sw, s.pt, s.pl, s.oh, s.ow);
+  return info.Env().Undefined();
+}
+
+// resizeNearest(x, y, n, h, w, c, oh, ow, srcRow, srcCol) and resizeNearestGrad(dy, dx, ...same).
+template <bool GRAD>
+Napi::Value ResizeNearest(const Napi::CallbackInfo& info) {
+  F32 a = f32(info, 0, GRAD ? "dy" : "x"), b = f32(info, 1, GRAD ? "dx" : "y");
+  const int64_t n = num(info, 2, "n"), h = num(info, 3, "h"), w = num(info, 4, "w"), c = num(info, 5, "c");
+  const int64_t oh = num(info, 6, "oh"), ow = num(info, 7, "ow");
+  nonneg(info, {n, h, w, c, oh, ow});
+  const int32_t* rows = i32s(info, 8, "srcRow", static_cast<size_t>(oh));
+  const int32_t* cols = i32s(info, 9, "srcCol", static_cast<size_t>(ow));
+  for (int64_t i = 0; i < oh; ++i)
+    if (rows[i] < 0 || rows[i] >= h) throw Napi::RangeError::New(info.Env(), "srcRow out of range");
+  for (int64_t i = 0; i < ow; ++i)
+    if (cols[i] < 0 || cols[i] >= w) throw Napi::RangeError::New(info.Env(), "srcCol out of range");
+  const int64_t small = n * h * w * c, big = n * oh * ow * c;
+  need(info, a, GRAD ? big : small, GRAD ? "dy" : "x");
+  need(info, b, GRAD ? small : big, GRAD ? "dx" : "y");
+  if (GRAD) {
+    ml::resize_nearest_grad(a.data, b.data, n, h, w, c, oh, ow, rows, cols);
+  } else {
+    ml::resize_nearest(a.data, b.data, n, h, w, c, oh, ow, rows, cols);
+  }
+  return info.Env().Undefined();
+}
+
+// unary(op, x, y, alpha)
+Napi::Value Unary(const Napi::CallbackInfo& info) {
+  const int op = static_cast<int>(num(info, 0, "op"));
+  if (op < ml::U_RELU || op > ml::U_RECIPROCAL) throw Napi::RangeError::New(info.Env(), "unknown unary op");
+  F32 x = f32(info, 1, "x"), y = f32(info, 2, "y");
+  need(info, y, static_cast<int64_t>(x.length), "y");
+  ml::unary(op, x.data, y.data, static_cast<long>(x.length), static_cast<float>(real(info, 3)));
+  return info.Env().Undefined();
+}
+
+// binary(op, a, b, out, rows, inner, aBroadcast, bBroadcast)
+Napi::Value Binary(const Napi::CallbackInfo& info) {
+  const int op = static_cast<int>(num(info, 0, "op"));
+  if (op < ml::B_ADD || op > ml::B_SQDIFF) throw Napi::RangeError::New(info.Env(), "unknown binary op");
+  F32 a = f32(info, 1, "a"), b = f32(info, 2, "b"), out = f32(info, 3, "out");
+  const int64_t rows = num(info, 4, "rows"), inner = num(info, 5, "inner");
+  if (rows < 0 || inner < 0) throw Napi::RangeError::New(info.Env(), "negative size");
+  const bool ab = flag(info, 6), bb = flag(info, 7);
+  if (ab && bb) throw Napi::RangeError::New(info.Env(), "at most one operand may broadcast");
+  need(info, a, ab ? inner : rows * inner, "a");
+  need(info, b, bb ? inner : rows * inner, "b");
+  need(info, out, rows * inner, "out");
+  ml::binary(op, a.data, b.data, out.data, static_cast<long>(rows), static_cast<long>(inner), ab, bb);
+  return info.Env().Undefined();
+}
+
+// sum(x, y, outer, mid, inner)
+Napi::Value Sum(const Napi::CallbackInfo& info) {
+  F32 x = f32(info, 0, "x"), y = f32(info, 1, "y");
+  const int64_t outer = num(info, 2, "outer"), mid = num(info, 3, "mid"), inner = num(info, 4, "inner");
+  if (outer < 0 || mid < 0 || inner < 0) throw Napi::RangeError::New(info.Env(), "negative size");
+  need(info, x, outer * mid * inner, "x");
+  need(info, y, outer * inner, "y");
+  ml::reduce_sum(x.data, y.data, static_cast<long>(outer), static_cast<long>(mid), static_cast<long>(inner));
+  return info.Env().Undefined();
+}
+
+// copyRows(src, srcOffset, srcStride, dst, dstOffset, dstStride, rows, len)
+Napi::Value CopyRows(const Napi::CallbackInfo& info) {
+  F32 src = f32(info, 0, "src"), dst = f32(info, 3, "dst");
+  const int64_t so = num(info, 1, "srcOffset"), ss = num(info, 2, "srcStride");
+  const int64_t dof = num(info, 4, "dstOffset"), ds = num(info, 5, "dstStride");
+  const int64_t rows = num(info, 6, "rows"), len = num(info, 7, "len");
+  if (so < 0 || ss < 0 || dof < 0 || ds < 0 || rows < 0 || len < 0) throw Napi::RangeError::New(info.Env(), "negative size");
+  if (rows == 0 || len == 0) return info.Env().Undefined();
+  need(info, src, so + (rows - 1) * ss + len, "src");
+  need(info, dst, dof + (rows - 1) * ds + len, "dst");
+  ml::copy_rows(src.data + so, static_cast<long>(ss), dst.data + dof, static_cast<long>(ds), static_cast<long>(rows),
+                static_cast<long>(len));
+  return info.Env().Undefined();
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  ml::pool_set_size(static_cast<int>(num(info, 0, "threads")));
+  return Napi::Number::New(info.Env(), ml::pool_size());
+}
+
+Napi::Value GetThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ml::pool_size()); }
+
+Napi::Value DefaultThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), ml::pool_default_size());
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  if (!cpu_has_avx2_fma()) {
+    exports.Set("unsupported", Napi::String::New(env, "this CPU (or OS) lacks AVX2/FMA, which the native kernels need"));
+    return exports;
+  }
+  exports.Set("isa", Napi::String::New(env, "avx2+fma"));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("getThreads", Napi::Function::New(env, GetThreads));
+  exports.Set("defaultThreads", Napi::Function::New(env, DefaultThreads));
+  exports.Set("conv2d", Napi::Function::New(env, Conv2d));
+  exports.Set("conv2dBackpropInput", Napi::Function::New(env, Conv2dBackpropInput));
+  exports.Set("conv2dBackpropFilter", Napi::Function::New(env, Conv2dBackpropFilter));
+  exports.Set("matmul", Napi::Function::New(env, MatMul));
+  exports.Set("maxPool", Napi::Function::New(env, MaxPool));
+  exports.Set("maxPoolGrad", Napi::Function::New(env, MaxPoolGrad));
+  exports.Set("resizeNearest", Napi::Function::New(env, ResizeNearest<false>));
+  exports.Set("resizeNearestGrad", Napi::Function::New(env, ResizeNearest<true>));
+  exports.Set("unary", Napi::Function::New(env, Unary));
+  exports.Set("binary", Napi::Function::New(env, Binary));
+  exports.Set("sum", Napi::Function::New(env, Sum));
+  exports.Set("copyRows", Napi::Function::New(env, CopyRows));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(maskloop_native, Init)

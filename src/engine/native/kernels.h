@@ -1,0 +1,69 @@
+// The boundary between the N-API glue (baseline x86-64) and the AVX2/FMA kernels. Only plain
+// types cross it; see threadpool.h for why.
+//
+// Layouts follow tfjs: float32, row-major, images NHWC, conv filters [kh, kw, cin, cout].
+// Every kernel writes all of its output (callers may pass uninitialised memory) and may use the
+// thread pool.
+#pragma once
+
+namespace ml {
+
+enum Activation : int { ACT_LINEAR = 0, ACT_RELU = 1, ACT_RELU6 = 2, ACT_LEAKYRELU = 3, ACT_SIGMOID = 4 };
+
+struct ConvShape {
+  int n, ih, iw, ic;  // input
+  int kh, kw, oc;     // filter
+  int sh, sw;         // strides
+  int dh, dw;         // dilations (forward only)
+  int pt, pl;         // padding before (top, left); padding after is implied by oh, ow
+  int oh, ow;         // output
+};
+
+// y = act(conv(x, w) + bias); bias (length oc) may be null.
+void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias, int act,
+                    float alpha, float* y);
+// dx = gradient of conv(x, w) w.r.t. x, given dy (shape n, oh, ow, oc).
+void conv2d_backprop_input(const ConvShape& s, const float* dy, const float* w, float* dx);
+// dw = gradient of conv(x, w) w.r.t. w, given x and dy.
+void conv2d_backprop_filter(const ConvShape& s, const float* x, const float* dy, float* dw);
+
+// c[b] = act(op(a[b % batch_a]) * op(b[b % batch_b]) + bias) for b < max(batch_a, batch_b);
+// op(a) is m x k, op(b) is k x n. bias (length n, broadcast over rows) may be null.
+void matmul(const float* a, const float* b, float* c, int batch_a, int batch_b, int m, int n, int k,
+            bool trans_a, bool trans_b, const float* bias, int act, float alpha);
+
+// Max pooling over windows (kh, kw) with strides and padding; padded cells never win.
+void max_pool(const float* x, float* y, int n, int h, int w, int c, int kh, int kw, int sh, int sw,
+              int pt, int pl, int oh, int ow);
+// Gradient of max_pool: each dy goes to the first maximum of its window (row-major order, strict
+// comparison), as tfjs' cpu backend does.
+void max_pool_grad(const float* dy, const float* x, float* dx, int n, int h, int w, int c, int kh,
+                   int kw, int sh, int sw, int pt, int pl, int oh, int ow);
+
+// Nearest-neighbour resize given the source row/col of every output row/col (the caller computes
+// them with tfjs' exact arithmetic).
+void resize_nearest(const float* x, float* y, int n, int h, int w, int c, int oh, int ow,
+                    const int* src_row, const int* src_col);
+// Its exact adjoint: dx[src] += dy[dst].
+void resize_nearest_grad(const float* dy, float* dx, int n, int h, int w, int c, int oh, int ow,
+                         const int* src_row, const int* src_col);
+
+enum UnaryOp : int {
+  U_RELU = 0, U_RELU6 = 1, U_LEAKYRELU = 2, U_SIGMOID = 3, U_STEP = 4, U_NEG = 5, U_EXP = 6,
+  U_SQUARE = 7, U_ABS = 8, U_SQRT = 9, U_RSQRT = 10, U_RECIPROCAL = 11
+};
+void unary(int op, const float* x, float* y, long size, float alpha);
+
+enum BinaryOp : int { B_ADD = 0, B_SUB = 1, B_MUL = 2, B_DIV = 3, B_MAX = 4, B_MIN = 5, B_SQDIFF = 6 };
+// a has `rows * inner` elements unless a_bcast; b likewise. A broadcast operand has `inner`
+// elements repeated for every row (inner == 1: a scalar).
+void binary(int op, const float* a, const float* b, float* out, long rows, long inner, bool a_bcast,
+            bool b_bcast);
+
+// x viewed as [outer, mid, inner]: y[o, i] = sum over m of x[o, m, i].
+void reduce_sum(const float* x, float* y, long outer, long mid, long inner);
+
+// Copies `rows` rows: dst row r gets src row r's `len` floats; strides in floats.
+void copy_rows(const float* src, long src_stride, float* dst, long dst_stride, long rows, long len);
+
+}  // namespace ml

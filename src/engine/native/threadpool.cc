@@ -1,0 +1,143 @@
+#include "threadpool.h"
+
+#include <sched.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace ml {
+namespace {
+
+// Kernels arrive in bursts (conv, add, relu, ... one after another from JS, tens of microseconds
+// apart). Spinning that long before sleeping saves a futex wake-up per kernel, and bounding it
+// keeps idle workers from stealing a core from JS between bursts.
+constexpr auto kSpin = std::chrono::microseconds(200);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+class Pool {
+ public:
+  ~Pool() { resize(1); }
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  void resize(int n) {
+    if (n < 1) n = 1;
+    if (n == size()) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      ++generation_;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+    stop_ = false;
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i] { loop(i); });
+  }
+
+  void run(long ntasks, TaskFn fn, void* ctx) {
+    if (ntasks <= 0) return;
+    if (workers_.empty() || ntasks == 1) {
+      for (long t = 0; t < ntasks; ++t) fn(ctx, t, 0);
+      return;
+    }
+    fn_ = fn;
+    ctx_ = ctx;
+    ntasks_ = ntasks;
+    next_.store(0, std::memory_order_relaxed);
+    busy_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    work(0);
+    // Workers hold no reference to fn_/ctx_ once busy_ reaches zero, so the caller's stack frame
+    // (which owns ctx) may be left only after that.
+    while (busy_.load(std::memory_order_acquire) != 0) cpu_relax();
+  }
+
+ private:
+  void work(int thread) {
+    for (;;) {
+      long t = next_.fetch_add(1, std::memory_order_relaxed);
+      if (t >= ntasks_) break;
+      fn_(ctx_, t, thread);
+    }
+  }
+
+  void loop(int thread) {
+    unsigned long seen = generation_.load(std::memory_order_acquire);
+    for (;;) {
+      auto until = std::chrono::steady_clock::now() + kSpin;
+      unsigned spins = 0;
+      while (generation_.load(std::memory_order_acquire) == seen) {
+        cpu_relax();
+        if ((++spins & 255) == 0 && std::chrono::steady_clock::now() > until) {
+          std::unique_lock<std::mutex> lock(mu_);
+          cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+          break;
+        }
+      }
+      seen = generation_.load(std::memory_order_acquire);
+      if (stop_) return;
+      work(thread);
+      busy_.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::atomic<unsigned long> generation_{0};
+  bool stop_ = false;
+  TaskFn fn_ = nullptr;
+  void* ctx_ = nullptr;
+  long ntasks_ = 0;
+  std::atomic<long> next_{0};
+  std::atomic<int> busy_{0};
+};
+
+Pool& pool() {
+  static Pool* p = [] {
+    auto* q = new Pool();  // never destroyed: worker threads must not be joined during exit
+    q->resize(pool_default_size());
+    return q;
+  }();
+  return *p;
+}
+
+}  // namespace
+
+int pool_default_size() {
+  if (const char* env = std::getenv("MASKLOOP_THREADS")) {
+    char* end = nullptr;
+    long v = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && v > 0 && v <= 256) return static_cast<int>(v);
+  }
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  unsigned hc = std::thread::hardware_concurrency();
+  return hc > 0 ? static_cast<int>(hc) : 1;
+}
+
+void pool_run(long ntasks, TaskFn fn, void* ctx) { pool().run(ntasks, fn, ctx); }
+
+int pool_size() { return pool().size(); }
+
+void pool_set_size(int n) { pool().resize(n <= 0 ? pool_default_size() : n); }
+
+}  // namespace ml
