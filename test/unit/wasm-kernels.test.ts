@@ -327,11 +327,90 @@ describe('resizeNearestNeighbor gradient', () => {
     [4, 4, 8, 8, true, false],
     [4, 4, 8, 8, false, true],
     [5, 3, 7, 8, false, false],
+    [8, 8, 16, 32, false, false],
   ])('%ix%i -> %ix%i, alignCorners %s, halfPixelCenters %s', async (h, w, oh, ow, align, half) => {
     await expectSameOnBothBackends(
       (x) => tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [oh, ow], align, half),
       [input([2, h, w, 3], 26)],
     );
+  });
+});
+
+describe('data movement (Identity, Slice, SplitV, Concat, Sum over leading axes)', () => {
+  it('identity shares the buffer safely: a clone outlives its source', async () => {
+    await tf.setBackend('wasm');
+    const a = tf.tensor([1, 2, 3, 4], [2, 2]);
+    const b = tf.clone(a);
+    a.dispose();
+    expect(Array.from(b.dataSync())).toEqual([1, 2, 3, 4]);
+    b.dispose();
+    await expectNoGrowth(() => tf.tidy(() => void tf.clone(tf.ones([3, 3])).dataSync()));
+  });
+
+  it.each([
+    ['rank 1', [10], [3], [5]],
+    ['rank 2 rows', [6, 5], [2, 0], [3, -1]],
+    ['rank 4, last axis', [2, 5, 4, 8], [0, 0, 0, 3], [-1, -1, -1, 4]],
+    ['rank 4, every axis', [3, 6, 5, 7], [1, 2, 1, 2], [2, 3, 3, 4]],
+    ['rank 5, long runs', [2, 3, 4, 5, 70], [1, 1, 0, 1, 0], [1, 2, 4, 3, 70]],
+  ])('slice %s', async (_, shape, begin, size) => {
+    await expectSameOnBothBackends((x) => tf.slice(x, begin, size), [input(shape, 30)]);
+  });
+
+  it('slice and concat of int32 and bool tensors', async () => {
+    const run = async (backend: string) => {
+      await tf.setBackend(backend);
+      return tf.tidy(() => {
+        const i = tf.tensor(Int32Array.from({ length: 60 }, (_, k) => k - 30), [3, 4, 5], 'int32');
+        const b = i.greater(0);
+        return [
+          Array.from(tf.slice(i, [1, 1, 2], [2, 3, 3]).dataSync()),
+          Array.from(tf.concat([i, i.neg()], 2).dataSync()),
+          Array.from(tf.concat([b, b.logicalNot()], 1).dataSync()),
+          Array.from(tf.split(i, [1, 4], 2)[1].dataSync()),
+        ];
+      });
+    };
+    expect(await run('wasm')).toEqual(await run('cpu'));
+  });
+
+  it.each([
+    ['last axis, two parts', [2, 6, 5, 32], [16, 16], 3],
+    ['last axis, uneven parts', [2, 3, 4, 10], [3, -1, 2], 3],
+    ['middle axis', [2, 9, 4, 3], [4, 5], 1],
+    ['first axis', [6, 3, 2], [1, 2, 3], 0],
+  ] as Array<[string, number[], number[], number]>)('split (SplitV) along %s', async (_, shape, sizes, axis) => {
+    await expectSameOnBothBackends((x) => tf.concat(tf.split(x, sizes, axis).map((p, i) => p.mul(i + 1)), axis), [input(shape, 31)]);
+  });
+
+  it.each([
+    ['channels of two', [[2, 6, 5, 16], [2, 6, 5, 16]], 3],
+    ['channels of three, uneven', [[2, 4, 3, 1], [2, 4, 3, 7], [2, 4, 3, 2]], 3],
+    ['rows', [[2, 3, 5, 4], [2, 6, 5, 4]], 1],
+    ['batch', [[1, 3, 3, 2], [2, 3, 3, 2]], 0],
+  ] as Array<[string, number[][], number]>)('concat along %s', async (_, shapes, axis) => {
+    await expectSameOnBothBackends((...xs) => tf.concat(xs, axis), shapes.map((sh, i) => input(sh, 32 + i)));
+  });
+
+  it.each([
+    ['bias gradient axes', [3, 8, 7, 16], [0, 1, 2], false],
+    ['leading axes, keepDims', [3, 8, 7, 16], [0, 1], true],
+    ['one leading axis', [5, 12], [0], false],
+    ['inner axes (backend kernel)', [3, 8, 7, 16], [1, 2], false],
+    ['all axes (backend kernel)', [4, 5, 6], [0, 1, 2], false],
+  ] as Array<[string, number[], number[], boolean]>)('sum over %s', async (_, shape, axes, keepDims) => {
+    await expectSameOnBothBackends((x) => tf.sum(x, axes, keepDims), [input(shape, 40)]);
+  });
+
+  it('leave no tensors or buffers behind', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor(input([2, 6, 5, 8], 41).data, [2, 6, 5, 8]);
+    await expectNoGrowth(() =>
+      tf.tidy(() => {
+        tf.grads((a: tf.Tensor) => tf.concat(tf.split(a, [3, 5], 3).reverse(), 3).slice([0, 1, 0, 0], [2, 4, 5, 8]).sum([0, 1, 2]).sum())([x]);
+      }),
+    );
+    x.dispose();
   });
 });
 

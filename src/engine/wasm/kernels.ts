@@ -9,8 +9,10 @@
 // Each kernel works on TensorInfos inside one kernel call, so the engine never sees the
 // intermediates: every one is released with backend.disposeData before returning.
 import {
+  AvgPool,
   backend_util,
   BatchMatMul,
+  Concat,
   Conv2D,
   Conv2DBackpropFilter,
   Conv2DBackpropInput,
@@ -18,18 +20,24 @@ import {
   DepthwiseConv2dNativeBackpropFilter,
   DepthwiseConv2dNativeBackpropInput,
   getKernel,
+  Identity,
   MaxPoolGrad,
   registerKernel,
   Reshape,
+  ResizeNearestNeighborGrad,
   Reverse,
   Slice,
+  slice_util,
+  SplitV,
   Sum,
   Transpose,
   unregisterKernel,
+  util,
   _FusedMatMul,
 } from '@tensorflow/tfjs-core';
 import type {
   BatchMatMulAttrs,
+  ConcatAttrs,
   Conv2DBackpropFilterAttrs,
   Conv2DBackpropInputAttrs,
   DepthwiseConv2dNativeBackpropFilterAttrs,
@@ -39,6 +47,10 @@ import type {
   MaxPoolGradAttrs,
   NamedAttrMap,
   NamedTensorInfoMap,
+  ResizeNearestNeighborGradAttrs,
+  SliceAttrs,
+  SplitVAttrs,
+  SumAttrs,
   TensorInfo,
   _FusedMatMulAttrs,
 } from '@tensorflow/tfjs-core';
@@ -500,15 +512,58 @@ function maxPoolGrad(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs
   const { dy, input } = args.inputs as { dy: TensorInfo; input: TensorInfo };
   const { filterSize, strides, pad, dimRoundingMode } = args.attrs as unknown as MaxPoolGradAttrs;
   const info = backend_util.computePool2DInfo(input.shape as Shape4, filterSize, strides, 1, pad, dimRoundingMode);
+  const out = backend.makeOutput(input.shape, 'float32');
+  // Views after the allocation: growing the wasm heap detaches earlier ones.
+  const x = asFloat32(backend, input);
+  const g = asFloat32(backend, dy);
+  const dx = asFloat32(backend, out);
+  dx.fill(0);
+  const { strideHeight, strideWidth, effectiveFilterHeight: fh, effectiveFilterWidth: fw } = info;
+  if (fh === 2 && fw === 2 && strideHeight === 2 && strideWidth === 2 && info.padInfo.top === 0 && info.padInfo.left === 0) {
+    maxPoolGrad2x2(x, g, dx, info);
+  } else {
+    maxPoolGradAny(x, g, dx, info);
+  }
+  return out;
+}
+
+/** The U-Net's pooling: disjoint 2x2 windows, four loads per channel and no bounds checks. */
+function maxPoolGrad2x2(x: Float32Array, g: Float32Array, dx: Float32Array, info: backend_util.Conv2DInfo): void {
+  const { batchSize, inHeight, inWidth, inChannels: ch, outHeight, outWidth } = info;
+  const row = inWidth * ch;
+  let o = 0;
+  for (let n = 0; n < batchSize; n++) {
+    for (let yo = 0; yo < outHeight; yo++) {
+      let p = (n * inHeight + 2 * yo) * row;
+      for (let xo = 0; xo < outWidth; xo++, p += 2 * ch) {
+        for (let c = 0; c < ch; c++, o++) {
+          const i0 = p + c;
+          const i1 = i0 + ch;
+          const i2 = i0 + row;
+          const i3 = i2 + ch;
+          // Strictly greater, in scan order: the first maximum wins, as in TensorFlow.
+          let at = i0;
+          let best = x[i0];
+          if (x[i1] > best) {
+            best = x[i1];
+            at = i1;
+          }
+          if (x[i2] > best) {
+            best = x[i2];
+            at = i2;
+          }
+          if (x[i3] > best) at = i3;
+          dx[at] += g[o];
+        }
+      }
+    }
+  }
+}
+
+function maxPoolGradAny(x: Float32Array, g: Float32Array, dx: Float32Array, info: backend_util.Conv2DInfo): void {
   const { batchSize, inHeight, inWidth, inChannels: ch, outHeight, outWidth } = info;
   const { strideHeight, strideWidth, effectiveFilterHeight: fh, effectiveFilterWidth: fw } = info;
   const { top, left } = info.padInfo;
-  const out = backend.makeOutput(input.shape, 'float32');
-  // Views after the allocation: growing the wasm heap detaches earlier ones.
-  const xV = asFloat32(backend, input);
-  const dyV = asFloat32(backend, dy);
-  const dx = asFloat32(backend, out);
-  dx.fill(0);
   for (let n = 0; n < batchSize; n++) {
     for (let yo = 0; yo < outHeight; yo++) {
       const y0 = yo * strideHeight - top;
@@ -518,24 +573,213 @@ function maxPoolGrad(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs
         const x0 = xo * strideWidth - left;
         const xBegin = Math.max(0, x0);
         const xEnd = Math.min(inWidth, x0 + fw);
-        const dyBase = ((n * outHeight + yo) * outWidth + xo) * ch;
+        const gBase = ((n * outHeight + yo) * outWidth + xo) * ch;
         for (let c = 0; c < ch; c++) {
           let best = -Infinity;
           let at = -1;
           for (let yi = yBegin; yi < yEnd; yi++) {
             let i = ((n * inHeight + yi) * inWidth + xBegin) * ch + c;
             for (let xi = xBegin; xi < xEnd; xi++, i += ch) {
-              if (xV[i] > best) {
-                best = xV[i];
+              if (x[i] > best) {
+                best = x[i];
                 at = i;
               }
             }
           }
-          if (at >= 0) dx[at] += dyV[dyBase + c];
+          if (at >= 0) dx[at] += g[gBase + c];
         }
       }
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ResizeNearestNeighborGrad
+//
+// The backend's kernel searches a window of dy for every input pixel (~25 ms per U-Net
+// upsampling). For an integer power-of-two scale without corner alignment every input pixel
+// owns one s x s block of dy, so the gradient is an XNNPACK average pool times s*s (exact:
+// powers of two). Other scales use the backend's kernel, which is right.
+
+function resizeNearestNeighborGrad(args: {
+  inputs: NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: NamedAttrMap;
+}): TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const { images, dy } = args.inputs as { images: TensorInfo; dy: TensorInfo };
+  const { alignCorners } = args.attrs as unknown as ResizeNearestNeighborGradAttrs;
+  const [, inH, inW] = images.shape;
+  const [, outH, outW] = dy.shape;
+  const sh = outH / inH;
+  const sw = outW / inW;
+  const powerOfTwo = (v: number) => Number.isInteger(v) && v >= 1 && (v & (v - 1)) === 0;
+  if (alignCorners || !powerOfTwo(sh) || !powerOfTwo(sw) || dy.dtype !== 'float32' || sh * sw === 1) {
+    return call(backend, ResizeNearestNeighborGrad, args.inputs, args.attrs);
+  }
+  const out = call(
+    backend,
+    AvgPool,
+    { x: dy },
+    { filterSize: [sh, sw], strides: [sh, sw], pad: 'valid', dimRoundingMode: undefined } as unknown as NamedAttrMap,
+  );
+  const v = asFloat32(backend, out);
+  const k = sh * sw;
+  for (let i = 0; i < v.length; i++) v[i] *= k;
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data movement: Identity, Slice, SplitV, Concat, Sum over leading axes
+//
+// The backend copies on Identity (which tfjs' engine runs on every tensor it saves for the
+// backward pass: ~100 full activation copies per U-Net step), and its Slice/Concat copy the
+// whole input through readSync and then move 16-float rows one TypedArray.set call at a time.
+// Tensors are immutable, so Identity can share the buffer, as the cpu backend does; the copies
+// below walk the wasm heap directly.
+
+type HeapArray = Float32Array | Int32Array | Uint8Array;
+
+function heap(backend: BackendWasm, t: TensorInfo): HeapArray {
+  return backend.typedArrayFromHeap(t) as HeapArray;
+}
+
+function stridesOf(shape: number[]): number[] {
+  const strides = new Array<number>(shape.length).fill(1);
+  for (let i = shape.length - 2; i >= 0; i--) strides[i] = strides[i + 1] * shape[i + 1];
+  return strides;
+}
+
+/**
+ * Copies the box of extent `size` at `srcBegin` in src (row-major `srcShape`) to `dstBegin` in
+ * dst. Trailing dimensions whole in both are merged into one contiguous run per outer index.
+ */
+function copyBox(
+  src: HeapArray,
+  srcShape: number[],
+  srcBegin: number[],
+  dst: HeapArray,
+  dstShape: number[],
+  dstBegin: number[],
+  size: number[],
+): void {
+  const rank = size.length;
+  if (rank === 0 || size.some((d) => d === 0)) {
+    if (rank === 0) dst[0] = src[0];
+    return;
+  }
+  const ss = stridesOf(srcShape);
+  const ds = stridesOf(dstShape);
+  let k = rank - 1;
+  let run = size[k];
+  while (k > 0 && size[k] === srcShape[k] && size[k] === dstShape[k]) {
+    k--;
+    run *= size[k];
+  }
+  let s = 0;
+  let d = 0;
+  for (let i = 0; i < rank; i++) {
+    s += srcBegin[i] * ss[i];
+    d += dstBegin[i] * ds[i];
+  }
+  let outer = 1;
+  for (let i = 0; i < k; i++) outer *= size[i];
+  const idx = new Array<number>(k).fill(0);
+  for (let n = 0; n < outer; n++) {
+    if (run >= 64) {
+      dst.set(src.subarray(s, s + run), d);
+    } else {
+      for (let j = 0; j < run; j++) dst[d + j] = src[s + j];
+    }
+    for (let j = k - 1; j >= 0; j--) {
+      s += ss[j];
+      d += ds[j];
+      if (++idx[j] < size[j]) break;
+      s -= ss[j] * size[j];
+      d -= ds[j] * size[j];
+      idx[j] = 0;
+    }
+  }
+}
+
+function identity(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap }): TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const { x } = args.inputs as { x: TensorInfo };
+  if (x.dtype === 'string') return call(backend, Identity, args.inputs, args.attrs);
+  backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+function slice(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap }): TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const { x } = args.inputs as { x: TensorInfo };
+  if (x.dtype === 'string') return call(backend, Slice, args.inputs, args.attrs);
+  const { begin, size } = args.attrs as unknown as SliceAttrs;
+  const [b, sz] = slice_util.parseSliceParams(x, begin, size);
+  const out = backend.makeOutput(sz, x.dtype);
+  copyBox(heap(backend, x), x.shape, b, heap(backend, out), sz, new Array<number>(sz.length).fill(0), sz);
+  return out;
+}
+
+function splitV(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap }): TensorInfo[] {
+  const backend = args.backend as BackendWasm;
+  const { x } = args.inputs as { x: TensorInfo };
+  if (x.dtype === 'string') return call(backend, SplitV, args.inputs, args.attrs) as unknown as TensorInfo[];
+  const { numOrSizeSplits, axis } = args.attrs as unknown as SplitVAttrs;
+  const ax = util.parseAxisParam(axis, x.shape)[0];
+  const sizes = backend_util.prepareSplitSize(x as unknown as Parameters<typeof backend_util.prepareSplitSize>[0], numOrSizeSplits, ax);
+  const outs = sizes.map((n) => {
+    const shape = x.shape.slice();
+    shape[ax] = n;
+    return backend.makeOutput(shape, x.dtype);
+  });
+  const src = heap(backend, x);
+  const begin = new Array<number>(x.shape.length).fill(0);
+  for (const out of outs) {
+    copyBox(src, x.shape, begin, heap(backend, out), out.shape, new Array<number>(out.shape.length).fill(0), out.shape);
+    begin[ax] += out.shape[ax];
+  }
+  return outs;
+}
+
+function concat(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap }): TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const inputs = Object.values(args.inputs) as TensorInfo[];
+  const ax = util.parseAxisParam((args.attrs as unknown as ConcatAttrs).axis, inputs[0].shape)[0];
+  const parts = inputs.filter((t) => util.sizeFromShape(t.shape) > 0);
+  if (inputs[0].dtype === 'string' || parts.length < 2) return call(backend, Concat, args.inputs, args.attrs);
+  backend_util.assertParamsConsistent(parts.map((t) => t.shape), ax);
+  const shape = backend_util.computeOutShape(parts.map((t) => t.shape), ax);
+  const out = backend.makeOutput(shape, inputs[0].dtype);
+  const dst = heap(backend, out);
+  const begin = new Array<number>(shape.length).fill(0);
+  for (const t of parts) {
+    copyBox(heap(backend, t), t.shape, new Array<number>(t.shape.length).fill(0), dst, shape, begin, t.shape);
+    begin[ax] += t.shape[ax];
+  }
+  return out;
+}
+
+/**
+ * Sum over leading axes only (bias gradients: [N,H,W,C] -> [C]). The backend transposes the
+ * reduced axes innermost first; a column sum reads the data once. Float64 accumulators, as the
+ * cpu backend's.
+ */
+function sum(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap }): TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const { x } = args.inputs as { x: TensorInfo };
+  const { axis, keepDims } = args.attrs as unknown as SumAttrs;
+  const axes = util.parseAxisParam(axis, x.shape).sort((p, q) => p - q);
+  const leading = axes.length > 0 && axes.length < x.shape.length && axes.every((a, i) => a === i);
+  if (x.dtype !== 'float32' || !leading) return call(backend, Sum, args.inputs, args.attrs);
+  const kept = x.shape.slice(axes.length);
+  const inner = util.sizeFromShape(kept);
+  const outer = util.sizeFromShape(x.shape) / inner;
+  const out = backend.makeOutput(keepDims ? x.shape.map((d, i) => (i < axes.length ? 1 : d)) : kept, 'float32');
+  const v = asFloat32(backend, x);
+  const acc = new Float64Array(inner);
+  for (let o = 0, p = 0; o < outer; o++) for (let i = 0; i < inner; i++, p++) acc[i] += v[p];
+  asFloat32(backend, out).set(acc);
   return out;
 }
 
@@ -549,6 +793,12 @@ const overrides: Array<[string, KernelFunc]> = [
   [DepthwiseConv2dNativeBackpropFilter, depthwiseBackpropFilter as KernelFunc],
   [DepthwiseConv2dNativeBackpropInput, depthwiseBackpropInput as KernelFunc],
   [MaxPoolGrad, maxPoolGrad as KernelFunc],
+  [ResizeNearestNeighborGrad, resizeNearestNeighborGrad as KernelFunc],
+  [Identity, identity as KernelFunc],
+  [Slice, slice as KernelFunc],
+  [SplitV, splitV as unknown as KernelFunc],
+  [Concat, concat as KernelFunc],
+  [Sum, sum as KernelFunc],
 ];
 
 /** Kernels this module provides on the wasm backend. */
