@@ -761,9 +761,10 @@ function concat(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: Na
 }
 
 /**
- * Sum over leading axes only (bias gradients: [N,H,W,C] -> [C]). The backend transposes the
- * reduced axes innermost first; a column sum reads the data once. Float64 accumulators, as the
- * cpu backend's.
+ * Sum over leading axes only (bias gradients: [N,H,W,C] -> [C]). The backend first transposes
+ * the reduced axes innermost (~20 ms for a 128x128x32 batch of 8). An XNNPACK average pool over
+ * one window holding all P leading positions reads the data once (~1.5 ms); times P gives the sum.
+ * (A ones[1,P] x X[P,C] GEMM is as fast only when X is reused: XNNPACK repacks it per call.)
  */
 function sum(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap }): TensorInfo {
   const backend = args.backend as BackendWasm;
@@ -771,15 +772,27 @@ function sum(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: Named
   const { axis, keepDims } = args.attrs as unknown as SumAttrs;
   const axes = util.parseAxisParam(axis, x.shape).sort((p, q) => p - q);
   const leading = axes.length > 0 && axes.length < x.shape.length && axes.every((a, i) => a === i);
-  if (x.dtype !== 'float32' || !leading) return call(backend, Sum, args.inputs, args.attrs);
+  if (x.dtype !== 'float32' || !leading || util.sizeFromShape(x.shape) === 0) {
+    return call(backend, Sum, args.inputs, args.attrs);
+  }
   const kept = x.shape.slice(axes.length);
   const inner = util.sizeFromShape(kept);
   const outer = util.sizeFromShape(x.shape) / inner;
-  const out = backend.makeOutput(keepDims ? x.shape.map((d, i) => (i < axes.length ? 1 : d)) : kept, 'float32');
-  const v = asFloat32(backend, x);
-  const acc = new Float64Array(inner);
-  for (let o = 0, p = 0; o < outer; o++) for (let i = 0; i < inner; i++, p++) acc[i] += v[p];
-  asFloat32(backend, out).set(acc);
+  const x4 = call(backend, Reshape, { x }, { shape: [1, outer, 1, inner] });
+  let out: TensorInfo;
+  try {
+    out = call(
+      backend,
+      AvgPool,
+      { x: x4 },
+      { filterSize: [outer, 1], strides: [1, 1], pad: 'valid', dimRoundingMode: undefined } as unknown as NamedAttrMap,
+    );
+  } finally {
+    free(backend, x4);
+  }
+  const v = asFloat32(backend, out);
+  for (let i = 0; i < v.length; i++) v[i] *= outer;
+  out.shape = keepDims ? x.shape.map((d, i) => (i < axes.length ? 1 : d)) : kept;
   return out;
 }
 

@@ -47,15 +47,30 @@ async function main(): Promise<void> {
 
   console.log(`wasm, SIMD ${String(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'))}, 1 thread; ` +
     `U-Net ${model.parameterCount()} parameters, batch ${BATCH}, ${SIZE}x${SIZE}x1`);
+  // The machines are shared: report the median and the best step, not a mean over noise.
   const time = (label: string, fn: () => unknown) => {
     fn(); // warm-up: XNNPACK operator creation, heap growth
-    const t0 = performance.now();
-    for (let i = 0; i < steps; i++) fn();
-    const s = (performance.now() - t0) / 1000 / steps;
-    console.log(`${label.padEnd(18)} ${(s * 1000).toFixed(0).padStart(6)} ms/batch  ${(BATCH / s).toFixed(2).padStart(7)} img/s`);
+    const ms: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      const t0 = performance.now();
+      fn();
+      ms.push(performance.now() - t0);
+    }
+    ms.sort((a, b) => a - b);
+    const rate = (t: number) => (BATCH / (t / 1000)).toFixed(2).padStart(6);
+    const median = ms[Math.floor(ms.length / 2)];
+    console.log(
+      `${label.padEnd(16)} median ${median.toFixed(0).padStart(5)} ms/batch = ${rate(median)} img/s; ` +
+        `best ${ms[0].toFixed(0).padStart(5)} ms = ${rate(ms[0])} img/s`,
+    );
   };
   time('predict', predict);
-  time('train (fwd+bwd)', train);
+  try {
+    time('train (fwd+bwd)', train);
+  } catch (err) {
+    console.log(`train: fails (${(err as Error).message.split('\n')[0]})`);
+    return;
+  }
 
   if (profile) {
     const info = await tf.profile(() => {
