@@ -72,8 +72,9 @@ export async function runLoop(step: (index: number) => number, options: LoopOpti
     if (options.checkpointEvery && options.onCheckpoint && done % options.checkpointEvery === 0 && done < options.totalSteps) {
       await options.onCheckpoint(done);
     }
-    // Yield to the event loop so a cancel request (IPC message, SIGINT handler) can land.
-    if (options.signal) await new Promise<void>((resolve) => setImmediate(resolve));
+    // Yield to the event loop between steps so that cancel requests, IPC messages and progress
+    // writes are handled while a long run is in progress.
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
   await options.onCheckpoint?.(done);
   return { status: 'completed', stepsDone: done, losses, imagesPerSecond: rate(done - start, t0, options.imagesPerStep) };

@@ -1,0 +1,120 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { UNKNOWN } from '../../src/engine/data';
+import { classMap, predictImage, predictTiled, tileOrigins } from '../../src/engine/infer/predict';
+import { instanceLabels, labeled, prepareImage } from '../../src/engine/input';
+import { dice, matchInstances } from '../../src/engine/metrics';
+import { UNet } from '../../src/engine/model/unet';
+import { finetune } from '../../src/engine/train/finetune';
+import { instancesFromInterior } from '../../src/imaging/instances';
+import { engine, labeledNuclei, mean, nuclei } from '../helpers/engine';
+
+beforeAll(async () => {
+  await engine();
+});
+
+const arch = { depth: 3, baseFilters: 8 };
+
+describe('fine-tuning', () => {
+  test('Dice on held-out images rises well above the trivial all-foreground baseline', async () => {
+    const train = labeledNuclei(nuclei(3, 96, 101));
+    const test = nuclei(3, 96, 201);
+    const { model, losses } = await finetune({ images: train, target: { kind: 'semantic', classes: 1 }, config: arch, steps: 60, batchSize: 8, patchSize: 64, learningRate: 3e-3 });
+    expect(mean(losses.slice(-10))).toBeLessThan(mean(losses.slice(0, 10)));
+    const scores = test.map((s) => dice(classMap(predictImage(model, prepareImage(s.image), { tile: 64, overlap: 16 })), s.foreground));
+    const trivial = test.map((s) => dice(new Uint8Array(s.foreground.length).fill(1), s.foreground));
+    expect(mean(scores)).toBeGreaterThan(0.7);
+    expect(mean(scores)).toBeGreaterThan(mean(trivial) + 0.3);
+    model.dispose();
+  });
+
+  test('sparse labels: training only on a scribble-like subset of pixels still segments', async () => {
+    const samples = nuclei(3, 96, 301);
+    const train = labeledNuclei(samples).map((im) => {
+      const labels = im.labels.slice();
+      // Keep every 7th row labeled; the rest is unknown, as after a few brush strokes.
+      for (let i = 0; i < labels.length; i++) if (Math.floor(i / im.width) % 7 !== 0) labels[i] = UNKNOWN;
+      return { ...im, labels };
+    });
+    const { model } = await finetune({ images: train, target: { kind: 'semantic', classes: 1 }, config: arch, steps: 60, batchSize: 8, patchSize: 64, learningRate: 3e-3 });
+    const s = samples[0];
+    const score = dice(classMap(predictImage(model, prepareImage(s.image), { tile: 64, overlap: 16 })), s.foreground);
+    expect(score).toBeGreaterThan(0.6);
+    model.dispose();
+  });
+
+  test('labels outside the target classes are refused', async () => {
+    const [im] = labeledNuclei(nuclei(1, 32, 1));
+    const bad = { ...im, labels: im.labels.map((v) => (v ? 3 : 0)) };
+    await expect(finetune({ images: [bad], target: { kind: 'semantic', classes: 1 }, config: arch, steps: 1 })).rejects.toThrow(/label value 3/);
+  });
+
+  test('instance target (interior/boundary) recovers the nuclei of an unseen image as separate objects', async () => {
+    const samples = nuclei(4, 96, 401);
+    const train = samples.slice(0, 3).map((s) => labeled(prepareImage(s.image), instanceLabels(s.instances, 96, 96)));
+    const { model } = await finetune({ images: train, target: { kind: 'instance' }, config: arch, steps: 80, batchSize: 8, patchSize: 64, learningRate: 3e-3 });
+    const s = samples[3];
+    const p = predictImage(model, prepareImage(s.image), { tile: 96, overlap: 0 });
+    expect(p.channels).toBe(3);
+    const interior = new Float32Array(96 * 96);
+    const foreground = new Float32Array(96 * 96);
+    for (let i = 0; i < interior.length; i++) {
+      interior[i] = p.probabilities[i * 3 + 1];
+      foreground[i] = 1 - p.probabilities[i * 3];
+    }
+    const objects = instancesFromInterior(interior, 96, 96, { foreground, minSize: 8 });
+    const [score] = matchInstances(objects.labels, s.instances, [0.5]);
+    expect(score.f1).toBeGreaterThan(0.5);
+    model.dispose();
+  });
+});
+
+describe('tiled inference', () => {
+  test('tile origins cover the image and end flush with it', () => {
+    expect(tileOrigins(100, 128, 32)).toEqual([0]);
+    expect(tileOrigins(300, 128, 32)).toEqual([0, 96, 172]);
+    expect(tileOrigins(256, 128, 32)).toEqual([0, 96, 128]);
+  });
+
+  test('seams are invisible: tiled and whole-image predictions agree', async () => {
+    const model = UNet.create({ inChannels: 1, outChannels: 1, depth: 3, baseFilters: 8 }, 5);
+    const [s] = nuclei(1, 160, 7);
+    // An image that is not a multiple of the tile and wider than tall.
+    const image = prepareImage({ ...s.image, width: 160, height: 160 });
+    const whole = tf.tidy(() => model.predict(tf.tensor4d(image.pixels, [1, 160, 160, 1]))).dataSync();
+    const tiled = predictImage(model, image, { tile: 64, overlap: 32 });
+    let maxDiff = 0;
+    let sumDiff = 0;
+    for (let i = 0; i < whole.length; i++) {
+      const d = Math.abs(whole[i] - tiled.probabilities[i]);
+      maxDiff = Math.max(maxDiff, d);
+      sumDiff += d;
+    }
+    expect(sumDiff / whole.length).toBeLessThan(2e-3);
+    expect(maxDiff).toBeLessThan(0.05);
+    model.dispose();
+  });
+
+  test('streams rows in order with memory bounded by the band, and scores uncertainty', () => {
+    const model = UNet.create({ inChannels: 1, outChannels: 1, depth: 2, baseFilters: 4 }, 1);
+    const width = 300;
+    const height = 1000;
+    const source = { width, height, channels: 1, read: (x: number, y: number, size: number) => new Float32Array(size * size).fill(((x + y) % 7) / 7) };
+    let next = 0;
+    let largest = 0;
+    const score = predictTiled(model, source, (y0, rows, probs, unc) => {
+      expect(y0).toBe(next);
+      expect(probs.length).toBe(rows * width);
+      expect(unc.every((u) => u >= 0 && u <= 1)).toBe(true);
+      next = y0 + rows;
+      largest = Math.max(largest, rows);
+    }, { tile: 128, overlap: 32 });
+    expect(next).toBe(height);
+    expect(largest).toBeLessThanOrEqual(128);
+    expect(score).toBeGreaterThan(0);
+    expect(score).toBeLessThanOrEqual(1);
+    // An untrained sigmoid head hovers near 0.5: high uncertainty.
+    expect(score).toBeGreaterThan(0.5);
+    model.dispose();
+  });
+});
