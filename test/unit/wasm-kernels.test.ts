@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { KernelBackend, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initWasmBackend } from '../../src/engine/wasm/init';
-import { fastWasmKernels, isFastWasmKernel } from '../../src/engine/wasm/kernels';
+import { fastWasmKernels, isFastWasmKernel, registerWasmKernels } from '../../src/engine/wasm/kernels';
 
 /**
  * max|wasm - cpu| <= TOL * max(1, max|cpu|), for single kernels and for a whole network's
@@ -158,6 +158,18 @@ describe('initWasmBackend', () => {
     expect(fastWasmKernels).toEqual(
       expect.arrayContaining(['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'BatchMatMul', 'MaxPoolGrad']),
     );
+    // Registering again must not wrap our own kernels (which would make them call themselves).
+    const before = fastWasmKernels.map((name) => tf.getKernel(name, 'wasm')!.kernelFunc);
+    registerWasmKernels();
+    expect(fastWasmKernels.map((name) => tf.getKernel(name, 'wasm')!.kernelFunc)).toEqual(before);
+  });
+
+  it('keeps the wrapped kernels bound across backend switches', async () => {
+    await tf.setBackend('wasm');
+    await tf.setBackend('cpu');
+    await tf.setBackend('wasm');
+    const y = tf.tidy(() => tf.matMul(tf.ones([2, 3]), tf.ones([2, 3]), false, true).dataSync());
+    expect(Array.from(y)).toEqual([3, 3, 3, 3]);
   });
 });
 

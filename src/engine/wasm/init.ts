@@ -1,5 +1,6 @@
 // Sets up tfjs' wasm backend in Node as the portable engine (used where the native addon did not
-// build). Node-only: it finds the .wasm binaries on disk through the package resolver.
+// build). Node-only: it finds the .wasm binaries on disk through the package resolver; the
+// Electron renderer instead calls setWasmPaths with URLs and registerWasmKernels() from ./kernels.
 //
 // Binaries: the SIMD one (and the plain one for runtimes without wasm SIMD). Not the threaded
 // one: as shipped it starts its pthread workers from a blob: URL, which Node's Worker refuses
@@ -17,6 +18,9 @@ let ready: Promise<boolean> | null = null;
  * Prepares the 'wasm' backend and registers maskloop's training kernels on it. Resolves to
  * whether the backend initialised. Leaves tf's current backend as it was: the caller decides
  * with tf.setBackend('wasm'). Idempotent.
+ *
+ * As with any registered wasm backend, code must pick a backend explicitly (await
+ * tf.setBackend): left to choose, tfjs would pick wasm by priority and throw until it is ready.
  */
 export function initWasmBackend(): Promise<boolean> {
   ready ??= start().catch((err: unknown) => {

@@ -4,10 +4,14 @@
 // the depthwise gradients), its Conv2DBackpropInput is a scalar C++ loop (~1.7 GFLOP/s) and a
 // matMul with a transposed operand leaves XNNPACK's fast path (~1.8 GFLOP/s). The kernels here
 // rewrite each gradient as a convolution (or a plain matMul) that XNNPACK runs at full speed.
-// See DESIGN.md, "Compute backends".
+// See DESIGN.md, "Compute backends". Beyond those: a correct MaxPoolGrad (4.22's is wrong) and
+// faster versions of the data-movement kernels a U-Net step spends its remaining time in.
 //
 // Each kernel works on TensorInfos inside one kernel call, so the engine never sees the
 // intermediates: every one is released with backend.disposeData before returning.
+//
+// Browser-safe (no Node imports): the Electron renderer registers the same kernels after
+// pointing setWasmPaths at its own URLs.
 import {
   AvgPool,
   backend_util,
@@ -55,6 +59,9 @@ import type {
   _FusedMatMulAttrs,
 } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+// The backend's own kernels must be registered before ours wrap them: registering a kernel
+// twice overwrites, so a later import of the package would silently restore the stock ones.
+import '@tensorflow/tfjs-backend-wasm';
 
 const BACKEND = 'wasm';
 
