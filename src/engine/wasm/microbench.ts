@@ -90,9 +90,16 @@ async function main(): Promise<void> {
       console.log(`  ${name.padEnd(34)} ${e.ms.toFixed(1).padStart(8)} ms  x${e.n}`);
     }
   }
-  const before = tf.memory().numTensors;
-  train();
-  console.log(`tensors after one more step: ${tf.memory().numTensors - before >= 0 ? '+' : ''}${tf.memory().numTensors - before}`);
+  // A leak of tensors, of kernel intermediates or of XNNPACK operators (which hold packed
+  // weights on the wasm heap) shows here as growth over a few more steps.
+  const backend = tf.findBackend('wasm') as unknown as { numDataIds(): number; wasm: { HEAPU8: Uint8Array } };
+  const before = { tensors: tf.memory().numTensors, buffers: backend.numDataIds(), heap: backend.wasm.HEAPU8.length };
+  for (let i = 0; i < 3; i++) train();
+  console.log(
+    `after 3 more steps: tensors ${tf.memory().numTensors - before.tensors >= 0 ? '+' : ''}${tf.memory().numTensors - before.tensors}, ` +
+      `buffers ${backend.numDataIds() - before.buffers >= 0 ? '+' : ''}${backend.numDataIds() - before.buffers}, ` +
+      `wasm heap ${(before.heap / 2 ** 20).toFixed(0)} -> ${(backend.wasm.HEAPU8.length / 2 ** 20).toFixed(0)} MiB`,
+  );
 }
 
 main().catch((err: unknown) => {
