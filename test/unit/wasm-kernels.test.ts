@@ -426,6 +426,29 @@ describe('data movement (Identity, Slice, SplitV, Concat, Sum over leading axes)
   });
 });
 
+describe('other gradients a pretext task or head needs', () => {
+  it('gather (UnsortedSegmentSum, missing in wasm), repeated and dropped indices', async () => {
+    await expectSameOnBothBackends((x) => tf.gather(x, [0, 3, 3, 5, 1, 3]), [input([7, 4, 3], 50)]);
+    await expectSameOnBothBackends((x) => tf.gather(x, [2, 0, 2], 1), [input([3, 5, 2], 51)]);
+  });
+
+  it.each([
+    ['global', [8, 8], 1, 'valid'],
+    ['2x2 stride 2', [2, 2], 2, 'valid'],
+    ['3x3 stride 2 same', [3, 3], 2, 'same'],
+  ] as Array<[string, [number, number], number, 'same' | 'valid']>)('avgPool %s', async (_, size, stride, pad) => {
+    await expectSameOnBothBackends((x) => tf.avgPool(x as tf.Tensor4D, size, stride, pad), [input([2, 8, 8, 16], 52)]);
+  });
+
+  it('normalised similarity matrix with softmax cross-entropy (contrastive head)', async () => {
+    await expectSameOnBothBackends((z, t) => {
+      const unit = z.div(tf.norm(z, 'euclidean', 1, true).add(1e-8));
+      const sim = tf.matMul(unit, unit, false, true).div(0.5);
+      return tf.losses.softmaxCrossEntropy(tf.softmax(t), sim);
+    }, [input([6, 16], 53), input([6, 6], 54)]);
+  });
+});
+
 // A small U-Net with every op of the real one: fused conv2d + bias + ReLU, maxPool, nearest
 // upsampling, skip concat, 1x1 head, sigmoid and binary cross-entropy.
 const BASE = 4;

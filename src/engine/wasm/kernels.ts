@@ -35,6 +35,7 @@ import {
   SplitV,
   Sum,
   Transpose,
+  UnsortedSegmentSum,
   unregisterKernel,
   util,
   _FusedMatMul,
@@ -56,6 +57,7 @@ import type {
   SplitVAttrs,
   SumAttrs,
   TensorInfo,
+  UnsortedSegmentSumAttrs,
   _FusedMatMulAttrs,
 } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
@@ -804,6 +806,29 @@ function sum(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: Named
 }
 
 // ---------------------------------------------------------------------------------------------
+// UnsortedSegmentSum (missing in wasm): the gradient of gather. One scatter-add pass; ids
+// outside [0, numSegments) are dropped, as in TensorFlow.
+
+function unsortedSegmentSum(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap }): TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const { x, segmentIds } = args.inputs as { x: TensorInfo; segmentIds: TensorInfo };
+  const { numSegments } = args.attrs as unknown as UnsortedSegmentSumAttrs;
+  const rows = util.sizeFromShape(segmentIds.shape);
+  const inner = util.sizeFromShape(x.shape.slice(segmentIds.shape.length));
+  const out = backend.makeOutput([numSegments, ...x.shape.slice(segmentIds.shape.length)], x.dtype);
+  const v = heap(backend, x);
+  const ids = heap(backend, segmentIds);
+  const o = heap(backend, out);
+  o.fill(0);
+  for (let r = 0; r < rows; r++) {
+    const id = ids[r];
+    if (id < 0 || id >= numSegments) continue;
+    for (let i = 0, p = r * inner, q = id * inner; i < inner; i++) o[q + i] += v[p + i];
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
 
 const overrides: Array<[string, KernelFunc]> = [
   [Conv2DBackpropFilter, conv2DBackpropFilter as KernelFunc],
@@ -819,6 +844,7 @@ const overrides: Array<[string, KernelFunc]> = [
   [SplitV, splitV as unknown as KernelFunc],
   [Concat, concat as KernelFunc],
   [Sum, sum as KernelFunc],
+  [UnsortedSegmentSum, unsortedSegmentSum as KernelFunc],
 ];
 
 /** Kernels this module provides on the wasm backend. */
