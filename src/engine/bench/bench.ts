@@ -1,0 +1,138 @@
+/**
+ * `npm run -s bench -- [--json] [--peer] [--steps n]`: times DESIGN.md's reference U-Net on the
+ * chosen backend — training and inference at batch 8 on 128x128 inputs after warm-up, and one
+ * 512x512 proposal end to end — and, with --peer, PyTorch on the same network in the same run,
+ * reporting the ratios (absolute figures drift with whatever else the machine runs).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { initEngine } from '../backend';
+import { classMap, predictImage } from '../infer/predict';
+import { prepareImage } from '../input';
+import { REFERENCE_UNET, UNet } from '../model/unet';
+import { segmentationLoss } from '../train/losses';
+import { createOptimizer } from '../train/optimizerState';
+import { syntheticNuclei } from '../../imaging/synthetic';
+
+const { values: args } = parseArgs({
+  options: {
+    json: { type: 'boolean', default: false },
+    peer: { type: 'boolean', default: false },
+    steps: { type: 'string', default: '20' },
+    warmup: { type: 'string', default: '3' },
+    python: { type: 'string', default: '/usr/bin/python3' },
+  },
+});
+const steps = Number(args.steps);
+const warmup = Number(args.warmup);
+const batch = 8;
+const size = 128;
+
+const info = await initEngine({ log: !args.json });
+const model = UNet.create(REFERENCE_UNET, 1);
+const x = tf.randomUniform([batch, size, size, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
+const y = tf.randomUniform([batch, size, size], 0, 2, 'int32', 2) as tf.Tensor3D;
+const optimizer = createOptimizer(1e-3);
+
+function trainStep(): void {
+  // The reference trains with binary cross-entropy alone (DESIGN.md), so Dice is off here.
+  const loss = optimizer.minimize(() => segmentationLoss(model.forward(x), y, { crossEntropy: 1, dice: 0 }), true);
+  loss?.dataSync();
+  loss?.dispose();
+}
+
+function predictStep(): void {
+  const p = model.predict(x);
+  p.dataSync();
+  p.dispose();
+}
+
+function imagesPerSecond(step: () => void): number {
+  for (let i = 0; i < warmup; i++) step();
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) step();
+  return (steps * batch) / ((performance.now() - t0) / 1000);
+}
+
+const trainImagesPerSecond = imagesPerSecond(trainStep);
+const predictImagesPerSecond = imagesPerSecond(predictStep);
+
+// One 512x512 proposal from a raw 16-bit image: normalise, tile, predict, threshold.
+const raw = syntheticNuclei({ width: 512, height: 512, seed: 3 }).image;
+const proposal = () => classMap(predictImage(model, prepareImage(raw), { tile: 256, overlap: 32, batchSize: 4 }));
+proposal();
+const tileTimes = [0, 1, 2].map(() => {
+  const t0 = performance.now();
+  proposal();
+  return performance.now() - t0;
+});
+const tile512Ms = tileTimes.sort((a, b) => a - b)[1];
+
+const result: Record<string, unknown> = {
+  backend: info.choice,
+  threads: info.threads,
+  parameters: model.parameterCount(),
+  batch,
+  inputSize: size,
+  trainImagesPerSecond: round(trainImagesPerSecond),
+  predictImagesPerSecond: round(predictImagesPerSecond),
+  tile512Ms: round(tile512Ms),
+  peakRssMB: round(process.resourceUsage().maxRSS / 1024),
+};
+model.dispose();
+tf.dispose([x, y]);
+optimizer.dispose();
+
+if (args.peer) {
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'torch_peer.py');
+  const peer = runPeer(script, info.threads);
+  if ('error' in peer) {
+    result.peer = { error: peer.error };
+  } else {
+    result.peer = peer;
+    result.trainRatioVsPeer = round(trainImagesPerSecond / peer.trainImagesPerSecond, 3);
+    result.predictRatioVsPeer = round(predictImagesPerSecond / peer.predictImagesPerSecond, 3);
+  }
+}
+
+if (!args.json) {
+  const rows: Array<[string, string]> = [
+    ['backend', `${info.choice} (${info.threads} threads)`],
+    ['parameters', String(result.parameters)],
+    ['train images/s (batch 8, 128x128)', String(result.trainImagesPerSecond)],
+    ['predict images/s (batch 8, 128x128)', String(result.predictImagesPerSecond)],
+    ['512x512 proposal, end to end (ms)', String(result.tile512Ms)],
+    ['peak RSS (MB)', String(result.peakRssMB)],
+  ];
+  if (result.peer && typeof result.peer === 'object' && !('error' in result.peer)) {
+    const p = result.peer as Record<string, number | string>;
+    rows.push(
+      [`peer: ${p.peer} train images/s`, String(round(p.trainImagesPerSecond as number))],
+      [`peer: predict images/s`, String(round(p.predictImagesPerSecond as number))],
+      ['train ratio vs peer', String(result.trainRatioVsPeer)],
+      ['predict ratio vs peer', String(result.predictRatioVsPeer)],
+    );
+  } else if (result.peer) {
+    rows.push(['peer', `not measured: ${(result.peer as { error: string }).error}`]);
+  }
+  const w = Math.max(...rows.map(([k]) => k.length));
+  for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);
+}
+console.log(JSON.stringify(result));
+
+function runPeer(script: string, threads: number): Record<string, number | string> | { error: string } {
+  if (!fs.existsSync(args.python)) return { error: `${args.python} not found (install Debian's python3-torch)` };
+  const run = spawnSync(args.python, [script, '--threads', String(threads), '--steps', String(steps), '--warmup', String(warmup)], { encoding: 'utf8' });
+  if (run.status !== 0) return { error: (run.stderr || `exit ${run.status}`).trim().split('\n').pop() as string };
+  const last = run.stdout.trim().split('\n').pop() as string;
+  return JSON.parse(last);
+}
+
+function round(v: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
