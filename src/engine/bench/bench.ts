@@ -94,8 +94,8 @@ if (args.peer) {
     result.peer = { error: peer.error };
   } else {
     result.peer = peer;
-    result.trainRatioVsPeer = round(trainImagesPerSecond / peer.trainImagesPerSecond, 3);
-    result.predictRatioVsPeer = round(predictImagesPerSecond / peer.predictImagesPerSecond, 3);
+    result.trainRatioVsPeer = round(trainImagesPerSecond / Number(peer.trainImagesPerSecond), 3);
+    result.predictRatioVsPeer = round(predictImagesPerSecond / Number(peer.predictImagesPerSecond), 3);
   }
 }
 

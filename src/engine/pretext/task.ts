@@ -79,7 +79,8 @@ export function pixelHead(model: UNet, head: Params, name: string, inputs: tf.Te
   const features = model.decode(model.encode(inputs));
   const w = param(head, `${name}.w`);
   const b = param(head, `${name}.b`);
-  return tf.conv2d(features, w.reshape([1, 1, w.shape[0], w.shape[1]]) as tf.Tensor4D, 1, 'same').add(b) as tf.Tensor4D;
+  const [cin, cout] = w.shape as number[];
+  return tf.conv2d(features, w.reshape([1, 1, cin, cout]) as tf.Tensor4D, 1, 'same').add(b) as tf.Tensor4D;
 }
 
 export function bottleneckFilters(config: Required<UNetConfig>): number {
