@@ -3,7 +3,7 @@ import tseslint from 'typescript-eslint';
 // Import boundaries (DESIGN.md, convention 1): src/ never imports electron; renderer/ imports
 // only src/shared. Enforced here so a violation fails `npm run lint`, not a code review.
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'out/**', 'src/engine/native/build/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'out/**', 'tmp/**', 'src/engine/native/build/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {
