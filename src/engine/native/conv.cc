@@ -1,13 +1,14 @@
 // Convolution forward and backward as implicit GEMMs over NHWC tensors.
 //
-// Forward: C[pixel, cout] = sum over taps t and channels c of x[pixel shifted by t, c] * w[t, c, cout].
-// In NHWC a tap's channels are contiguous, so each (row, tap) is one segment the microkernel reads
-// in place; out-of-image taps point at a zero row. No im2col matrix is built except for thin
-// inputs (cin < 8), where segments would be too short and a small per-band im2col is cheaper.
+// Forward: C[pixel, cout] = sum over taps and channels of x[pixel + tap, c] * w[tap, c, cout]. In
+// NHWC the KW taps of one filter row, with all their channels, are KW*cin consecutive floats, so
+// each (output pixel, filter row) is one segment the microkernel reads in place: no im2col matrix is
+// ever built. Rows touching the image border get their segment from a small zero-padded copy (or
+// a zero buffer when the whole filter row is outside).
 //
 // Input gradient: a forward convolution of dy with the flipped, channel-swapped filter. With
 // stride s the input pixels split into s*s phases (by position mod s); each phase sees a fixed
-// subset of taps, so each is a dense stride-1 implicit GEMM with no multiply-by-zero.
+// subset of taps, so each is a dense implicit GEMM with no multiply-by-zero.
 //
 // Filter gradient: dw[t, cin, cout] = sum over pixels of x[pixel + t, cin] * dy[pixel, cout], a GEMM
 // whose reduction runs over N*OH*OW. The reduction is split in a fixed number of chunks (a function
@@ -21,97 +22,214 @@
 namespace ml {
 namespace {
 
-// Inputs with fewer channels than this are im2col'ed per band (see above).
+// Inputs with fewer channels than this use an im2col block in the filter gradient (see there).
 constexpr int kThinChannels = 8;
 // Target floats of K per chunk: keeps a B panel chunk (K x 16) within L1/L2.
 constexpr long kChunkK = 512;
 
+// Taps come in G groups; group g covers W horizontally adjacent taps: for C row (n, gy, gx) it
+// reads input row gy*isy + gdy[g], pixels gx*isx + gdx[g] + j for j < W, all IC channels. K is
+// ordered (group, j, channel), and B rows must follow that order.
 struct ConvSrc {
-  // Input tensor (the image for forward, dy for the input gradient).
-  const float* x;
+  const float* x;  // the image for forward, dy for the input gradient
   long IH, IW, IC;
-  // Grid of C rows: M = batch * GH * GW; row (n, gy, gx) reads input (gy*isy + tdy[t], gx*isx + tdx[t]).
   long GH, GW, isy, isx;
-  const int* tdy;
-  const int* tdx;
-  int T;
-  // Output: C row (n, gy, gx) is y[n, gy*osy + ooy, gx*osx + oox, :].
+  int G, W;
+  const int* gdy;
+  const int* gdx;
+  const long* goff;  // (gdy * IW + gdx) * IC
+  long y_min, y_max, x_min, x_max;  // input offsets the taps reach, for the interior test
+  // C row (n, gy, gx) is y[n, gy*osy + ooy, gx*osx + oox, :].
   float* y;
   long OH, OW, OC, osy, ooy, osx, oox;
-  const float* zeros;  // IC zeros
-  bool im2col;
-  int tpc;  // taps per chunk
+  const float* zeros;  // W * IC zeros
+  int gpc;             // groups per K chunk
   long M;
+  bool plain;  // 1x1, stride 1, no padding, dense output: row m is x + m * IC (a plain GEMM)
 
-  int nchunks() const { return im2col || T == 0 ? 1 : static_cast<int>(ceil_div(T, tpc)); }
-  int nseg(int c) const {
-    if (T == 0) return 0;
-    return im2col ? 1 : static_cast<int>(min_l(T - static_cast<long>(c) * tpc, tpc));
-  }
-  int seglen(int) const { return static_cast<int>(im2col ? T * IC : IC); }
-  long k0(int c) const { return im2col ? 0 : static_cast<long>(c) * tpc * IC; }
-  int max_nseg() const { return im2col ? 1 : (T < tpc ? T : tpc); }
-  long scratch_per_rb() const { return im2col ? MR * T * IC : 0; }
+  int nchunks() const { return G == 0 ? 1 : static_cast<int>(ceil_div(G, gpc)); }
+  int nseg(int c) const { return G == 0 ? 0 : static_cast<int>(min_l(G - static_cast<long>(c) * gpc, gpc)); }
+  int seglen(int) const { return static_cast<int>(W * IC); }
+  long k0(int c) const { return static_cast<long>(c) * gpc * W * IC; }
+  int max_nseg() const { return G < gpc ? (G > 0 ? G : 1) : gpc; }
+  long scratch_per_rb() const { return MR * static_cast<long>(max_nseg()) * W * IC; }
 
   void rows(long m, int c, const float** ap, float** cp, float* scratch) const {
-    const int t0 = im2col ? 0 : c * tpc;
-    const int t1 = im2col ? T : static_cast<int>(min_l(T, static_cast<long>(t0) + tpc));
-    const int ns = t1 - t0;
+    const int g0 = c * gpc;
+    const int g1 = static_cast<int>(min_l(G, static_cast<long>(g0) + gpc));
+    const long seg = W * IC;
+    if (plain) {
+      for (int r = 0; r < MR; ++r) {
+        const long mm = m + r < M ? m + r : m;
+        ap[r] = x + mm * IC;
+        cp[r] = y + mm * OC;
+      }
+      return;
+    }
+    // Coordinates of row m, then stepped row by row (rows past M repeat the last valid one).
+    long gx = m % GW;
+    long q = m / GW;
+    long gy = q % GH;
+    long n = q / GH;
     for (int r = 0; r < MR; ++r) {
-      const long mm = m + r < M ? m + r : m;
-      const long gx = mm % GW;
-      const long q = mm / GW;
-      const long gy = q % GH;
-      const long n = q / GH;
-      const long iy0 = gy * isy, ix0 = gx * isx;
-      const float* base = x + n * IH * IW * IC;
-      cp[r] = y + ((n * OH + gy * osy + ooy) * OW + gx * osx + oox) * OC;
-      if (im2col) {
-        float* row = scratch + static_cast<long>(r) * T * IC;
-        for (int t = 0; t < T; ++t) {
-          const long iy = iy0 + tdy[t], ix = ix0 + tdx[t];
-          float* d = row + static_cast<long>(t) * IC;
-          if (iy >= 0 && iy < IH && ix >= 0 && ix < IW) {
-            const float* s = base + (iy * IW + ix) * IC;
-            for (long ch = 0; ch < IC; ++ch) d[ch] = s[ch];
-          } else {
-            for (long ch = 0; ch < IC; ++ch) d[ch] = 0.0f;
-          }
+      if (r > 0 && m + r < M && ++gx == GW) {
+        gx = 0;
+        if (++gy == GH) {
+          gy = 0;
+          ++n;
         }
-        ap[r] = row;
-      } else {
-        for (int s = 0; s < ns; ++s) {
-          const int t = t0 + s;
-          const long iy = iy0 + tdy[t], ix = ix0 + tdx[t];
-          ap[s * MR + r] = (iy >= 0 && iy < IH && ix >= 0 && ix < IW) ? base + (iy * IW + ix) * IC : zeros;
+      }
+      const long iy0 = gy * isy, ix0 = gx * isx;
+      cp[r] = y + ((n * OH + gy * osy + ooy) * OW + gx * osx + oox) * OC;
+      const float* base = x + n * IH * IW * IC;
+      const float* pix = base + (iy0 * IW + ix0) * IC;  // only dereferenced at valid offsets
+      if (iy0 + y_min >= 0 && iy0 + y_max < IH && ix0 + x_min >= 0 && ix0 + x_max < IW) {
+        for (int g = g0; g < g1; ++g) ap[(g - g0) * MR + r] = pix + goff[g];
+        continue;
+      }
+      for (int g = g0; g < g1; ++g) {
+        const long iy = iy0 + gdy[g];
+        const long ixs = ix0 + gdx[g];
+        const float** slot = &ap[(g - g0) * MR + r];
+        if (iy < 0 || iy >= IH) {
+          *slot = zeros;
+        } else if (ixs >= 0 && ixs + W <= IW) {
+          *slot = pix + goff[g];
+        } else {
+          float* d = scratch + (static_cast<long>(r) * (g1 - g0) + (g - g0)) * seg;
+          const float* src = base + iy * IW * IC;
+          for (long j = 0; j < W; ++j) {
+            const long ix = ixs + j;
+            if (ix >= 0 && ix < IW) std::memcpy(d + j * IC, src + ix * IC, sizeof(float) * IC);
+            else std::memset(d + j * IC, 0, sizeof(float) * IC);
+          }
+          *slot = d;
         }
       }
     }
   }
 };
 
-int taps_per_chunk(long ic, int T) {
-  long maxt = max_l(1, kChunkK / max_l(1, ic));
-  if (maxt >= T) return T > 0 ? T : 1;
-  // Balance chunks instead of leaving a short last one.
-  long nch = ceil_div(T, maxt);
-  return static_cast<int>(ceil_div(T, nch));
-}
-
-// Runs one implicit-GEMM convolution pass. wrow[k] is row k of B (k = tap * IC + channel); columns
+// Runs one implicit-GEMM convolution pass. wrow[k] is row k of B in the K order of src; columns
 // are wrow[k][n * wcol_stride].
 void conv_pass(ConvSrc src, const float* const* wrow, long wcol_stride, const Epilogue& ep) {
-  const int K = static_cast<int>(src.T * src.IC);
+  const long seg = src.W * src.IC;
+  const int K = static_cast<int>(src.G * seg);
   Scratch bmem(PackedB::floats(K > 0 ? K : 1, static_cast<int>(src.OC)) + 16);
   PackedB pb = pack_b(wrow, wcol_stride, K, static_cast<int>(src.OC), bmem.p);
-  Scratch zeros(src.IC + 16);
-  std::memset(zeros.p, 0, sizeof(float) * (src.IC + 16));
+  Scratch zeros(seg + 16);
+  std::memset(zeros.p, 0, sizeof(float) * (seg + 16));
   src.zeros = zeros.p;
-  src.im2col = src.IC < kThinChannels;
-  src.tpc = taps_per_chunk(src.IC, src.T);
+  long* goff = new long[src.G > 0 ? src.G : 1];
+  src.y_min = src.x_min = 0;
+  src.y_max = src.x_max = 0;
+  for (int g = 0; g < src.G; ++g) {
+    goff[g] = (static_cast<long>(src.gdy[g]) * src.IW + src.gdx[g]) * src.IC;
+    const long ylo = src.gdy[g], xlo = src.gdx[g], xhi = src.gdx[g] + src.W - 1;
+    src.y_min = g == 0 ? ylo : min_l(src.y_min, ylo);
+    src.y_max = g == 0 ? ylo : max_l(src.y_max, ylo);
+    src.x_min = g == 0 ? xlo : min_l(src.x_min, xlo);
+    src.x_max = g == 0 ? xhi : max_l(src.x_max, xhi);
+  }
+  src.goff = goff;
+  src.plain = src.G == 1 && src.W == 1 && src.gdy[0] == 0 && src.gdx[0] == 0 && src.isy == 1 && src.isx == 1 &&
+              src.osy == 1 && src.osx == 1 && src.ooy == 0 && src.oox == 0 && src.OH == src.GH && src.OW == src.GW &&
+              src.IH == src.GH && src.IW == src.GW;
+  // Balanced chunks of whole groups, each about kChunkK floats of K.
+  const long maxg = max_l(1, kChunkK / max_l(1, seg));
+  src.gpc = src.G <= maxg ? max_l(1, src.G) : static_cast<int>(ceil_div(src.G, ceil_div(src.G, maxg)));
   gemm_bands(src, pb, ep);
+  delete[] goff;
 }
 
+}  // namespace
+
+void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias, int act,
+                    float alpha, float* y) {
+  const long M = static_cast<long>(s.n) * s.oh * s.ow;
+  if (M == 0 || s.oc == 0) return;
+  // One group per filter row when its taps are adjacent (dilation 1 along x), else one per tap.
+  const bool rows_adjacent = s.dw == 1;
+  const int G = rows_adjacent ? s.kh : s.kh * s.kw;
+  const int W = rows_adjacent ? s.kw : 1;
+  int* gdy = new int[G > 0 ? G : 1];
+  int* gdx = new int[G > 0 ? G : 1];
+  for (int g = 0; g < G; ++g) {
+    const int kh = rows_adjacent ? g : g / s.kw;
+    const int kw = rows_adjacent ? 0 : g % s.kw;
+    gdy[g] = kh * s.dh - s.pt;
+    gdx[g] = kw * s.dw - s.pl;
+  }
+  // (kh, kw, c) is the filter's own row order.
+  const long K = static_cast<long>(s.kh) * s.kw * s.ic;
+  const float** wrow = new const float*[K > 0 ? K : 1];
+  for (long k = 0; k < K; ++k) wrow[k] = w + k * s.oc;
+  ConvSrc src{};
+  src.x = x;
+  src.IH = s.ih; src.IW = s.iw; src.IC = s.ic;
+  src.GH = s.oh; src.GW = s.ow; src.isy = s.sh; src.isx = s.sw;
+  src.G = s.kh * s.kw > 0 ? G : 0; src.W = W; src.gdy = gdy; src.gdx = gdx;
+  src.y = y;
+  src.OH = s.oh; src.OW = s.ow; src.OC = s.oc; src.osy = 1; src.ooy = 0; src.osx = 1; src.oox = 0;
+  src.M = M;
+  conv_pass(src, wrow, 1, Epilogue{bias, act, alpha});
+  delete[] wrow;
+  delete[] gdy;
+  delete[] gdx;
+}
+
+void conv2d_backprop_input(const ConvShape& s, const float* dy, const float* w, float* dx) {
+  if (static_cast<long>(s.n) * s.ih * s.iw * s.ic == 0) return;
+  // Phase (ph, pw): input pixels (ph + sh*a, pw + sw*b). Tap (kh, kw) reaches them from dy at
+  // (a + (ph + pt - kh) / sh, b + (pw + pl - kw) / sw) when both divisions are exact. Taking kw in
+  // descending order makes those dy columns ascend by one: a group per kh, as in the forward pass.
+  int* gdy = new int[s.kh + 1];
+  int* gdx = new int[s.kh + 1];
+  int* kws = new int[s.kw + 1];
+  const float** wrow = new const float*[static_cast<long>(s.kh) * s.kw * s.oc + 1];
+  const Epilogue none{nullptr, kActLinear, 0.0f};
+  for (int ph = 0; ph < s.sh && ph < s.ih; ++ph) {
+    for (int pw = 0; pw < s.sw && pw < s.iw; ++pw) {
+      int W = 0;
+      for (int kw = s.kw - 1; kw >= 0; --kw) {
+        const int v = pw + s.pl - kw;
+        if (((v % s.sw) + s.sw) % s.sw == 0) kws[W++] = kw;
+      }
+      int G = 0;
+      long k = 0;
+      for (int kh = 0; kh < s.kh && W > 0; ++kh) {
+        const int v = ph + s.pt - kh;
+        if (((v % s.sh) + s.sh) % s.sh != 0) continue;
+        gdy[G] = v / s.sh;
+        gdx[G] = (pw + s.pl - kws[0]) / s.sw;
+        ++G;
+        // B row (kh, kw, cout) holds w[kh, kw, :, cout]: a column stride of oc.
+        for (int j = 0; j < W; ++j) {
+          const float* wt = w + (static_cast<long>(kh) * s.kw + kws[j]) * s.ic * s.oc;
+          for (int co = 0; co < s.oc; ++co) wrow[k++] = wt + co;
+        }
+      }
+      ConvSrc src{};
+      src.x = dy;
+      src.IH = s.oh; src.IW = s.ow; src.IC = s.oc;
+      src.GH = ceil_div(s.ih - ph, s.sh);
+      src.GW = ceil_div(s.iw - pw, s.sw);
+      src.isy = 1; src.isx = 1;
+      src.G = G; src.W = W > 0 ? W : 1; src.gdy = gdy; src.gdx = gdx;
+      src.y = dx;
+      src.OH = s.ih; src.OW = s.iw; src.OC = s.ic;
+      src.osy = s.sh; src.ooy = ph; src.osx = s.sw; src.oox = pw;
+      src.M = static_cast<long>(s.n) * src.GH * src.GW;
+      conv_pass(src, wrow, s.oc, none);
+    }
+  }
+  delete[] wrow;
+  delete[] kws;
+  delete[] gdy;
+  delete[] gdx;
+}
+
+namespace {
 // Output positions o with 0 <= o * s + d < size, intersected with [0, limit).
 inline void valid_range(long d, long s, long size, long limit, long* lo, long* hi) {
   long a = d >= 0 ? 0 : ceil_div(-d, s);
@@ -122,80 +240,6 @@ inline void valid_range(long d, long s, long size, long limit, long* lo, long* h
 }
 
 }  // namespace
-
-void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias, int act,
-                    float alpha, float* y) {
-  const long M = static_cast<long>(s.n) * s.oh * s.ow;
-  if (M == 0 || s.oc == 0) return;
-  const int T = s.kh * s.kw;
-  int* tdy = new int[T > 0 ? T : 1];
-  int* tdx = new int[T > 0 ? T : 1];
-  for (int t = 0; t < T; ++t) {
-    tdy[t] = (t / s.kw) * s.dh - s.pt;
-    tdx[t] = (t % s.kw) * s.dw - s.pl;
-  }
-  const long K = static_cast<long>(T) * s.ic;
-  const float** wrow = new const float*[K > 0 ? K : 1];
-  for (long k = 0; k < K; ++k) wrow[k] = w + k * s.oc;
-  ConvSrc src{};
-  src.x = x;
-  src.IH = s.ih; src.IW = s.iw; src.IC = s.ic;
-  src.GH = s.oh; src.GW = s.ow; src.isy = s.sh; src.isx = s.sw;
-  src.tdy = tdy; src.tdx = tdx; src.T = T;
-  src.y = y;
-  src.OH = s.oh; src.OW = s.ow; src.OC = s.oc; src.osy = 1; src.ooy = 0; src.osx = 1; src.oox = 0;
-  src.M = M;
-  Epilogue ep{bias, act, alpha};
-  conv_pass(src, wrow, 1, ep);
-  delete[] wrow;
-  delete[] tdy;
-  delete[] tdx;
-}
-
-void conv2d_backprop_input(const ConvShape& s, const float* dy, const float* w, float* dx) {
-  if (static_cast<long>(s.n) * s.ih * s.iw * s.ic == 0) return;
-  // Phase (ph, pw): input pixels (ph + sh*a, pw + sw*b). Tap (kh, kw) reaches them from output
-  // (a + dyo, b + dxo) when ph + pt - kh is a multiple of sh: dyo = (ph + pt - kh) / sh.
-  int* tdy = new int[s.kh * s.kw + 1];
-  int* tdx = new int[s.kh * s.kw + 1];
-  const float** wrow = new const float*[static_cast<long>(s.kh) * s.kw * s.oc + 1];
-  const Epilogue none{nullptr, kActLinear, 0.0f};
-  for (int ph = 0; ph < s.sh && ph < s.ih; ++ph) {
-    for (int pw = 0; pw < s.sw && pw < s.iw; ++pw) {
-      int T = 0;
-      long k = 0;
-      for (int kh = 0; kh < s.kh; ++kh) {
-        const int vy = ph + s.pt - kh;
-        if (((vy % s.sh) + s.sh) % s.sh != 0) continue;
-        for (int kw = 0; kw < s.kw; ++kw) {
-          const int vx = pw + s.pl - kw;
-          if (((vx % s.sw) + s.sw) % s.sw != 0) continue;
-          tdy[T] = vy / s.sh;
-          tdx[T] = vx / s.sw;
-          ++T;
-          // B row (tap, cout) holds w[kh, kw, :, cout]: a column stride of oc.
-          const float* wt = w + (static_cast<long>(kh) * s.kw + kw) * s.ic * s.oc;
-          for (int co = 0; co < s.oc; ++co) wrow[k++] = wt + co;
-        }
-      }
-      ConvSrc src{};
-      src.x = dy;
-      src.IH = s.oh; src.IW = s.ow; src.IC = s.oc;
-      src.GH = ceil_div(s.ih - ph, s.sh);
-      src.GW = ceil_div(s.iw - pw, s.sw);
-      src.isy = 1; src.isx = 1;
-      src.tdy = tdy; src.tdx = tdx; src.T = T;
-      src.y = dx;
-      src.OH = s.ih; src.OW = s.iw; src.OC = s.ic;
-      src.osy = s.sh; src.ooy = ph; src.osx = s.sw; src.oox = pw;
-      src.M = static_cast<long>(s.n) * src.GH * src.GW;
-      conv_pass(src, wrow, s.oc, none);
-    }
-  }
-  delete[] wrow;
-  delete[] tdy;
-  delete[] tdx;
-}
 
 void conv2d_backprop_filter(const ConvShape& s, const float* x, const float* dy, float* dw) {
   const int T = s.kh * s.kw;
@@ -224,6 +268,27 @@ void conv2d_backprop_filter(const ConvShape& s, const float* x, const float* dy,
   const long col_floats = thin ? sub_rows * s.ow * Kp : 1;
   Scratch colmem(col_floats * nt);
 
+  // The L1 tile (see the direct path below): the most output pixels whose x and dy cache lines
+  // for one channel block fit in 24 KB.
+  long tile_rows = 1, tile_cols = s.ow;
+  {
+    long best = 0;
+    const long cands[] = {s.ow, 128, 96, 64, 48, 32, 16, 8};
+    for (long cw : cands) {
+      if (cw > s.ow || cw < 1) continue;
+      for (long r = 1; r <= sub_rows; ++r) {
+        const long xbytes = ((r - 1) * s.sh + s.kh) * ((cw - 1) * s.sw + s.kw) * 64;
+        const long bytes = xbytes + r * cw * 64;
+        if (bytes > 24576 && r > 1) break;
+        if (r * cw > best) {
+          best = r * cw;
+          tile_rows = r;
+          tile_cols = cw;
+        }
+        if (bytes > 24576) break;
+      }
+    }
+  }
   // Valid output ranges per tap row / column.
   long* ylo = new long[s.kh];
   long* yhi = new long[s.kh];
@@ -246,20 +311,29 @@ void conv2d_backprop_filter(const ConvShape& s, const float* x, const float* dy,
       const float* xn = x + n * s.ih * s.iw * IC;
       const float* dyb = dy + (n * s.oh + y0) * s.ow * OC;
       if (thin) {
-        // im2col of this block: one row of Kp per output pixel.
+        // im2col of this block: one row of Kp per output pixel, filled tap by tap so that bounds
+        // are settled per image row, not per element.
         for (long oy = y0; oy < y1; ++oy) {
-          for (long ox = 0; ox < s.ow; ++ox) {
-            float* d = col + ((oy - y0) * s.ow + ox) * Kp;
-            for (int t = 0; t < T; ++t) {
-              const long iy = oy * s.sh + t / s.kw - s.pt;
-              const long ix = ox * s.sw + t % s.kw - s.pl;
-              float* dt = d + t * IC;
-              if (iy >= 0 && iy < s.ih && ix >= 0 && ix < s.iw) {
-                const float* src = xn + (iy * s.iw + ix) * IC;
-                for (long c = 0; c < IC; ++c) dt[c] = src[c];
+          float* crow = col + (oy - y0) * s.ow * Kp;
+          for (int kh = 0; kh < s.kh; ++kh) {
+            const long iy = oy * s.sh + kh - s.pt;
+            const bool row_ok = iy >= 0 && iy < s.ih;
+            for (int kw = 0; kw < s.kw; ++kw) {
+              const long t = static_cast<long>(kh) * s.kw + kw;
+              const long xa = row_ok ? xlo[kw] : s.ow, xb = row_ok ? xhi[kw] : s.ow;
+              float* d = crow + t * IC;
+              long ox = 0;
+              for (; ox < xa; ++ox)
+                for (long c = 0; c < IC; ++c) d[ox * Kp + c] = 0.0f;
+              const float* src = xn + (iy * s.iw + xa * s.sw + kw - s.pl) * IC;
+              if (IC == 1) {
+                for (; ox < xb; ++ox, src += s.sw) d[ox * Kp] = *src;
               } else {
-                for (long c = 0; c < IC; ++c) dt[c] = 0.0f;
+                for (; ox < xb; ++ox, src += s.sw * IC)
+                  for (long c = 0; c < IC; ++c) d[ox * Kp + c] = src[c];
               }
+              for (; ox < s.ow; ++ox)
+                for (long c = 0; c < IC; ++c) d[ox * Kp + c] = 0.0f;
             }
           }
         }
@@ -273,20 +347,28 @@ void conv2d_backprop_filter(const ConvShape& s, const float* x, const float* dy,
         }
         continue;
       }
-      for (long ci = 0; ci < IC; ci += MR) {
-        const int rr = static_cast<int>(min_l(MR, IC - ci));
-        for (long co = 0; co < OC; co += NR) {
-          const int nc = static_cast<int>(min_l(NR, OC - co));
-          for (int t = 0; t < T; ++t) {
-            const int kh = t / s.kw, kw = t % s.kw;
-            const long ya = max_l(ylo[kh], y0), yb = min_l(yhi[kh], y1);
-            const long xa = xlo[kw], xb = xhi[kw];
-            if (ya >= yb || xa >= xb) continue;
-            const float* a = xn + ((ya * s.sh + kh - s.pt) * s.iw + xa * s.sw + kw - s.pl) * IC + ci;
-            const float* b = dy + ((n * s.oh + ya) * s.ow + xa) * OC + co;
-            outer_block(rr, nc, static_cast<int>(yb - ya), static_cast<int>(xb - xa), a, s.sw * IC,
-                        static_cast<long>(s.sh) * s.iw * IC, b, OC, s.ow * OC,
-                        part + (static_cast<long>(t) * IC + ci) * OC + co, OC);
+      // Output tiles small enough that one (channel block, panel) pass over all taps reads x and
+      // dy from L1: each step of the microkernel touches a new cache line of each.
+      for (long ty0 = y0; ty0 < y1; ty0 += tile_rows) {
+        const long ty1 = min_l(y1, ty0 + tile_rows);
+        for (long tx0 = 0; tx0 < s.ow; tx0 += tile_cols) {
+          const long tx1 = min_l(s.ow, tx0 + tile_cols);
+          for (long ci = 0; ci < IC; ci += MR) {
+            const int rr = static_cast<int>(min_l(MR, IC - ci));
+            for (long co = 0; co < OC; co += NR) {
+              const int nc = static_cast<int>(min_l(NR, OC - co));
+              for (int t = 0; t < T; ++t) {
+                const int kh = t / s.kw, kw = t % s.kw;
+                const long ya = max_l(ylo[kh], ty0), yb = min_l(yhi[kh], ty1);
+                const long xa = max_l(xlo[kw], tx0), xb = min_l(xhi[kw], tx1);
+                if (ya >= yb || xa >= xb) continue;
+                const float* a = xn + ((ya * s.sh + kh - s.pt) * s.iw + xa * s.sw + kw - s.pl) * IC + ci;
+                const float* b = dy + ((n * s.oh + ya) * s.ow + xa) * OC + co;
+                outer_block(rr, nc, static_cast<int>(yb - ya), static_cast<int>(xb - xa), a, s.sw * IC,
+                            static_cast<long>(s.sh) * s.iw * IC, b, OC, s.ow * OC,
+                            part + (static_cast<long>(t) * IC + ci) * OC + co, OC);
+              }
+            }
           }
         }
       }

@@ -59,7 +59,7 @@ void unary_t(const float* x, float* y, long size, float alpha) {
     for (; i + 8 <= i1; i += 8) _mm256_storeu_ps(y + i, unary_v<OP>(_mm256_loadu_ps(x + i), va));
     if (i < i1) {
       const __m256i m = tail_mask(static_cast<int>(i1 - i));
-      _mm256_maskstore_ps(y + i, m, unary_v<OP>(_mm256_maskload_ps(x + i, m), va));
+      store_tail(y + i, unary_v<OP>(_mm256_maskload_ps(x + i, m), va), static_cast<int>(i1 - i));
     }
   });
 }
@@ -97,7 +97,7 @@ inline void binary_span(const float* a, const float* b, float* out, long i0, lon
     const __m256i m = tail_mask(static_cast<int>(i1 - i));
     __m256 va = a_scalar ? as : _mm256_maskload_ps(a + i, m);
     __m256 vb = b_scalar ? bs : _mm256_maskload_ps(b + i, m);
-    _mm256_maskstore_ps(out + i, m, binary_v<OP>(va, vb));
+    store_tail(out + i, binary_v<OP>(va, vb), static_cast<int>(i1 - i));
   }
 }
 

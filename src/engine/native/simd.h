@@ -22,6 +22,34 @@ inline __m256i tail_mask(int n) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kMaskTable + 8 - n));
 }
 
+// Copies the first n (< 16) floats of an aligned tile: the partial-tile store of the kernels. Not
+// vmaskmovps, whose store form is microcoded and very slow on AMD Zen, and not a loop, which GCC
+// turns into a memcpy call.
+inline void store_partial(float* p, const float* tile, int n) {
+  if (n & 8) {
+    _mm256_storeu_ps(p, _mm256_load_ps(tile));
+    p += 8;
+    tile += 8;
+  }
+  if (n & 4) {
+    _mm_storeu_ps(p, _mm_loadu_ps(tile));
+    p += 4;
+    tile += 4;
+  }
+  if (n & 2) {
+    _mm_storel_pi(reinterpret_cast<__m64*>(p), _mm_loadu_ps(tile));
+    p += 2;
+    tile += 2;
+  }
+  if (n & 1) *p = *tile;
+}
+
+inline void store_tail(float* p, __m256 v, int n) {
+  alignas(32) float tile[8];
+  _mm256_store_ps(tile, v);
+  store_partial(p, tile, n);
+}
+
 // exp(x) for float32: range reduction by ln2 in two parts, degree-6 polynomial, exponent built
 // directly. Max relative error about 2 ulp over the clamped range; inputs beyond it saturate to
 // 0 / +inf as expf does (NaN propagates).

@@ -42,7 +42,10 @@ class Pool {
     for (auto& t : workers_) t.join();
     workers_.clear();
     stop_ = false;
-    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i] { loop(i); });
+    // The generation is read here, not in the new thread: a job started before the thread runs
+    // must still count as new to it, or run() would wait for it forever.
+    const unsigned long gen = generation_.load(std::memory_order_acquire);
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i, gen] { loop(i, gen); });
   }
 
   void run(long ntasks, TaskFn fn, void* ctx) {
@@ -64,7 +67,12 @@ class Pool {
     work(0);
     // Workers hold no reference to fn_/ctx_ once busy_ reaches zero, so the caller's stack frame
     // (which owns ctx) may be left only after that.
-    while (busy_.load(std::memory_order_acquire) != 0) cpu_relax();
+    // On an oversubscribed machine a worker may be descheduled mid-task: stop burning the core it
+    // needs after a short spin.
+    for (unsigned spins = 0; busy_.load(std::memory_order_acquire) != 0; ++spins) {
+      if (spins < 4096) cpu_relax();
+      else std::this_thread::yield();
+    }
   }
 
  private:
@@ -76,8 +84,7 @@ class Pool {
     }
   }
 
-  void loop(int thread) {
-    unsigned long seen = generation_.load(std::memory_order_acquire);
+  void loop(int thread, unsigned long seen) {
     for (;;) {
       auto until = std::chrono::steady_clock::now() + kSpin;
       unsigned spins = 0;

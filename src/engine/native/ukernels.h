@@ -61,7 +61,7 @@ __attribute__((noinline)) void ukr_rows(int nseg, int seglen, const float* const
   }
   const int act = ep ? ep->act : kActLinear;
   const __m256 alpha = _mm256_set1_ps(ep ? ep->alpha : 0.0f);
-  auto store = [&](float* c, __m256 v0, __m256 v1) {
+  auto store = [&](float* c, __m256 v0, __m256 v1) __attribute__((always_inline)) {
     if (acc) {
       v0 = _mm256_add_ps(v0, full ? _mm256_loadu_ps(c) : _mm256_maskload_ps(c, m0));
       if (NV == 2) v1 = _mm256_add_ps(v1, full ? _mm256_loadu_ps(c + 8) : _mm256_maskload_ps(c + 8, m1));
@@ -74,8 +74,11 @@ __attribute__((noinline)) void ukr_rows(int nseg, int seglen, const float* const
       _mm256_storeu_ps(c, v0);
       if (NV == 2) _mm256_storeu_ps(c + 8, v1);
     } else {
-      _mm256_maskstore_ps(c, m0, v0);
-      if (NV == 2) _mm256_maskstore_ps(c + 8, m1, v1);
+      // Not vmaskmovps: its store form is microcoded and very slow on AMD Zen.
+      alignas(32) float tile[16];
+      _mm256_store_ps(tile, v0);
+      if (NV == 2) _mm256_store_ps(tile + 8, v1);
+      store_partial(c, tile, nc);
     }
   };
   store(cp[0], c00, c01);
@@ -120,8 +123,11 @@ inline void ukr_outer(int nrows, int ncols, const float* a, long a_cs, long a_rs
   for (int r = 0; r < R; ++r) {
     float* pc = c + r * ldc;
     if (MASKED) {
-      _mm256_maskstore_ps(pc, m0, _mm256_add_ps(c0[r], _mm256_maskload_ps(pc, m0)));
-      if (NV == 2) _mm256_maskstore_ps(pc + 8, m1, _mm256_add_ps(c1[r], _mm256_maskload_ps(pc + 8, m1)));
+      alignas(32) float tile[16];
+      _mm256_store_ps(tile, c0[r]);
+      if (NV == 2) _mm256_store_ps(tile + 8, c1[r]);
+      for (int j = 0; j < nc; ++j) tile[j] += pc[j];
+      store_partial(pc, tile, nc);
     } else {
       _mm256_storeu_ps(pc, _mm256_add_ps(c0[r], _mm256_loadu_ps(pc)));
       if (NV == 2) _mm256_storeu_ps(pc + 8, _mm256_add_ps(c1[r], _mm256_loadu_ps(pc + 8)));
