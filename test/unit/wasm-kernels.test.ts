@@ -1,6 +1,8 @@
 // The wasm engine's kernels against tfjs' reference 'cpu' backend: same inputs, forward values
 // and tf.grads on both, compared by max abs error relative to the reference's magnitude.
 import * as tf from '@tensorflow/tfjs';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { KernelBackend, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initWasmBackend } from '../../src/engine/wasm/init';
@@ -170,6 +172,40 @@ describe('initWasmBackend', () => {
     await tf.setBackend('wasm');
     const y = tf.tidy(() => tf.matMul(tf.ones([2, 3]), tf.ones([2, 3]), false, true).dataSync());
     expect(Array.from(y)).toEqual([3, 3, 3, 3]);
+  });
+});
+
+describe('threaded binary in Node', () => {
+  // Its own process: a process has one wasm backend, and this one stays single-threaded.
+  it('starts with 2 threads, computes the same gradients as cpu and lets the process exit', async () => {
+    const init = fileURLToPath(new URL('../../src/engine/wasm/init.ts', import.meta.url));
+    const script = `
+      const { initWasmBackend, wasmThreads } = await import(process.argv[1]);
+      const tf = await import('@tensorflow/tfjs');
+      const ok = await initWasmBackend({ threads: 2 });
+      await tf.setBackend('wasm');
+      const x = tf.sin(tf.reshape(tf.range(0, 2 * 12 * 12 * 8), [2, 12, 12, 8]));
+      const w = tf.cos(tf.reshape(tf.range(0, 3 * 3 * 8 * 16), [3, 3, 8, 16]));
+      const [gx, gw] = tf.grads((a, b) => tf.sum(tf.square(tf.conv2d(a, b, 1, 'same'))))([x, w]);
+      console.log(JSON.stringify({ ok, threads: wasmThreads(), gx: Array.from(gx.dataSync()), gw: Array.from(gw.dataSync()) }));`;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, init], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const got = JSON.parse(out.trim().split('\n').pop()!) as { ok: boolean; threads: number; gx: number[]; gw: number[] };
+    expect(got.ok).toBe(true);
+    expect(got.threads).toBe(2);
+    await tf.setBackend('cpu');
+    const [gx, gw] = tf.tidy(() => {
+      const x = tf.sin(tf.range(0, 2 * 12 * 12 * 8).reshape([2, 12, 12, 8]));
+      const w = tf.cos(tf.range(0, 3 * 3 * 8 * 16).reshape([3, 3, 8, 16]));
+      return tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'))))([x, w]).map(
+        (g) => g.dataSync() as Float32Array,
+      );
+    });
+    expect(relError(Float32Array.from(got.gx), gx)).toBeLessThanOrEqual(TOL);
+    expect(relError(Float32Array.from(got.gw), gw)).toBeLessThanOrEqual(TOL);
   });
 });
 

@@ -1,12 +1,13 @@
 // Speed of the wasm engine on DESIGN.md's reference U-Net (128x128x1, 4 levels, base 16,
 // batch 8, Adam, binary cross-entropy), in Node, one thread.
 //
-//   npx tsx src/engine/wasm/microbench.ts [--steps N] [--profile] [--stock]
+//   npx tsx src/engine/wasm/microbench.ts [--steps N] [--threads N] [--profile] [--stock]
 //
+// --threads N starts the threaded binary with N XNNPACK threads (see init.ts).
 // --profile prints where a training step spends its time, per kernel.
 // --stock   runs without maskloop's kernels (training then fails: wasm lacks a filter gradient).
 import * as tf from '@tensorflow/tfjs';
-import { initWasmBackend } from './init';
+import { initWasmBackend, wasmThreads } from './init';
 import { REFERENCE_UNET, UNet } from '../model/unet';
 
 const BATCH = 8;
@@ -22,7 +23,7 @@ async function main(): Promise<void> {
   const profile = process.argv.includes('--profile');
   if (process.argv.includes('--stock')) {
     await import('@tensorflow/tfjs-backend-wasm');
-  } else if (!(await initWasmBackend())) {
+  } else if (!(await initWasmBackend({ threads: Number(arg('--threads') ?? 1) }))) {
     throw new Error('wasm backend did not initialise');
   }
   if (!(await tf.setBackend('wasm'))) throw new Error('could not switch to wasm');
@@ -45,7 +46,7 @@ async function main(): Promise<void> {
     return v;
   };
 
-  console.log(`wasm, SIMD ${String(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'))}, 1 thread; ` +
+  console.log(`wasm, SIMD ${String(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'))}, ${wasmThreads()} thread(s); ` +
     `U-Net ${model.parameterCount()} parameters, batch ${BATCH}, ${SIZE}x${SIZE}x1`);
   // The machines are shared: report the median and the best step, not a mean over noise.
   const time = (label: string, fn: () => unknown) => {
