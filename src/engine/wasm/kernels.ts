@@ -4,8 +4,9 @@
 // the depthwise gradients), its Conv2DBackpropInput is a scalar C++ loop (~1.7 GFLOP/s) and a
 // matMul with a transposed operand leaves XNNPACK's fast path (~1.8 GFLOP/s). The kernels here
 // rewrite each gradient as a convolution (or a plain matMul) that XNNPACK runs at full speed.
-// See DESIGN.md, "Compute backends". Beyond those: a correct MaxPoolGrad (4.22's is wrong) and
-// faster versions of the data-movement kernels a U-Net step spends its remaining time in.
+// See DESIGN.md, "Compute backends". Beyond those: a correct MaxPoolGrad (4.22's is wrong), the
+// missing UnsortedSegmentSum (gather's gradient), and faster versions of the data-movement and
+// reduction kernels a U-Net step spends its remaining time in.
 //
 // Each kernel works on TensorInfos inside one kernel call, so the engine never sees the
 // intermediates: every one is released with backend.disposeData before returning.
@@ -317,7 +318,7 @@ function fusedMatMul(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs
 }
 
 // ---------------------------------------------------------------------------------------------
-// Depthwise gradients (the separable encoder). Channel multiplier 1, no dilation:
+// Depthwise gradients (depthwise-separable convolutions). Channel multiplier 1, no dilation:
 //  - input gradient, stride 1: depthwise conv of dy with the spatially flipped filter;
 //  - filter gradient: a depthwise conv over b*c channels, each channel of x correlated with its
 //    own dy plane (dilated by the stride), then summed over the batch.
@@ -855,7 +856,7 @@ type Marked = KernelFunc & { [OURS]?: KernelConfig | null };
 
 /**
  * Registers the kernels on the 'wasm' backend. Idempotent, also across copies of this module.
- * Needs the wasm backend's own kernels registered (importing @tensorflow/tfjs-backend-wasm does).
+ * The backend's own kernels are registered by this module's import of the package, before.
  */
 export function registerWasmKernels(): void {
   for (const [name, kernelFunc] of overrides) {
