@@ -56,6 +56,7 @@ inline void store_tail(float* p, __m256 v, int n) {
 inline __m256 exp256(__m256 x) {
   const __m256 hi = _mm256_set1_ps(88.7228391f);
   const __m256 lo = _mm256_set1_ps(-103.972076f);
+  const __m256 input = x;
   __m256 nan_mask = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
   __m256 over = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
   __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
@@ -81,7 +82,7 @@ inline __m256 exp256(__m256 x) {
   __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
   y = _mm256_blendv_ps(y, _mm256_set1_ps(__builtin_inff()), over);
   y = _mm256_blendv_ps(y, _mm256_setzero_ps(), under);
-  return _mm256_blendv_ps(y, x, nan_mask);
+  return _mm256_blendv_ps(y, input, nan_mask);
 }
 
 inline __m256 sigmoid256(__m256 x) {

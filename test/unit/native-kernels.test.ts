@@ -1,0 +1,495 @@
+/**
+ * The native (AVX2/FMA addon) backend against tfjs' reference 'cpu' backend: values and gradients
+ * of every replaced kernel, over shapes chosen to hit edge cases (channel counts that are not
+ * multiples of 8, strides, all padding kinds, partial register tiles), plus determinism across
+ * thread counts, tensor bookkeeping and the safety of recycled output buffers.
+ *
+ * Tolerance: max |native - cpu| <= 1e-4 * max(1, max |cpu|). Both accumulate in float32 in
+ * different orders; a wrong index or a missing tap is off by O(max |cpu|).
+ *
+ * If the addon cannot load, these tests fail with the reason. MASKLOOP_SKIP_NATIVE=1 skips them.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadNativeAddon, type NativeAddon } from '../../src/engine/native/index';
+import { NATIVE_BACKEND, nativeFallbacks, nativeKernelNames, registerNativeBackend, resetNativeFallbacks } from '../../src/engine/native/register';
+
+const SKIP = process.env.MASKLOOP_SKIP_NATIVE === '1';
+const TOL = 1e-4;
+
+if (SKIP) {
+  console.warn('[native-kernels] skipped: MASKLOOP_SKIP_NATIVE=1 (native addon not built or not wanted)');
+  describe.skip('native kernels (skipped: MASKLOOP_SKIP_NATIVE=1, the addon is not built or used)', () => {
+    it('skipped', () => {});
+  });
+} else {
+  const load = loadNativeAddon();
+
+  describe('native addon', () => {
+    it('loads (set MASKLOOP_SKIP_NATIVE=1 to skip these tests on machines without it)', () => {
+      expect(load.addon, `native addon unavailable: ${load.reason}`).not.toBeNull();
+    });
+  });
+
+  if (load.addon) nativeSuite(load.addon);
+}
+
+function nativeSuite(addon: NativeAddon): void {
+  const cpuConvBefore = tf.getKernel('Conv2D', 'cpu')?.kernelFunc;
+  const cpuKernelCount = tf.getKernelsForBackend('cpu').length;
+  let threadsBefore = 0;
+
+  beforeAll(() => {
+    threadsBefore = addon.getThreads();
+    expect(registerNativeBackend()).toBe(true);
+    tf.setBackend('cpu');
+  });
+
+  afterAll(() => {
+    addon.setThreads(threadsBefore);
+    tf.setBackend('cpu');
+  });
+
+  /** Runs f on a backend; the result is moved nowhere (read it with values()). */
+  function on<T>(backend: string, f: () => T): T {
+    tf.setBackend(backend);
+    try {
+      return f();
+    } finally {
+      tf.setBackend('cpu');
+    }
+  }
+
+  function values(t: tf.Tensor): Float32Array {
+    return Float32Array.from(t.dataSync());
+  }
+
+  function expectClose(got: tf.Tensor | Float32Array, want: tf.Tensor | Float32Array, what: string): void {
+    if (!(got instanceof Float32Array)) expect(got.shape, `${what}: shape`).toEqual((want as tf.Tensor).shape);
+    const g = got instanceof Float32Array ? got : values(got);
+    const w = want instanceof Float32Array ? want : values(want);
+    expect(g.length, `${what}: size`).toBe(w.length);
+    let scale = 1;
+    for (const v of w) if (Number.isFinite(v)) scale = Math.max(scale, Math.abs(v));
+    let err = 0;
+    let at = -1;
+    for (let i = 0; i < w.length; i++) {
+      const e = Number.isFinite(w[i]) ? Math.abs(g[i] - w[i]) : Object.is(g[i], w[i]) || (Number.isNaN(g[i]) && Number.isNaN(w[i])) ? 0 : Infinity;
+      if (!(e <= err)) {
+        err = e;
+        at = i;
+      }
+    }
+    expect(err, `${what}: max abs error ${err} at ${at} (native ${g[at]}, cpu ${w[at]}), scale ${scale}`).toBeLessThanOrEqual(TOL * scale);
+  }
+
+  let seed = 1;
+  const randn = (shape: number[]) => on('cpu', () => tf.randomNormal(shape, 0, 1, 'float32', seed++));
+
+  /** Value and gradients of f(...inputs) * R summed, on both backends. */
+  function compareWithGrads(what: string, f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[]): void {
+    const outShape = on('cpu', () => tf.tidy(() => f(...inputs).shape));
+    const r = randn(outShape);
+    const loss = (...xs: tf.Tensor[]) => tf.sum(tf.mul(f(...xs), r));
+    const run = (backend: string) =>
+      on(backend, () => {
+        const y = f(...inputs);
+        const grads = tf.grads(loss)(inputs);
+        const out = [values(y), ...grads.map(values)];
+        y.dispose();
+        tf.dispose(grads);
+        return out;
+      });
+    const want = run('cpu');
+    const got = run(NATIVE_BACKEND);
+    expectClose(got[0], want[0], `${what} value`);
+    for (let i = 1; i < want.length; i++) expectClose(got[i], want[i], `${what} gradient ${i - 1}`);
+    r.dispose();
+  }
+
+  describe('registration', () => {
+    it('leaves the cpu backend untouched and is idempotent', () => {
+      expect(registerNativeBackend()).toBe(true);
+      expect(tf.getKernel('Conv2D', 'cpu')?.kernelFunc).toBe(cpuConvBefore);
+      expect(tf.getKernelsForBackend('cpu').length).toBe(cpuKernelCount);
+      expect(tf.getKernelsForBackend(NATIVE_BACKEND).length).toBe(cpuKernelCount);
+      for (const name of ['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul', '_FusedMatMul', 'MaxPool', 'MaxPoolGrad', 'ResizeNearestNeighbor', 'ResizeNearestNeighborGrad']) {
+        expect(nativeKernelNames()).toContain(name);
+        expect(tf.getKernel(name, NATIVE_BACKEND)?.kernelFunc).not.toBe(tf.getKernel(name, 'cpu')?.kernelFunc);
+      }
+    });
+  });
+
+  describe('conv2d', () => {
+    // [x shape, filter shape, strides, pad]
+    const cases: Array<[number[], number[], number | [number, number], 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]]]> = [
+      [[1, 7, 9, 1], [3, 3, 1, 5], 1, 'same'],
+      [[2, 9, 11, 3], [3, 3, 3, 17], 1, 'same'],
+      [[3, 8, 8, 5], [5, 5, 5, 7], 1, 'valid'],
+      [[2, 10, 9, 17], [3, 3, 17, 20], 2, 'same'],
+      [[1, 11, 13, 8], [5, 5, 8, 33], 2, 'valid'],
+      [[2, 12, 12, 16], [1, 1, 16, 16], 1, 'valid'],
+      [[2, 6, 7, 19], [1, 1, 19, 3], 2, 'same'],
+      [[2, 13, 12, 5], [3, 3, 5, 9], [2, 1], [[0, 0], [1, 2], [2, 0], [0, 0]]],
+      [[1, 9, 9, 4], [4, 4, 4, 6], 1, 'same'], // even kernel: asymmetric 'same' padding
+      [[1, 8, 10, 3], [3, 3, 3, 1], 1, 1], // numeric padding, one output channel
+      [[2, 5, 5, 24], [3, 3, 24, 40], 1, 'same'],
+    ];
+    for (const [xs, ws, strides, pad] of cases) {
+      it(`x ${xs} filter ${ws} strides ${strides} pad ${JSON.stringify(pad)}: value and both gradients`, () => {
+        const x = randn(xs);
+        const w = randn(ws);
+        compareWithGrads('conv2d', (a, b) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, strides, pad), [x, w]);
+        tf.dispose([x, w]);
+      });
+    }
+
+    it('dilated convolution (forward)', () => {
+      const x = randn([2, 12, 11, 5]);
+      const w = randn([3, 3, 5, 7]);
+      const f = () => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same', 'NHWC', [2, 3]);
+      expectClose(on(NATIVE_BACKEND, f), on('cpu', f), 'dilated conv2d');
+      tf.dispose([x, w]);
+    });
+
+    it('fused conv2d with bias + relu: value and gradients (the training path)', () => {
+      const x = randn([2, 10, 10, 6]);
+      const w = randn([3, 3, 6, 17]);
+      const b = randn([17]);
+      compareWithGrads(
+        'fused conv2d relu',
+        (a, f, c) => tf.fused.conv2d({ x: a as tf.Tensor4D, filter: f as tf.Tensor4D, bias: c, strides: 1, pad: 'same', activation: 'relu' }),
+        [x, w, b],
+      );
+      compareWithGrads(
+        'fused conv2d linear',
+        (a, f, c) => tf.fused.conv2d({ x: a as tf.Tensor4D, filter: f as tf.Tensor4D, bias: c, strides: 2, pad: 'valid' }),
+        [x, w, b],
+      );
+      tf.dispose([x, w, b]);
+    });
+
+    it('fused conv2d forward with every activation and bias kind', () => {
+      const x = randn([2, 7, 8, 5]);
+      const w = randn([3, 3, 5, 12]);
+      const biases = [randn([12]), randn([]), randn([7, 8, 12])]; // per channel, scalar, broadcast over HWC
+      const alpha = randn([12]);
+      for (const bias of biases) {
+        for (const activation of ['linear', 'relu', 'relu6', 'sigmoid', 'leakyrelu', 'elu', 'prelu'] as const) {
+          const f = () =>
+            tf.fused.conv2d({
+              x: x as tf.Tensor4D, filter: w as tf.Tensor4D, bias, strides: 1, pad: 'same', activation,
+              preluActivationWeights: activation === 'prelu' ? alpha : undefined, leakyreluAlpha: 0.3,
+            });
+          expectClose(on(NATIVE_BACKEND, f), on('cpu', f), `fused conv2d ${activation} bias ${bias.shape}`);
+        }
+      }
+      tf.dispose([x, w, alpha, ...biases]);
+    });
+  });
+
+  describe('matMul', () => {
+    const cases: Array<[number[], number[], boolean, boolean]> = [
+      [[7, 13], [13, 5], false, false],
+      [[1, 40], [40, 33], false, false],
+      [[17, 9], [17, 21], true, false],
+      [[6, 19], [8, 19], false, true],
+      [[23, 6], [31, 23], true, true],
+      [[3, 5, 18], [3, 18, 7], false, false],
+      [[2, 12, 5], [2, 7, 12], true, true],
+      [[65, 130], [130, 70], false, false], // several panels and K chunks
+    ];
+    for (const [as, bs, ta, tb] of cases) {
+      it(`a ${as}${ta ? 'ᵀ' : ''} b ${bs}${tb ? 'ᵀ' : ''}: value and gradients`, () => {
+        const a = randn(as);
+        const b = randn(bs);
+        compareWithGrads('matMul', (p, q) => tf.matMul(p, q, ta, tb), [a, b]);
+        tf.dispose([a, b]);
+      });
+    }
+
+    it('broadcasts a 2-D operand over the batch (value; tfjs has no gradient for it)', () => {
+      const a = randn([4, 9, 10]);
+      const b = randn([10, 3]);
+      expectClose(on(NATIVE_BACKEND, () => tf.matMul(a, b)), on('cpu', () => tf.matMul(a, b)), 'broadcast matMul');
+      expectClose(on(NATIVE_BACKEND, () => tf.matMul(b, a, true, true)), on('cpu', () => tf.matMul(b, a, true, true)), 'broadcast matMul a');
+      tf.dispose([a, b]);
+    });
+
+    it('fused matMul with bias and activations', () => {
+      const a = randn([9, 14]);
+      const b = randn([14, 19]);
+      const bias = randn([19]);
+      for (const activation of ['linear', 'relu', 'relu6', 'sigmoid', 'leakyrelu', 'elu'] as const) {
+        const f = () => tf.fused.matMul({ a, b, bias, activation, leakyreluAlpha: 0.2 });
+        expectClose(on(NATIVE_BACKEND, f), on('cpu', f), `fused matMul ${activation}`);
+      }
+      compareWithGrads('fused matMul linear', (p, q, c) => tf.fused.matMul({ a: p, b: q, bias: c }), [a, b, bias]);
+      tf.dispose([a, b, bias]);
+    });
+  });
+
+  describe('maxPool', () => {
+    const cases: Array<[number[], number, number, 'same' | 'valid']> = [
+      [[2, 8, 8, 16], 2, 2, 'valid'],
+      [[1, 9, 7, 5], 2, 2, 'same'],
+      [[2, 9, 9, 3], 3, 2, 'same'],
+      [[1, 7, 8, 17], 3, 1, 'valid'],
+      [[1, 6, 6, 9], 2, 1, 'same'],
+    ];
+    for (const [xs, size, stride, pad] of cases) {
+      it(`x ${xs} window ${size} stride ${stride} ${pad}: value and gradient`, () => {
+        const x = randn(xs);
+        compareWithGrads('maxPool', (a) => tf.maxPool(a as tf.Tensor4D, size, stride, pad), [x]);
+        x.dispose();
+      });
+    }
+
+    it('sends the gradient of tied maxima to the first one, as the cpu backend does', () => {
+      // ReLU outputs are full of zeros: ties in almost every window.
+      const x = on('cpu', () => tf.tidy(() => tf.relu(tf.randomNormal([2, 10, 10, 12], -0.5, 1, 'float32', 99))));
+      compareWithGrads('maxPool ties', (a) => tf.maxPool(a as tf.Tensor4D, 2, 2, 'valid'), [x]);
+      compareWithGrads('maxPool ties overlapping', (a) => tf.maxPool(a as tf.Tensor4D, 3, 1, 'same'), [x]);
+      x.dispose();
+    });
+  });
+
+  describe('resizeNearestNeighbor', () => {
+    /** tfjs' source-index rule, restated independently of the backend code. */
+    function source(inSize: number, outSize: number, align: boolean, half: boolean, i: number): number {
+      const ratio = (align && outSize > 1 ? inSize - 1 : inSize) / (align && outSize > 1 ? outSize - 1 : outSize);
+      const frac = half ? ratio * (i + 0.5) : ratio * i;
+      const s = Math.min(inSize - 1, align ? Math.round(frac) : Math.floor(frac));
+      return half ? Math.max(0, s) : s;
+    }
+
+    /** The exact gradient: each dy pixel added to the pixel it was copied from. */
+    function referenceGrad(dy: Float32Array, shape: number[], oh: number, ow: number, align: boolean, half: boolean): Float32Array {
+      const [n, h, w, c] = shape;
+      const dx = new Float32Array(n * h * w * c);
+      for (let b = 0; b < n; b++)
+        for (let y = 0; y < oh; y++)
+          for (let x = 0; x < ow; x++) {
+            const sy = source(h, oh, align, half, y);
+            const sx = source(w, ow, align, half, x);
+            for (let ch = 0; ch < c; ch++) dx[((b * h + sy) * w + sx) * c + ch] += dy[((b * oh + y) * ow + x) * c + ch];
+          }
+      return dx;
+    }
+
+    const cases: Array<[number[], [number, number], boolean, boolean]> = [
+      [[2, 8, 8, 16], [16, 16], false, false], // the U-Net's 2x upsampling
+      [[3, 5, 7, 3], [10, 14], false, false],
+      [[2, 5, 7, 17], [7, 9], false, false],
+      [[1, 9, 6, 5], [4, 3], true, false],
+      [[2, 6, 5, 4], [11, 9], true, false],
+      [[2, 4, 6, 9], [9, 13], false, true],
+    ];
+    for (const [xs, size, align, half] of cases) {
+      it(`x ${xs} to ${size} alignCorners ${align} halfPixelCenters ${half}`, () => {
+        const x = randn(xs);
+        const f = () => tf.image.resizeNearestNeighbor(x as tf.Tensor4D, size, align, half);
+        expectClose(on(NATIVE_BACKEND, f), on('cpu', f), 'resize value');
+        const dy = randn([xs[0], size[0], size[1], xs[3]]);
+        const want = referenceGrad(values(dy), xs, size[0], size[1], align, half);
+        const got = on(NATIVE_BACKEND, () => tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.image.resizeNearestNeighbor(a as tf.Tensor4D, size, align, half), dy)))(x));
+        expectClose(values(got), want, 'resize gradient');
+        if (xs[0] === 1 && !half) {
+          // Where tfjs' cpu gradient is right (one image, no half-pixel centres) it must agree too.
+          const cpu = on('cpu', () => tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.image.resizeNearestNeighbor(a as tf.Tensor4D, size, align, half), dy)))(x));
+          expectClose(values(got), values(cpu), 'resize gradient vs cpu');
+        }
+        tf.dispose([x, dy, got]);
+      });
+    }
+
+    it('batched gradient equals the per-image cpu gradients (tfjs cpu misreads dy for batch > 1)', () => {
+      const x = randn([3, 6, 6, 5]);
+      const dy = randn([3, 12, 12, 5]);
+      const grad = (a: tf.Tensor, g: tf.Tensor) => tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.image.resizeNearestNeighbor(t as tf.Tensor4D, [12, 12]), g)))(a);
+      const want = on('cpu', () => tf.concat([0, 1, 2].map((i) => grad(tf.slice(x, [i], [1]), tf.slice(dy, [i], [1]))), 0));
+      expectClose(on(NATIVE_BACKEND, () => grad(x, dy)), want, 'batched resize gradient');
+      tf.dispose([x, dy, want]);
+    });
+  });
+
+  describe('elementwise, reductions and copies', () => {
+    const special = () => on('cpu', () => tf.tensor1d([0, -0, 1, -1, 6, 7, -7, 30, -30, 100, -100, NaN, Infinity, -Infinity, 1e-30, 0.5]));
+
+    it('unary ops, including NaN and infinities', () => {
+      const xs = [randn([3, 7, 5, 11]), special(), on('cpu', () => tf.abs(tf.randomNormal([1000], 0, 3, 'float32', 5)))];
+      const ops: Array<[string, (x: tf.Tensor) => tf.Tensor]> = [
+        ['relu', tf.relu], ['relu6', tf.relu6], ['leakyRelu', (x) => tf.leakyRelu(x, 0.15)], ['sigmoid', tf.sigmoid],
+        ['step', (x) => tf.step(x, 0.25)], ['neg', tf.neg], ['exp', tf.exp], ['square', tf.square], ['abs', tf.abs],
+        ['sqrt', tf.sqrt], ['rsqrt', tf.rsqrt], ['reciprocal', tf.reciprocal],
+      ];
+      for (const x of xs) {
+        for (const [name, op] of ops) {
+          const want = on('cpu', () => op(x));
+          const got = on(NATIVE_BACKEND, () => op(x));
+          // Exp, sigmoid and rsqrt are approximations of the double-precision reference: compare
+          // relatively where values are large.
+          const w = values(want);
+          const g = values(got);
+          for (let i = 0; i < w.length; i++) {
+            const ok = (Number.isNaN(w[i]) && Number.isNaN(g[i])) || w[i] === g[i] || Math.abs(g[i] - w[i]) <= TOL * Math.max(1, Math.abs(w[i]));
+            expect(ok, `${name}(${values(x)[i]}): native ${g[i]}, cpu ${w[i]}`).toBe(true);
+          }
+          tf.dispose([want, got]);
+        }
+      }
+      tf.dispose(xs);
+    });
+
+    it('binary ops: same shape, scalar and trailing broadcasts, and a broadcast it leaves to cpu', () => {
+      const pairs: Array<[number[], number[]]> = [
+        [[4, 5, 6, 7], [4, 5, 6, 7]], [[4, 5, 6, 7], [7]], [[7], [4, 5, 6, 7]], [[3, 9], []], [[], [3, 9]],
+        [[2, 3, 5], [1, 3, 5]], [[2, 1, 3], [2, 4, 1]], [[5, 17], [1, 17]],
+      ];
+      const ops: Array<[string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor]> = [
+        ['add', tf.add], ['sub', tf.sub], ['mul', tf.mul], ['div', tf.div], ['maximum', tf.maximum], ['minimum', tf.minimum],
+        ['squaredDifference', tf.squaredDifference],
+      ];
+      for (const [as, bs] of pairs) {
+        const a = randn(as);
+        const b = randn(bs);
+        for (const [name, op] of ops) expectClose(on(NATIVE_BACKEND, () => op(a, b)), on('cpu', () => op(a, b)), `${name} ${as} ${bs}`);
+        tf.dispose([a, b]);
+      }
+      const s = special();
+      const t = on('cpu', () => tf.reverse(s));
+      for (const [name, op] of ops) expectClose(on(NATIVE_BACKEND, () => op(s, t)), on('cpu', () => op(s, t)), `${name} special values`);
+      tf.dispose([s, t]);
+    });
+
+    it('sum over leading, trailing, middle, all and non-contiguous axes', () => {
+      const x = randn([4, 6, 5, 7]);
+      const axes: Array<number | number[] | undefined> = [undefined, 0, 3, [0, 1, 2], [1, 2], [2, 3], [0, 2], -1];
+      for (const axis of axes) {
+        for (const keepDims of [false, true]) {
+          const f = () => tf.sum(x, axis, keepDims);
+          expectClose(on(NATIVE_BACKEND, f), on('cpu', f), `sum axis ${JSON.stringify(axis)} keepDims ${keepDims}`);
+        }
+      }
+      const big = randn([8, 64, 64, 16]); // long reductions take the chunked path
+      expectClose(on(NATIVE_BACKEND, () => tf.sum(big, [0, 1, 2])), on('cpu', () => tf.sum(big, [0, 1, 2])), 'bias-gradient sum');
+      expectClose(on(NATIVE_BACKEND, () => tf.sum(big)), on('cpu', () => tf.sum(big)), 'full sum');
+      tf.dispose([x, big]);
+    });
+
+    it('concat, split and slice (and their gradients)', () => {
+      const a = randn([2, 5, 4, 3]);
+      const b = randn([2, 5, 4, 13]);
+      const c = randn([2, 5, 4, 1]);
+      compareWithGrads('concat channels', (p, q, r) => tf.concat([p, q, r], 3), [a, b, c]);
+      const d = randn([2, 3, 4, 3]);
+      compareWithGrads('concat rows', (p, q) => tf.concat([p, q], 1), [a, d]);
+      const x = randn([3, 6, 5, 8]);
+      for (const [begin, size] of [[[0, 0, 0, 2], [3, 6, 5, 4]], [[1, 2, 0, 0], [2, 3, 5, 8]], [[0, 1, 1, 1], [2, 4, 3, 6]], [[1, 0, 0, 0], [1, 6, 5, 8]]]) {
+        compareWithGrads(`slice ${begin} ${size}`, (p) => tf.slice(p, begin, size), [x]);
+      }
+      const f = () => tf.concat(tf.split(x, [3, 1, 4], 3).reverse(), 3);
+      expectClose(on(NATIVE_BACKEND, f), on('cpu', f), 'split');
+      tf.dispose([a, b, c, d, x]);
+    });
+  });
+
+  describe('threads and bookkeeping', () => {
+    it('gives bit-identical results on 1 and 2 threads', () => {
+      const x = randn([4, 20, 18, 24]);
+      const w = randn([3, 3, 24, 40]);
+      const m1 = randn([150, 70]);
+      const m2 = randn([70, 90]);
+      const run = (threads: number) => {
+        addon.setThreads(threads);
+        return on(NATIVE_BACKEND, () => {
+          const loss = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.relu(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'))));
+          const [dx, dw] = tf.grads(loss)([x, w]);
+          const out = [values(dx), values(dw), values(tf.matMul(m1, m2)), values(tf.sum(x, [0, 1, 2])), values(tf.maxPool(x as tf.Tensor4D, 2, 2, 'valid'))];
+          tf.dispose([dx, dw]);
+          return out;
+        });
+      };
+      const one = run(1);
+      const two = run(2);
+      for (let i = 0; i < one.length; i++) expect(Buffer.compare(Buffer.from(one[i].buffer), Buffer.from(two[i].buffer)), `output ${i}`).toBe(0);
+      addon.setThreads(threadsBefore);
+      tf.dispose([x, w, m1, m2]);
+    });
+
+    it('keeps the tensor count constant across repeated training-like steps', () => {
+      const x = randn([2, 16, 16, 3]);
+      const w1 = tf.variable(randn([3, 3, 3, 8]));
+      const b1 = tf.variable(randn([8]));
+      const w2 = tf.variable(randn([3, 3, 16, 4]));
+      const bias = randn([1, 1, 4]); // not per-channel-1D: the fused op finishes with an Add
+      const step = () =>
+        on(NATIVE_BACKEND, () =>
+          tf.tidy(() => {
+            const { value, grads } = tf.variableGrads(() => {
+              const h = tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w1 as tf.Tensor4D, bias: b1, pad: 'same', strides: 1, activation: 'relu' });
+              const p = tf.maxPool(h, 2, 2, 'valid');
+              const u = tf.image.resizeNearestNeighbor(p, [16, 16]);
+              const cat = tf.concat([h, u], 3);
+              const y = tf.fused.conv2d({ x: cat, filter: w2 as tf.Tensor4D, bias, pad: 'same', strides: 1, activation: 'sigmoid' });
+              return tf.mean(tf.square(y)) as tf.Scalar;
+            });
+            return [value, ...Object.values(grads)].map((t) => t.dataSync()[0]);
+          }),
+        );
+      step();
+      const before = tf.memory().numTensors;
+      for (let i = 0; i < 3; i++) step();
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([x, w1, b1, w2, bias]);
+    });
+
+    it('never recycles a buffer that user code holds or that a view still uses', () => {
+      const x = randn([4, 64, 64, 8]);
+      // Held through dataSync() after the tensor is gone.
+      const held = on(NATIVE_BACKEND, () => {
+        const y = tf.relu(x);
+        const v = y.dataSync();
+        y.dispose();
+        return v;
+      });
+      const copy = Float32Array.from(held);
+      // A zero-copy view (cpu Slice of a contiguous range) outliving its base.
+      const view = on(NATIVE_BACKEND, () => {
+        const y = tf.neg(x);
+        const s = tf.slice(y, [1], [2]);
+        y.dispose();
+        return s;
+      });
+      const viewCopy = Float32Array.from(on('cpu', () => tf.neg(tf.slice(x, [1], [2]))).dataSync());
+      for (let i = 0; i < 4; i++) on(NATIVE_BACKEND, () => tf.tidy(() => tf.exp(tf.sigmoid(tf.abs(x)))));
+      expect(Buffer.compare(Buffer.from(held.buffer, held.byteOffset, held.byteLength), Buffer.from(copy.buffer))).toBe(0);
+      expectClose(values(view), viewCopy, 'view after its base was disposed');
+      tf.dispose([x, view]);
+    });
+
+    it('handles the U-Net layer shapes without falling back to cpu kernels', () => {
+      resetNativeFallbacks();
+      const x = randn([1, 32, 32, 1]);
+      const w1 = randn([3, 3, 1, 16]);
+      const w2 = randn([3, 3, 32, 16]);
+      const head = randn([1, 1, 16, 1]);
+      on(NATIVE_BACKEND, () =>
+        tf.tidy(() => {
+          const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, d: tf.Tensor) => {
+            const h = tf.relu(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'));
+            const down = tf.maxPool(h, 2, 2, 'valid');
+            const up = tf.image.resizeNearestNeighbor(down, [32, 32]);
+            const g = tf.relu(tf.conv2d(tf.concat([h, up], 3), c as tf.Tensor4D, 1, 'same'));
+            return tf.sum(tf.sigmoid(tf.conv2d(g, d as tf.Tensor4D, 1, 'valid')));
+          };
+          tf.grads(f)([x, w1, w2, head]).forEach((t) => t.dataSync());
+        }),
+      );
+      const hot = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'MaxPool', 'MaxPoolGrad', 'ResizeNearestNeighbor', 'ResizeNearestNeighborGrad', 'Relu', 'Sigmoid', 'Multiply', 'Add', 'Sum', 'Concat', 'SplitV'];
+      const fb = nativeFallbacks();
+      for (const k of hot) expect(fb[k] ?? 0, `${k} fell back to the cpu kernel`).toBe(0);
+      tf.dispose([x, w1, w2, head]);
+    });
+  });
+}
