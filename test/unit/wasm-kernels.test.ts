@@ -147,7 +147,8 @@ function registerCorrectCpuResizeNearestGrad(): void {
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
-  expect(await initWasmBackend()).toBe(true);
+  // MASKLOOP_WASM_THREADS=2 runs every comparison on the threaded binary instead.
+  expect(await initWasmBackend({ threads: Number(process.env.MASKLOOP_WASM_THREADS ?? 1) })).toBe(true);
   registerCorrectCpuResizeNearestGrad();
 });
 
