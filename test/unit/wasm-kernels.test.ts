@@ -242,6 +242,29 @@ describe('conv2d and its gradients (Conv2DBackpropFilter, Conv2DBackpropInput)',
     );
   });
 
+  it.each([
+    ['stride [2, 1], 3x3', [2, 1], 3, 'same'],
+    ['stride 3, 5x5', 3, 5, 'same'],
+    ['stride 3, 2x2, valid', 3, 2, 'valid'],
+  ] as Array<[string, number | [number, number], number, 'same' | 'valid']>)('%s', async (_, s, k, pad) => {
+    await expectSameOnBothBackends(
+      (x, w) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, s, pad),
+      [input([2, 10, 11, 3], 60), input([k, k, 3, 5], 61)],
+    );
+  });
+
+  it.each([
+    ['4x4 stride 2 same', 4, 2, 'same'],
+    ['3x3 stride 2 same', 3, 2, 'same'],
+    ['3x3 stride 2 valid', 3, 2, 'valid'],
+  ] as Array<[string, number, number, 'same' | 'valid']>)('conv2dTranspose (Conv2DBackpropInput forward) %s', async (_, k, s, pad) => {
+    const outSize = pad === 'same' ? 6 * s : (6 - 1) * s + k;
+    await expectSameOnBothBackends(
+      (x, w) => tf.conv2dTranspose(x as tf.Tensor4D, w as tf.Tensor4D, [2, outSize, outSize, 4], s, pad),
+      [input([2, 6, 6, 8], 62), input([k, k, 4, 8], 63)],
+    );
+  });
+
   it('fused conv2d with bias and ReLU (the U-Net layer)', async () => {
     await expectSameOnBothBackends(
       (x, w, b) => tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, bias: b, strides: 1, pad: 'same', activation: 'relu' }),

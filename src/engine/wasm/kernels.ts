@@ -207,6 +207,9 @@ function filterGradient(
 //
 // With stride 1, dx is the convolution of dy with the filter flipped in space and with in/out
 // channels swapped, padded so that each output pixel sees exactly the taps that read it.
+// With stride s, the rows of dx split into s phases by (row + padTop) mod s; each phase is a
+// stride-1 convolution of dy with the taps of that phase (every s-th filter row, flipped), and
+// the s*s phase results interleave into dx. Same FLOPs, all in XNNPACK.
 
 function conv2DBackpropInput(args: {
   inputs: NamedTensorInfoMap;
@@ -239,9 +242,129 @@ function conv2DBackpropInput(args: {
         free(backend, swapped);
       }
     }
+    if (info.strideHeight > 1 || info.strideWidth > 1) return stridedInputGradient(backend, dy, filter, info);
   }
-  // Strided (or NCHW, or padded wider than the filter): the backend's own loop is slow but right.
+  // NCHW, or padded wider than the filter: the backend's own loop is slow but right.
   return call(backend, Conv2DBackpropInput, args.inputs, args.attrs);
+}
+
+/** One axis of one phase: which dx rows it fills and how dy must be padded (or cut) to get them. */
+interface PhaseAxis {
+  /** Filter taps of this phase: p, p + s, p + 2s, ... */
+  taps: number;
+  /** First and count of the phase's rows q, where dx row = q*s + p - pad. */
+  first: number;
+  count: number;
+  /** Padding of dy before / after along this axis; negative means cut rows off. */
+  before: number;
+  after: number;
+}
+
+function phaseAxis(p: number, stride: number, kernel: number, pad: number, inSize: number, outSize: number): PhaseAxis | null {
+  const taps = p < kernel ? Math.ceil((kernel - p) / stride) : 0;
+  const first = Math.ceil((pad - p) / stride);
+  const last = Math.floor((pad + inSize - 1 - p) / stride);
+  if (taps === 0 || last < first) return null;
+  const count = last - first + 1;
+  const before = taps - 1 - first;
+  return { taps, first, count, before, after: count + taps - 1 - outSize - before };
+}
+
+function stridedInputGradient(
+  backend: BackendWasm,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  info: backend_util.Conv2DInfo,
+): TensorInfo {
+  const { batchSize: n, inHeight, inWidth, inChannels: ci, outHeight, outWidth } = info;
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const { top, left } = info.padInfo;
+  const phases: Array<{ rows: PhaseAxis; cols: PhaseAxis; p: number; r: number; result: TensorInfo }> = [];
+  try {
+    for (let p = 0; p < sh; p++) {
+      const rows = phaseAxis(p, sh, kh, top, inHeight, outHeight);
+      if (!rows) continue;
+      for (let r = 0; r < sw; r++) {
+        const cols = phaseAxis(r, sw, kw, left, inWidth, outWidth);
+        if (!cols) continue;
+        const result = phaseConv(backend, dy, filter, p, r, rows, cols, info);
+        if (result) phases.push({ rows, cols, p, r, result });
+      }
+    }
+    // Every dx pixel belongs to exactly one phase; pixels of phases without taps stay zero.
+    const out = backend.makeOutput([n, inHeight, inWidth, ci], 'float32');
+    const dx = asFloat32(backend, out);
+    dx.fill(0);
+    for (const { rows, cols, p, r, result } of phases) {
+      const v = asFloat32(backend, result);
+      let i = 0;
+      for (let b = 0; b < n; b++) {
+        for (let q = 0; q < rows.count; q++) {
+          const y = (rows.first + q) * sh + p - top;
+          for (let c = 0; c < cols.count; c++, i += ci) {
+            const x = (cols.first + c) * sw + r - left;
+            dx.set(v.subarray(i, i + ci), ((b * inHeight + y) * inWidth + x) * ci);
+          }
+        }
+      }
+    }
+    return out;
+  } finally {
+    free(backend, ...phases.map((ph) => ph.result));
+  }
+}
+
+/**
+ * The stride-1 convolution of dy with phase (p, r)'s taps, flipped, in/out channels swapped;
+ * null when none of the phase's taps reaches dy (its pixels get no gradient).
+ */
+function phaseConv(
+  backend: BackendWasm,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  p: number,
+  r: number,
+  rows: PhaseAxis,
+  cols: PhaseAxis,
+  info: backend_util.Conv2DInfo,
+): TensorInfo | null {
+  const { inChannels: ci, outChannels: co, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const [n, h, w, c] = dy.shape;
+  const cutTop = Math.max(0, -rows.before);
+  const cutLeft = Math.max(0, -cols.before);
+  const cutBottom = Math.max(0, -rows.after);
+  const cutRight = Math.max(0, -cols.after);
+  if (h - cutTop - cutBottom <= 0 || w - cutLeft - cutRight <= 0) return null;
+  const sub = backend.makeOutput([rows.taps, cols.taps, co, ci], 'float32');
+  const f = asFloat32(backend, filter);
+  const g = asFloat32(backend, sub);
+  for (let t = 0; t < rows.taps; t++) {
+    for (let u = 0; u < cols.taps; u++) {
+      const src = ((p + sh * (rows.taps - 1 - t)) * kw + (r + sw * (cols.taps - 1 - u))) * ci * co;
+      const dst = (t * cols.taps + u) * co * ci;
+      for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) g[dst + o * ci + i] = f[src + i * co + o];
+    }
+  }
+  // Negative padding: cut dy instead.
+  let input = dy;
+  if (cutTop || cutLeft || cutBottom || cutRight) {
+    input = slice({
+      inputs: { x: dy },
+      backend,
+      attrs: { begin: [0, cutTop, cutLeft, 0], size: [n, h - cutTop - cutBottom, w - cutLeft - cutRight, c] },
+    });
+  }
+  try {
+    return conv2d(
+      backend,
+      input,
+      sub,
+      explicit(Math.max(0, rows.before), Math.max(0, rows.after), Math.max(0, cols.before), Math.max(0, cols.after)),
+    );
+  } finally {
+    free(backend, sub);
+    if (input !== dy) free(backend, input);
+  }
 }
 
 /** Padding of the stride-1 'full' correlation that maps dy back onto x; null if it would be negative. */
