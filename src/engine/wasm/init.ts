@@ -64,7 +64,6 @@ async function start(threads: number): Promise<boolean> {
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
     setThreadsCount(threads);
     if (await startThreaded(threads)) return true;
-    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
     setThreadsCount(1);
   }
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
