@@ -6,6 +6,7 @@ import { instanceLabels, labeled, prepareImage } from '../../src/engine/input';
 import { dice, matchInstances } from '../../src/engine/metrics';
 import { UNet } from '../../src/engine/model/unet';
 import { finetune } from '../../src/engine/train/finetune';
+import { evaluateDice, selectInitialisation } from '../../src/engine/train/select';
 import { instancesFromInterior } from '../../src/imaging/instances';
 import { engine, labeledNuclei, mean, nuclei } from '../helpers/engine';
 
@@ -66,6 +67,29 @@ describe('fine-tuning', () => {
     const [score] = matchInstances(objects.labels, s.instances, [0.5]);
     expect(score.f1).toBeGreaterThan(0.5);
     model.dispose();
+  });
+});
+
+describe('choosing the initialisation on the val split', () => {
+  test('a harmful initialisation loses to scratch and the scores are reported', async () => {
+    const samples = nuclei(4, 64, 501);
+    const all = labeledNuclei(samples);
+    // A 'pretrained' encoder whose weights are all zero: its ReLUs are dead, nothing can be learned.
+    const harmful = UNet.create({ inChannels: 1, outChannels: 1, ...arch }, 9);
+    const zeros = new Map([...harmful.weights()].map(([k, v]) => [k, tf.zerosLike(v)]));
+    harmful.dispose();
+    const selection = await selectInitialisation(
+      [{ name: 'scratch' }, { name: 'dead-encoder', weights: zeros, trained: 'unet' }],
+      { images: all.slice(0, 3), target: { kind: 'semantic', classes: 1 }, config: arch, steps: 40, batchSize: 8, patchSize: 64, learningRate: 3e-3 },
+      all.slice(3),
+      { tile: 64, overlap: 16 },
+    );
+    tf.dispose([...zeros.values()]);
+    expect(selection.scores.map((s) => s.name)).toEqual(['scratch', 'dead-encoder']);
+    expect(selection.bestName).toBe('scratch');
+    expect(selection.scores[0].valDice).toBeGreaterThan(selection.scores[1].valDice);
+    expect(evaluateDice(selection.best.model, all.slice(3), { tile: 64, overlap: 16 })).toBeCloseTo(selection.scores[0].valDice, 6);
+    selection.best.model.dispose();
   });
 });
 

@@ -1,0 +1,78 @@
+/**
+ * Choosing the initialisation on held-out labels: every candidate (scratch included) is
+ * fine-tuned the same way and scored on the val split, and the best one wins. This is how
+ * self-supervision is kept from ever costing the user: a pretext task that does not help on
+ * their images simply loses to scratch.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { LabeledImage } from '../data';
+import { UNKNOWN } from '../data';
+import { classMap, predictImage, type TilingOptions } from '../infer/predict';
+import { dice } from '../metrics';
+import type { UNet } from '../model/unet';
+import { finetune, type FinetuneOptions, type FinetuneResult, type Initialisation } from './finetune';
+
+/**
+ * Mean per-image Dice of the foreground (every class > 0 counts as foreground) on labeled images;
+ * UNKNOWN pixels are ignored.
+ */
+export function evaluateDice(model: UNet, images: LabeledImage[], tiling: TilingOptions = {}): number {
+  if (images.length === 0) throw new Error('evaluation needs at least one labeled image');
+  let total = 0;
+  for (const image of images) {
+    const predicted = classMap(predictImage(model, image, tiling));
+    const truth = new Uint8Array(image.labels.length);
+    const ignore = new Uint8Array(image.labels.length);
+    for (let i = 0; i < truth.length; i++) {
+      if (image.labels[i] === UNKNOWN) ignore[i] = 1;
+      else truth[i] = image.labels[i] > 0 ? 1 : 0;
+      predicted[i] = predicted[i] > 0 ? 1 : 0;
+    }
+    total += dice(predicted, truth, ignore);
+  }
+  return total / images.length;
+}
+
+export interface CandidateScore {
+  name: string;
+  valDice: number;
+}
+
+export interface Selection {
+  best: FinetuneResult;
+  bestName: string;
+  scores: CandidateScore[];
+}
+
+/**
+ * Fine-tunes from each initialisation with identical options and keeps the one with the best val
+ * Dice; ties go to the earlier candidate (put 'scratch' first to prefer it when nothing helps).
+ */
+export async function selectInitialisation(
+  candidates: Initialisation[],
+  options: Omit<FinetuneOptions, 'init'>,
+  val: LabeledImage[],
+  tiling: TilingOptions = {},
+): Promise<Selection> {
+  if (candidates.length === 0) throw new Error('no initialisation to choose from');
+  let best: FinetuneResult | null = null;
+  let bestName = '';
+  let bestDice = -Infinity;
+  const scores: CandidateScore[] = [];
+  for (const init of candidates) {
+    const result = await finetune({ ...options, init });
+    const valDice = evaluateDice(result.model, val, tiling);
+    scores.push({ name: init.name, valDice });
+    if (valDice > bestDice) {
+      best?.model.dispose();
+      best = result;
+      bestName = init.name;
+      bestDice = valDice;
+    } else {
+      result.model.dispose();
+    }
+    // Let the event loop breathe between candidates (progress, cancel).
+    await tf.nextFrame();
+  }
+  return { best: best as FinetuneResult, bestName, scores };
+}
