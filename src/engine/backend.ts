@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import os from 'node:os';
+import { fixCpuKernels } from './cpuFixes';
 
 export type BackendChoice = 'tensorflow-gpu' | 'tensorflow' | 'native' | 'wasm' | 'cpu';
 
@@ -111,6 +112,7 @@ export function initEngine(options: { preference?: BackendChoice[]; log?: boolea
   if (current) return Promise.resolve(current);
   if (pending) return pending;
   pending = (async () => {
+    fixCpuKernels();
     const preference = options.preference ?? preferenceFromEnv();
     const threads = configuredThreads();
     const attempts: BackendAttempt[] = [];

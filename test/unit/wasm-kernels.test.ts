@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { KernelBackend, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { fixCpuKernels } from '../../src/engine/cpuFixes';
 import { initWasmBackend } from '../../src/engine/wasm/init';
 import { fastWasmKernels, isFastWasmKernel, registerWasmKernels } from '../../src/engine/wasm/kernels';
 
@@ -93,63 +94,11 @@ async function expectNoGrowth(fn: () => void): Promise<void> {
   expect(backend.numDataIds()).toBe(buffers);
 }
 
-// tfjs-backend-cpu 4.22's ResizeNearestNeighborGrad offsets dy by the *input's* batch stride, so
-// for batch > 1 with upsampling its reference gradient is wrong (wasm's is right). Nearest
-// resizing is a gather, so its exact gradient scatters dy back through the indices the forward
-// kernel picked; the reference used here is that, built from cpu's own forward kernel.
-function nearestSources(
-  backend: KernelBackend,
-  inH: number,
-  inW: number,
-  outH: number,
-  outW: number,
-  attrs: NamedAttrMap,
-): Int32Array {
-  const forward = tf.getKernel('ResizeNearestNeighbor', 'cpu')!.kernelFunc;
-  const index = Float32Array.from({ length: inH * inW }, (_, i) => i);
-  const images = (backend as unknown as { makeTensorInfo(s: number[], d: string, v: Float32Array): TensorInfo })
-    .makeTensorInfo([1, inH, inW, 1], 'float32', index);
-  const picked = forward({ inputs: { images }, backend, attrs: { ...attrs, size: [outH, outW] } }) as TensorInfo;
-  const src = Int32Array.from(backend.readSync(picked.dataId) as Float32Array);
-  backend.disposeData(images.dataId);
-  backend.disposeData(picked.dataId);
-  return src;
-}
-
-function registerCorrectCpuResizeNearestGrad(): void {
-  tf.unregisterKernel('ResizeNearestNeighborGrad', 'cpu');
-  tf.registerKernel({
-    kernelName: 'ResizeNearestNeighborGrad',
-    backendName: 'cpu',
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const { images, dy } = inputs as { images: TensorInfo; dy: TensorInfo };
-      const b = backend as KernelBackend;
-      const [n, inH, inW, c] = images.shape;
-      const [, outH, outW] = dy.shape;
-      const src = nearestSources(b, inH, inW, outH, outW, attrs as NamedAttrMap);
-      const dyV = b.readSync(dy.dataId) as Float32Array;
-      const dx = new Float32Array(n * inH * inW * c);
-      for (let i = 0; i < n; i++) {
-        for (let p = 0; p < outH * outW; p++) {
-          const to = (i * inH * inW + src[p]) * c;
-          const from = (i * outH * outW + p) * c;
-          for (let k = 0; k < c; k++) dx[to + k] += dyV[from + k];
-        }
-      }
-      return (b as unknown as { makeTensorInfo(s: number[], d: string, v: Float32Array): TensorInfo }).makeTensorInfo(
-        images.shape,
-        'float32',
-        dx,
-      );
-    },
-  });
-}
-
 beforeAll(async () => {
   await tf.setBackend('cpu');
   // MASKLOOP_WASM_THREADS=2 runs every comparison on the threaded binary instead.
   expect(await initWasmBackend({ threads: Number(process.env.MASKLOOP_WASM_THREADS ?? 1) })).toBe(true);
-  registerCorrectCpuResizeNearestGrad();
+  fixCpuKernels(); // the reference must be right: see src/engine/cpuFixes.ts
 });
 
 describe('initWasmBackend', () => {
