@@ -267,6 +267,9 @@ void conv2d_backprop_filter(const ConvShape& s, const float* x, const float* dy,
   float* const parts = nchunks > 1 ? partial.p : dw;
   const long col_floats = thin ? sub_rows * s.ow * Kp : 1;
   Scratch colmem(col_floats * nt);
+  // dy of one output tile, one panel of 16 channels at a time, packed contiguously when dy rows
+  // are wide: the kernel then streams it instead of touching a new cache line per pixel.
+  const bool pack_dy = !thin && OC > NR;
 
   // The L1 tile (see the direct path below): the most output pixels whose x and dy cache lines
   // for one channel block fit in 24 KB.
@@ -289,6 +292,8 @@ void conv2d_backprop_filter(const ConvShape& s, const float* x, const float* dy,
       }
     }
   }
+  const long pack_floats = pack_dy ? ceil_div(OC, NR) * tile_rows * tile_cols * NR : 1;
+  Scratch packmem(pack_floats * nt);
   // Valid output ranges per tap row / column.
   long* ylo = new long[s.kh];
   long* yhi = new long[s.kh];
@@ -353,19 +358,45 @@ void conv2d_backprop_filter(const ConvShape& s, const float* x, const float* dy,
         const long ty1 = min_l(y1, ty0 + tile_rows);
         for (long tx0 = 0; tx0 < s.ow; tx0 += tile_cols) {
           const long tx1 = min_l(s.ow, tx0 + tile_cols);
+          float* pk = packmem.p + thread * pack_floats;
+          const long tile_px = tile_rows * tile_cols;
+          if (pack_dy) {
+            // Panel-major copy of this tile's dy: pixel (y, x) of panel p at
+            // p * tile_px * NR + ((y - ty0) * tile_cols + x - tx0) * NR, zero beyond OC.
+            for (long co = 0; co < OC; co += NR) {
+              const long nc = min_l(NR, OC - co);
+              float* d = pk + (co / NR) * tile_px * NR;
+              for (long yy = ty0; yy < ty1; ++yy) {
+                const float* srow = dy + ((n * s.oh + yy) * s.ow + tx0) * OC + co;
+                float* drow = d + (yy - ty0) * tile_cols * NR;
+                for (long xx = 0; xx < tx1 - tx0; ++xx) {
+                  if (nc == NR) {
+                    _mm256_storeu_ps(drow + xx * NR, _mm256_loadu_ps(srow + xx * OC));
+                    _mm256_storeu_ps(drow + xx * NR + 8, _mm256_loadu_ps(srow + xx * OC + 8));
+                  } else {
+                    for (long j = 0; j < NR; ++j) drow[xx * NR + j] = j < nc ? srow[xx * OC + j] : 0.0f;
+                  }
+                }
+              }
+            }
+          }
           for (long ci = 0; ci < IC; ci += MR) {
             const int rr = static_cast<int>(min_l(MR, IC - ci));
             for (long co = 0; co < OC; co += NR) {
               const int nc = static_cast<int>(min_l(NR, OC - co));
+              const float* bbase = pack_dy ? pk + (co / NR) * tile_px * NR : nullptr;
+              const long b_cs = pack_dy ? NR : OC;
+              const long b_rs = pack_dy ? tile_cols * NR : s.ow * OC;
               for (int t = 0; t < T; ++t) {
                 const int kh = t / s.kw, kw = t % s.kw;
                 const long ya = max_l(ylo[kh], ty0), yb = min_l(yhi[kh], ty1);
                 const long xa = max_l(xlo[kw], tx0), xb = min_l(xhi[kw], tx1);
                 if (ya >= yb || xa >= xb) continue;
                 const float* a = xn + ((ya * s.sh + kh - s.pt) * s.iw + xa * s.sw + kw - s.pl) * IC + ci;
-                const float* b = dy + ((n * s.oh + ya) * s.ow + xa) * OC + co;
+                const float* b = pack_dy ? bbase + ((ya - ty0) * tile_cols + (xa - tx0)) * NR
+                                         : dy + ((n * s.oh + ya) * s.ow + xa) * OC + co;
                 outer_block(rr, nc, static_cast<int>(yb - ya), static_cast<int>(xb - xa), a, s.sw * IC,
-                            static_cast<long>(s.sh) * s.iw * IC, b, OC, s.ow * OC,
+                            static_cast<long>(s.sh) * s.iw * IC, b, b_cs, b_rs,
                             part + (static_cast<long>(t) * IC + ci) * OC + co, OC);
               }
             }
