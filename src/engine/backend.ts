@@ -76,12 +76,16 @@ async function tryNative(threads: number): Promise<string> {
   return `AVX2/FMA addon, ${loaded.addon.getThreads()} threads`;
 }
 
-async function tryWasm(): Promise<string> {
-  const { initWasmBackend } = await import('./wasm/init');
-  if (!(await initWasmBackend())) throw new Error('wasm backend failed to initialise');
+async function tryWasm(threads: number): Promise<string> {
+  const { initWasmBackend, wasmThreads } = await import('./wasm/init');
+  if (!(await initWasmBackend({ threads }))) throw new Error('wasm backend failed to initialise');
   if (!(await tf.setBackend('wasm'))) throw new Error('wasm backend failed to start');
-  return 'XNNPACK SIMD, 1 thread (Node cannot start the threaded wasm binary)';
+  wasmThreadCount = wasmThreads();
+  return `XNNPACK SIMD, ${wasmThreadCount} thread${wasmThreadCount === 1 ? '' : 's'}`;
 }
+
+// The threaded wasm binary may fall back to one thread; the report must say what really runs.
+let wasmThreadCount = 1;
 
 async function activate(choice: BackendChoice, threads: number): Promise<string> {
   switch (choice) {
@@ -92,7 +96,7 @@ async function activate(choice: BackendChoice, threads: number): Promise<string>
     case 'native':
       return tryNative(threads);
     case 'wasm':
-      return tryWasm();
+      return tryWasm(threads);
     case 'cpu':
       if (!(await tf.setBackend('cpu'))) throw new Error('cpu backend failed to start');
       return 'pure JavaScript reference kernels (slow)';
@@ -100,7 +104,8 @@ async function activate(choice: BackendChoice, threads: number): Promise<string>
 }
 
 function threadsOf(choice: BackendChoice, threads: number): number {
-  if (choice === 'wasm' || choice === 'cpu') return 1;
+  if (choice === 'wasm') return wasmThreadCount;
+  if (choice === 'cpu') return 1;
   return threads;
 }
 
