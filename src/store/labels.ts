@@ -1,0 +1,192 @@
+import { z } from 'zod';
+import { checkLabelMask, decodeArray, encodeArray, type LabelArray, type LabelDtype } from './codec';
+import type { Ctx } from './db';
+import { now } from './db';
+import { StoreError } from './errors';
+import { insertAnnotationEvent, newEventFields } from './events';
+import { getImage, imageFromRow } from './images';
+import {
+  IMAGE_SPLITS,
+  LABEL_SOURCES,
+  type ImageRecord,
+  type ImageSplit,
+  type LabelSource,
+  type LabelVersion,
+  type LabelVersionInfo,
+  type NewLabelVersion,
+} from './types';
+import { asList, count, id, oneOrMany, parseArgument } from './validate';
+
+interface LabelRow {
+  id: number;
+  image_id: number;
+  version: number;
+  parent_version: number | null;
+  restored_from: number | null;
+  source: LabelSource;
+  author: string;
+  created_at: number;
+  dtype: LabelDtype;
+  width: number;
+  height: number;
+  has_unknown: number;
+}
+
+interface LabelBlobRow extends LabelRow {
+  mask: Buffer;
+  unknown: Buffer | null;
+}
+
+const INFO_COLUMNS = `id, image_id, version, parent_version, restored_from, source, author, created_at, dtype, width, height,
+  unknown IS NOT NULL AS has_unknown`;
+
+function infoFromRow(row: LabelRow): LabelVersionInfo {
+  return {
+    id: row.id,
+    imageId: row.image_id,
+    version: row.version,
+    parentVersion: row.parent_version,
+    restoredFrom: row.restored_from,
+    source: row.source,
+    author: row.author,
+    createdAt: row.created_at,
+    dtype: row.dtype,
+    width: row.width,
+    height: row.height,
+    hasUnknown: row.has_unknown === 1,
+  };
+}
+
+function versionFromRow(row: LabelBlobRow): LabelVersion {
+  const what = `label version ${row.version} of image ${row.image_id}`;
+  const pixels = row.width * row.height;
+  return {
+    ...infoFromRow(row),
+    mask: { width: row.width, height: row.height, data: decodeArray(row.dtype, row.mask, pixels, what) as LabelArray },
+    unknown: row.unknown ? (decodeArray('uint8', row.unknown, pixels, `${what} (unknown pixels)`) as Uint8Array) : null,
+  };
+}
+
+const newLabelSchema = z.object({
+  imageId: id,
+  mask: z.any(),
+  unknown: z.instanceof(Uint8Array).nullable().optional(),
+  source: z.enum(LABEL_SOURCES),
+  author: z.string().optional(),
+  parentVersion: id.nullable().optional(),
+  status: z.enum(['labeled', 'reviewed']).optional(),
+  event: z.any().optional(),
+});
+
+function latestVersionNumber(ctx: Ctx, imageId: number): number {
+  const row = ctx.stmt('SELECT max(version) AS v FROM label_versions WHERE image_id = ?').get(imageId) as { v: number | null };
+  return row.v ?? 0;
+}
+
+/**
+ * Saves a new label version; earlier versions stay as they were. The mask is compressed before
+ * the write transaction so the lock is held only for the inserts. The version number is taken
+ * inside the transaction, so concurrent writers never collide.
+ */
+export function addLabelVersion(ctx: Ctx, input: NewLabelVersion): LabelVersionInfo {
+  const label = parseArgument(newLabelSchema, input, 'addLabelVersion');
+  const dtype = checkLabelMask(input.mask, 'addLabelVersion mask');
+  const { width, height } = input.mask;
+  if (label.unknown && label.unknown.length !== width * height) {
+    throw new StoreError('argument', `addLabelVersion unknown: ${label.unknown.length} values, expected ${width}x${height} = ${width * height}`);
+  }
+  const event = input.event ? newEventFields({ ...input.event, imageId: label.imageId }) : null;
+  const mask = encodeArray(input.mask.data);
+  const unknown = label.unknown ? encodeArray(label.unknown) : null;
+  return ctx.write('saving a label', () => {
+    const image = getImage(ctx, label.imageId);
+    if (!image) throw new StoreError('argument', `no image with id ${label.imageId} in this project`);
+    if (image.width !== width || image.height !== height) {
+      throw new StoreError('argument', `label is ${width}x${height} but image ${image.id} is ${image.width}x${image.height}`);
+    }
+    const latest = latestVersionNumber(ctx, image.id);
+    const parent = label.parentVersion === undefined ? (latest || null) : label.parentVersion;
+    if (parent !== null && parent > latest) {
+      throw new StoreError('argument', `image ${image.id} has no label version ${parent} (latest is ${latest})`);
+    }
+    const row = ctx
+      .stmt(
+        `INSERT INTO label_versions (image_id, version, parent_version, source, author, created_at, dtype, width, height, encoding, mask, unknown)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'zlib', ?, ?) RETURNING ${INFO_COLUMNS}`,
+      )
+      .get(image.id, latest + 1, parent, label.source, label.author ?? '', now(), dtype, width, height, mask, unknown) as LabelRow;
+    ctx.stmt('UPDATE images SET status = ? WHERE id = ?').run(label.status ?? 'labeled', image.id);
+    if (event) insertAnnotationEvent(ctx, { ...event, labelVersion: row.version });
+    return infoFromRow(row);
+  });
+}
+
+export function latestLabel(ctx: Ctx, imageId: number): LabelVersion | null {
+  const row = ctx
+    .stmt(`SELECT ${INFO_COLUMNS}, mask, unknown FROM label_versions WHERE image_id = ? ORDER BY version DESC LIMIT 1`)
+    .get(imageId) as LabelBlobRow | undefined;
+  return row ? versionFromRow(row) : null;
+}
+
+export function getLabelVersion(ctx: Ctx, imageId: number, version: number): LabelVersion | null {
+  const row = ctx
+    .stmt(`SELECT ${INFO_COLUMNS}, mask, unknown FROM label_versions WHERE image_id = ? AND version = ?`)
+    .get(imageId, version) as LabelBlobRow | undefined;
+  return row ? versionFromRow(row) : null;
+}
+
+/** Every version of an image's label, oldest first, without the masks (fetch one with getLabelVersion). */
+export function labelHistory(ctx: Ctx, imageId: number): LabelVersionInfo[] {
+  const rows = ctx.stmt(`SELECT ${INFO_COLUMNS} FROM label_versions WHERE image_id = ? ORDER BY version`).all(imageId) as LabelRow[];
+  return rows.map(infoFromRow);
+}
+
+/**
+ * Makes an old version current again by copying it into a new version (its compressed bytes
+ * as they are), so restoring is itself an edit that can be undone.
+ */
+export function restoreLabelVersion(ctx: Ctx, imageId: number, version: number, options: { author?: string } = {}): LabelVersionInfo {
+  parseArgument(id, imageId, 'restoreLabelVersion image id');
+  parseArgument(id, version, 'restoreLabelVersion version');
+  const author = parseArgument(z.string().optional(), options.author, 'restoreLabelVersion author');
+  return ctx.write('restoring a label version', () => {
+    const old = ctx
+      .stmt('SELECT source, author, dtype, width, height, encoding, mask, unknown FROM label_versions WHERE image_id = ? AND version = ?')
+      .get(imageId, version) as { source: string; author: string; dtype: string; width: number; height: number; encoding: string; mask: Buffer; unknown: Buffer | null } | undefined;
+    if (!old) throw new StoreError('argument', `image ${imageId} has no label version ${version}`);
+    const latest = latestVersionNumber(ctx, imageId);
+    const row = ctx
+      .stmt(
+        `INSERT INTO label_versions (image_id, version, parent_version, restored_from, source, author, created_at, dtype, width, height, encoding, mask, unknown)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${INFO_COLUMNS}`,
+      )
+      .get(imageId, latest + 1, latest, version, old.source, author ?? old.author, now(), old.dtype, old.width, old.height, old.encoding, old.mask, old.unknown) as LabelRow;
+    ctx.stmt("UPDATE images SET status = 'labeled' WHERE id = ? AND status IN ('unlabeled', 'proposed')").run(imageId);
+    return infoFromRow(row);
+  });
+}
+
+/** Label versions saved after a time: what an 'auto-retrain after N new labels' rule counts. */
+export function countLabelVersionsSince(ctx: Ctx, sinceMs: number): number {
+  parseArgument(z.number().finite(), sinceMs, 'countLabelVersionsSince');
+  return (ctx.stmt('SELECT count(*) AS n FROM label_versions WHERE created_at > ?').get(sinceMs) as { n: number }).n;
+}
+
+/** Images that have a label, with their latest version number: the training set of a split. */
+export function labeledImages(
+  ctx: Ctx,
+  filter: { split?: ImageSplit | readonly ImageSplit[]; limit?: number } = {},
+): { image: ImageRecord; version: number }[] {
+  const f = parseArgument(z.object({ split: oneOrMany(IMAGE_SPLITS), limit: count.optional() }), filter, 'labeledImages');
+  const splits = asList(f.split);
+  const rows = ctx
+    .stmt(
+      `SELECT i.*, (SELECT max(version) FROM label_versions l WHERE l.image_id = i.id) AS latest_version
+       FROM images i
+       WHERE EXISTS (SELECT 1 FROM label_versions l WHERE l.image_id = i.id)
+       ${splits ? `AND i.split IN (${splits.map(() => '?').join(', ')})` : ''}
+       ORDER BY i.id LIMIT ${f.limit ?? -1}`,
+    )
+    .all(...(splits ?? [])) as (Parameters<typeof imageFromRow>[1] & { latest_version: number })[];
+  return rows.map((r) => ({ image: imageFromRow(ctx, r), version: r.latest_version }));
+}
