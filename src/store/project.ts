@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { connect, Ctx, now, type Db } from './db';
@@ -205,26 +205,50 @@ function openExisting(dir: string): Project {
   }
 }
 
-/** Creates a project in `dir` (made if needed). A folder that already holds a project is refused. */
+/**
+ * Creates a project in `dir` (made if needed). A folder that already holds a project is refused.
+ * The database is built under a temporary name and linked into place only when complete, so a
+ * crash mid-creation never leaves a project.sqlite without its project record, and of two
+ * processes creating the same project at once exactly one succeeds.
+ */
 export function createProject(dir: string, options: { name: string }): Project {
   const name = parseArgument(z.string().trim().min(1), options?.name, 'createProject name');
   const root = path.resolve(dir);
   const file = path.join(root, DATABASE_FILE);
-  if (existsSync(file)) throw new StoreError('argument', `${root} already holds a maskloop project (${DATABASE_FILE})`);
+  const exists = () => new StoreError('argument', `${root} already holds a maskloop project (${DATABASE_FILE})`);
+  if (existsSync(file)) throw exists();
   if (existsSync(root) && !statSync(root).isDirectory()) throw new StoreError('argument', `${root} is not a folder`);
   mkdirSync(root, { recursive: true });
-  const db = connect(file, { mustExist: false });
+  const temporary = path.join(root, `${DATABASE_FILE}.creating-${process.pid}-${randomUUID().slice(0, 8)}`);
   try {
-    migrate(db);
-    db.transaction(() => {
-      db.prepare('INSERT INTO project (id, uuid, name, created_at) VALUES (1, ?, ?, ?)').run(randomUUID(), name, now());
-    }).immediate();
-    ensureCache(root);
-    return new Project(new Ctx(db, root), []);
-  } catch (error) {
-    db.close();
-    throw error instanceof StoreError ? error : new StoreError('db', `creating ${file}: ${(error as Error).message}`, { cause: error });
+    const db = connect(temporary, { mustExist: false });
+    try {
+      migrate(db);
+      db.transaction(() => {
+        db.prepare('INSERT INTO project (id, uuid, name, created_at) VALUES (1, ?, ?, ?)').run(randomUUID(), name, now());
+      }).immediate();
+    } finally {
+      // Closing the last connection checkpoints the WAL into the file and removes it.
+      db.close();
+    }
+    try {
+      linkSync(temporary, file);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') throw exists();
+      // Some file systems (FAT, exFAT, some network shares) have no hard links: rename instead,
+      // which is atomic too but would replace a project created in the instant since the check.
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS' && code !== 'EOPNOTSUPP') {
+        throw new StoreError('db', `creating ${file}: ${(error as Error).message}`, { cause: error });
+      }
+      if (existsSync(file)) throw exists();
+      renameSync(temporary, file);
+    }
+  } finally {
+    for (const suffix of ['', '-wal', '-shm']) rmSync(temporary + suffix, { force: true });
   }
+  ensureCache(root);
+  return openExisting(root);
 }
 
 /**

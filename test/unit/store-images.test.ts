@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createProject, fingerprintFile, openProject, StoreError, type NewImage, type Project } from '../../src/store';
 
@@ -63,6 +65,37 @@ describe('project folder', () => {
     project = openProject(projectDir);
     expect(project.info.name).toBe('Zellkern – Versuch 1');
   });
+
+  it('creates atomically: no temporary files left, and two processes creating at once give one project', async () => {
+    expect(readdirSync(projectDir).sort()).toEqual(['cache', 'project.sqlite', 'project.sqlite-shm', 'project.sqlite-wal']);
+    const raced = path.join(root, 'raced');
+    const results = await Promise.allSettled(
+      [0, 1, 2].map(
+        (i) =>
+          new Promise<string>((resolve, reject) => {
+            const child = spawn(
+              process.execPath,
+              ['--import', 'tsx', '--input-type=module', '-e', `
+                const { createProject } = await import(${JSON.stringify(pathToFileURL(path.resolve(import.meta.dirname, '../../src/store/index.ts')).href)});
+                try { createProject(process.argv[1], { name: 'p${i}' }).close(); console.log('created'); }
+                catch (e) { console.log(e.code + ': ' + e.message); }`, raced],
+              { cwd: path.resolve(import.meta.dirname, '../..') },
+            );
+            let out = '';
+            child.stdout.on('data', (d) => (out += d));
+            child.stderr.on('data', (d) => (out += d));
+            child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(out))));
+          }),
+      ),
+    );
+    const outcomes = results.map((r) => (r.status === 'fulfilled' ? r.value : String(r.reason)));
+    expect(outcomes.filter((o) => o === 'created'), outcomes.join('\n')).toHaveLength(1);
+    expect(outcomes.filter((o) => /^argument: .*already holds a maskloop project/.test(o))).toHaveLength(2);
+    expect(readdirSync(raced).filter((f) => f.includes('creating'))).toEqual([]);
+    const p = openProject(raced);
+    expect(p.info.name).toMatch(/^p[012]$/);
+    p.close();
+  }, 60_000);
 
   it('reports a file that is not a database as a db error', async () => {
     const bad = path.join(root, 'bad');
