@@ -12,10 +12,11 @@ export type Statement = Database.Statement;
 export const BUSY_TIMEOUT_MS = 15_000;
 
 /** A connection with its pragmas set; fails with StoreError('db') when the file cannot be opened. */
-export function connect(file: string, options: { mustExist: boolean }): Db {
+export function connect(file: string, options: { mustExist: boolean; busyTimeoutMs?: number }): Db {
+  const timeout = options.busyTimeoutMs ?? BUSY_TIMEOUT_MS;
   let db: Db | undefined;
   try {
-    db = new Database(file, { fileMustExist: options.mustExist, timeout: BUSY_TIMEOUT_MS });
+    db = new Database(file, { fileMustExist: options.mustExist, timeout });
     // WAL lets readers and one writer work at once across processes; a reader never blocks the
     // app's label saves. synchronous=FULL because a label is human time: losing the last commit on
     // a power cut is worse than an fsync per save.
@@ -25,7 +26,7 @@ export function connect(file: string, options: { mustExist: boolean }): Db {
     }
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
-    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    db.pragma(`busy_timeout = ${Math.round(timeout)}`);
     // Schema objects come from our migrations only; a tampered file must not run SQL functions
     // hidden in views or triggers.
     db.pragma('trusted_schema = OFF');

@@ -42,6 +42,7 @@ export function migrate(db: Db, options: { migrations?: readonly Migration[]; ta
   }
   for (const m of migrations) {
     if (m.version > target) break;
+    if (m.version <= from) continue;
     try {
       db.transaction(() => {
         // Re-read under the write lock: another process may have migrated since we looked.

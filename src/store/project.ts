@@ -53,7 +53,11 @@ export interface OpenOptions {
   /** Create the project when the folder has none (named after the folder unless `name` is given). */
   create?: boolean;
   name?: string;
+  /** How long a write waits for another process's write to finish; default BUSY_TIMEOUT_MS. */
+  busyTimeoutMs?: number;
 }
+
+const timeoutSchema = z.number().int().nonnegative().max(600_000).optional();
 
 function ensureCache(dir: string): void {
   for (const sub of CACHE_SUBDIRS) mkdirSync(path.join(dir, models.CACHE_DIR, sub), { recursive: true });
@@ -192,8 +196,8 @@ export class Project {
   getSettings(): Settings { return settings.getSettings(this.c); }
 }
 
-function openExisting(dir: string): Project {
-  const db = connect(path.join(dir, DATABASE_FILE), { mustExist: true });
+function openExisting(dir: string, busyTimeoutMs?: number): Project {
+  const db = connect(path.join(dir, DATABASE_FILE), { mustExist: true, busyTimeoutMs });
   try {
     migrate(db);
     const ctx = new Ctx(db, dir);
@@ -211,8 +215,9 @@ function openExisting(dir: string): Project {
  * crash mid-creation never leaves a project.sqlite without its project record, and of two
  * processes creating the same project at once exactly one succeeds.
  */
-export function createProject(dir: string, options: { name: string }): Project {
+export function createProject(dir: string, options: { name: string; busyTimeoutMs?: number }): Project {
   const name = parseArgument(z.string().trim().min(1), options?.name, 'createProject name');
+  const busyTimeoutMs = parseArgument(timeoutSchema, options.busyTimeoutMs, 'createProject busyTimeoutMs');
   const root = path.resolve(dir);
   const file = path.join(root, DATABASE_FILE);
   const exists = () => new StoreError('argument', `${root} already holds a maskloop project (${DATABASE_FILE})`);
@@ -248,7 +253,7 @@ export function createProject(dir: string, options: { name: string }): Project {
     for (const suffix of ['', '-wal', '-shm']) rmSync(temporary + suffix, { force: true });
   }
   ensureCache(root);
-  return openExisting(root);
+  return openExisting(root, busyTimeoutMs);
 }
 
 /**
@@ -257,9 +262,10 @@ export function createProject(dir: string, options: { name: string }): Project {
  */
 export function openProject(dir: string, options: OpenOptions = {}): Project {
   const root = path.resolve(dir);
+  const busyTimeoutMs = parseArgument(timeoutSchema, options.busyTimeoutMs, 'openProject busyTimeoutMs');
   if (!existsSync(path.join(root, DATABASE_FILE))) {
-    if (options.create) return createProject(root, { name: options.name ?? path.basename(root) });
+    if (options.create) return createProject(root, { name: options.name ?? path.basename(root), busyTimeoutMs });
     throw new StoreError('argument', `${root} is not a maskloop project: it has no ${DATABASE_FILE}`);
   }
-  return openExisting(root);
+  return openExisting(root, busyTimeoutMs);
 }

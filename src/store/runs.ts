@@ -156,10 +156,13 @@ export function processAlive(pid: number): boolean {
  */
 export function markInterruptedRuns(ctx: Ctx, alive: (pid: number) => boolean = processAlive): RunRecord[] {
   const host = hostname();
+  const select = () => ctx.stmt("SELECT * FROM runs WHERE status = 'running' AND host = ? AND pid IS NOT NULL").all(host) as RunRow[];
+  // Look before taking the write lock: opening a project should not queue behind another
+  // process's write when there is nothing to mark.
+  if (!select().some((run) => !alive(run.pid!))) return [];
   return ctx.write('checking for interrupted runs', () => {
-    const running = ctx.stmt("SELECT * FROM runs WHERE status = 'running' AND host = ? AND pid IS NOT NULL").all(host) as RunRow[];
     const interrupted: RunRecord[] = [];
-    for (const run of running) {
+    for (const run of select()) {
       if (alive(run.pid!)) continue;
       const t = now();
       const message = `process ${run.pid} ended without finishing the run`;

@@ -103,6 +103,29 @@ describe('project folder', () => {
     await expectStoreError(() => openProject(bad), 'db', /damaged or not a SQLite database/);
   });
 
+  it('a write blocked past the busy timeout fails as a db error naming the lock, and writes nothing', async () => {
+    const file = write(path.join(images, 'a.tif'), 'a');
+    const { image } = await project.addImage(meta(file));
+    project.database.exec('BEGIN IMMEDIATE');
+    // Opening an up-to-date project with nothing to mark needs no write lock.
+    const other = openProject(projectDir, { busyTimeoutMs: 150 });
+    try {
+      const t0 = Date.now();
+      await expectStoreError(
+        () => other.addLabelVersion({ imageId: image.id, mask: { width: 64, height: 48, data: new Uint8Array(64 * 48) }, source: 'manual' }),
+        'db',
+        /locked by another process past the busy timeout/,
+      );
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(100);
+      // Reads go on under WAL while another connection writes.
+      expect(other.getImage(image.id)!.id).toBe(image.id);
+    } finally {
+      project.database.exec('ROLLBACK');
+    }
+    expect(other.labelHistory(image.id)).toEqual([]);
+    other.close();
+  });
+
   it('answers argument errors after close', async () => {
     project.close();
     await expectStoreError(() => project.listImages(), 'argument', /closed/);
