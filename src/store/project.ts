@@ -197,8 +197,13 @@ export class Project {
 }
 
 function openExisting(dir: string, busyTimeoutMs?: number): Project {
-  const db = connect(path.join(dir, DATABASE_FILE), { mustExist: true, busyTimeoutMs });
+  const file = path.join(dir, DATABASE_FILE);
+  const db = connect(file, { mustExist: true, busyTimeoutMs });
   try {
+    // Version 0 with tables in it is some other program's database: adding ours would mix them.
+    if (schemaVersion(db) === 0 && (db.prepare('SELECT count(*) AS n FROM sqlite_schema').get() as { n: number }).n > 0) {
+      throw new StoreError('data', `${file} is a SQLite database but not a maskloop project; it was left as it is`);
+    }
     migrate(db);
     const ctx = new Ctx(db, dir);
     ensureCache(dir);

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -124,6 +125,18 @@ describe('project folder', () => {
     }
     expect(other.labelHistory(image.id)).toEqual([]);
     other.close();
+  });
+
+  it("refuses another program's SQLite database and leaves it untouched", async () => {
+    const foreign = path.join(root, 'foreign');
+    mkdirSync(foreign);
+    const db = new Database(path.join(foreign, 'project.sqlite'));
+    db.exec('CREATE TABLE notes (t TEXT)');
+    db.close();
+    await expectStoreError(() => openProject(foreign), 'data', /not a maskloop project/);
+    const check = new Database(path.join(foreign, 'project.sqlite'));
+    expect(check.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").all()).toEqual([{ name: 'notes' }]);
+    check.close();
   });
 
   it('answers argument errors after close', async () => {
