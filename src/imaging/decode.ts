@@ -25,6 +25,8 @@ export interface DecodeOptions {
    * 2^31 pixels; pass false to lift the limit.
    */
   maxPixels?: number | false;
+  /** Only this window of the page; libvips then reads just the tiles/strips it needs where the format allows. */
+  region?: { left: number; top: number; width: number; height: number };
 }
 
 type Input = string | Buffer | Uint8Array;
@@ -83,6 +85,7 @@ export async function decodeImage(input: Input, options: DecodeOptions = {}): Pr
   let info: sharp.OutputInfo;
   try {
     let pipeline = open(page);
+    if (options.region) pipeline = pipeline.extract(options.region);
     if (metadata.hasAlpha) pipeline = pipeline.removeAlpha();
     // Float (and signed) data keeps its own interpretation: converting it would rescale values.
     pipeline = pipeline.toColourspace(bitDepth === 32 ? (metadata.space ?? 'b-w') : colourspace);
