@@ -11,7 +11,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadNativeAddon, type NativeAddon } from '../../src/engine/native/index';
+import { Worker } from 'node:worker_threads';
+import { loadNativeAddon, nativeAddonPath, type NativeAddon } from '../../src/engine/native/index';
 import { NATIVE_BACKEND, nativeFallbacks, nativeKernelNames, registerNativeBackend, resetNativeFallbacks } from '../../src/engine/native/register';
 
 const SKIP = process.env.MASKLOOP_SKIP_NATIVE === '1';
@@ -415,6 +416,50 @@ function nativeSuite(addon: NativeAddon): void {
       for (let i = 0; i < one.length; i++) expect(Buffer.compare(Buffer.from(one[i].buffer), Buffer.from(two[i].buffer)), `output ${i}`).toBe(0);
       addon.setThreads(threadsBefore);
       tf.dispose([x, w, m1, m2]);
+    });
+
+    it('stays correct when two JS threads call kernels at the same time', async () => {
+      const geo = Int32Array.of(4, 24, 24, 16, 3, 3, 24, 1, 1, 1, 1, 1, 1, 24, 24);
+      const x = new Float32Array(4 * 24 * 24 * 16).map((_, i) => Math.sin(i));
+      const w = new Float32Array(3 * 3 * 16 * 24).map((_, i) => Math.cos(i));
+      const want = new Float32Array(4 * 24 * 24 * 24);
+      addon.setThreads(2);
+      addon.conv2d(x, w, null, want, geo, 0, 0);
+      const source = `
+        const { parentPort, workerData } = require('node:worker_threads');
+        const addon = require(workerData.path);
+        const out = new Float32Array(workerData.size);
+        let same = true;
+        for (let i = 0; i < 300; i++) {
+          addon.conv2d(workerData.x, workerData.w, null, out, workerData.geo, 0, 0);
+          for (let j = 0; j < out.length; j++) if (out[j] !== workerData.want[j]) same = false;
+        }
+        parentPort.postMessage(same);`;
+      const worker = new Worker(source, { eval: true, workerData: { path: nativeAddonPath(), x, w, geo, want, size: want.length } });
+      let finished = false;
+      const done = new Promise<boolean>((resolve, reject) => {
+        worker.once('message', (v: boolean) => {
+          finished = true;
+          resolve(v);
+        });
+        worker.once('error', reject);
+      });
+      // Keep calling (and resizing the pool) until the worker is done, so that the two overlap.
+      const got = new Float32Array(want.length);
+      let same = true;
+      let calls = 0;
+      while (!finished) {
+        for (let i = 0; i < 5; i++, calls++) {
+          addon.conv2d(x, w, null, got, geo, 0, 0);
+          if (Buffer.compare(Buffer.from(got.buffer), Buffer.from(want.buffer)) !== 0) same = false;
+          if (calls % 7 === 0) addon.setThreads(calls % 14 === 0 ? 1 : 2);
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      expect(same, 'main thread results').toBe(true);
+      expect(await done, 'worker thread results').toBe(true);
+      await worker.terminate();
+      addon.setThreads(threadsBefore);
     });
 
     it('keeps the tensor count constant across repeated training-like steps', () => {

@@ -404,7 +404,7 @@ void conv2d_backprop_filter(const ConvShape& s, const float* x, const float* dy,
         }
       }
     }
-  });
+  }, nt);
 
   if (nchunks > 1) {
     // Fixed-order sum of the partials, split over threads by element ranges.

@@ -110,7 +110,7 @@ void gemm_bands(const Src& src, const PackedB& pb, const Epilogue& ep) {
     const int p1 = static_cast<int>(static_cast<long>(g + 1) * np / ngroups);
     const float** ap = tb.ap(ptr_mem, thread);
     gemm_band(src, pb, ep, m0, m1, p0, p1, ap, cptrs(src, ap, band), scratch.p + thread * tb.floats);
-  });
+  }, nt);
   std::free(ptr_mem);
 }
 

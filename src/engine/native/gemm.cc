@@ -97,7 +97,7 @@ void matmul(const float* a, const float* b, float* c, int batch_a, int batch_b, 
       const float** ap = tb.ap(ptr_mem, thread);
       const PackedB& pb = packs[bi % batch_b];
       gemm_band(src, pb, ep, 0, m, 0, pb.npanels, ap, cptrs(src, ap, m), nullptr);
-    });
+    }, nt);
     std::free(ptr_mem);
   }
   delete[] packs;

@@ -129,12 +129,14 @@ struct Scratch {
   Scratch& operator=(const Scratch&) = delete;
 };
 
+// f(task, thread) for every task; thread < max_threads (pass the thread count per-thread scratch
+// was sized for).
 template <class F>
-void parallel_for(long ntasks, F&& f) {
+void parallel_for(long ntasks, F&& f, int max_threads = 1 << 30) {
   using Fn = typename std::remove_reference<F>::type;
   pool_run(
       ntasks, [](void* ctx, long task, int thread) { (*static_cast<Fn*>(ctx))(task, thread); },
-      const_cast<void*>(static_cast<const void*>(&f)));
+      const_cast<void*>(static_cast<const void*>(&f)), max_threads);
 }
 
 inline long ceil_div(long a, long b) { return (a + b - 1) / b; }

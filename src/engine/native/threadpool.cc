@@ -32,6 +32,7 @@ class Pool {
 
   void resize(int n) {
     if (n < 1) n = 1;
+    std::lock_guard<std::mutex> owner(owner_);
     if (n == size()) return;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -48,15 +49,20 @@ class Pool {
     for (int i = 1; i < n; ++i) workers_.emplace_back([this, i, gen] { loop(i, gen); });
   }
 
-  void run(long ntasks, TaskFn fn, void* ctx) {
+  void run(long ntasks, TaskFn fn, void* ctx, int max_threads) {
     if (ntasks <= 0) return;
-    if (workers_.empty() || ntasks == 1) {
+    // The pool is per process, but N-API calls may come from several JS threads (worker_threads).
+    // Whoever finds it busy runs its tasks alone: correct, just not parallel. Thread index 0 is
+    // safe for it because kernels allocate their per-thread scratch per call.
+    std::unique_lock<std::mutex> owner(owner_, std::try_to_lock);
+    if (!owner.owns_lock() || workers_.empty() || ntasks == 1) {
       for (long t = 0; t < ntasks; ++t) fn(ctx, t, 0);
       return;
     }
     fn_ = fn;
     ctx_ = ctx;
     ntasks_ = ntasks;
+    max_threads_ = max_threads;
     next_.store(0, std::memory_order_relaxed);
     busy_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
     {
@@ -77,6 +83,7 @@ class Pool {
 
  private:
   void work(int thread) {
+    if (thread >= max_threads_) return;
     for (;;) {
       long t = next_.fetch_add(1, std::memory_order_relaxed);
       if (t >= ntasks_) break;
@@ -104,6 +111,7 @@ class Pool {
   }
 
   std::vector<std::thread> workers_;
+  std::mutex owner_;  // held by the thread running a job or resizing
   std::mutex mu_;
   std::condition_variable cv_;
   std::atomic<unsigned long> generation_{0};
@@ -111,6 +119,7 @@ class Pool {
   TaskFn fn_ = nullptr;
   void* ctx_ = nullptr;
   long ntasks_ = 0;
+  int max_threads_ = 1;
   std::atomic<long> next_{0};
   std::atomic<int> busy_{0};
 };
@@ -141,7 +150,7 @@ int pool_default_size() {
   return hc > 0 ? static_cast<int>(hc) : 1;
 }
 
-void pool_run(long ntasks, TaskFn fn, void* ctx) { pool().run(ntasks, fn, ctx); }
+void pool_run(long ntasks, TaskFn fn, void* ctx, int max_threads) { pool().run(ntasks, fn, ctx, max_threads); }
 
 int pool_size() { return pool().size(); }
 

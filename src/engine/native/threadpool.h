@@ -12,9 +12,12 @@ namespace ml {
 using TaskFn = void (*)(void* ctx, long task, int thread);
 
 // Runs fn(ctx, task, thread) for task in [0, ntasks), tasks claimed dynamically; thread is in
-// [0, pool_size()) and unique among concurrently running tasks (index per-thread scratch with it).
-// Returns when every task has finished. Not reentrant: kernels never nest parallel regions.
-void pool_run(long ntasks, TaskFn fn, void* ctx);
+// [0, max_threads) and unique among concurrently running tasks, so callers index per-thread
+// scratch with it (sized from a pool_size() read earlier: passing that as max_threads keeps a
+// concurrent resize from another JS thread from overrunning it). Returns when every task has
+// finished. Kernels never nest parallel regions; concurrent calls from different threads are
+// safe (the later one runs alone).
+void pool_run(long ntasks, TaskFn fn, void* ctx, int max_threads = 1 << 30);
 
 int pool_size();
 
