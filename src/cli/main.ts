@@ -3,9 +3,11 @@
  * Exit codes: 0 ok, 1 the work failed, 2 bad command line, 3 project busy, 130 interrupted.
  */
 import { EXIT, UsageError, helpText, parseCommandLine, type Command } from './command';
+import { exportCommand, importCommand, labelsCommand } from './dataCommands';
 import { evalCommand } from './eval';
+import { initCommand, modelsCommand, prelabelCommand, pretrainCommand, statusCommand, trainCommand } from './projectCommands';
 
-const commands: Command[] = [evalCommand];
+const commands: Command[] = [initCommand, importCommand, labelsCommand, pretrainCommand, trainCommand, prelabelCommand, exportCommand, statusCommand, modelsCommand, evalCommand];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
