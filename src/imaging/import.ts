@@ -15,6 +15,7 @@ import { decodeImage, ImageDecodeError, probeImage } from './decode';
 import {
   bufferSource,
   checkTiff,
+  compressionName,
   fileByteSource,
   parseImageJDescription,
   parseOmeXml,
@@ -160,6 +161,9 @@ const UNSUPPORTED_EXTENSIONS: Record<string, string> = {
   psd: 'Photoshop', svg: 'SVG',
 };
 
+/** TIFF codecs every libtiff build has; a failure with one of these means a damaged file. */
+const COMMON_TIFF_COMPRESSIONS = new Set([1, 5, 7, 8, 32773, 32946]);
+
 const BIOFORMATS_HINT = 'convert it to OME-TIFF (e.g. with Bio-Formats bfconvert or Fiji) to import it';
 
 type Signature = ImageFormat | { other: string; image: boolean } | null;
@@ -224,7 +228,12 @@ function toRelative(root: string, path: string): string {
  * ancestor is walked once.
  */
 async function* walk(root: string, options: ScanOptions): AsyncGenerator<WalkItem> {
-  const rootStats = await stat(root);
+  let rootStats: Stats;
+  try {
+    rootStats = await stat(root);
+  } catch (error) {
+    throw new Error(`cannot scan ${root}: ${errnoText(error)}`, { cause: error });
+  }
   if (!rootStats.isDirectory()) {
     yield { path: root, relativePath: basename(root), stats: rootStats };
     return;
@@ -427,6 +436,10 @@ async function inspect(path: string, ref: FileRef, options: InspectOptions): Pro
   if (bytes && bytes.length === 0) throw new Rejection('empty', 'the file is empty (0 bytes)');
 
   const signature = sniffFormat(head);
+  if (signature === null && ext in UNSUPPORTED_EXTENSIONS) {
+    // Several microscope formats (LIF, OIF, ICS, DeltaVision) have no reliable magic: trust the name.
+    throw new Rejection('unsupported', `${UNSUPPORTED_EXTENSIONS[ext]} file: maskloop reads PNG, JPEG and TIFF; ${BIOFORMATS_HINT}`);
+  }
   if (signature === null) {
     const what = ext in IMAGE_EXTENSIONS ? `named .${ext} but` : 'the content';
     throw new Rejection('not-an-image', `${what} is not a PNG, JPEG or TIFF image (starts with ${hexPreview(head)})`);
@@ -438,7 +451,8 @@ async function inspect(path: string, ref: FileRef, options: InspectOptions): Pro
   const warnings: string[] = [];
   const expected = IMAGE_EXTENSIONS[ext];
   if (expected !== signature) {
-    warnings.push(`the name says ${expected ? expected.toUpperCase() : `.${ext}`}, the content is ${signature.toUpperCase()}`);
+    const named = expected ? `the name says ${expected.toUpperCase()}` : ext ? `the name says .${ext}` : 'the name has no extension';
+    warnings.push(`${named}, the content is ${signature.toUpperCase()}`);
   }
 
   const source: { bytes: ByteSource; close(): Promise<void> } = bytes
@@ -473,9 +487,16 @@ async function inspect(path: string, ref: FileRef, options: InspectOptions): Pro
   const pixels = info.width * info.height;
   const verified = pixels <= (options.maxDecodePixels ?? 2 ** 26) ? 'decoded' : 'structure';
   if (verified === 'decoded') {
+    const page = planes.planeIfds[0] >= 0 ? planes.planeIfds[0] : 0;
     try {
-      await decodeImage(bytes ?? path, { page: planes.planeIfds[0] >= 0 ? planes.planeIfds[0] : 0 });
+      await decodeImage(bytes ?? path, { page });
     } catch (error) {
+      const compression = structure?.pages[page]?.compression;
+      if (compression !== undefined && !COMMON_TIFF_COMPRESSIONS.has(compression)) {
+        // An exotic codec libtiff was built without is not damage: say which codec it is.
+        const detail = error instanceof ImageDecodeError ? error.reason : String(error);
+        throw new Rejection('unsupported', `${compressionName(compression)} compression is not readable here: ${detail}`);
+      }
       throw rejectionFromDecode(error);
     }
   }
@@ -554,7 +575,8 @@ function checkPng(source: ByteSource): void {
 
 /** A JPEG must end with the end-of-image marker; padding after it is tolerated. */
 function checkJpeg(source: ByteSource): void {
-  const tailLength = Math.min(source.size, 4096);
+  // Cameras and editors sometimes append metadata after the marker; 64 KiB of tail covers them.
+  const tailLength = Math.min(source.size, 1 << 16);
   const tail = source.read(source.size - tailLength, tailLength);
   for (let i = tail.length - 2; i >= 0; i--) {
     if (tail[i] === 0xff && tail[i + 1] === 0xd9) return;

@@ -595,6 +595,8 @@ function decodeChunk(source: ByteSource, page: TiffPage, chunkIndex: number, sam
   const bytesPerSample = page.bitsPerSample[0] / 8;
   const rowSamples = page.chunkWidth * samples;
   const expected = rowSamples * chunkRows * bytesPerSample;
+  // GDAL and others leave never-written tiles out (offset and count 0): they hold zeros.
+  if (count === 0) return arrayForDepth(pageBitDepth(page), rowSamples * chunkRows);
   const raw = source.read(offset, count);
   let bytes: Uint8Array;
   switch (page.compression) {

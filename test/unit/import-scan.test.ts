@@ -86,6 +86,7 @@ describe('scanFolder', () => {
     writeFileSync(join(root, 'empty.png'), Buffer.alloc(0));
     writeFileSync(join(root, 'text.tif'), 'this is a text file, not an image');
     writeFileSync(join(root, 'anim.gif'), Buffer.from('GIF89a\x01\x00\x01\x00\x00\x00\x00;', 'latin1'));
+    writeFileSync(join(root, 'stack.lif'), Buffer.from([0x70, 0, 0, 0, 1, 2, 3, 4, 5, 6]));
     writeFileSync(join(root, 'cut.png'), good['grey16.png'].subarray(0, 300));
     // A link loop back to the root, a link to a file, a broken link.
     symlinkSync(root, join(root, 'sub dir', 'loop'));
@@ -104,6 +105,7 @@ describe('scanFolder', () => {
       'grey16.png',
       'no-extension',
       'really-a-png.tif',
+      'stack.lif',
       'sub dir/deeper/lzw16.tif',
       'sub dir/link to grey16.png',
       'sub dir/rgb.jpg',
@@ -113,6 +115,7 @@ describe('scanFolder', () => {
     ]);
     const reason = (p: string) => (byPath.get(p) as RejectedFile).reason;
     expect(reason('anim.gif')).toBe('unsupported');
+    expect((byPath.get('stack.lif') as RejectedFile).message).toMatch(/Leica LIF.*OME-TIFF/);
     expect(reason('broken.tif')).toBe('unreadable');
     expect(reason('cut.png')).toBe('truncated');
     expect(reason('empty.png')).toBe('empty');
@@ -127,7 +130,7 @@ describe('scanFolder', () => {
     expect(byPath.get('sub dir/deeper/lzw16.tif')).toMatchObject({ format: 'tiff', bitDepth: 16, planes: { source: 'single' } });
     expect(byPath.get('sub dir/tiled image (copy).tiff')).toMatchObject({ format: 'tiff', channels: 3 });
     expect((byPath.get('really-a-png.tif') as ScannedImage).warnings.join()).toMatch(/name says TIFF, the content is PNG/);
-    expect(byPath.get('no-extension')).toMatchObject({ kind: 'image', format: 'png' });
+    expect(byPath.get('no-extension')).toMatchObject({ kind: 'image', format: 'png', warnings: ['the name has no extension, the content is PNG'] });
 
     const ome = byPath.get('two-channel.ome.tif') as ScannedImage;
     expect(ome).toMatchObject({ ome: true, pages: 2, planes: { source: 'ome', sizeC: 2, sizeZ: 1, sizeT: 1, planeIfds: [0, 1] } });
@@ -146,9 +149,13 @@ describe('scanFolder', () => {
       },
       { skip: (f) => known.get(f.relativePath)?.size === f.size },
     );
-    expect(summary).toMatchObject({ images: 0, skipped: known.size, rejected: 5 });
-    expect(summary.byReason).toEqual({ unsupported: 1, unreadable: 1, truncated: 1, empty: 1, 'not-an-image': 1 });
+    expect(summary).toMatchObject({ images: 0, skipped: known.size, rejected: 6 });
+    expect(summary.byReason).toEqual({ unsupported: 2, unreadable: 1, truncated: 1, empty: 1, 'not-an-image': 1 });
     expect(seen.filter((s) => s.startsWith('skipped:')).length).toBe(known.size);
+  });
+
+  it('refuses a missing root instead of reporting an empty folder', async () => {
+    await expect(collect(join(scratch, 'no such folder'))).rejects.toThrow(/cannot scan .*no such file/);
   });
 
   it('stops when aborted', async () => {

@@ -135,6 +135,24 @@ describe('TiffReader', () => {
     }
   });
 
+  it('reads BigTIFF and sparse (never-written) tiles', async () => {
+    const values = pattern16(40 * 30);
+    const big = await sharp(values, { raw: { width: 40, height: 30, channels: 1 } })
+      .toColourspace('grey16')
+      .tiff({ bigtiff: true, compression: 'lzw', tile: true, tileWidth: 16, tileHeight: 16 })
+      .toBuffer();
+    const reader = TiffReader.fromBytes(big);
+    expect(reader.structure.bigTiff).toBe(true);
+    expect(Array.from(reader.readWindow(0, 0, 0, 40, 30))).toEqual(Array.from(values));
+
+    // GDAL leaves never-written tiles at offset 0, 0 bytes: they read as zeros.
+    const sparse = TiffReader.fromBytes(big);
+    expect(sparse.structure.pages[0].byteCounts.length).toBe(6);
+    sparse.structure.pages[0].byteCounts[1] = 0;
+    expect(sparse.readWindow(0, 16, 0, 16, 16).every((v) => v === 0)).toBe(true);
+    expect(Array.from(sparse.readWindow(0, 0, 0, 16, 16))).toEqual(Array.from(reader.readWindow(0, 0, 0, 16, 16)));
+  });
+
   it('reads big-endian files', () => {
     const values = pattern16(13 * 7);
     const reader = TiffReader.fromBytes(bigEndianTiff(13, 7, values));
