@@ -145,6 +145,13 @@ function nativeSuite(addon: NativeAddon): void {
       });
     }
 
+    it('long reductions stay accurate (U-Net level-1 shape, 8192 pixels per filter gradient)', () => {
+      const x = randn([2, 64, 64, 16]);
+      const w = randn([3, 3, 16, 16]);
+      compareWithGrads('conv2d 64x64x16', (a, b) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'), [x, w]);
+      tf.dispose([x, w]);
+    });
+
     it('dilated convolution (forward)', () => {
       const x = randn([2, 12, 11, 5]);
       const w = randn([3, 3, 5, 7]);

@@ -8,6 +8,7 @@
  * MaxPool's runs MaxPoolGrad, ...), replacing kernels is enough for training to use them.
  * The 'cpu' backend itself is never modified: it stays the reference the tests compare against.
  */
+import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { backend_util, slice_util, util } from '@tensorflow/tfjs-core';
 import type { BackendValues, DataId, DataType, KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
@@ -169,9 +170,11 @@ function bufferOf(values: unknown): ArrayBuffer | null {
   return ArrayBuffer.isView(values) && values.buffer instanceof ArrayBuffer ? values.buffer : null;
 }
 
+/** MASKLOOP_POOL_MB, else 1 GiB or an eighth of the machine's memory, whichever is less. */
 function poolCapBytes(): number {
   const mb = Number(process.env.MASKLOOP_POOL_MB);
-  return (Number.isFinite(mb) && mb >= 0 ? mb : 1024) * 2 ** 20;
+  if (process.env.MASKLOOP_POOL_MB && Number.isFinite(mb) && mb >= 0) return mb * 2 ** 20;
+  return Math.min(2 ** 30, os.totalmem() / 8);
 }
 
 /** MathBackendCPU whose native kernel outputs come from a BufferPool. */
