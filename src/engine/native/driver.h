@@ -90,7 +90,7 @@ void gemm_bands(const Src& src, const PackedB& pb, const Epilogue& ep) {
   // Enough tasks for every thread to get several (dynamic scheduling evens out the tail), but no
   // band smaller than one microkernel row block.
   long band = kBandRows;
-  const long want_tasks = 4L * nt;
+  const long want_tasks = 8L * nt;
   if (ceil_div(M, band) < want_tasks) band = max_l(MR, ceil_div(ceil_div(M, want_tasks), MR) * MR);
   const long nbands = ceil_div(M, band);
   const int np = pb.npanels;

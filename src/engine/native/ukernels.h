@@ -171,16 +171,18 @@ struct PackedB {
 };
 
 // Packs B where element (k, n) is krow[k][n * col_stride]. dst holds PackedB::floats(K, N).
+// Large B (deep layers: up to 1152 x 128, read with a column stride for the input gradient) is
+// packed panel-parallel, so that it is no serial step between parallel GEMMs.
 inline PackedB pack_b(const float* const* krow, long col_stride, int K, int N, float* dst) {
   PackedB pb;
   pb.data = dst;
   pb.K = K;
   pb.N = N;
   pb.npanels = static_cast<int>(ceil_div(N, NR));
-  for (int j = 0; j < pb.npanels; ++j) {
-    float* p = dst + static_cast<long>(j) * K * NR;
-    const int w = pb.width(j), nc = pb.cols(j);
-    const long n0 = static_cast<long>(j) * NR;
+  auto pack_panel = [&](long j, int) {
+    float* p = dst + j * K * NR;
+    const int w = pb.width(static_cast<int>(j)), nc = pb.cols(static_cast<int>(j));
+    const long n0 = j * NR;
     for (int k = 0; k < K; ++k) {
       const float* src = krow[k] + n0 * col_stride;
       float* d = p + static_cast<long>(k) * w;
@@ -191,6 +193,11 @@ inline PackedB pack_b(const float* const* krow, long col_stride, int K, int N, f
       }
       for (int n = nc; n < w; ++n) d[n] = 0.0f;
     }
+  };
+  if (static_cast<long>(K) * N >= (1L << 16) && pb.npanels > 1) {
+    parallel_for(pb.npanels, pack_panel);
+  } else {
+    for (int j = 0; j < pb.npanels; ++j) pack_panel(j, 0);
   }
   return pb;
 }
