@@ -370,6 +370,16 @@ function nativeSuite(addon: NativeAddon): void {
       tf.dispose([s, t]);
     });
 
+    it('takes float32 tensors whose storage is still a bool/int array (cast without copy)', () => {
+      const x = randn([3, 5, 7]);
+      const mask = on('cpu', () => tf.greater(tf.randomNormal([3, 5, 7], 0, 1, 'float32', 77), 0));
+      resetNativeFallbacks();
+      const f = () => tf.mul(x, tf.cast(mask, 'float32'));
+      expectClose(on(NATIVE_BACKEND, f), on('cpu', f), 'multiply by a cast mask');
+      expect(nativeFallbacks().Multiply ?? 0).toBe(0);
+      tf.dispose([x, mask]);
+    });
+
     it('sum over leading, trailing, middle, all and non-contiguous axes', () => {
       const x = randn([4, 6, 5, 7]);
       const axes: Array<number | number[] | undefined> = [undefined, 0, 3, [0, 1, 2], [1, 2], [2, 3], [0, 2], -1];

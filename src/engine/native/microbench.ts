@@ -264,6 +264,7 @@ function benchUnet(addon: NativeAddon, opt: Options): void {
   for (const t of opt.threads) {
     addon.setThreads(t);
     const infer = samples(() => tf.tidy(() => model.predict(x)).dataSync(), 10);
+    unetStep(model, optimizer, x, y); // Adam creates its moment variables on the first step
     const before = tf.memory().numTensors;
     const train = samples(() => unetStep(model, optimizer, x, y), 8);
     const leaked = tf.memory().numTensors - before;

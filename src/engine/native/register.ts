@@ -83,7 +83,11 @@ export function nativeKernelNames(): string[] {
 function values(backend: MathBackendCPU, t: TensorInfo): Float32Array | null {
   if (t.dtype !== 'float32') return null;
   const v = backend.data.get(t.dataId)?.values;
-  return v instanceof Float32Array ? v : null;
+  if (v instanceof Float32Array) return v;
+  // A bool or int32 tensor cast to float32 keeps its integer array (the cpu Cast is a relabel):
+  // the kernels need floats, so convert a copy.
+  if (v instanceof Uint8Array || v instanceof Int32Array) return Float32Array.from(v);
+  return null;
 }
 
 /**
