@@ -167,6 +167,8 @@ export const trainCommand: Command = {
   },
   async run({ values, json, signal }) {
     const target = parseTarget(values.target);
+    const steps = intOption(values, 'steps');
+    const learningRate = numberOption(values, 'learning-rate');
     return withProject(values, async (project) => {
       if (values.auto) {
         const needed = values.after !== undefined ? intOption(values, 'after') : project.getSetting('autoRetrainAfterLabels');
@@ -184,7 +186,7 @@ export const trainCommand: Command = {
       const val = await loadLabeled(project, ['val'], target);
       if (train.images.length === 0) throw new Error('no labeled training images: label some, or import labels (maskloop labels import)');
       if (val.images.length === 0) throw new Error('no labeled images in the val split to judge a model by (maskloop needs at least 2 labeled images)');
-      const run = project.startRun({ kind: 'train', config: { target: JSON.stringify(target), steps: intOption(values, 'steps'), train: train.images.length, val: val.images.length } });
+      const run = project.startRun({ kind: 'train', config: { target: JSON.stringify(target), steps, train: train.images.length, val: val.images.length } });
       try {
         // Candidates: scratch and the latest pretext checkpoint of each task combination.
         const candidates: Initialisation[] = [{ name: 'scratch' }];
@@ -199,7 +201,7 @@ export const trainCommand: Command = {
         }
         const selection = await selectInitialisation(
           candidates,
-          { images: train.images, target, config: ARCH, steps: intOption(values, 'steps'), learningRate: numberOption(values, 'learning-rate'), signal, progressEvery: 5, onProgress: (p) => report.training(p) },
+          { images: train.images, target, config: ARCH, steps, learningRate, signal, progressEvery: 5, onProgress: (p) => report.training(p) },
           val.images,
         );
         loaded.forEach((w) => tf.dispose([...w.values()]));

@@ -34,6 +34,8 @@ export function trainingLabels(label: LabelVersion, target: SegmentationTarget):
   const out = new Uint8Array(width * height);
   for (let i = 0; i < out.length; i++) {
     if (unknown && unknown[i]) out[i] = UNKNOWN;
+    // One foreground class: any object id counts, so instance labels train a binary model too.
+    else if (target.classes === 1) out[i] = data[i] > 0 ? 1 : 0;
     else if (data[i] > target.classes) throw new Error(`label value ${data[i]} exceeds the project's ${target.classes} class(es)`);
     else out[i] = data[i];
   }

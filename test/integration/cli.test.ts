@@ -1,0 +1,154 @@
+/**
+ * The maskloop command line end to end, as a lab would run it: real processes, a real project
+ * folder under a unicode path with spaces, real image files (synthetic, written here), and
+ * SIGKILL in the middle of work.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { decodeMask } from '../../src/imaging/decode';
+import { syntheticDataset } from '../../src/imaging/synthetic';
+import { openProject } from '../../src/store';
+
+const root = new URL('../..', import.meta.url).pathname;
+const bin = path.join(root, 'src/cli/bin.mjs');
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'maskloop cli ü '));
+const images = path.join(work, 'raw images');
+const masks = path.join(work, 'masks');
+const project = path.join(work, 'projekt ä');
+
+function cli(...args: string[]) {
+  const run = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, MASKLOOP_THREADS: '1' } });
+  const lines = run.stdout.trim().split('\n').filter(Boolean);
+  return { status: run.status, stdout: run.stdout, stderr: run.stderr, last: lines.length ? JSON.parse(lines[lines.length - 1]) : null };
+}
+
+async function writeGrey16(file: string, width: number, height: number, data: Uint16Array) {
+  await sharp(Buffer.from(data.buffer, data.byteOffset, data.byteLength), { raw: { width, height, channels: 1 } }).toColourspace('grey16').png().toFile(file);
+}
+
+beforeAll(async () => {
+  fs.mkdirSync(images, { recursive: true });
+  fs.mkdirSync(masks, { recursive: true });
+  for (const [i, s] of syntheticDataset(10, { width: 160, height: 128, seed: 9 }).entries()) {
+    await writeGrey16(path.join(images, `cell ${i}.png`), 160, 128, s.image.data as Uint16Array);
+    if (i < 6) await writeGrey16(path.join(masks, `cell ${i}.png`), 160, 128, Uint16Array.from(s.instances));
+  }
+  fs.writeFileSync(path.join(images, 'broken.png'), fs.readFileSync(path.join(images, 'cell 0.png')).subarray(0, 200));
+  fs.writeFileSync(path.join(images, 'notes.tif'), 'not an image');
+});
+
+describe('maskloop command line', () => {
+  test('every command has --help; unknown commands and bad options exit 2', () => {
+    for (const c of ['init', 'import', 'labels', 'pretrain', 'train', 'prelabel', 'export', 'status', 'models', 'eval']) {
+      const r = spawnSync(process.execPath, [bin, c, '--help'], { encoding: 'utf8' });
+      expect(r.status, c).toBe(0);
+      expect(r.stdout).toContain(`usage: maskloop ${c}`);
+    }
+    expect(cli('frobnicate').status).toBe(2);
+    expect(cli('train', '--steps', 'many', '--project', work).status).toBe(2);
+  });
+
+  test('init, import (bad files listed, rest imported), labels import, re-import is idempotent', () => {
+    expect(cli('init', project).status).toBe(0);
+    const imported = cli('import', images, '--project', project, '--json');
+    expect(imported.status).toBe(0);
+    expect(imported.last).toMatchObject({ event: 'imported', added: 10, rejected: 2 });
+    expect(imported.stderr).toMatch(/broken\.png/);
+    expect(imported.stderr).toMatch(/notes\.tif/);
+    expect(cli('import', images, '--project', project, '--json').last).toMatchObject({ added: 0, skipped: 10 });
+    expect(cli('labels', 'import', masks, '--project', project, '--json').last).toMatchObject({ imported: 6 });
+  });
+
+  test('pretrain, train with val-gated promotion, prelabel into the project', () => {
+    expect(cli('pretrain', '--project', project, '--steps', '6', '--json').last).toMatchObject({ event: 'pretrained' });
+    const trained = cli('train', '--project', project, '--steps', '12', '--json').last;
+    expect(trained).toMatchObject({ event: 'trained', promoted: true });
+    expect(trained.candidates.map((c: { name: string }) => c.name)).toEqual(['scratch', 'inpainting']);
+    expect(cli('prelabel', '--project', project, '--json').last).toMatchObject({ event: 'prelabeled', images: 10 });
+    const p = openProject(project);
+    expect(p.countImages().byStatus.labeled).toBe(6);
+    expect(p.labelNext({ limit: 20 }).every((e) => e.uncertaintyScore !== null)).toBe(true);
+    p.close();
+  });
+
+  test('export round-trips imported labels exactly', async () => {
+    const out = path.join(work, 'export');
+    expect(cli('export', '--project', project, '--out', out, '--json').last).toMatchObject({ images: 6 });
+    for (let i = 0; i < 6; i++) {
+      const original = await decodeMask(path.join(masks, `cell ${i}.png`));
+      const exported = await decodeMask(path.join(out, `cell ${i}.png`));
+      expect(Array.from(exported.data)).toEqual(Array.from(original.data));
+    }
+    expect(cli('export', '--project', project, '--out', out, '--format', 'coco', '--json').status).toBe(0);
+    const coco = JSON.parse(fs.readFileSync(path.join(out, 'annotations.json'), 'utf8'));
+    expect(coco.images).toHaveLength(6);
+    expect(coco.annotations.length).toBeGreaterThan(6);
+  });
+
+  test('prelabel of a folder is shardable and a re-run skips what is done', () => {
+    const out = path.join(work, 'masks out');
+    const a = cli('prelabel', images, '--out', out, '--shard', '0/2', '--project', project, '--json').last;
+    const b = cli('prelabel', images, '--out', out, '--shard', '1/2', '--project', project, '--json').last;
+    expect(a.images + b.images).toBe(10);
+    expect(a.images).toBeGreaterThan(0);
+    expect(b.images).toBeGreaterThan(0);
+    expect(fs.readdirSync(out).filter((f) => f.endsWith('.png'))).toHaveLength(10);
+    expect(cli('prelabel', images, '--out', out, '--project', project, '--json').last).toMatchObject({ images: 0, skipped: 10 });
+  });
+
+  test('SIGKILL during prelabel and training: integrity ok, no label lost, the work resumes', async () => {
+    const big = path.join(work, 'big images');
+    fs.mkdirSync(big);
+    for (const [i, s] of syntheticDataset(12, { width: 512, height: 512, seed: 40 }).entries()) {
+      await writeGrey16(path.join(big, `big ${i}.png`), 512, 512, s.image.data as Uint16Array);
+    }
+    const out = path.join(work, 'killed');
+    // Kill when the child has provably started the work (a condition, not a guessed delay).
+    const killWhen = async (args: string[], ready: (stderr: string) => boolean) => {
+      const child = spawn(process.execPath, [bin, ...args, '--json'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const exited = new Promise((r) => child.once('exit', r));
+      let stderr = '';
+      await new Promise<void>((resolve) => {
+        child.stderr.on('data', (d) => {
+          stderr += d;
+          if (ready(stderr)) resolve();
+        });
+        void exited.then(() => resolve());
+      });
+      child.kill('SIGKILL');
+      await exited;
+    };
+    await killWhen(['prelabel', big, '--out', out, '--project', project, '--tile', '128'], (e) => (e.match(/"phase":"prelabel"/g) ?? []).length >= 2);
+    const partial = fs.readdirSync(out).filter((f) => f.endsWith('.png')).length;
+    expect(partial).toBeGreaterThanOrEqual(2);
+    expect(partial).toBeLessThan(12);
+    await killWhen(['train', '--project', project, '--steps', '400'], (e) => /"phase":"finetune"/.test(e));
+
+    const p = openProject(project);
+    expect(p.integrityCheck()).toEqual(['ok']);
+    expect(p.labeledImages().length).toBe(6);
+    // Whichever process opens the project next marks a dead process's run as interrupted.
+    const interrupted = p.listRuns({ status: 'interrupted' }).map((r) => r.kind).sort();
+    expect(interrupted).toEqual(['prelabel', 'train']);
+    p.close();
+    // No half-written mask survives: every mask present decodes, and no temporary file is left.
+    for (const f of fs.readdirSync(out)) {
+      expect(f).not.toMatch(/\.tmp-/);
+      await expect(decodeMask(path.join(out, f))).resolves.toBeTruthy();
+    }
+    const resumed = cli('prelabel', big, '--out', out, '--project', project, '--json').last;
+    expect(resumed.skipped).toBe(partial);
+    expect(resumed.images).toBe(12 - partial);
+    expect(fs.readdirSync(out).filter((f) => f.endsWith('.png'))).toHaveLength(12);
+  }, 300_000);
+
+  test('models: list, and rollback refuses when nothing came before', () => {
+    const list = cli('models', 'list', '--project', project, '--json').last;
+    expect(list.filter((m: { promoted: boolean }) => m.promoted)).toHaveLength(1);
+    expect(cli('models', 'rollback', '--project', project).status).toBe(1);
+  });
+});
