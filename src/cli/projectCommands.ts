@@ -3,8 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../engine/backend';
-import { predictTiled } from '../engine/infer/predict';
-import { segment } from '../engine/experiment';
+import { propose } from '../engine/infer/propose';
 import { pretextTask, pretextTaskNames } from '../engine/pretext/registry';
 import { loadSegmentationModel, saveSegmentationModel, type Initialisation } from '../engine/train/finetune';
 import { loadPretextWeights, pretrain } from '../engine/train/pretrain';
@@ -278,20 +277,13 @@ export const prelabelCommand: Command = {
         for (const [i, it] of todo.entries()) {
           if (signal.aborted) break;
           const source = await fileSource(it.file);
-          const probabilities: Float32Array = new Float32Array(source.width * source.height * model.config.outChannels);
-          const uncertainty = new Float32Array(source.width * source.height);
-          let score = 0;
+          let proposal;
           try {
-            score = predictTiled(model, source, (y0, _rows, probs, unc) => {
-              probabilities.set(probs, y0 * source.width * model.config.outChannels);
-              uncertainty.set(unc, y0 * source.width);
-            }, { tile: intOption(values, 'tile') });
+            proposal = propose(model, meta.target, source, { tile: intOption(values, 'tile'), keepUncertainty: !outDir });
           } finally {
             source.close();
           }
-          const prediction = { width: source.width, height: source.height, channels: model.config.outChannels, probabilities, uncertainty, score };
-          const seg = segment(prediction, meta.target.kind);
-          const mask = seg.instances ?? seg.foreground;
+          const mask = proposal.mask;
           if (outDir) {
             const file = maskPath(it);
             fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -300,12 +292,13 @@ export const prelabelCommand: Command = {
             await writeLabelImage(tmp, { width: source.width, height: source.height, data: mask instanceof Int32Array ? mask : Uint16Array.from(mask) });
             fs.renameSync(tmp, file);
           } else {
-            project.addPrediction({ imageId: it.imageId as number, modelId: promoted.id, mask: { width: source.width, height: source.height, data: mask }, uncertainty: { width: source.width, height: source.height, data: uncertainty }, uncertaintyScore: score });
+            const uncertainty = { width: source.width, height: source.height, data: proposal.uncertainty as Float32Array };
+            project.addPrediction({ imageId: it.imageId as number, modelId: promoted.id, mask: { width: source.width, height: source.height, data: mask }, uncertainty, uncertaintyScore: proposal.score });
           }
           megapixels += (source.width * source.height) / 1e6;
           project.updateRunProgress(run.id, { step: i + 1 });
           const elapsed = (performance.now() - t0) / 1000;
-          report.training({ phase: 'prelabel', step: i + 1, totalSteps: todo.length, loss: score, smoothedLoss: score, imagesPerSecond: (i + 1) / elapsed, etaSeconds: (elapsed / (i + 1)) * (todo.length - i - 1), elapsedSeconds: elapsed });
+          report.training({ phase: 'prelabel', step: i + 1, totalSteps: todo.length, loss: proposal.score, smoothedLoss: proposal.score, imagesPerSecond: (i + 1) / elapsed, etaSeconds: (elapsed / (i + 1)) * (todo.length - i - 1), elapsedSeconds: elapsed });
         }
         const seconds = (performance.now() - t0) / 1000;
         const summary = { event: 'prelabeled', images: todo.length, skipped: items.length - todo.length, megapixelsPerSecond: megapixels / Math.max(seconds, 1e-9), seconds };

@@ -4,7 +4,8 @@
  * test split against ground truth and an Otsu baseline. The unit of `maskloop eval`.
  */
 import type { LabeledImage } from './data';
-import { classMap, predictImage, type TilingOptions } from './infer/predict';
+import { imageSource, type TilingOptions } from './infer/predict';
+import { foregroundOf, propose } from './infer/propose';
 import { instanceLabels, labeled, prepareImage, semanticLabels, type PreparedImage } from './input';
 import { dice, iou, matchInstances, otsuSegment } from './metrics';
 import { Rng } from './rng';
@@ -13,7 +14,7 @@ import { pretextTask } from './pretext/registry';
 import type { TrainingProgress } from './train/loop';
 import { pretrain } from './train/pretrain';
 import { backendInfo } from './backend';
-import { connectedComponents, instancesFromInterior } from '../imaging/instances';
+import { connectedComponents } from '../imaging/instances';
 import type { Dataset, LabeledImage as GroundTruth } from '../imaging/datasets';
 
 export interface ExperimentOptions {
@@ -62,28 +63,12 @@ export function chooseLabeled<T>(train: T[], k: number | undefined, seed: number
   return new Rng(seed).shuffle([...train]).slice(0, k);
 }
 
-function labelsFor(gt: GroundTruth, target: SegmentationTarget['kind']): Uint8Array {
+function labelsFor(gt: GroundTruth, target: ExperimentOptions['target']): Uint8Array {
   if (target === 'instance') {
     if (!gt.instances) throw new Error(`${gt.name} has no instance labels`);
     return instanceLabels(gt.instances, gt.image.width, gt.image.height);
   }
   return semanticLabels(gt.foreground);
-}
-
-/** Foreground mask (and instances for the instance target) from a prediction. */
-export function segment(prediction: ReturnType<typeof predictImage>, target: SegmentationTarget['kind']): { foreground: Uint8Array; instances?: Int32Array } {
-  if (target === 'semantic') return { foreground: classMap(prediction) };
-  const n = prediction.width * prediction.height;
-  const interior = new Float32Array(n);
-  const foregroundProb = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    interior[i] = prediction.probabilities[i * 3 + 1];
-    foregroundProb[i] = 1 - prediction.probabilities[i * 3];
-  }
-  const objects = instancesFromInterior(interior, prediction.width, prediction.height, { foreground: foregroundProb, minSize: 16 });
-  const foreground = new Uint8Array(n);
-  for (let i = 0; i < n; i++) foreground[i] = objects.labels[i] > 0 ? 1 : 0;
-  return { foreground, instances: objects.labels };
 }
 
 export async function runExperiment(data: Dataset, options: ExperimentOptions): Promise<ExperimentResult> {
@@ -108,8 +93,9 @@ export async function runExperiment(data: Dataset, options: ExperimentOptions): 
     init = { name: initName, weights: pretrained.model.weights(), trained };
   }
 
+  const target: SegmentationTarget = options.target === 'instance' ? { kind: 'instance' } : { kind: 'semantic', classes: 1 };
   const { model } = await finetune({
-    images: trainImages, target: options.target === 'instance' ? { kind: 'instance' } : { kind: 'semantic', classes: 1 },
+    images: trainImages, target,
     config: arch, init, steps: options.finetuneSteps, batchSize: options.batchSize, patchSize: options.patchSize,
     learningRate: options.learningRate, seed, encoderWarmupSteps: init ? Math.floor(options.finetuneSteps / 10) : 0,
     onProgress: options.onProgress, signal: options.signal,
@@ -119,8 +105,8 @@ export async function runExperiment(data: Dataset, options: ExperimentOptions): 
   const scores = { dice: 0, iou: 0, otsu: 0, f1: 0, ap: 0, otsuF1: 0 };
   const test = data.splits.test;
   for (const gt of test) {
-    const prediction = predictImage(model, prepareImage(gt.image), options.tiling ?? { tile: 256, overlap: 32 });
-    const seg = segment(prediction, options.target);
+    const proposal = propose(model, target, imageSource(prepareImage(gt.image)), options.tiling ?? { tile: 256, overlap: 32 });
+    const seg = { foreground: foregroundOf(proposal.mask), instances: proposal.mask instanceof Int32Array ? proposal.mask : undefined };
     const otsu = otsuSegment(gt.image, { polarity: data.polarity });
     scores.dice += dice(seg.foreground, gt.foreground);
     scores.iou += iou(seg.foreground, gt.foreground);

@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { KernelBackend, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
+import type { KernelBackend, NamedAttrMap } from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fixCpuKernels } from '../../src/engine/cpuFixes';
 import { initWasmBackend } from '../../src/engine/wasm/init';

@@ -1,0 +1,63 @@
+/**
+ * From network outputs to a proposed mask, for images of any size: rows are reduced to what the
+ * mask needs as they stream out of the tiled predictor, so a 10000x10000 image never holds a
+ * float map per class in memory.
+ */
+import { instancesFromInterior } from '../../imaging/instances';
+import type { UNet } from '../model/unet';
+import type { SegmentationTarget } from '../train/finetune';
+import { predictTiled, type PixelSource, type TilingOptions } from './predict';
+
+export interface Proposal {
+  width: number;
+  height: number;
+  /** Semantic: class per pixel (Uint8). Instance: object ids (Int32). */
+  mask: Uint8Array | Int32Array;
+  /** Per-pixel uncertainty in [0, 1], when asked for. */
+  uncertainty?: Float32Array;
+  /** Mean uncertainty: the 'label next' score. */
+  score: number;
+}
+
+/** Smallest object kept when separating instances, in pixels: specks are noise, not nuclei. */
+export const MIN_OBJECT_PIXELS = 16;
+
+export function propose(model: UNet, target: SegmentationTarget, source: PixelSource, options: TilingOptions & { keepUncertainty?: boolean } = {}): Proposal {
+  const { width, height } = source;
+  const channels = model.config.outChannels;
+  const n = width * height;
+  const classes = new Uint8Array(n);
+  // Instance target: interior and foreground decisions, kept as bytes for the global grouping step.
+  const interior = target.kind === 'instance' ? new Uint8Array(n) : null;
+  const uncertainty = options.keepUncertainty ? new Float32Array(n) : undefined;
+  const score = predictTiled(
+    model,
+    source,
+    (y0, rows, probs, unc) => {
+      const base = y0 * width;
+      for (let i = 0; i < rows * width; i++) {
+        let best = 0;
+        if (channels === 1) best = probs[i] >= 0.5 ? 1 : 0;
+        else for (let k = 1; k < channels; k++) if (probs[i * channels + k] > probs[i * channels + best]) best = k;
+        if (interior) {
+          interior[base + i] = probs[i * channels + 1] >= 0.5 ? 1 : 0;
+          classes[base + i] = probs[i * channels] < 0.5 ? 1 : 0;
+        } else {
+          classes[base + i] = best;
+        }
+      }
+      uncertainty?.set(unc, base);
+    },
+    options,
+  );
+  if (!interior) return { width, height, mask: classes, uncertainty, score };
+  const objects = instancesFromInterior(interior, width, height, { foreground: classes, minSize: MIN_OBJECT_PIXELS });
+  return { width, height, mask: objects.labels, uncertainty, score };
+}
+
+/** Foreground (any class > 0) of a proposal. */
+export function foregroundOf(mask: Uint8Array | Int32Array): Uint8Array {
+  const out = new Uint8Array(mask.length);
+  for (let i = 0; i < mask.length; i++) out[i] = mask[i] > 0 ? 1 : 0;
+  return out;
+}
