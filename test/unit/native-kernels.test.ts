@@ -114,6 +114,9 @@ function nativeSuite(addon: NativeAddon): void {
       expect(tf.getKernel('Conv2D', 'cpu')?.kernelFunc).toBe(cpuConvBefore);
       expect(tf.getKernelsForBackend('cpu').length).toBe(cpuKernelCount);
       expect(tf.getKernelsForBackend(NATIVE_BACKEND).length).toBe(cpuKernelCount);
+      tf.removeBackend(NATIVE_BACKEND);
+      expect(registerNativeBackend()).toBe(true);
+      expect(tf.findBackendFactory(NATIVE_BACKEND)).toBeTruthy();
       for (const name of ['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul', '_FusedMatMul', 'MaxPool', 'MaxPoolGrad', 'ResizeNearestNeighbor', 'ResizeNearestNeighborGrad']) {
         expect(nativeKernelNames()).toContain(name);
         expect(tf.getKernel(name, NATIVE_BACKEND)?.kernelFunc).not.toBe(tf.getKernel(name, 'cpu')?.kernelFunc);

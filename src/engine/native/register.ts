@@ -46,7 +46,8 @@ let registered = false;
  * loadNativeAddon().reason). Idempotent.
  */
 export function registerNativeBackend(options: { priority?: number } = {}): boolean {
-  if (registered) return true;
+  // A later tf.removeBackend('native') drops the factory but not the kernels: re-add just that.
+  if (registered && tf.findBackendFactory(NATIVE_BACKEND)) return true;
   const { addon } = loadNativeAddon();
   if (!addon) return false;
   if (tf.getKernelsForBackend('cpu').length === 0) {
@@ -59,6 +60,7 @@ export function registerNativeBackend(options: { priority?: number } = {}): bool
       options.priority ?? DEFAULT_PRIORITY,
     );
   }
+  if (registered) return true;
   const overrides = nativeKernels(addon);
   for (const config of tf.getKernelsForBackend('cpu')) {
     if (overrides.has(config.kernelName) || tf.getKernel(config.kernelName, NATIVE_BACKEND)) continue;
