@@ -16,8 +16,8 @@ beforeAll(async () => {
 });
 
 const sets: Array<{ name: DatasetName; steps: number }> = [
-  { name: 'bbbc039-nuclei', steps: 120 },
-  { name: 'isbi2012-em', steps: 120 },
+  { name: 'bbbc039-nuclei', steps: 300 },
+  { name: 'isbi2012-em', steps: 200 },
 ];
 
 for (const { name, steps } of sets) {

@@ -149,7 +149,14 @@ export class UNet {
   }
 
   private conv(name: string, x: tf.Tensor4D, activation: 'relu' | 'linear' = 'relu'): tf.Tensor4D {
-    return tf.fused.conv2d({ x, filter: this.p(`${name}.w`) as tf.Tensor4D, bias: this.p(`${name}.b`), strides: 1, pad: 'same', activation });
+    const filter = this.p(`${name}.w`) as tf.Tensor4D;
+    const bias = this.p(`${name}.b`);
+    // Under a gradient tape tfjs un-fuses a conv with an activation entirely (conv, bias add,
+    // activation); with 'linear' it keeps the bias fused, which saves a pass over the output.
+    if (activation === 'relu' && tf.engine().state.gradientDepth > 0) {
+      return tf.relu(tf.fused.conv2d({ x, filter, bias, strides: 1, pad: 'same', activation: 'linear' }));
+    }
+    return tf.fused.conv2d({ x, filter, bias, strides: 1, pad: 'same', activation });
   }
 
   encode(x: tf.Tensor4D): EncoderFeatures {
