@@ -245,7 +245,7 @@ export const prelabelCommand: Command = {
     ...PROJECT_OPTION,
     out: { type: 'string', description: 'folder for the masks (default: <folder>-masks); without a folder argument, proposals go into the project', valueName: 'dir' },
     shard: { type: 'string', description: 'this machine does shard i of N (else SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX with MASKLOOP_SHARD_COUNT)', valueName: 'i/N' },
-    tile: { type: 'string', default: '256', description: 'tile size', valueName: 'px' },
+    tile: { type: 'string', description: 'tile size (default: whole image up to 1024 px, else 512)', valueName: 'px' },
   },
   async run({ values, positionals, json, signal }) {
     const shard = resolveShard(values.shard);
@@ -279,7 +279,7 @@ export const prelabelCommand: Command = {
           const source = await fileSource(it.file);
           let proposal;
           try {
-            proposal = propose(model, meta.target, source, { tile: intOption(values, 'tile'), keepUncertainty: !outDir });
+            proposal = propose(model, meta.target, source, { tile: values.tile === undefined ? undefined : intOption(values, 'tile'), keepUncertainty: !outDir });
           } finally {
             source.close();
           }
