@@ -30,6 +30,22 @@ async function writeGrey16(file: string, width: number, height: number, data: Ui
   await sharp(Buffer.from(data.buffer, data.byteOffset, data.byteLength), { raw: { width, height, channels: 1 } }).toColourspace('grey16').png().toFile(file);
 }
 
+// Kill when the child has provably started the work (a condition, not a guessed delay).
+async function killWhen(args: string[], ready: (stderr: string) => boolean): Promise<void> {
+  const child = spawn(process.execPath, [bin, ...args, '--json'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise((r) => child.once('exit', r));
+  let stderr = '';
+  await new Promise<void>((resolve) => {
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      if (ready(stderr)) resolve();
+    });
+    void exited.then(() => resolve());
+  });
+  child.kill('SIGKILL');
+  await exited;
+}
+
 beforeAll(async () => {
   fs.mkdirSync(images, { recursive: true });
   fs.mkdirSync(masks, { recursive: true });
@@ -100,6 +116,26 @@ describe('maskloop command line', () => {
     expect(cli('prelabel', images, '--out', out, '--project', project, '--json').last).toMatchObject({ images: 0, skipped: 10 });
   });
 
+  test('SIGKILL during import: integrity ok, and a re-run imports the rest', async () => {
+    const many = path.join(work, 'many images');
+    fs.mkdirSync(many);
+    for (const [i, s] of syntheticDataset(300, { width: 64, height: 64, seed: 70 }).entries()) {
+      await writeGrey16(path.join(many, `m${String(i).padStart(3, '0')}.png`), 64, 64, s.image.data as Uint16Array);
+    }
+    const before = cli('status', '--project', project, '--json').last.images.total;
+    await killWhen(['import', many, '--project', project], (e) => (e.match(/"phase":"import"/g) ?? []).length >= 30);
+    const p = openProject(project);
+    expect(p.integrityCheck()).toEqual(['ok']);
+    const partial = p.countImages().total - before;
+    p.close();
+    expect(partial).toBeGreaterThan(0);
+    expect(partial).toBeLessThan(300);
+    const again = cli('import', many, '--project', project, '--json').last;
+    expect(again.added).toBe(300 - partial);
+    expect(again.skipped).toBe(partial);
+    expect(cli('status', '--project', project, '--json').last.images.total).toBe(before + 300);
+  }, 120_000);
+
   test('SIGKILL during prelabel and training: integrity ok, no label lost, the work resumes', async () => {
     const big = path.join(work, 'big images');
     fs.mkdirSync(big);
@@ -107,21 +143,6 @@ describe('maskloop command line', () => {
       await writeGrey16(path.join(big, `big ${i}.png`), 512, 512, s.image.data as Uint16Array);
     }
     const out = path.join(work, 'killed');
-    // Kill when the child has provably started the work (a condition, not a guessed delay).
-    const killWhen = async (args: string[], ready: (stderr: string) => boolean) => {
-      const child = spawn(process.execPath, [bin, ...args, '--json'], { stdio: ['ignore', 'ignore', 'pipe'] });
-      const exited = new Promise((r) => child.once('exit', r));
-      let stderr = '';
-      await new Promise<void>((resolve) => {
-        child.stderr.on('data', (d) => {
-          stderr += d;
-          if (ready(stderr)) resolve();
-        });
-        void exited.then(() => resolve());
-      });
-      child.kill('SIGKILL');
-      await exited;
-    };
     await killWhen(['prelabel', big, '--out', out, '--project', project, '--tile', '128'], (e) => (e.match(/"phase":"prelabel"/g) ?? []).length >= 2);
     const partial = fs.readdirSync(out).filter((f) => f.endsWith('.png')).length;
     expect(partial).toBeGreaterThanOrEqual(2);
@@ -133,7 +154,7 @@ describe('maskloop command line', () => {
     expect(p.labeledImages().length).toBe(6);
     // Whichever process opens the project next marks a dead process's run as interrupted.
     const interrupted = p.listRuns({ status: 'interrupted' }).map((r) => r.kind).sort();
-    expect(interrupted).toEqual(['prelabel', 'train']);
+    expect(interrupted).toEqual(['import', 'prelabel', 'train']); // import: the previous test's kill
     p.close();
     // No half-written mask survives: every mask present decodes, and no temporary file is left.
     for (const f of fs.readdirSync(out)) {
