@@ -47,10 +47,33 @@ export const initCommand: Command = {
 export const statusCommand: Command = {
   name: 'status',
   summary: 'images by status and split, labels, models, runs',
-  usage: 'status [--project <dir>]',
-  options: { ...PROJECT_OPTION },
+  usage: 'status [--verify [--search <dir>]] [--project <dir>]',
+  options: {
+    ...PROJECT_OPTION,
+    verify: { type: 'boolean', description: 'check every image file: missing, changed (content hash), moved, duplicates' },
+    search: { type: 'string', description: 'with --verify: folder to look for moved files in', valueName: 'dir' },
+  },
   async run({ values, json }) {
     await withProject(values, async (project) => {
+      if (values.verify) {
+        const report = await project.verifyImages({ searchDir: typeof values.search === 'string' ? path.resolve(values.search) : undefined });
+        const brief = {
+          checked: report.checked, ok: report.ok,
+          missing: report.missing.map((im) => im.path),
+          changed: report.changed.map((c) => c.image.path),
+          moved: report.moved.map((m) => ({ from: m.image.path, to: m.newPath })),
+          duplicates: report.duplicates.map((d) => d.images.map((im) => im.path)),
+        };
+        if (json) console.log(JSON.stringify({ event: 'verified', ...brief }));
+        else {
+          console.log(`${brief.checked} image file(s) checked, ${brief.ok} ok`);
+          for (const m of brief.missing) console.log(`missing: ${m}`);
+          for (const c of brief.changed) console.log(`changed since import: ${c}`);
+          for (const m of brief.moved) console.log(`moved: ${m.from} -> ${m.to}`);
+          for (const d of brief.duplicates) console.log(`duplicates: ${d.join(', ')}`);
+        }
+        return;
+      }
       const counts = project.countImages();
       const promoted = project.promotedModel();
       const runs = project.listRuns({ limit: 5 });

@@ -172,4 +172,17 @@ describe('maskloop command line', () => {
     expect(list.filter((m: { promoted: boolean }) => m.promoted)).toHaveLength(1);
     expect(cli('models', 'rollback', '--project', project).status).toBe(1);
   });
+
+  test('status --verify reports moved and duplicate image files', () => {
+    const moved = path.join(work, 'elsewhere', 'cell 9.png');
+    fs.mkdirSync(path.dirname(moved));
+    fs.renameSync(path.join(images, 'cell 9.png'), moved);
+    fs.mkdirSync(path.join(work, 'dups'));
+    fs.copyFileSync(path.join(images, 'cell 0.png'), path.join(work, 'dups', 'copy.png'));
+    cli('import', path.join(work, 'dups'), '--project', project);
+    const report = cli('status', '--verify', '--search', work, '--project', project, '--json').last;
+    expect(report.moved).toEqual([{ from: expect.stringContaining('cell 9.png'), to: moved }]);
+    expect(report.duplicates.some((d: string[]) => d.some((p) => p.endsWith('copy.png')))).toBe(true);
+    expect(report.missing).toEqual([]);
+  });
 });
