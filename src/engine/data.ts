@@ -42,8 +42,11 @@ export interface AugmentOptions {
 export const DEFAULT_AUGMENT: AugmentOptions = { flips: true, rotations: true, intensity: 1, noise: 0.02 };
 export const NO_AUGMENT: AugmentOptions = { flips: false, rotations: false, intensity: 0, noise: 0 };
 
-/** Reflect index into [0, n) (…2 1 0 1 2…) so that crops larger than the image stay image-like. */
-function reflect(i: number, n: number): number {
+/**
+ * Reflect index into [0, n) (…2 1 0 1 2…, edge pixel not repeated) so that crops larger than the
+ * image stay image-like. Tiles read from files use the same rule, so they equal in-memory crops.
+ */
+export function reflect(i: number, n: number): number {
   if (n === 1) return 0;
   const period = 2 * (n - 1);
   let m = i % period;

@@ -16,6 +16,7 @@ import { isTiffSignature, keptSamples, pageBitDepth, TiffError, TiffReader, unsu
 import type { BitDepth, PixelArray, RawImage } from './types';
 import { arrayForDepth } from './types';
 import { closeSync, openSync, readSync } from 'node:fs';
+import { reflect } from '../engine/data';
 
 export interface RegionOptions {
   /** Page (IFD) to read; default: the first plane. */
@@ -238,14 +239,6 @@ export interface FileSource extends PixelSource {
   close(): void;
 }
 
-/** Same mirror rule as the engine's crops (edge pixel not repeated): -1 -> 1, n -> n - 2. */
-function reflect(i: number, n: number): number {
-  if (n === 1) return 0;
-  const period = 2 * (n - 1);
-  let m = i % period;
-  if (m < 0) m += period;
-  return m < n ? m : period - m;
-}
 
 /**
  * A PixelSource for predictTiled that reads its tiles from the file: windows beyond the edge are

@@ -10,7 +10,7 @@ import { Rng } from '../rng';
 import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint';
 import { DEFAULT_LOSS_WEIGHTS, segmentationLoss, type LossWeights } from './losses';
 import { runLoop, type TrainingProgress } from './loop';
-import { createOptimizer, optimizerState, restoreOptimizer } from './optimizerState';
+import { createOptimizer, restoreOptimizer, saveTrainingCheckpoint } from './optimizerState';
 
 /**
  * What the network predicts. 'semantic': K foreground classes (labels 1..K; K = 1 is a single
@@ -171,14 +171,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
       signal: options.signal,
       checkpointEvery: options.checkpointEvery,
       onCheckpoint: options.checkpointFile
-        ? async (done) => {
-            const opt = await optimizerState(optimizer);
-            try {
-              await saveCheckpoint(options.checkpointFile as string, { meta: meta(done), groups: { weights: model.weights(), optimizer: opt } });
-            } finally {
-              opt.get('0000')?.dispose();
-            }
-          }
+        ? (done) => saveTrainingCheckpoint(options.checkpointFile as string, meta(done), model.weights(), optimizer)
         : undefined,
     },
   );

@@ -3,6 +3,7 @@
  * rather than restarting it with cold moments (which shows as a loss spike after resume).
  */
 import * as tf from '@tensorflow/tfjs';
+import { saveCheckpoint } from '../checkpoint';
 
 export function createOptimizer(learningRate: number): tf.AdamOptimizer {
   return tf.train.adam(learningRate) as tf.AdamOptimizer;
@@ -21,4 +22,14 @@ export async function restoreOptimizer(optimizer: tf.Optimizer, state: Map<strin
   const ordered = [...state.entries()].sort(([a], [b]) => a.localeCompare(b));
   // getWeights() returns the iteration count first, then the slots; setWeights expects the same.
   await optimizer.setWeights(ordered.map(([, tensor], i) => ({ name: i === 0 ? 'iter' : `slot${i}`, tensor: tensor.clone() })));
+}
+
+/** Saves weights, Adam's state and meta atomically: everything a resumed run needs. */
+export async function saveTrainingCheckpoint<M>(file: string, meta: M, weights: Map<string, tf.Tensor>, optimizer: tf.Optimizer): Promise<void> {
+  const state = await optimizerState(optimizer);
+  try {
+    await saveCheckpoint(file, { meta, groups: { weights, optimizer: state } });
+  } finally {
+    state.get('0000')?.dispose(); // the iteration count is a fresh tensor; the slots belong to the optimizer
+  }
 }

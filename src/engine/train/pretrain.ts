@@ -9,9 +9,9 @@ import { isEncoderParam, UNet, type Params, type UNetConfig } from '../model/une
 import { pretextTask } from '../pretext/registry';
 import { createHead, disposeBatch, type PretextTask } from '../pretext/task';
 import { Rng } from '../rng';
-import { loadCheckpoint, disposeCheckpoint, saveCheckpoint } from '../checkpoint';
+import { loadCheckpoint, disposeCheckpoint } from '../checkpoint';
 import { runLoop, type TrainingProgress } from './loop';
-import { createOptimizer, optimizerState, restoreOptimizer } from './optimizerState';
+import { createOptimizer, restoreOptimizer, saveTrainingCheckpoint } from './optimizerState';
 
 export interface PretrainOptions {
   /** Names from the pretext registry; several are trained jointly. */
@@ -102,16 +102,11 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
     if (!options.checkpointFile) return;
     const weights = new Map(model.weights());
     for (const head of heads.values()) for (const [name, v] of head) weights.set(name, v);
-    const opt = await optimizerState(optimizer);
     const meta: PretextCheckpointMeta = {
       kind: 'pretext', tasks: options.tasks, trained, config, step: stepsDone, totalSteps: options.steps,
       seed, batchSize, patchSize, learningRate, losses: [...history, ...losses],
     };
-    try {
-      await saveCheckpoint(options.checkpointFile, { meta, groups: { weights, optimizer: opt } });
-    } finally {
-      opt.get('0000')?.dispose(); // the iteration count is a fresh tensor; the slots belong to the optimizer
-    }
+    await saveTrainingCheckpoint(options.checkpointFile, meta, weights, optimizer);
   };
 
   const losses: number[] = [];
