@@ -3,7 +3,7 @@
  * folder under a unicode path with spaces, real image files (synthetic, written here), and
  * SIGKILL in the middle of work.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,10 +20,25 @@ const images = path.join(work, 'raw images');
 const masks = path.join(work, 'masks');
 const project = path.join(work, 'projekt ä');
 
-function cli(...args: string[]) {
-  const run = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, MASKLOOP_THREADS: '1' } });
-  const lines = run.stdout.trim().split('\n').filter(Boolean);
-  return { status: run.status, stdout: run.stdout, stderr: run.stderr, last: lines.length ? JSON.parse(lines[lines.length - 1]) : null };
+/**
+ * Runs the CLI in a child process without blocking this test worker's event loop (a blocked
+ * worker cannot answer the test runner, which then reports a timeout).
+ */
+async function cli(...args: string[]) {
+  const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, MASKLOOP_THREADS: '1' } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const status = await new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  const lastLine = stdout.trim().split('\n').pop() ?? '';
+  let last = null;
+  try {
+    last = JSON.parse(lastLine);
+  } catch {
+    // Not JSON (help text, a human-readable line): callers then look at stdout.
+  }
+  return { status, stdout, stderr, last };
 }
 
 async function writeGrey16(file: string, width: number, height: number, data: Uint16Array) {
@@ -58,33 +73,33 @@ beforeAll(async () => {
 });
 
 describe('maskloop command line', () => {
-  test('every command has --help; unknown commands and bad options exit 2', () => {
+  test('every command has --help; unknown commands and bad options exit 2', async () => {
     for (const c of ['init', 'import', 'labels', 'pretrain', 'train', 'prelabel', 'export', 'status', 'models', 'eval']) {
-      const r = spawnSync(process.execPath, [bin, c, '--help'], { encoding: 'utf8' });
+      const r = await cli(c, '--help');
       expect(r.status, c).toBe(0);
       expect(r.stdout).toContain(`usage: maskloop ${c}`);
     }
-    expect(cli('frobnicate').status).toBe(2);
-    expect(cli('train', '--steps', 'many', '--project', work).status).toBe(2);
+    expect((await cli('frobnicate')).status).toBe(2);
+    expect((await cli('train', '--steps', 'many', '--project', work)).status).toBe(2);
   });
 
-  test('init, import (bad files listed, rest imported), labels import, re-import is idempotent', () => {
-    expect(cli('init', project).status).toBe(0);
-    const imported = cli('import', images, '--project', project, '--json');
+  test('init, import (bad files listed, rest imported), labels import, re-import is idempotent', async () => {
+    expect((await cli('init', project)).status).toBe(0);
+    const imported = (await cli('import', images, '--project', project, '--json'));
     expect(imported.status).toBe(0);
     expect(imported.last).toMatchObject({ event: 'imported', added: 10, rejected: 2 });
     expect(imported.stderr).toMatch(/broken\.png/);
     expect(imported.stderr).toMatch(/notes\.tif/);
-    expect(cli('import', images, '--project', project, '--json').last).toMatchObject({ added: 0, skipped: 10 });
-    expect(cli('labels', 'import', masks, '--project', project, '--json').last).toMatchObject({ imported: 6 });
+    expect((await cli('import', images, '--project', project, '--json')).last).toMatchObject({ added: 0, skipped: 10 });
+    expect((await cli('labels', 'import', masks, '--project', project, '--json')).last).toMatchObject({ imported: 6 });
   });
 
-  test('pretrain, train with val-gated promotion, prelabel into the project', () => {
-    expect(cli('pretrain', '--project', project, '--steps', '6', '--json').last).toMatchObject({ event: 'pretrained' });
-    const trained = cli('train', '--project', project, '--steps', '12', '--json').last;
+  test('pretrain, train with val-gated promotion, prelabel into the project', async () => {
+    expect((await cli('pretrain', '--project', project, '--steps', '6', '--json')).last).toMatchObject({ event: 'pretrained' });
+    const trained = (await cli('train', '--project', project, '--steps', '12', '--json')).last;
     expect(trained).toMatchObject({ event: 'trained', promoted: true });
     expect(trained.candidates.map((c: { name: string }) => c.name)).toEqual(['scratch', 'inpainting']);
-    expect(cli('prelabel', '--project', project, '--json').last).toMatchObject({ event: 'prelabeled', images: 10 });
+    expect((await cli('prelabel', '--project', project, '--json')).last).toMatchObject({ event: 'prelabeled', images: 10 });
     const p = openProject(project);
     expect(p.countImages().byStatus.labeled).toBe(6);
     expect(p.labelNext({ limit: 20 }).every((e) => e.uncertaintyScore !== null)).toBe(true);
@@ -93,27 +108,27 @@ describe('maskloop command line', () => {
 
   test('export round-trips imported labels exactly', async () => {
     const out = path.join(work, 'export');
-    expect(cli('export', '--project', project, '--out', out, '--json').last).toMatchObject({ images: 6 });
+    expect((await cli('export', '--project', project, '--out', out, '--json')).last).toMatchObject({ images: 6 });
     for (let i = 0; i < 6; i++) {
       const original = await decodeMask(path.join(masks, `cell ${i}.png`));
       const exported = await decodeMask(path.join(out, `cell ${i}.png`));
       expect(Array.from(exported.data)).toEqual(Array.from(original.data));
     }
-    expect(cli('export', '--project', project, '--out', out, '--format', 'coco', '--json').status).toBe(0);
+    expect((await cli('export', '--project', project, '--out', out, '--format', 'coco', '--json')).status).toBe(0);
     const coco = JSON.parse(fs.readFileSync(path.join(out, 'annotations.json'), 'utf8'));
     expect(coco.images).toHaveLength(6);
     expect(coco.annotations.length).toBeGreaterThan(6);
   });
 
-  test('prelabel of a folder is shardable and a re-run skips what is done', () => {
+  test('prelabel of a folder is shardable and a re-run skips what is done', async () => {
     const out = path.join(work, 'masks out');
-    const a = cli('prelabel', images, '--out', out, '--shard', '0/2', '--project', project, '--json').last;
-    const b = cli('prelabel', images, '--out', out, '--shard', '1/2', '--project', project, '--json').last;
+    const a = (await cli('prelabel', images, '--out', out, '--shard', '0/2', '--project', project, '--json')).last;
+    const b = (await cli('prelabel', images, '--out', out, '--shard', '1/2', '--project', project, '--json')).last;
     expect(a.images + b.images).toBe(10);
     expect(a.images).toBeGreaterThan(0);
     expect(b.images).toBeGreaterThan(0);
     expect(fs.readdirSync(out).filter((f) => f.endsWith('.png'))).toHaveLength(10);
-    expect(cli('prelabel', images, '--out', out, '--project', project, '--json').last).toMatchObject({ images: 0, skipped: 10 });
+    expect((await cli('prelabel', images, '--out', out, '--project', project, '--json')).last).toMatchObject({ images: 0, skipped: 10 });
   });
 
   test('SIGKILL during import: integrity ok, and a re-run imports the rest', async () => {
@@ -122,7 +137,7 @@ describe('maskloop command line', () => {
     for (const [i, s] of syntheticDataset(300, { width: 64, height: 64, seed: 70 }).entries()) {
       await writeGrey16(path.join(many, `m${String(i).padStart(3, '0')}.png`), 64, 64, s.image.data as Uint16Array);
     }
-    const before = cli('status', '--project', project, '--json').last.images.total;
+    const before = (await cli('status', '--project', project, '--json')).last.images.total;
     await killWhen(['import', many, '--project', project], (e) => (e.match(/"phase":"import"/g) ?? []).length >= 30);
     const p = openProject(project);
     expect(p.integrityCheck()).toEqual(['ok']);
@@ -130,10 +145,10 @@ describe('maskloop command line', () => {
     p.close();
     expect(partial).toBeGreaterThan(0);
     expect(partial).toBeLessThan(300);
-    const again = cli('import', many, '--project', project, '--json').last;
+    const again = (await cli('import', many, '--project', project, '--json')).last;
     expect(again.added).toBe(300 - partial);
     expect(again.skipped).toBe(partial);
-    expect(cli('status', '--project', project, '--json').last.images.total).toBe(before + 300);
+    expect((await cli('status', '--project', project, '--json')).last.images.total).toBe(before + 300);
   }, 120_000);
 
   test('SIGKILL during prelabel and training: integrity ok, no label lost, the work resumes', async () => {
@@ -161,26 +176,26 @@ describe('maskloop command line', () => {
       expect(f).not.toMatch(/\.tmp-/);
       await expect(decodeMask(path.join(out, f))).resolves.toBeTruthy();
     }
-    const resumed = cli('prelabel', big, '--out', out, '--project', project, '--json').last;
+    const resumed = (await cli('prelabel', big, '--out', out, '--project', project, '--json')).last;
     expect(resumed.skipped).toBe(partial);
     expect(resumed.images).toBe(12 - partial);
     expect(fs.readdirSync(out).filter((f) => f.endsWith('.png'))).toHaveLength(12);
   }, 300_000);
 
-  test('models: list, and rollback refuses when nothing came before', () => {
-    const list = cli('models', 'list', '--project', project, '--json').last;
+  test('models: list, and rollback refuses when nothing came before', async () => {
+    const list = (await cli('models', 'list', '--project', project, '--json')).last;
     expect(list.filter((m: { promoted: boolean }) => m.promoted)).toHaveLength(1);
-    expect(cli('models', 'rollback', '--project', project).status).toBe(1);
+    expect((await cli('models', 'rollback', '--project', project)).status).toBe(1);
   });
 
-  test('status --verify reports moved and duplicate image files', () => {
+  test('status --verify reports moved and duplicate image files', async () => {
     const moved = path.join(work, 'elsewhere', 'cell 9.png');
     fs.mkdirSync(path.dirname(moved));
     fs.renameSync(path.join(images, 'cell 9.png'), moved);
     fs.mkdirSync(path.join(work, 'dups'));
     fs.copyFileSync(path.join(images, 'cell 0.png'), path.join(work, 'dups', 'copy.png'));
-    cli('import', path.join(work, 'dups'), '--project', project);
-    const report = cli('status', '--verify', '--search', work, '--project', project, '--json').last;
+    (await cli('import', path.join(work, 'dups'), '--project', project));
+    const report = (await cli('status', '--verify', '--search', work, '--project', project, '--json')).last;
     expect(report.moved).toEqual([{ from: expect.stringContaining('cell 9.png'), to: moved }]);
     expect(report.duplicates.some((d: string[]) => d.some((p) => p.endsWith('copy.png')))).toBe(true);
     expect(report.missing).toEqual([]);
