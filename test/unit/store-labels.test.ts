@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createProject, openProject, StoreError, type LabelArray, type Project } from '../../src/store';
+import { createProject, openProject, type LabelArray, type Project } from '../../src/store';
+import { expectStoreError } from '../helpers/store';
 
 let dir: string;
 let project: Project;
@@ -10,17 +11,6 @@ let imageId: number;
 const W = 37;
 const H = 23;
 
-function expectStoreError(fn: () => unknown, code: StoreError['code'], message?: RegExp): void {
-  let error: unknown;
-  try {
-    fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(error, 'throws').toBeInstanceOf(StoreError);
-  expect((error as StoreError).code).toBe(code);
-  if (message) expect((error as StoreError).message).toMatch(message);
-}
 
 /** Values covering each type's extremes, so any truncation or byte-order slip shows. */
 function pattern<T extends LabelArray>(ctor: { new (n: number): T }, seed: number): T {

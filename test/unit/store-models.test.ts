@@ -2,24 +2,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createProject, openProject, StoreError, type NewModel, type Project } from '../../src/store';
+import { createProject, openProject, type NewModel, type Project } from '../../src/store';
+import { expectStoreError } from '../helpers/store';
 
 let dir: string;
 let project: Project;
 const W = 8;
 const H = 6;
 
-function expectStoreError(fn: () => unknown, code: StoreError['code'], message?: RegExp): void {
-  let error: unknown;
-  try {
-    fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(error, 'throws').toBeInstanceOf(StoreError);
-  expect((error as StoreError).code).toBe(code);
-  if (message) expect((error as StoreError).message).toMatch(message);
-}
 
 function checkpoint(name: string): string {
   const file = project.cachePath('checkpoints', name);

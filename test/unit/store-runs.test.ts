@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createProject, openProject, StoreError, type Project } from '../../src/store';
+import { createProject, openProject, type Project } from '../../src/store';
+import { expectStoreError } from '../helpers/store';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const STORE_URL = pathToFileURL(path.join(REPO, 'src/store/index.ts')).href;
@@ -13,17 +14,6 @@ let dir: string;
 let projectDir: string;
 let project: Project;
 
-function expectStoreError(fn: () => unknown, code: StoreError['code'], message?: RegExp): void {
-  let error: unknown;
-  try {
-    fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(error, 'throws').toBeInstanceOf(StoreError);
-  expect((error as StoreError).code).toBe(code);
-  if (message) expect((error as StoreError).message).toMatch(message);
-}
 
 beforeEach(() => {
   dir = mkdtempSync(path.join(tmpdir(), 'maskloop-runs-'));
