@@ -3,14 +3,13 @@
  * scratch: Dice + cross-entropy on labeled pixels only, with augmentation.
  */
 import * as tf from '@tensorflow/tfjs';
-import fs from 'node:fs';
 import { augmentPatch, DEFAULT_AUGMENT, knownPixels, randomCrop, stackLabels, stackPixels, type AugmentOptions, type LabeledImage } from '../data';
 import { isEncoderParam, UNet, type UNetConfig } from '../model/unet';
 import { Rng } from '../rng';
 import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint';
 import { DEFAULT_LOSS_WEIGHTS, segmentationLoss, type LossWeights } from './losses';
-import { runLoop, type TrainingProgress } from './loop';
-import { createOptimizer, restoreOptimizer, saveTrainingCheckpoint } from './optimizerState';
+import { loopOptionsFor, runLoop, type TrainingRunOptions } from './loop';
+import { createOptimizer, resumePoint, saveTrainingCheckpoint } from './optimizerState';
 
 /**
  * What the network predicts. 'semantic': K foreground classes (labels 1..K; K = 1 is a single
@@ -36,16 +35,11 @@ export interface Initialisation {
   trained?: 'encoder' | 'unet';
 }
 
-export interface FinetuneOptions {
+export interface FinetuneOptions extends TrainingRunOptions {
   images: LabeledImage[];
   target: SegmentationTarget;
   config: Omit<UNetConfig, 'inChannels' | 'outChannels'>;
   init?: Initialisation;
-  steps: number;
-  batchSize?: number;
-  patchSize?: number;
-  learningRate?: number;
-  seed?: number;
   augment?: AugmentOptions;
   lossWeights?: LossWeights;
   /**
@@ -53,12 +47,6 @@ export interface FinetuneOptions {
    * head settle, so that their random initial gradients do not wash out pretrained features.
    */
   encoderWarmupSteps?: number;
-  checkpointFile?: string;
-  checkpointEvery?: number;
-  resume?: boolean;
-  onProgress?: (p: TrainingProgress) => void;
-  progressEvery?: number;
-  signal?: AbortSignal;
 }
 
 export interface SegmentationModelMeta {
@@ -108,20 +96,10 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   }
 
   const optimizer = createOptimizer(learningRate);
-  let startStep = 0;
-  let history: number[] = [];
-  if (options.resume && options.checkpointFile && fs.existsSync(options.checkpointFile)) {
-    const ckpt = loadCheckpoint<SegmentationModelMeta>(options.checkpointFile);
-    try {
-      model.loadMatching(ckpt.groups.weights);
-      assignHead(model, ckpt.groups.weights);
-      if (ckpt.groups.optimizer) await restoreOptimizer(optimizer, ckpt.groups.optimizer);
-      startStep = ckpt.meta.step;
-      history = ckpt.meta.losses ?? [];
-    } finally {
-      disposeCheckpoint(ckpt);
-    }
-  }
+  const { startStep, history } = await resumePoint<SegmentationModelMeta>(options, optimizer, (ckpt) => {
+    model.loadMatching(ckpt.groups.weights);
+    assignHead(model, ckpt.groups.weights);
+  });
 
   const warmup = pretrained ? (options.encoderWarmupSteps ?? 0) : 0;
   const everything = model.variables();
@@ -161,19 +139,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
         y.dispose();
       }
     },
-    {
-      phase: 'finetune',
-      totalSteps: options.steps,
-      startStep,
-      imagesPerStep: batchSize,
-      onProgress: options.onProgress,
-      progressEvery: options.progressEvery,
-      signal: options.signal,
-      checkpointEvery: options.checkpointEvery,
-      onCheckpoint: options.checkpointFile
-        ? (done) => saveTrainingCheckpoint(options.checkpointFile as string, meta(done), model.weights(), optimizer)
-        : undefined,
-    },
+    loopOptionsFor(options, 'finetune', startStep, batchSize, (done) => saveTrainingCheckpoint(options.checkpointFile as string, meta(done), model.weights(), optimizer)),
   );
   optimizer.dispose();
   warmupOptimizer?.dispose();

@@ -15,6 +15,44 @@ export interface TrainingProgress {
   elapsedSeconds: number;
 }
 
+/** Options every training run takes, pretraining and fine-tuning alike. */
+export interface TrainingRunOptions {
+  steps: number;
+  batchSize?: number;
+  patchSize?: number;
+  learningRate?: number;
+  seed?: number;
+  /** Where to save (atomically) every checkpointEvery steps, on cancel and at the end. */
+  checkpointFile?: string;
+  checkpointEvery?: number;
+  /** Continue from checkpointFile when it exists. */
+  resume?: boolean;
+  onProgress?: (p: TrainingProgress) => void;
+  progressEvery?: number;
+  signal?: AbortSignal;
+}
+
+/** The loop's options for a run: its reporting, cancelling and checkpointing settings passed through. */
+export function loopOptionsFor(
+  run: TrainingRunOptions,
+  phase: string,
+  startStep: number,
+  imagesPerStep: number,
+  save: (stepsDone: number) => Promise<void>,
+): LoopOptions {
+  return {
+    phase,
+    totalSteps: run.steps,
+    startStep,
+    imagesPerStep,
+    onProgress: run.onProgress,
+    progressEvery: run.progressEvery,
+    signal: run.signal,
+    checkpointEvery: run.checkpointEvery,
+    onCheckpoint: run.checkpointFile ? save : undefined,
+  };
+}
+
 export interface LoopOptions {
   phase: string;
   totalSteps: number;

@@ -3,7 +3,9 @@
  * rather than restarting it with cold moments (which shows as a loss spike after resume).
  */
 import * as tf from '@tensorflow/tfjs';
-import { saveCheckpoint } from '../checkpoint';
+import fs from 'node:fs';
+import { disposeCheckpoint, loadCheckpoint, saveCheckpoint, type Checkpoint } from '../checkpoint';
+import type { TrainingRunOptions } from './loop';
 
 export function createOptimizer(learningRate: number): tf.AdamOptimizer {
   return tf.train.adam(learningRate) as tf.AdamOptimizer;
@@ -31,5 +33,26 @@ export async function saveTrainingCheckpoint<M>(file: string, meta: M, weights: 
     await saveCheckpoint(file, { meta, groups: { weights, optimizer: state } });
   } finally {
     state.get('0000')?.dispose(); // the iteration count is a fresh tensor; the slots belong to the optimizer
+  }
+}
+
+/**
+ * Where a run starts: step 0, or — with `resume` and an existing checkpoint — the checkpoint's
+ * step, with its weights applied by `restore` (which may refuse a foreign checkpoint by throwing)
+ * and Adam's state restored.
+ */
+export async function resumePoint<M extends { step: number; losses?: number[] }>(
+  run: TrainingRunOptions,
+  optimizer: tf.Optimizer,
+  restore: (checkpoint: Checkpoint<M>) => void,
+): Promise<{ startStep: number; history: number[] }> {
+  if (!run.resume || !run.checkpointFile || !fs.existsSync(run.checkpointFile)) return { startStep: 0, history: [] };
+  const checkpoint = loadCheckpoint<M>(run.checkpointFile);
+  try {
+    restore(checkpoint);
+    if (checkpoint.groups.optimizer) await restoreOptimizer(optimizer, checkpoint.groups.optimizer);
+    return { startStep: checkpoint.meta.step, history: checkpoint.meta.losses ?? [] };
+  } finally {
+    disposeCheckpoint(checkpoint);
   }
 }

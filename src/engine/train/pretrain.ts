@@ -3,35 +3,21 @@
  * encoder — and its decoder where a dense task asks for it — on unlabeled images.
  */
 import * as tf from '@tensorflow/tfjs';
-import fs from 'node:fs';
 import { randomCrop, type EngineImage } from '../data';
 import { isEncoderParam, UNet, type Params, type UNetConfig } from '../model/unet';
 import { pretextTask } from '../pretext/registry';
 import { createHead, disposeBatch, type PretextTask } from '../pretext/task';
 import { Rng } from '../rng';
 import { loadCheckpoint, disposeCheckpoint } from '../checkpoint';
-import { runLoop, type TrainingProgress } from './loop';
-import { createOptimizer, restoreOptimizer, saveTrainingCheckpoint } from './optimizerState';
+import { loopOptionsFor, runLoop, type TrainingRunOptions } from './loop';
+import { createOptimizer, resumePoint, saveTrainingCheckpoint } from './optimizerState';
 
-export interface PretrainOptions {
+export interface PretrainOptions extends TrainingRunOptions {
   /** Names from the pretext registry; several are trained jointly. */
   tasks: string[];
   images: EngineImage[];
   /** Architecture; inChannels is taken from the images. */
   config: Omit<UNetConfig, 'inChannels' | 'outChannels'>;
-  steps: number;
-  batchSize?: number;
-  patchSize?: number;
-  learningRate?: number;
-  seed?: number;
-  /** Where to save (atomically) every checkpointEvery steps, on cancel and at the end. */
-  checkpointFile?: string;
-  checkpointEvery?: number;
-  /** Continue from checkpointFile when it exists. */
-  resume?: boolean;
-  onProgress?: (p: TrainingProgress) => void;
-  progressEvery?: number;
-  signal?: AbortSignal;
 }
 
 export interface PretextCheckpointMeta {
@@ -76,25 +62,14 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
   const model = UNet.create(config, seed);
   const heads = new Map(tasks.map((t) => [t.name, createHead(t, model.config, seed)] as const));
   const optimizer = createOptimizer(learningRate);
-  let startStep = 0;
-  let history: number[] = [];
-
-  if (options.resume && options.checkpointFile && fs.existsSync(options.checkpointFile)) {
-    const ckpt = loadCheckpoint<PretextCheckpointMeta>(options.checkpointFile);
-    try {
-      if (ckpt.meta.kind !== 'pretext' || ckpt.meta.tasks.join('+') !== options.tasks.join('+')) {
-        throw new Error(`checkpoint ${options.checkpointFile} is for '${ckpt.meta.tasks?.join('+')}', not '${options.tasks.join('+')}'`);
-      }
-      const weights = ckpt.groups.weights;
-      model.loadMatching(weights);
-      for (const head of heads.values()) for (const [name, v] of head) v.assign(weights.get(name) as tf.Tensor);
-      if (ckpt.groups.optimizer) await restoreOptimizer(optimizer, ckpt.groups.optimizer);
-      startStep = ckpt.meta.step;
-      history = ckpt.meta.losses ?? [];
-    } finally {
-      disposeCheckpoint(ckpt);
+  const { startStep, history } = await resumePoint<PretextCheckpointMeta>(options, optimizer, (ckpt) => {
+    if (ckpt.meta.kind !== 'pretext' || ckpt.meta.tasks.join('+') !== options.tasks.join('+')) {
+      throw new Error(`checkpoint ${options.checkpointFile} is for '${ckpt.meta.tasks?.join('+')}', not '${options.tasks.join('+')}'`);
     }
-  }
+    const weights = ckpt.groups.weights;
+    model.loadMatching(weights);
+    for (const head of heads.values()) for (const [name, v] of head) v.assign(weights.get(name) as tf.Tensor);
+  });
 
   const trainable = [...model.variables((name) => trained === 'unet' || isEncoderParam(name)), ...[...heads.values()].flatMap((h) => [...h.values()])];
 
@@ -119,17 +94,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
       losses.push(loss);
       return loss;
     },
-    {
-      phase: `pretrain:${options.tasks.join('+')}`,
-      totalSteps: options.steps,
-      startStep,
-      imagesPerStep: batchSize,
-      onProgress: options.onProgress,
-      progressEvery: options.progressEvery,
-      signal: options.signal,
-      checkpointEvery: options.checkpointEvery,
-      onCheckpoint: options.checkpointFile ? (done) => save(done, losses) : undefined,
-    },
+    loopOptionsFor(options, `pretrain:${options.tasks.join('+')}`, startStep, batchSize, (done) => save(done, losses)),
   );
 
   optimizer.dispose();

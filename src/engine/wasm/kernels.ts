@@ -557,18 +557,14 @@ function depthwiseBackpropFilter(args: {
   }
 }
 
-function depthwiseBackpropInputLoop(
-  backend: BackendWasm,
-  dy: TensorInfo,
-  filter: TensorInfo,
-  info: backend_util.Conv2DInfo,
-): TensorInfo {
+/**
+ * Visits every (output pixel, filter tap) pair of a depthwise convolution whose input pixel lies
+ * inside the image, with the offsets of that output pixel in dy, of the input pixel, and of the
+ * tap's first channel in the filter. Both depthwise gradients are sums over exactly these pairs.
+ */
+function forEachDepthwiseTap(info: backend_util.Conv2DInfo, visit: (dyBase: number, inBase: number, tapBase: number) => void): void {
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
   const { filterHeight, filterWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
-  const mult = outChannels / inChannels;
-  const dyV = asFloat32(backend, dy).slice();
-  const fV = asFloat32(backend, filter).slice();
-  const dx = new Float32Array(batchSize * inHeight * inWidth * inChannels);
   const { top, left } = info.padInfo;
   for (let n = 0; n < batchSize; n++) {
     for (let yo = 0; yo < outHeight; yo++) {
@@ -580,18 +576,32 @@ function depthwiseBackpropInputLoop(
           for (let fx = 0; fx < filterWidth; fx++) {
             const xi = xo * strideWidth - left + fx * dilationWidth;
             if (xi < 0 || xi >= inWidth) continue;
-            const dxBase = ((n * inHeight + yi) * inWidth + xi) * inChannels;
-            const fBase = (fy * filterWidth + fx) * inChannels * mult;
-            for (let ch = 0; ch < inChannels; ch++) {
-              let s = 0;
-              for (let m = 0; m < mult; m++) s += dyV[dyBase + ch * mult + m] * fV[fBase + ch * mult + m];
-              dx[dxBase + ch] += s;
-            }
+            visit(dyBase, ((n * inHeight + yi) * inWidth + xi) * inChannels, (fy * filterWidth + fx) * outChannels);
           }
         }
       }
     }
   }
+}
+
+function depthwiseBackpropInputLoop(
+  backend: BackendWasm,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  info: backend_util.Conv2DInfo,
+): TensorInfo {
+  const { batchSize, inHeight, inWidth, inChannels, outChannels } = info;
+  const mult = outChannels / inChannels;
+  const dyV = asFloat32(backend, dy).slice();
+  const fV = asFloat32(backend, filter).slice();
+  const dx = new Float32Array(batchSize * inHeight * inWidth * inChannels);
+  forEachDepthwiseTap(info, (dyBase, dxBase, fBase) => {
+    for (let ch = 0; ch < inChannels; ch++) {
+      let s = 0;
+      for (let m = 0; m < mult; m++) s += dyV[dyBase + ch * mult + m] * fV[fBase + ch * mult + m];
+      dx[dxBase + ch] += s;
+    }
+  });
   return backend.makeOutput([batchSize, inHeight, inWidth, inChannels], 'float32', undefined, dx);
 }
 
@@ -601,34 +611,17 @@ function depthwiseBackpropFilterLoop(
   dy: TensorInfo,
   info: backend_util.Conv2DInfo,
 ): TensorInfo {
-  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
-  const { filterHeight, filterWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
+  const { inChannels, outChannels, filterHeight, filterWidth } = info;
   const mult = outChannels / inChannels;
   const xV = asFloat32(backend, x).slice();
   const dyV = asFloat32(backend, dy).slice();
   const dw = new Float32Array(filterHeight * filterWidth * outChannels);
-  const { top, left } = info.padInfo;
-  for (let n = 0; n < batchSize; n++) {
-    for (let yo = 0; yo < outHeight; yo++) {
-      for (let xo = 0; xo < outWidth; xo++) {
-        const dyBase = ((n * outHeight + yo) * outWidth + xo) * outChannels;
-        for (let fy = 0; fy < filterHeight; fy++) {
-          const yi = yo * strideHeight - top + fy * dilationHeight;
-          if (yi < 0 || yi >= inHeight) continue;
-          for (let fx = 0; fx < filterWidth; fx++) {
-            const xi = xo * strideWidth - left + fx * dilationWidth;
-            if (xi < 0 || xi >= inWidth) continue;
-            const xBase = ((n * inHeight + yi) * inWidth + xi) * inChannels;
-            const wBase = (fy * filterWidth + fx) * outChannels;
-            for (let ch = 0; ch < inChannels; ch++) {
-              const xv = xV[xBase + ch];
-              for (let m = 0; m < mult; m++) dw[wBase + ch * mult + m] += xv * dyV[dyBase + ch * mult + m];
-            }
-          }
-        }
-      }
+  forEachDepthwiseTap(info, (dyBase, xBase, wBase) => {
+    for (let ch = 0; ch < inChannels; ch++) {
+      const xv = xV[xBase + ch];
+      for (let m = 0; m < mult; m++) dw[wBase + ch * mult + m] += xv * dyV[dyBase + ch * mult + m];
     }
-  }
+  });
   return backend.makeOutput([filterHeight, filterWidth, inChannels, mult], 'float32', undefined, dw);
 }
 
