@@ -76,15 +76,16 @@ export async function runExperiment(data: Dataset, options: ExperimentOptions): 
   const seed = options.seed ?? 1;
   const arch = { depth: options.depth ?? 4, baseFilters: options.baseFilters ?? 16 };
   const train = chooseLabeled(data.splits.train, options.labels, seed);
-  const prepared = new Map<GroundTruth, PreparedImage>(train.map((gt) => [gt, prepareImage(gt.image)]));
-  const trainImages: LabeledImage[] = train.map((gt) => labeled(prepared.get(gt) as PreparedImage, labelsFor(gt, options.target)));
+  // Every train-split image is normalised once: the labeled subset trains, all of them pretrain.
+  const normalised = new Map<GroundTruth, PreparedImage>(data.splits.train.map((gt) => [gt, prepareImage(gt.image)]));
+  const trainImages: LabeledImage[] = train.map((gt) => labeled(normalised.get(gt) as PreparedImage, labelsFor(gt, options.target)));
 
   let init: Initialisation | undefined;
   let pretrained: Awaited<ReturnType<typeof pretrain>> | undefined;
   const initName = options.init === 'scratch' ? 'scratch' : options.init.join('+');
   if (options.init !== 'scratch') {
     // Self-supervision sees every image of the set without its labels: train split and unlabeled.
-    const unlabeled = [...data.splits.train.map((gt) => gt.image), ...data.unlabeled.map((u) => u.image)].map((im) => prepareImage(im));
+    const unlabeled = [...normalised.values(), ...data.unlabeled.map((u) => prepareImage(u.image))];
     pretrained = await pretrain({
       tasks: options.init, images: unlabeled, config: arch, steps: options.pretrainSteps,
       batchSize: options.batchSize, patchSize: options.patchSize, seed, onProgress: options.onProgress, signal: options.signal,

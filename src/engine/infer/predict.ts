@@ -197,22 +197,20 @@ export function predictImage(model: UNet, image: EngineImage, options: TilingOpt
 }
 
 /**
- * Class per pixel from probabilities: binary models threshold at 0.5 (1 = foreground), others
- * take the most probable class.
+ * The class of one pixel: binary models threshold at 0.5 (1 = foreground), others take the most
+ * probable class. `offset` is the pixel's first channel in `probabilities`.
  */
+export function pixelClass(probabilities: Float32Array, offset: number, channels: number): number {
+  if (channels === 1) return probabilities[offset] >= 0.5 ? 1 : 0;
+  let best = 0;
+  for (let k = 1; k < channels; k++) if (probabilities[offset + k] > probabilities[offset + best]) best = k;
+  return best;
+}
+
+/** Class per pixel of a prediction. */
 export function classMap(prediction: Prediction): Uint8Array {
   const n = prediction.width * prediction.height;
   const out = new Uint8Array(n);
-  const c = prediction.channels;
-  const p = prediction.probabilities;
-  for (let i = 0; i < n; i++) {
-    if (c === 1) {
-      out[i] = p[i] >= 0.5 ? 1 : 0;
-      continue;
-    }
-    let best = 0;
-    for (let k = 1; k < c; k++) if (p[i * c + k] > p[i * c + best]) best = k;
-    out[i] = best;
-  }
+  for (let i = 0; i < n; i++) out[i] = pixelClass(prediction.probabilities, i * prediction.channels, prediction.channels);
   return out;
 }

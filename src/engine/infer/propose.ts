@@ -6,7 +6,7 @@
 import { instancesFromInterior } from '../../imaging/instances';
 import type { UNet } from '../model/unet';
 import type { SegmentationTarget } from '../train/finetune';
-import { predictTiled, type PixelSource, type TilingOptions } from './predict';
+import { pixelClass, predictTiled, type PixelSource, type TilingOptions } from './predict';
 
 export interface Proposal {
   width: number;
@@ -36,14 +36,11 @@ export function propose(model: UNet, target: SegmentationTarget, source: PixelSo
     (y0, rows, probs, unc) => {
       const base = y0 * width;
       for (let i = 0; i < rows * width; i++) {
-        let best = 0;
-        if (channels === 1) best = probs[i] >= 0.5 ? 1 : 0;
-        else for (let k = 1; k < channels; k++) if (probs[i * channels + k] > probs[i * channels + best]) best = k;
         if (interior) {
           interior[base + i] = probs[i * channels + 1] >= 0.5 ? 1 : 0;
           classes[base + i] = probs[i * channels] < 0.5 ? 1 : 0;
         } else {
-          classes[base + i] = best;
+          classes[base + i] = pixelClass(probs, i * channels, channels);
         }
       }
       uncertainty?.set(unc, base);
