@@ -1,22 +1,54 @@
-/** `maskloop eval`: a measured run on a dataset with ground truth (../shared/data's manifest). */
-import { initEngine } from '../engine/backend';
-import { runExperiment } from '../engine/experiment';
-import { pretextTaskNames } from '../engine/pretext/registry';
-import { DATASET_NAMES, loadDataset, type DatasetName } from '../imaging/datasets';
-import { EXIT, UsageError, intOption, numberOption, type Command } from './command';
-import { createReporter } from './progress';
+/**
+ * `maskloop eval`, `eval curve` and `eval loop`: measured runs on datasets with ground truth
+ * (../shared/data's manifest). A single run, the label-efficiency curve over initialisations, and
+ * a replayed annotation session.
+ */
 import fs from 'node:fs';
+import path from 'node:path';
+import { initEngine, type BackendInfo } from '../engine/backend';
+import { ALL_LABELS, COMBINATION, runCurve, runKey, type CurveRun } from '../engine/eval/curve';
+import { runExperiment } from '../engine/eval/experiment';
+import { runLoop, type LabelOrder, type LoopRound } from '../engine/eval/loop';
+import { readJsonLines, writeCurveReport, writeLoopReport, type EvalContext } from '../engine/eval/report';
+import { DEFAULT_ARCH, disposeInit, otsuScores, prepareDataset, pretrainedInit, type EvalDataset, type EvalTraining, type TargetKind } from '../engine/eval/setup';
+import { pretextTask, pretextTaskNames } from '../engine/pretext/registry';
+import { DATASET_NAMES, loadDataset, type DatasetName } from '../imaging/datasets';
+import { EXIT, UsageError, intOption, numberOption, type Command, type CommandContext, type OptionSpec } from './command';
+import { createReporter, type ProgressReporter } from './progress';
+
+const EVAL_DATASETS = DATASET_NAMES.filter((d) => d !== 'ctc-samples');
+
+/** Sets whose ground truth separates touching objects are scored as instances by default. */
+const INSTANCE_SETS: readonly string[] = ['bbbc039-nuclei'];
+
+const DATASET_OPTIONS: Record<string, OptionSpec> = {
+  dataset: { type: 'string', description: `dataset from the manifest (${EVAL_DATASETS.join(', ')})`, valueName: 'name' },
+  data: { type: 'string', description: 'folder holding manifest.json (default $MASKLOOP_DATA or ../shared/data)', valueName: 'dir' },
+  target: { type: 'string', description: "'semantic' or 'instance' (default: instance for bbbc039-nuclei, else semantic)", valueName: 'kind' },
+};
+
+function datasetOption(values: CommandContext['values']): DatasetName {
+  const name = values.dataset;
+  if (typeof name !== 'string' || !(EVAL_DATASETS as readonly string[]).includes(name)) {
+    throw new UsageError(`--dataset must be one of ${EVAL_DATASETS.join(', ')}`);
+  }
+  return name as DatasetName;
+}
+
+function targetOption(values: CommandContext['values'], dataset: string): TargetKind {
+  const target = values.target ?? (INSTANCE_SETS.includes(dataset) ? 'instance' : 'semantic');
+  if (target !== 'semantic' && target !== 'instance') throw new UsageError("--target must be 'semantic' or 'instance'");
+  return target;
+}
 
 export const evalCommand: Command = {
   name: 'eval',
   summary: 'fine-tune on k labeled images of a dataset with ground truth and score the test split',
   usage: 'eval --dataset <name> [--labels k] [--init scratch|<task>[+<task>…]] [options]',
   options: {
-    dataset: { type: 'string', description: `dataset from the manifest (${DATASET_NAMES.filter((d) => d !== 'ctc-samples').join(', ')})`, valueName: 'name' },
-    data: { type: 'string', description: 'folder holding manifest.json (default $MASKLOOP_DATA or ../shared/data)', valueName: 'dir' },
+    ...DATASET_OPTIONS,
     labels: { type: 'string', default: '0', description: 'labeled training images (0 = the whole train split)', valueName: 'k' },
     init: { type: 'string', default: 'scratch', description: `'scratch' or pretext tasks joined by + (${pretextTaskNames().join(', ')})`, valueName: 'init' },
-    target: { type: 'string', default: 'semantic', description: "'semantic' or 'instance' (needs instance ground truth)", valueName: 'kind' },
     'pretrain-steps': { type: 'string', default: '300', description: 'pretraining steps', valueName: 'n' },
     steps: { type: 'string', default: '300', description: 'fine-tuning steps', valueName: 'n' },
     'learning-rate': { type: 'string', default: '0.002', description: 'fine-tuning learning rate', valueName: 'lr' },
@@ -24,17 +56,13 @@ export const evalCommand: Command = {
     out: { type: 'string', description: 'append the result as one JSON line to this file', valueName: 'file' },
   },
   async run({ values, json, signal }) {
-    const name = values.dataset;
-    if (typeof name !== 'string' || !(DATASET_NAMES as readonly string[]).includes(name)) {
-      throw new UsageError(`--dataset must be one of ${DATASET_NAMES.join(', ')}`);
-    }
-    const target = values.target;
-    if (target !== 'semantic' && target !== 'instance') throw new UsageError("--target must be 'semantic' or 'instance'");
+    const name = datasetOption(values);
+    const target = targetOption(values, name);
     const initArg = String(values.init);
     const init = initArg === 'scratch' ? 'scratch' : initArg.split('+');
     const report = createReporter({ json });
     const info = await initEngine({ log: !json });
-    const data = await loadDataset(name as DatasetName, { root: values.data as string | undefined, splits: ['train', 'test'] });
+    const data = await loadDataset(name, { root: values.data as string | undefined, splits: ['train', 'test'] });
     const result = await runExperiment(data, {
       labels: intOption(values, 'labels', 0),
       init,
@@ -57,5 +85,213 @@ export const evalCommand: Command = {
     }
     console.log(line);
     return signal.aborted ? EXIT.cancelled : EXIT.ok;
+  },
+};
+
+/** Quick mode fits one dataset into well under 45 minutes on two cores; full mode is the real measurement. */
+const MODES = {
+  quick: { subsets: 2, allRepeats: 1, pretrainSteps: 200, steps: 100, valImages: 10, rounds: 10, retrainSteps: 40, candidates: 10 },
+  full: { subsets: 3, allRepeats: 2, pretrainSteps: 800, steps: 400, valImages: 0, rounds: 20, retrainSteps: 80, candidates: 0 },
+} as const;
+
+const TRAINING_OPTIONS: Record<string, OptionSpec> = {
+  quick: { type: 'boolean', description: 'fewer subsets and steps (see the defaults below); the full mode is the default' },
+  'pretrain-steps': { type: 'string', description: `pretraining steps per pretext task (quick ${MODES.quick.pretrainSteps}, full ${MODES.full.pretrainSteps})`, valueName: 'n' },
+  batch: { type: 'string', default: '8', description: 'patches per step', valueName: 'n' },
+  patch: { type: 'string', default: '128', description: 'patch size in pixels', valueName: 'px' },
+  'learning-rate': { type: 'string', default: '0.002', description: 'fine-tuning learning rate', valueName: 'lr' },
+  'val-images': { type: 'string', description: `val images scored to choose the initialisation (0 = all; quick ${MODES.quick.valImages})`, valueName: 'n' },
+  seed: { type: 'string', default: '1', description: 'first seed (label subsets, crops, initialisation)', valueName: 'n' },
+  out: { type: 'string', description: 'output folder (default eval-results/<dataset>-<command>[-quick])', valueName: 'dir' },
+};
+
+function optionalInt(values: CommandContext['values'], name: string, fallback: number, min = 1): number {
+  return values[name] === undefined ? fallback : intOption(values, name, min);
+}
+
+function listOption(values: CommandContext['values'], name: string, fallback: string): string[] {
+  return String(values[name] ?? fallback).split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+interface EvalSetup {
+  ds: EvalDataset;
+  info: BackendInfo;
+  mode: (typeof MODES)['quick' | 'full'];
+  training: EvalTraining;
+  seed: number;
+  outDir: string;
+  report: ProgressReporter;
+  started: number;
+}
+
+async function setUp(ctx: CommandContext, command: 'curve' | 'loop'): Promise<EvalSetup> {
+  const { values, json, signal } = ctx;
+  const name = datasetOption(values);
+  const target = targetOption(values, name);
+  const mode = values.quick ? MODES.quick : MODES.full;
+  const training: EvalTraining = {
+    arch: DEFAULT_ARCH,
+    batchSize: intOption(values, 'batch'),
+    patchSize: intOption(values, 'patch', 16),
+    learningRate: numberOption(values, 'learning-rate'),
+    signal,
+  };
+  const valImages = optionalInt(values, 'val-images', mode.valImages, 0);
+  const seed = intOption(values, 'seed', 0);
+  const outDir = path.resolve(String(values.out ?? path.join('eval-results', `${name}-${command}${values.quick ? '-quick' : ''}`)));
+  fs.mkdirSync(outDir, { recursive: true });
+  const report = createReporter({ json });
+  training.onProgress = (p) => report.training(p);
+  const info = await initEngine({ log: !json });
+  const started = performance.now();
+  const data = await loadDataset(name, { root: values.data as string | undefined });
+  const ds = prepareDataset(data, target, { valImages });
+  report.message(`${name}: ${ds.train.length} train, ${ds.val.length} val, ${ds.test.length} test, ${ds.unlabeled.length} unlabeled images; target ${target}; results in ${outDir}`);
+  return { ds, info, mode, training, seed, outDir, report, started };
+}
+
+function context(setup: EvalSetup, argv: string, settings: Record<string, unknown>): EvalContext {
+  return {
+    command: argv, dataset: setup.ds.name, backend: setup.info.choice, threads: setup.info.threads,
+    wallSeconds: (performance.now() - setup.started) / 1000, settings, otsu: otsuScores(setup.ds, setup.ds.test),
+  };
+}
+
+/** The command as a user would type it, for the report. */
+function commandLine(sub: string): string {
+  return `npm run -s maskloop -- eval ${sub} ${process.argv.slice(4).join(' ')}`.trim();
+}
+
+export const evalCurveCommand: Command = {
+  name: 'eval curve',
+  summary: 'label-efficiency curves: test scores against labeled images, per initialisation',
+  usage: 'eval curve --dataset <name> [--quick] [--ks 1,2,5,10,20,all] [--inits scratch,rotation,…,combo] [options]',
+  options: {
+    ...DATASET_OPTIONS,
+    ks: { type: 'string', default: '1,2,5,10,20,all', description: 'labeled-image counts', valueName: 'list' },
+    inits: { type: 'string', description: `initialisations: scratch, pretext tasks (${pretextTaskNames().join(', ')}) and '${COMBINATION}' (the best two tasks jointly); default all that apply`, valueName: 'list' },
+    subsets: { type: 'string', description: `random label subsets per k (quick ${MODES.quick.subsets}, full ${MODES.full.subsets})`, valueName: 'n' },
+    'all-repeats': { type: 'string', description: `seeds for k = all (quick ${MODES.quick.allRepeats}, full ${MODES.full.allRepeats})`, valueName: 'n' },
+    steps: { type: 'string', description: `fine-tuning steps per run (quick ${MODES.quick.steps}, full ${MODES.full.steps})`, valueName: 'n' },
+    'auto-margin': { type: 'string', default: '0', description: 'val Dice a pretrained initialisation must gain over scratch to be chosen', valueName: 'dice' },
+    ...TRAINING_OPTIONS,
+  },
+  async run(ctx) {
+    const { values, signal } = ctx;
+    const setup = await setUp(ctx, 'curve');
+    const { ds, mode, report, outDir } = setup;
+    const ks = listOption(values, 'ks', '1,2,5,10,20,all').map((k) => {
+      if (k === 'all') return ALL_LABELS;
+      const n = Number(k);
+      if (!Number.isInteger(n) || n < 1) throw new UsageError(`--ks takes positive integers and 'all', got '${k}'`);
+      return n;
+    });
+    const channels = ds.train[0]?.image.channels ?? 1;
+    const applicable = pretextTaskNames().filter((t) => pretextTask(t).appliesTo(channels));
+    const inits = listOption(values, 'inits', ['scratch', ...applicable, COMBINATION].join(','));
+    for (const init of inits) {
+      if (init !== 'scratch' && init !== COMBINATION && !applicable.includes(init)) {
+        throw new UsageError(`--inits: '${init}' is not a pretext task for ${channels}-channel images (${applicable.join(', ')})`);
+      }
+    }
+    const autoMargin = Number(values['auto-margin']);
+    if (!Number.isFinite(autoMargin) || autoMargin < 0) throw new UsageError('--auto-margin must be a number ≥ 0');
+    const settings = {
+      ks: ks.map((k) => (k === ALL_LABELS ? 'all' : k)), inits,
+      subsets: optionalInt(values, 'subsets', mode.subsets), allRepeats: optionalInt(values, 'all-repeats', mode.allRepeats),
+      pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), finetuneSteps: optionalInt(values, 'steps', mode.steps),
+      batch: setup.training.batchSize, patch: setup.training.patchSize, learningRate: setup.training.learningRate,
+      valImages: ds.val.length, seed: setup.seed,
+    };
+    // Every finished run is appended at once, so an interrupted curve continues where it stopped.
+    const log = path.join(outDir, 'runs.jsonl');
+    const sameSettings = (r: CurveRun) => (r.pretrainSteps === 0 || r.pretrainSteps === settings.pretrainSteps) && r.finetuneSteps === settings.finetuneSteps && r.dataset === ds.name && r.target === ds.target;
+    const done = readJsonLines<CurveRun>(log).filter(sameSettings);
+    if (done.length) report.message(`continuing: ${done.length} runs already measured in ${log}`);
+    const runs = await runCurve(ds, {
+      ks, inits, subsets: settings.subsets, allRepeats: settings.allRepeats, pretrainSteps: settings.pretrainSteps,
+      finetuneSteps: settings.finetuneSteps, training: setup.training, seed: setup.seed,
+      cacheDir: path.join(outDir, 'pretrained'), done,
+      onRun: (r) => {
+        fs.appendFileSync(log, JSON.stringify(r) + '\n');
+        report.message(`${r.init} k=${r.kLabel} subset ${r.subset}: val Dice ${r.valDice.toFixed(3)}, test Dice ${r.testDice.toFixed(3)}` +
+          (r.testF1 !== undefined ? `, F1 ${r.testF1.toFixed(3)}` : '') + ` (${r.wallSeconds.toFixed(0)} s)`, { run: runKey(r) });
+      },
+      onMessage: (text) => report.message(text),
+    }).catch((err) => {
+      if (signal.aborted) return null;
+      throw err;
+    });
+    report.done();
+    if (!runs) {
+      console.error(`interrupted: the runs measured so far are in ${log}; the same command continues`);
+      return EXIT.cancelled;
+    }
+    const md = await writeCurveReport(outDir, runs, context(setup, commandLine('curve'), settings), autoMargin);
+    console.log(md);
+    return EXIT.ok;
+  },
+};
+
+export const evalLoopCommand: Command = {
+  name: 'eval loop',
+  summary: 'replay an annotation session: correction cost per round, active vs random order',
+  usage: 'eval loop --dataset <name> [--quick] [--init scratch|<task>[+<task>]] [--orders active,random] [options]',
+  options: {
+    ...DATASET_OPTIONS,
+    init: { type: 'string', default: 'scratch', description: "initialisations to compare, comma-separated: 'scratch' or pretext tasks joined by +", valueName: 'list' },
+    orders: { type: 'string', default: 'active,random', description: "label orders: 'active' (most uncertain first) and/or 'random'", valueName: 'list' },
+    rounds: { type: 'string', description: `labeling rounds (quick ${MODES.quick.rounds}, full ${MODES.full.rounds})`, valueName: 'n' },
+    'retrain-every': { type: 'string', default: '1', description: 'retrain after every n new labels', valueName: 'n' },
+    'retrain-steps': { type: 'string', description: `fine-tuning steps per retraining (quick ${MODES.quick.retrainSteps}, full ${MODES.full.retrainSteps})`, valueName: 'n' },
+    candidates: { type: 'string', description: `unlabeled images the active order scores per round (0 = all; quick ${MODES.quick.candidates})`, valueName: 'n' },
+    ...TRAINING_OPTIONS,
+  },
+  async run(ctx) {
+    const { values, signal } = ctx;
+    const setup = await setUp(ctx, 'loop');
+    const { ds, mode, report, outDir } = setup;
+    const orders = listOption(values, 'orders', 'active,random');
+    for (const o of orders) if (o !== 'active' && o !== 'random') throw new UsageError(`--orders: '${o}' is not 'active' or 'random'`);
+    const inits = listOption(values, 'init', 'scratch');
+    const settings = {
+      inits, orders, rounds: optionalInt(values, 'rounds', mode.rounds), retrainEvery: intOption(values, 'retrain-every'),
+      retrainSteps: optionalInt(values, 'retrain-steps', mode.retrainSteps), candidates: optionalInt(values, 'candidates', mode.candidates, 0),
+      pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), batch: setup.training.batchSize, patch: setup.training.patchSize,
+      learningRate: setup.training.learningRate, seed: setup.seed,
+    };
+    const log = path.join(outDir, 'rounds.jsonl');
+    fs.rmSync(log, { force: true });
+    const rounds: LoopRound[] = [];
+    try {
+      for (const initName of inits) {
+        const pretrained = initName === 'scratch' ? undefined
+          : await pretrainedInit(ds, initName.split('+'), { ...setup.training, steps: settings.pretrainSteps, seed: setup.seed, cacheDir: path.join(outDir, 'pretrained') });
+        try {
+          for (const order of orders as LabelOrder[]) {
+            report.message(`session: ${initName}, ${order} order`);
+            rounds.push(...await runLoop(ds, {
+              order, rounds: settings.rounds, retrainEvery: settings.retrainEvery, stepsPerRetrain: settings.retrainSteps,
+              init: pretrained?.init, initName, candidates: settings.candidates, training: setup.training, seed: setup.seed,
+              onRound: (r) => {
+                fs.appendFileSync(log, JSON.stringify(r) + '\n');
+                report.message(`${initName} ${order} round ${r.round} (${r.image}): correct ${(100 * r.changedFraction).toFixed(1)}% of a drawing, ${r.strokes}/${r.drawStrokes} strokes, proposal Dice ${r.proposalDice.toFixed(3)}`);
+              },
+            }));
+          }
+        } finally {
+          if (pretrained) disposeInit(pretrained.init);
+        }
+      }
+    } catch (err) {
+      if (!signal.aborted) throw err;
+      report.done();
+      console.error(`interrupted: the rounds so far are in ${log}`);
+      return EXIT.cancelled;
+    }
+    report.done();
+    const md = await writeLoopReport(outDir, rounds, context(setup, commandLine('loop'), settings));
+    console.log(md);
+    return EXIT.ok;
   },
 };

@@ -4,10 +4,10 @@
  */
 import { EXIT, UsageError, helpText, parseCommandLine, type Command } from './command';
 import { exportCommand, importCommand, labelsCommand } from './dataCommands';
-import { evalCommand } from './eval';
+import { evalCommand, evalCurveCommand, evalLoopCommand } from './eval';
 import { initCommand, modelsCommand, prelabelCommand, pretrainCommand, statusCommand, trainCommand } from './projectCommands';
 
-const commands: Command[] = [initCommand, importCommand, labelsCommand, pretrainCommand, trainCommand, prelabelCommand, exportCommand, statusCommand, modelsCommand, evalCommand];
+const commands: Command[] = [initCommand, importCommand, labelsCommand, pretrainCommand, trainCommand, prelabelCommand, exportCommand, statusCommand, modelsCommand, evalCommand, evalCurveCommand, evalLoopCommand];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -22,12 +22,16 @@ function overview(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
+  const [first, ...tail] = argv;
+  if (!first || first === '--help' || first === '-h' || first === 'help') {
     console.log(overview());
-    return name ? EXIT.ok : EXIT.usage;
+    return first ? EXIT.ok : EXIT.usage;
   }
-  const command = commands.find((c) => c.name === name);
+  // Sub-commands ('eval curve') are commands whose name has two words.
+  const sub = tail[0] !== undefined ? commands.find((c) => c.name === `${first} ${tail[0]}`) : undefined;
+  const name = sub ? sub.name : first;
+  const rest = sub ? tail.slice(1) : tail;
+  const command = sub ?? commands.find((c) => c.name === first);
   if (!command) {
     console.error(`maskloop: unknown command '${name}'\n\n${overview()}`);
     return EXIT.usage;

@@ -1,0 +1,78 @@
+/**
+ * What it costs an annotator to turn a proposal into the ground truth, against drawing the mask
+ * from nothing. Pixels are exact; strokes are an estimate of brush work: a stroke paints a band
+ * `brush` pixels wide and up to `strokeLength` long, so a region needs at least as many strokes
+ * as its area fills bands, and as many as its longest extent spans stroke lengths.
+ */
+import { connectedComponents } from '../../imaging/instances';
+
+export interface BrushModel {
+  /** Brush diameter in pixels. */
+  brush: number;
+  /** Length of one stroke in pixels. */
+  strokeLength: number;
+}
+
+export const DEFAULT_BRUSH: BrushModel = { brush: 8, strokeLength: 96 };
+
+export interface CorrectionCost {
+  /** Pixels whose foreground/background state the annotator must change. */
+  changedPixels: number;
+  /** Pixels to paint when drawing the mask from nothing: the ground-truth foreground. */
+  drawPixels: number;
+  /** changedPixels / drawPixels: below 1, correcting beats drawing. */
+  changedFraction: number;
+  strokes: number;
+  drawStrokes: number;
+}
+
+/** Estimated strokes to paint every region of a binary mask. */
+export function strokesFor(mask: Uint8Array, width: number, height: number, model: BrushModel = DEFAULT_BRUSH): number {
+  const { labels, count } = connectedComponents(mask, width, height);
+  if (count === 0) return 0;
+  const area = new Float64Array(count + 1);
+  const x0 = new Int32Array(count + 1).fill(width);
+  const x1 = new Int32Array(count + 1).fill(-1);
+  const y0 = new Int32Array(count + 1).fill(height);
+  const y1 = new Int32Array(count + 1).fill(-1);
+  for (let y = 0, i = 0; y < height; y++) {
+    for (let x = 0; x < width; x++, i++) {
+      const c = labels[i];
+      if (!c) continue;
+      area[c]++;
+      if (x < x0[c]) x0[c] = x;
+      if (x > x1[c]) x1[c] = x;
+      if (y < y0[c]) y0[c] = y;
+      if (y > y1[c]) y1[c] = y;
+    }
+  }
+  let strokes = 0;
+  for (let c = 1; c <= count; c++) {
+    const extent = Math.max(x1[c] - x0[c] + 1, y1[c] - y0[c] + 1);
+    strokes += Math.max(1, Math.ceil(area[c] / (model.brush * model.strokeLength)), Math.ceil(extent / model.strokeLength));
+  }
+  return strokes;
+}
+
+/** Cost of correcting `proposal` (binary foreground, or null when there is none) into `truth`. */
+export function correctionCost(proposal: Uint8Array | null, truth: Uint8Array, width: number, height: number, model: BrushModel = DEFAULT_BRUSH): CorrectionCost {
+  const wrong = new Uint8Array(truth.length);
+  let changedPixels = 0;
+  let drawPixels = 0;
+  for (let i = 0; i < truth.length; i++) {
+    const t = truth[i] ? 1 : 0;
+    drawPixels += t;
+    const p = proposal ? (proposal[i] ? 1 : 0) : 0;
+    if (p !== t) {
+      wrong[i] = 1;
+      changedPixels++;
+    }
+  }
+  return {
+    changedPixels,
+    drawPixels,
+    changedFraction: drawPixels > 0 ? changedPixels / drawPixels : changedPixels > 0 ? Infinity : 0,
+    strokes: strokesFor(wrong, width, height, model),
+    drawStrokes: strokesFor(truth, width, height, model),
+  };
+}

@@ -1,0 +1,243 @@
+/**
+ * Label-efficiency curves: test accuracy against the number of labeled training images, for
+ * training from scratch, from each pretext task and from the best combination of two, over
+ * several random label subsets. Every initialisation sees the same label subsets with the same
+ * fine-tuning seed, so differences between initialisations are paired, not subset noise.
+ *
+ * The 'auto' line is what maskloop does for a user: per label subset, keep the initialisation
+ * with the best val Dice (scratch included), and report that model's test scores.
+ */
+import { backendInfo } from '../backend';
+import type { Initialisation } from '../train/finetune';
+import { chooseLabeled, disposeInit, finetuneOn, pretrainedInit, scoreSplit, type EvalDataset, type EvalTraining } from './setup';
+
+export const ALL_LABELS = 0;
+export const COMBINATION = 'combo';
+export const AUTO = 'auto';
+
+export interface CurveOptions {
+  /** Labeled-image counts; ALL_LABELS (0) = the whole train split. */
+  ks: number[];
+  /** Random label subsets per k (k = all has one subset; it is repeated `allRepeats` times with other seeds). */
+  subsets: number;
+  allRepeats: number;
+  /** 'scratch', pretext task names, and COMBINATION for the best two tasks trained jointly. */
+  inits: string[];
+  pretrainSteps: number;
+  finetuneSteps: number;
+  training: EvalTraining;
+  seed: number;
+  /** Pretrained checkpoints are kept here and reused. */
+  cacheDir?: string;
+  /** Runs already measured (from an earlier, interrupted invocation): skipped, kept in the result. */
+  done?: CurveRun[];
+  onRun?: (run: CurveRun) => void;
+  onMessage?: (text: string) => void;
+}
+
+export interface CurveRun {
+  dataset: string;
+  target: string;
+  init: string;
+  /** Labeled images actually used. */
+  k: number;
+  /** 'all' or the requested k, the curve's x value. */
+  kLabel: string;
+  subset: number;
+  seed: number;
+  valDice: number;
+  testDice: number;
+  testIoU: number;
+  testF1?: number;
+  testAP?: number;
+  pretrainSteps: number;
+  finetuneSteps: number;
+  /** Pretraining wall time, paid once per initialisation and shared by its runs. */
+  pretrainSeconds: number;
+  /** Fine-tuning plus scoring wall time of this run. */
+  wallSeconds: number;
+  backend: string;
+  threads: number;
+  trainImages: string[];
+  /** Auto runs only: the initialisation the val split chose. */
+  chosenInit?: string;
+}
+
+export function runKey(r: Pick<CurveRun, 'init' | 'kLabel' | 'subset'>): string {
+  return `${r.init}|${r.kLabel}|${r.subset}`;
+}
+
+/** The (k, subset, seed) cells of a curve, identical for every initialisation. */
+export function curveCells(ds: EvalDataset, options: Pick<CurveOptions, 'ks' | 'subsets' | 'allRepeats' | 'seed'>) {
+  const cells: { kLabel: string; subset: number; seed: number; images: EvalDataset['train'] }[] = [];
+  for (const k of options.ks) {
+    const all = k === ALL_LABELS || k >= ds.train.length;
+    const repeats = all ? options.allRepeats : options.subsets;
+    for (let s = 0; s < repeats; s++) {
+      const seed = options.seed + s;
+      // The subset depends on k and s, so k = 2 is not simply the first two of k = 5.
+      const images = all ? ds.train : chooseLabeled(ds.train, k, seed * 1009 + k);
+      cells.push({ kLabel: all ? 'all' : String(k), subset: s, seed, images });
+    }
+  }
+  // Two requested ks can both mean 'all' (k = 20 on a 20-image train split).
+  return cells.filter((c, i) => cells.findIndex((d) => d.kLabel === c.kLabel && d.subset === c.subset) === i);
+}
+
+export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<CurveRun[]> {
+  const runs: CurveRun[] = [...(options.done ?? [])];
+  const measured = new Set(runs.map(runKey));
+  const cells = curveCells(ds, options);
+  const singles = options.inits.filter((i) => i !== COMBINATION);
+  const order = options.inits.includes(COMBINATION) ? [...singles, COMBINATION] : singles;
+
+  for (const requested of order) {
+    let tasks: string[] | null = requested === 'scratch' ? null : [requested];
+    if (requested === COMBINATION) {
+      tasks = bestTasks(runs, singles, 2);
+      if (tasks.length < 2) {
+        options.onMessage?.('combination skipped: fewer than two pretext tasks were measured');
+        continue;
+      }
+      options.onMessage?.(`combination: ${tasks.join('+')} (the two best tasks by val Dice at k ≤ 5)`);
+    }
+    const name = tasks ? tasks.join('+') : 'scratch';
+    const todo = cells.filter((c) => !measured.has(runKey({ init: name, kLabel: c.kLabel, subset: c.subset })));
+    if (todo.length === 0) continue;
+
+    let init: Initialisation | undefined;
+    let pretrainSeconds = 0;
+    if (tasks) {
+      options.onMessage?.(`pretraining ${name} (${options.pretrainSteps} steps)`);
+      const p = await pretrainedInit(ds, tasks, { ...options.training, steps: options.pretrainSteps, seed: options.seed, cacheDir: options.cacheDir });
+      init = p.init;
+      pretrainSeconds = p.seconds;
+    }
+    try {
+      for (const cell of todo) {
+        const t0 = performance.now();
+        const model = await finetuneOn(ds, cell.images, init, { ...options.training, steps: options.finetuneSteps, seed: cell.seed });
+        try {
+          const val = ds.val.length > 0 ? await scoreSplit(model, ds, ds.val) : { dice: NaN };
+          const test = await scoreSplit(model, ds, ds.test);
+          const run: CurveRun = {
+            dataset: ds.name, target: ds.target, init: name, k: cell.images.length, kLabel: cell.kLabel, subset: cell.subset, seed: cell.seed,
+            valDice: val.dice, testDice: test.dice, testIoU: test.iou,
+            ...(test.f1 !== undefined ? { testF1: test.f1, testAP: test.ap } : {}),
+            pretrainSteps: tasks ? options.pretrainSteps : 0, finetuneSteps: options.finetuneSteps, pretrainSeconds,
+            wallSeconds: (performance.now() - t0) / 1000,
+            backend: backendInfo()?.choice ?? 'unknown', threads: backendInfo()?.threads ?? 0,
+            trainImages: cell.images.map((im) => im.name),
+          };
+          runs.push(run);
+          measured.add(runKey(run));
+          options.onRun?.(run);
+        } finally {
+          model.dispose();
+        }
+      }
+    } finally {
+      if (init) disposeInit(init);
+    }
+  }
+  return runs;
+}
+
+/** The n single pretext tasks with the best mean val Dice at few labels (k ≤ 5), best first. */
+export function bestTasks(runs: CurveRun[], candidates: string[], n: number): string[] {
+  const few = runs.filter((r) => r.kLabel !== 'all' && r.k <= 5);
+  const pool = few.length > 0 ? few : runs;
+  const scored = candidates
+    .filter((t) => t !== 'scratch')
+    .map((t) => {
+      const mine = pool.filter((r) => r.init === t && Number.isFinite(r.valDice));
+      return { t, score: mine.length ? mine.reduce((a, r) => a + r.valDice, 0) / mine.length : -Infinity };
+    })
+    .filter((s) => Number.isFinite(s.score))
+    .sort((a, b) => b.score - a.score);
+  return scored.slice(0, n).map((s) => s.t);
+}
+
+/**
+ * maskloop's own choice per (k, subset): the initialisation with the best val Dice. Scratch wins
+ * unless a pretrained one beats it on val by more than `margin`, because a val split of a few
+ * images is noisy and self-supervision must not cost the user.
+ */
+export function autoRuns(runs: CurveRun[], margin: number): CurveRun[] {
+  const cells = new Map<string, CurveRun[]>();
+  for (const r of runs) {
+    const key = `${r.kLabel}|${r.subset}`;
+    cells.set(key, [...(cells.get(key) ?? []), r]);
+  }
+  const chosen: CurveRun[] = [];
+  for (const cell of cells.values()) {
+    const scratch = cell.find((r) => r.init === 'scratch');
+    let best = scratch;
+    for (const r of cell) {
+      if (r === scratch) continue;
+      const bar = (best?.valDice ?? -Infinity) + (best === scratch ? margin : 0);
+      if (r.valDice > bar) best = r;
+    }
+    if (best) chosen.push({ ...best, init: AUTO, chosenInit: best.init });
+  }
+  return chosen;
+}
+
+export interface CurvePoint {
+  init: string;
+  kLabel: string;
+  /** Mean labeled-image count (the x position: 'all' sits at the train split's size). */
+  k: number;
+  runs: number;
+  dice: Stat;
+  iou: Stat;
+  f1?: Stat;
+  ap?: Stat;
+  /** For 'auto': how often each initialisation was chosen. */
+  chosen?: Record<string, number>;
+}
+
+export interface Stat {
+  mean: number;
+  /** Sample standard deviation over subsets (0 with one run). */
+  sd: number;
+}
+
+export function stat(values: number[]): Stat {
+  const n = values.length;
+  const mean = values.reduce((a, b) => a + b, 0) / n;
+  const sd = n > 1 ? Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1)) : 0;
+  return { mean, sd };
+}
+
+/** Mean and spread per initialisation and k, plus the 'auto' line. */
+export function summarizeCurve(runs: CurveRun[], autoMargin: number): CurvePoint[] {
+  const all = [...runs, ...autoRuns(runs, autoMargin)];
+  const groups = new Map<string, CurveRun[]>();
+  for (const r of all) {
+    const key = `${r.init}|${r.kLabel}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  const points: CurvePoint[] = [];
+  for (const group of groups.values()) {
+    const first = group[0];
+    const point: CurvePoint = {
+      init: first.init,
+      kLabel: first.kLabel,
+      k: group.reduce((a, r) => a + r.k, 0) / group.length,
+      runs: group.length,
+      dice: stat(group.map((r) => r.testDice)),
+      iou: stat(group.map((r) => r.testIoU)),
+    };
+    if (first.testF1 !== undefined) {
+      point.f1 = stat(group.map((r) => r.testF1 as number));
+      point.ap = stat(group.map((r) => r.testAP as number));
+    }
+    if (first.init === AUTO) {
+      point.chosen = {};
+      for (const r of group) point.chosen[r.chosenInit as string] = (point.chosen[r.chosenInit as string] ?? 0) + 1;
+    }
+    points.push(point);
+  }
+  return points.sort((a, b) => a.init.localeCompare(b.init) || a.k - b.k);
+}

@@ -1,0 +1,112 @@
+/**
+ * The annotation feedback loop, replayed on a dataset with ground truth. A session starts with
+ * no labels. Each round the current model proposes a mask for the next image (the most uncertain
+ * one, or the next in a random order), a simulated annotator corrects it to the ground truth, and
+ * what that correction costs is recorded against drawing the mask from nothing. The corrected
+ * label joins the training set and, per the retraining policy, the model is fine-tuned again,
+ * warm-started from the model before it, as the app does between labeling rounds.
+ */
+import { foregroundOf, type Proposal } from '../infer/propose';
+import { dice } from '../metrics';
+import { Rng } from '../rng';
+import type { UNet } from '../model/unet';
+import type { Initialisation } from '../train/finetune';
+import { correctionCost, DEFAULT_BRUSH, type BrushModel, type CorrectionCost } from './correction';
+import { finetuneOn, proposalFor, type EvalDataset, type EvalImage, type EvalTraining } from './setup';
+
+export type LabelOrder = 'active' | 'random';
+
+export interface LoopOptions {
+  order: LabelOrder;
+  rounds: number;
+  /** Retrain after every this many new labels. */
+  retrainEvery: number;
+  stepsPerRetrain: number;
+  /** Weights the first training starts from (undefined = scratch) and their name. */
+  init?: Initialisation;
+  initName: string;
+  /** Unlabeled images the active order scores per round (0 = all of them). */
+  candidates: number;
+  training: EvalTraining;
+  seed: number;
+  brush?: BrushModel;
+  onRound?: (round: LoopRound) => void;
+}
+
+export interface LoopRound extends CorrectionCost {
+  dataset: string;
+  order: LabelOrder;
+  init: string;
+  round: number;
+  image: string;
+  /** Labels the proposing model was trained on (0 = no model yet: the image is drawn from nothing). */
+  modelLabels: number;
+  /** The proposal's foreground Dice against the ground truth (0 without a proposal). */
+  proposalDice: number;
+  /** Mean uncertainty of the proposal, the active order's criterion. */
+  uncertainty: number;
+  retrained: boolean;
+  trainSeconds: number;
+}
+
+export async function runLoop(ds: EvalDataset, options: LoopOptions): Promise<LoopRound[]> {
+  const pool = new Rng(options.seed).shuffle([...ds.train]);
+  const rounds = Math.min(options.rounds, pool.length);
+  const labeled: EvalImage[] = [];
+  const results: LoopRound[] = [];
+  let model: UNet | null = null;
+  let modelLabels = 0;
+  const pickRng = new Rng(options.seed + 7);
+  try {
+    for (let round = 1; round <= rounds; round++) {
+      const proposedBy = model ? modelLabels : 0;
+      const { image, proposal } = await nextImage(ds, pool, model, options, pickRng);
+      pool.splice(pool.indexOf(image), 1);
+      const fg = proposal ? foregroundOf(proposal.mask) : null;
+      const cost = correctionCost(fg, image.gt.foreground, image.image.width, image.image.height, options.brush ?? DEFAULT_BRUSH);
+      labeled.push(image);
+
+      let retrained = false;
+      let trainSeconds = 0;
+      if (labeled.length % options.retrainEvery === 0 && round < rounds) {
+        const t0 = performance.now();
+        // Warm start: the next model continues from the current one (or from the initialisation).
+        const init: Initialisation | undefined = model ? { name: options.initName, weights: model.weights(), trained: 'unet' } : options.init;
+        const next = await finetuneOn(ds, labeled, init, {
+          ...options.training, steps: options.stepsPerRetrain, seed: options.seed + round, warmStart: model !== null,
+        });
+        model?.dispose();
+        model = next;
+        modelLabels = labeled.length;
+        retrained = true;
+        trainSeconds = (performance.now() - t0) / 1000;
+      }
+      const result: LoopRound = {
+        dataset: ds.name, order: options.order, init: options.initName, round, image: image.name,
+        modelLabels: proposedBy,
+        proposalDice: fg ? dice(fg, image.gt.foreground) : 0,
+        uncertainty: proposal?.score ?? NaN,
+        retrained, trainSeconds, ...cost,
+      };
+      results.push(result);
+      options.onRound?.(result);
+    }
+  } finally {
+    model?.dispose();
+  }
+  return results;
+}
+
+/** The next image to label and the current model's proposal for it. */
+async function nextImage(ds: EvalDataset, pool: EvalImage[], model: UNet | null, options: LoopOptions, rng: Rng): Promise<{ image: EvalImage; proposal: Proposal | null }> {
+  if (!model) return { image: pool[0], proposal: null };
+  if (options.order === 'random') return { image: pool[0], proposal: proposalFor(model, ds, pool[0]) };
+  const candidates = options.candidates > 0 && options.candidates < pool.length ? rng.shuffle([...pool]).slice(0, options.candidates) : pool;
+  let best: { image: EvalImage; proposal: Proposal } | null = null;
+  for (const image of candidates) {
+    const proposal = proposalFor(model, ds, image);
+    if (!best || proposal.score > best.proposal.score) best = { image, proposal };
+    await new Promise((r) => setImmediate(r));
+  }
+  return best as { image: EvalImage; proposal: Proposal };
+}

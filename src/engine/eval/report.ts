@@ -1,0 +1,198 @@
+/**
+ * Evaluation outputs: every run as JSON and CSV, a summary table, a plot, and a Markdown report
+ * that states the issue's criteria against the measured figures, with the command that made them.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { AUTO, summarizeCurve, type CurvePoint, type CurveRun, type Stat } from './curve';
+import type { LoopRound } from './loop';
+import { writeChart, type Series } from './plot';
+import type { SplitScores } from './setup';
+
+export function toCsv(rows: Record<string, unknown>[]): string {
+  const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const cell = (v: unknown) => {
+    const s = v === undefined || v === null ? '' : Array.isArray(v) ? v.join(';') : typeof v === 'object' ? JSON.stringify(v) : String(v);
+    return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
+  return [columns.join(','), ...rows.map((r) => columns.map((c) => cell(r[c])).join(','))].join('\n') + '\n';
+}
+
+/** Reads the JSON-lines log of an earlier invocation, so an interrupted evaluation continues. */
+export function readJsonLines<T>(file: string): T[] {
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as T);
+}
+
+const f3 = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(3));
+const ms = (s: Stat | undefined) => (s ? `${f3(s.mean)} ± ${f3(s.sd)}` : '–');
+
+export interface EvalContext {
+  command: string;
+  dataset: string;
+  backend: string;
+  threads: number;
+  wallSeconds: number;
+  settings: Record<string, unknown>;
+  otsu: SplitScores;
+}
+
+function header(title: string, ctx: EvalContext): string[] {
+  return [
+    `### ${title}`,
+    '',
+    '```sh',
+    ctx.command,
+    '```',
+    '',
+    `Backend ${ctx.backend} (${ctx.threads} threads); wall time ${(ctx.wallSeconds / 60).toFixed(1)} min; settings: ` +
+      Object.entries(ctx.settings).map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(',') : v}`).join(', ') + '.',
+    '',
+  ];
+}
+
+export interface CurveCriteria {
+  /** Per k ≤ 5: the best pretext initialisation's mean test Dice minus scratch's. */
+  pretextGain: { k: string; best: string; gain: number; autoGain: number }[];
+  /** Auto at k = 10 as a fraction of auto with all labels. */
+  tenOfAll?: number;
+  /** The worst (lowest) auto-minus-scratch difference over all k. */
+  worstAutoVsScratch: { k: string; diff: number };
+}
+
+export function curveCriteria(points: CurvePoint[]): CurveCriteria {
+  const at = (init: string, k: string) => points.find((p) => p.init === init && p.kLabel === k);
+  const ks = [...new Set(points.map((p) => p.kLabel))];
+  const pretextGain: CurveCriteria['pretextGain'] = [];
+  for (const k of ks.filter((k) => k !== 'all' && Number(k) <= 5)) {
+    const scratch = at('scratch', k);
+    if (!scratch) continue;
+    const pretext = points.filter((p) => p.kLabel === k && p.init !== 'scratch' && p.init !== AUTO);
+    if (pretext.length === 0) continue;
+    const best = pretext.reduce((a, b) => (b.dice.mean > a.dice.mean ? b : a));
+    pretextGain.push({ k, best: best.init, gain: best.dice.mean - scratch.dice.mean, autoGain: (at(AUTO, k)?.dice.mean ?? NaN) - scratch.dice.mean });
+  }
+  const ten = at(AUTO, '10');
+  const all = at(AUTO, 'all');
+  let worst = { k: '', diff: Infinity };
+  for (const k of ks) {
+    const a = at(AUTO, k);
+    const s = at('scratch', k);
+    if (a && s && a.dice.mean - s.dice.mean < worst.diff) worst = { k, diff: a.dice.mean - s.dice.mean };
+  }
+  return { pretextGain, tenOfAll: ten && all ? ten.dice.mean / all.dice.mean : undefined, worstAutoVsScratch: worst };
+}
+
+export async function writeCurveReport(outDir: string, runs: CurveRun[], ctx: EvalContext, autoMargin: number): Promise<string> {
+  const points = summarizeCurve(runs, autoMargin);
+  fs.writeFileSync(path.join(outDir, 'runs.json'), JSON.stringify(runs, null, 1));
+  fs.writeFileSync(path.join(outDir, 'runs.csv'), toCsv(runs as unknown as Record<string, unknown>[]));
+  fs.writeFileSync(path.join(outDir, 'summary.csv'), toCsv(points.map((p) => ({
+    init: p.init, k: p.kLabel, meanLabels: p.k, runs: p.runs, dice: p.dice.mean, diceSd: p.dice.sd, iou: p.iou.mean, iouSd: p.iou.sd,
+    f1: p.f1?.mean, f1Sd: p.f1?.sd, ap: p.ap?.mean, apSd: p.ap?.sd, chosen: p.chosen ? JSON.stringify(p.chosen) : undefined,
+  }))));
+
+  const inits = [...new Set(points.map((p) => p.init))].sort((a, b) => (a === AUTO ? 1 : b === AUTO ? -1 : a === 'scratch' ? -1 : b === 'scratch' ? 1 : a.localeCompare(b)));
+  const kLabels = [...new Set(points.map((p) => p.kLabel))].sort((a, b) => (a === 'all' ? 1 : b === 'all' ? -1 : Number(a) - Number(b)));
+  const allK = Math.max(...runs.map((r) => r.k));
+  const xOf = (p: CurvePoint) => (p.kLabel === 'all' ? allK : Number(p.kLabel));
+  const series: Series[] = inits.map((init) => ({
+    name: init === AUTO ? 'maskloop (val-chosen)' : init,
+    emphasis: init === AUTO,
+    points: points.filter((p) => p.init === init).map((p) => ({ x: xOf(p), y: p.dice.mean, err: p.dice.sd })),
+  }));
+  await writeChart(path.join(outDir, 'curve'), {
+    title: `${ctx.dataset}: test Dice vs labeled images`,
+    xLabel: 'labeled training images',
+    yLabel: 'test Dice (foreground class), mean ± sd over subsets',
+    series,
+    logX: true,
+    xTickLabels: new Map([[allK, `all (${allK})`]]),
+    references: [{ y: ctx.otsu.dice, label: `Otsu ${ctx.otsu.dice.toFixed(3)}` }],
+  });
+
+  const table = (title: string, pick: (p: CurvePoint) => Stat | undefined) => {
+    const lines = [`| ${title} | ${kLabels.map((k) => (k === 'all' ? `all (${allK})` : `k=${k}`)).join(' | ')} |`, `|---|${kLabels.map(() => '---').join('|')}|`];
+    for (const init of inits) {
+      const row = kLabels.map((k) => {
+        const p = points.find((q) => q.init === init && q.kLabel === k);
+        return p ? ms(pick(p)) : '–';
+      });
+      lines.push(`| ${init === AUTO ? '**maskloop (val-chosen)**' : init} | ${row.join(' | ')} |`);
+    }
+    return lines;
+  };
+  const c = curveCriteria(points);
+  const chosenLine = kLabels.map((k) => {
+    const p = points.find((q) => q.init === AUTO && q.kLabel === k);
+    return p?.chosen ? `k=${k}: ${Object.entries(p.chosen).map(([n, v]) => `${n}×${v}`).join(', ')}` : '';
+  }).filter(Boolean).join('; ');
+  const lines = [
+    ...header(`${ctx.dataset} — learning curve`, ctx),
+    `![${ctx.dataset} learning curve](curve.png)`,
+    '',
+    ...table('test Dice', (p) => p.dice),
+    '',
+    ...table('test IoU', (p) => p.iou),
+    '',
+    ...(points.some((p) => p.f1) ? [...table('test F1 @ IoU 0.5', (p) => p.f1), '', ...table('test AP @ IoU 0.5', (p) => p.ap), ''] : []),
+    `Otsu on the test split: Dice ${f3(ctx.otsu.dice)}, IoU ${f3(ctx.otsu.iou)}${ctx.otsu.f1 !== undefined ? `, F1 ${f3(ctx.otsu.f1)}` : ''}.`,
+    '',
+    `Initialisation chosen on val (margin ${autoMargin} over scratch): ${chosenLine}.`,
+    '',
+    'Criteria:',
+    ...c.pretextGain.map((g) => `- k=${g.k}: best pretext (${g.best}) − scratch = ${g.gain >= 0 ? '+' : ''}${g.gain.toFixed(3)} Dice (target ≥ +0.05); val-chosen − scratch = ${g.autoGain >= 0 ? '+' : ''}${g.autoGain.toFixed(3)}`),
+    `- k=10 reaches ${c.tenOfAll === undefined ? '–' : (100 * c.tenOfAll).toFixed(1) + '%'} of all labels' Dice (val-chosen; target ≥ 95%)`,
+    `- val-chosen − scratch, worst over k: ${c.worstAutoVsScratch.diff >= 0 ? '+' : ''}${c.worstAutoVsScratch.diff.toFixed(3)} at k=${c.worstAutoVsScratch.k} (target ≥ −0.01)`,
+    '',
+  ];
+  const md = lines.join('\n');
+  fs.writeFileSync(path.join(outDir, 'report.md'), md);
+  return md;
+}
+
+export async function writeLoopReport(outDir: string, rounds: LoopRound[], ctx: EvalContext): Promise<string> {
+  fs.writeFileSync(path.join(outDir, 'rounds.json'), JSON.stringify(rounds, null, 1));
+  fs.writeFileSync(path.join(outDir, 'rounds.csv'), toCsv(rounds as unknown as Record<string, unknown>[]));
+  const sessions = [...new Set(rounds.map((r) => `${r.init} · ${r.order}`))];
+  const of = (s: string) => rounds.filter((r) => `${r.init} · ${r.order}` === s);
+  await writeChart(path.join(outDir, 'loop'), {
+    title: `${ctx.dataset}: correction cost per labeling round`,
+    xLabel: 'round (labels so far + 1)',
+    yLabel: 'pixels to correct / pixels to draw',
+    series: sessions.map((s) => ({ name: s, points: of(s).map((r) => ({ x: r.round, y: Math.min(r.changedFraction, 1.5) })) })),
+    references: [{ y: 0.1, label: '10% target' }],
+  });
+  const maxRound = Math.max(...rounds.map((r) => r.round));
+  const lines = [
+    ...header(`${ctx.dataset} — simulated labeling session`, ctx),
+    `![${ctx.dataset} correction cost](loop.png)`,
+    '',
+    'Pixels to correct as a fraction of drawing from nothing (strokes to correct / strokes to draw):',
+    '',
+    `| round | ${sessions.join(' | ')} |`,
+    `|---|${sessions.map(() => '---').join('|')}|`,
+  ];
+  for (let round = 1; round <= maxRound; round++) {
+    const cells = sessions.map((s) => {
+      const r = of(s).find((q) => q.round === round);
+      return r ? `${(100 * r.changedFraction).toFixed(1)}% (${r.strokes}/${r.drawStrokes})` : '–';
+    });
+    lines.push(`| ${round} | ${cells.join(' | ')} |`);
+  }
+  lines.push('');
+  for (const s of sessions) {
+    const rs = of(s).filter((r) => r.modelLabels > 0);
+    const total = rs.reduce((a, r) => a + r.changedPixels, 0);
+    const draw = rs.reduce((a, r) => a + r.drawPixels, 0);
+    const strokes = rs.reduce((a, r) => a + r.strokes, 0);
+    const drawStrokes = rs.reduce((a, r) => a + r.drawStrokes, 0);
+    const tenth = of(s).find((r) => r.round === 10);
+    lines.push(`- ${s}: from round 2 on, ${(100 * total / draw).toFixed(1)}% of the pixels and ${(100 * strokes / drawStrokes).toFixed(1)}% of the strokes of drawing from nothing` +
+      (tenth ? `; round 10: ${(100 * tenth.changedFraction).toFixed(1)}% (target < 10%), proposal Dice ${tenth.proposalDice.toFixed(3)}` : ''));
+  }
+  lines.push('');
+  const md = lines.join('\n');
+  fs.writeFileSync(path.join(outDir, 'report.md'), md);
+  return md;
+}

@@ -1,0 +1,226 @@
+/**
+ * The building blocks every evaluation shares: a dataset with ground truth prepared once
+ * (normalised images, training labels, Otsu baselines), pretraining cached on disk per task set,
+ * fine-tuning on a labeled subset, and scoring a split. `maskloop eval`, `eval curve` and
+ * `eval loop` are compositions of these.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { LabeledImage } from '../data';
+import { imageSource, type TilingOptions } from '../infer/predict';
+import { foregroundOf, propose, type Proposal } from '../infer/propose';
+import { instanceLabels, labeled, prepareImage, semanticLabels, type PreparedImage } from '../input';
+import { dice, iou, matchInstances, otsuSegment } from '../metrics';
+import type { UNetConfig } from '../model/unet';
+import { pretextTask } from '../pretext/registry';
+import { Rng } from '../rng';
+import { finetune, type Initialisation, type SegmentationTarget } from '../train/finetune';
+import type { TrainingProgress } from '../train/loop';
+import { loadPretextWeights, pretrain } from '../train/pretrain';
+import { connectedComponents } from '../../imaging/instances';
+import type { Dataset, LabeledImage as GroundTruth } from '../../imaging/datasets';
+
+export type TargetKind = 'semantic' | 'instance';
+
+/** One ground-truth image ready for the engine. */
+export interface EvalImage {
+  name: string;
+  gt: GroundTruth;
+  image: PreparedImage;
+  /** Training labels for the target (semantic classes or background/interior/boundary). */
+  labels: Uint8Array;
+}
+
+export interface EvalDataset {
+  name: string;
+  target: TargetKind;
+  polarity: Dataset['polarity'];
+  train: EvalImage[];
+  val: EvalImage[];
+  test: EvalImage[];
+  /** Images without labels (the set's unlabeled folder), for pretraining only. */
+  unlabeled: PreparedImage[];
+}
+
+export function segmentationTarget(kind: TargetKind): SegmentationTarget {
+  return kind === 'instance' ? { kind: 'instance' } : { kind: 'semantic', classes: 1 };
+}
+
+function targetLabels(gt: GroundTruth, target: TargetKind): Uint8Array {
+  if (target === 'instance') {
+    if (!gt.instances) throw new Error(`${gt.name} has no instance labels; use the semantic target`);
+    return instanceLabels(gt.instances, gt.image.width, gt.image.height);
+  }
+  return semanticLabels(gt.foreground);
+}
+
+/** Normalises every image of the set once; `valImages` caps the val split (quick runs). */
+export function prepareDataset(data: Dataset, target: TargetKind, options: { valImages?: number } = {}): EvalDataset {
+  const prep = (list: GroundTruth[] | undefined): EvalImage[] =>
+    (list ?? []).map((gt) => ({ name: gt.name, gt, image: prepareImage(gt.image), labels: targetLabels(gt, target) }));
+  const val = data.splits.val ?? [];
+  return {
+    name: data.name,
+    target,
+    polarity: data.polarity,
+    train: prep(data.splits.train),
+    val: prep(options.valImages ? val.slice(0, options.valImages) : val),
+    test: prep(data.splits.test),
+    unlabeled: data.unlabeled.map((u) => prepareImage(u.image)),
+  };
+}
+
+/** The k training images of a run: a seeded random subset, so several seeds give several subsets. */
+export function chooseLabeled<T>(train: T[], k: number | undefined, seed: number): T[] {
+  if (!k || k >= train.length) return train;
+  return new Rng(seed).shuffle([...train]).slice(0, k);
+}
+
+export function asLabeled(images: EvalImage[]): LabeledImage[] {
+  return images.map((im) => labeled(im.image, im.labels));
+}
+
+/** Training settings shared by pretraining and fine-tuning in one evaluation. */
+export interface EvalTraining {
+  arch: Omit<UNetConfig, 'inChannels' | 'outChannels'>;
+  batchSize: number;
+  patchSize: number;
+  learningRate: number;
+  onProgress?: (p: TrainingProgress) => void;
+  signal?: AbortSignal;
+}
+
+export const DEFAULT_ARCH = { depth: 4, baseFilters: 16 } as const;
+
+export interface PretrainedInit {
+  init: Initialisation;
+  /** Wall time of the pretraining itself (0 when read from the cache). */
+  seconds: number;
+  cached: boolean;
+}
+
+/**
+ * Pretrains on the set's train split and unlabeled folder with their labels unused (val and test
+ * stay unseen) and returns the weights as an initialisation. With a
+ * cache folder the checkpoint is kept there and reused by later runs with the same settings;
+ * an interrupted pretraining resumes from it.
+ */
+export async function pretrainedInit(
+  ds: EvalDataset,
+  tasks: string[],
+  options: EvalTraining & { steps: number; seed: number; cacheDir?: string },
+): Promise<PretrainedInit> {
+  const name = tasks.join('+');
+  const file = options.cacheDir
+    ? path.join(options.cacheDir, `${ds.name}-${name}-${options.steps}steps-b${options.batchSize}p${options.patchSize}-seed${options.seed}.mlckpt`)
+    : undefined;
+  const trained = tasks.some((t) => pretextTask(t).trains === 'unet') ? 'unet' : 'encoder';
+  if (file && fs.existsSync(file)) {
+    const ckpt = loadPretextWeights(file);
+    if (ckpt.meta.step >= ckpt.meta.totalSteps) return { init: { name, weights: ckpt.weights, trained }, seconds: 0, cached: true };
+    for (const t of ckpt.weights.values()) t.dispose();
+  }
+  if (file) fs.mkdirSync(path.dirname(file), { recursive: true });
+  const t0 = performance.now();
+  const images = [...ds.train.map((im) => im.image), ...ds.unlabeled];
+  const result = await pretrain({
+    tasks, images, config: options.arch, steps: options.steps, batchSize: options.batchSize, patchSize: options.patchSize,
+    seed: options.seed, checkpointFile: file, resume: true, checkpointEvery: 100, onProgress: options.onProgress, signal: options.signal,
+  });
+  const weights = new Map<string, tf.Tensor>([...result.model.weights()].map(([n, v]) => [n, tf.clone(v)]));
+  result.model.dispose();
+  if (result.status === 'cancelled') {
+    for (const t of weights.values()) t.dispose();
+    throw new EvalCancelled();
+  }
+  return { init: { name, weights, trained }, seconds: (performance.now() - t0) / 1000, cached: false };
+}
+
+export class EvalCancelled extends Error {
+  constructor() {
+    super('evaluation cancelled');
+    this.name = 'EvalCancelled';
+  }
+}
+
+export function disposeInit(init: Initialisation): void {
+  for (const t of init.weights?.values() ?? []) t.dispose();
+}
+
+/** Fine-tunes on the given labeled images from an initialisation (undefined = scratch). */
+export async function finetuneOn(
+  ds: EvalDataset,
+  images: EvalImage[],
+  init: Initialisation | undefined,
+  options: EvalTraining & { steps: number; seed: number; warmStart?: boolean },
+) {
+  const result = await finetune({
+    images: asLabeled(images), target: segmentationTarget(ds.target), config: options.arch, init,
+    steps: options.steps, batchSize: options.batchSize, patchSize: options.patchSize, learningRate: options.learningRate,
+    seed: options.seed,
+    // A pretrained encoder stays frozen briefly while the new decoder settles; a warm start from
+    // an earlier segmentation model has nothing new to settle.
+    encoderWarmupSteps: init?.weights && !options.warmStart ? Math.floor(options.steps / 10) : 0,
+    onProgress: options.onProgress, signal: options.signal,
+  });
+  if (result.status === 'cancelled') {
+    result.model.dispose();
+    throw new EvalCancelled();
+  }
+  return result.model;
+}
+
+export interface SplitScores {
+  dice: number;
+  iou: number;
+  f1?: number;
+  ap?: number;
+}
+
+const WHOLE_IMAGE: TilingOptions = {};
+
+export function proposalFor(model: Parameters<typeof propose>[0], ds: EvalDataset, im: EvalImage, keepUncertainty = false): Proposal {
+  return propose(model, segmentationTarget(ds.target), imageSource(im.image), { ...WHOLE_IMAGE, keepUncertainty });
+}
+
+/** Mean per-image scores of the foreground class (and instance F1/AP at IoU 0.5) on a split. */
+export async function scoreSplit(model: Parameters<typeof propose>[0], ds: EvalDataset, images: EvalImage[]): Promise<SplitScores> {
+  const sum = { dice: 0, iou: 0, f1: 0, ap: 0 };
+  for (const im of images) {
+    const proposal = proposalFor(model, ds, im);
+    const fg = foregroundOf(proposal.mask);
+    sum.dice += dice(fg, im.gt.foreground);
+    sum.iou += iou(fg, im.gt.foreground);
+    if (ds.target === 'instance' && im.gt.instances && proposal.mask instanceof Int32Array) {
+      const [m] = matchInstances(proposal.mask, im.gt.instances, [0.5]);
+      sum.f1 += m.f1;
+      sum.ap += m.ap;
+    }
+    // Progress events and cancellation get a turn between images.
+    await new Promise((r) => setImmediate(r));
+  }
+  const n = images.length;
+  return {
+    dice: sum.dice / n,
+    iou: sum.iou / n,
+    ...(ds.target === 'instance' ? { f1: sum.f1 / n, ap: sum.ap / n } : {}),
+  };
+}
+
+/** Otsu's threshold on the raw image, the baseline every learned figure is compared with. */
+export function otsuScores(ds: EvalDataset, images: EvalImage[]): SplitScores {
+  const sum = { dice: 0, iou: 0, f1: 0, ap: 0 };
+  for (const im of images) {
+    const seg = otsuSegment(im.gt.image, { polarity: ds.polarity });
+    sum.dice += dice(seg, im.gt.foreground);
+    sum.iou += iou(seg, im.gt.foreground);
+    if (ds.target === 'instance' && im.gt.instances) {
+      const [m] = matchInstances(connectedComponents(seg, im.gt.image.width, im.gt.image.height).labels, im.gt.instances, [0.5]);
+      sum.f1 += m.f1;
+      sum.ap += m.ap;
+    }
+  }
+  const n = images.length;
+  return { dice: sum.dice / n, iou: sum.iou / n, ...(ds.target === 'instance' ? { f1: sum.f1 / n, ap: sum.ap / n } : {}) };
+}
