@@ -25,7 +25,11 @@ const DATASET_OPTIONS: Record<string, OptionSpec> = {
   dataset: { type: 'string', description: `dataset from the manifest (${EVAL_DATASETS.join(', ')})`, valueName: 'name' },
   data: { type: 'string', description: 'folder holding manifest.json (default $MASKLOOP_DATA or ../shared/data)', valueName: 'dir' },
   target: { type: 'string', description: "'semantic' or 'instance' (default: instance for bbbc039-nuclei, else semantic)", valueName: 'kind' },
+  downsample: { type: 'string', description: 'work at 1/n of the stored resolution; scores stay at full resolution (default 2 for pfc-brightfield, else 1)', valueName: 'n' },
 };
+
+/** Working scale per set: PFC's 1280x960 brightfield neurons are large enough to segment at half size. */
+const DEFAULT_DOWNSAMPLE: Readonly<Record<string, number>> = { 'pfc-brightfield': 2 };
 
 function datasetOption(values: CommandContext['values']): DatasetName {
   const name = values.dataset;
@@ -90,8 +94,8 @@ export const evalCommand: Command = {
 
 /** Quick mode fits one dataset into well under 45 minutes on two cores; full mode is the real measurement. */
 const MODES = {
-  quick: { subsets: 2, allRepeats: 1, pretrainSteps: 200, steps: 100, valImages: 10, rounds: 10, retrainSteps: 40, candidates: 10 },
-  full: { subsets: 3, allRepeats: 2, pretrainSteps: 800, steps: 400, valImages: 0, rounds: 20, retrainSteps: 80, candidates: 0 },
+  quick: { subsets: 2, largeSubsets: 1, allRepeats: 1, pretrainSteps: 150, steps: 80, valImages: 8, rounds: 10, retrainSteps: 40, candidates: 8 },
+  full: { subsets: 3, largeSubsets: 3, allRepeats: 2, pretrainSteps: 800, steps: 400, valImages: 0, rounds: 20, retrainSteps: 80, candidates: 0 },
 } as const;
 
 const TRAINING_OPTIONS: Record<string, OptionSpec> = {
@@ -145,8 +149,9 @@ async function setUp(ctx: CommandContext, command: 'curve' | 'loop'): Promise<Ev
   const info = await initEngine({ log: !json });
   const started = performance.now();
   const data = await loadDataset(name, { root: values.data as string | undefined });
-  const ds = prepareDataset(data, target, { valImages });
-  report.message(`${name}: ${ds.train.length} train, ${ds.val.length} val, ${ds.test.length} test, ${ds.unlabeled.length} unlabeled images; target ${target}; results in ${outDir}`);
+  const downsample = optionalInt(values, 'downsample', DEFAULT_DOWNSAMPLE[name] ?? 1);
+  const ds = prepareDataset(data, target, { valImages, downsample });
+  report.message(`${name}: ${ds.train.length} train, ${ds.val.length} val, ${ds.test.length} test, ${ds.unlabeled.length} unlabeled images; target ${target}; working scale 1/${downsample}; results in ${outDir}`);
   return { ds, info, mode, training, seed, outDir, report, started };
 }
 
@@ -170,7 +175,8 @@ export const evalCurveCommand: Command = {
     ...DATASET_OPTIONS,
     ks: { type: 'string', default: '1,2,5,10,20,all', description: 'labeled-image counts', valueName: 'list' },
     inits: { type: 'string', description: `initialisations: scratch, pretext tasks (${pretextTaskNames().join(', ')}) and '${COMBINATION}' (the best two tasks jointly); default all that apply`, valueName: 'list' },
-    subsets: { type: 'string', description: `random label subsets per k (quick ${MODES.quick.subsets}, full ${MODES.full.subsets})`, valueName: 'n' },
+    subsets: { type: 'string', description: `random label subsets per k ≤ 5 (quick ${MODES.quick.subsets}, full ${MODES.full.subsets})`, valueName: 'n' },
+    'large-subsets': { type: 'string', description: `random label subsets per k > 5 (quick ${MODES.quick.largeSubsets}, full ${MODES.full.largeSubsets})`, valueName: 'n' },
     'all-repeats': { type: 'string', description: `seeds for k = all (quick ${MODES.quick.allRepeats}, full ${MODES.full.allRepeats})`, valueName: 'n' },
     steps: { type: 'string', description: `fine-tuning steps per run (quick ${MODES.quick.steps}, full ${MODES.full.steps})`, valueName: 'n' },
     'auto-margin': { type: 'string', default: '0', description: 'val Dice a pretrained initialisation must gain over scratch to be chosen', valueName: 'dice' },
@@ -198,10 +204,10 @@ export const evalCurveCommand: Command = {
     if (!Number.isFinite(autoMargin) || autoMargin < 0) throw new UsageError('--auto-margin must be a number ≥ 0');
     const settings = {
       ks: ks.map((k) => (k === ALL_LABELS ? 'all' : k)), inits,
-      subsets: optionalInt(values, 'subsets', mode.subsets), allRepeats: optionalInt(values, 'all-repeats', mode.allRepeats),
+      subsets: optionalInt(values, 'subsets', mode.subsets), largeSubsets: optionalInt(values, 'large-subsets', mode.largeSubsets), allRepeats: optionalInt(values, 'all-repeats', mode.allRepeats),
       pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), finetuneSteps: optionalInt(values, 'steps', mode.steps),
       batch: setup.training.batchSize, patch: setup.training.patchSize, learningRate: setup.training.learningRate,
-      valImages: ds.val.length, seed: setup.seed,
+      valImages: ds.val.length, downsample: ds.downsample, seed: setup.seed,
     };
     // Every finished run is appended at once, so an interrupted curve continues where it stopped.
     const log = path.join(outDir, 'runs.jsonl');
@@ -209,7 +215,7 @@ export const evalCurveCommand: Command = {
     const done = readJsonLines<CurveRun>(log).filter(sameSettings);
     if (done.length) report.message(`continuing: ${done.length} runs already measured in ${log}`);
     const runs = await runCurve(ds, {
-      ks, inits, subsets: settings.subsets, allRepeats: settings.allRepeats, pretrainSteps: settings.pretrainSteps,
+      ks, inits, subsets: settings.subsets, largeSubsets: settings.largeSubsets, allRepeats: settings.allRepeats, pretrainSteps: settings.pretrainSteps,
       finetuneSteps: settings.finetuneSteps, training: setup.training, seed: setup.seed,
       cacheDir: path.join(outDir, 'pretrained'), done,
       onRun: (r) => {
@@ -258,7 +264,7 @@ export const evalLoopCommand: Command = {
       inits, orders, rounds: optionalInt(values, 'rounds', mode.rounds), retrainEvery: intOption(values, 'retrain-every'),
       retrainSteps: optionalInt(values, 'retrain-steps', mode.retrainSteps), candidates: optionalInt(values, 'candidates', mode.candidates, 0),
       pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), batch: setup.training.batchSize, patch: setup.training.patchSize,
-      learningRate: setup.training.learningRate, seed: setup.seed,
+      learningRate: setup.training.learningRate, downsample: ds.downsample, seed: setup.seed,
     };
     const log = path.join(outDir, 'rounds.jsonl');
     fs.rmSync(log, { force: true });

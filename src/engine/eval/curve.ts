@@ -18,8 +18,10 @@ export const AUTO = 'auto';
 export interface CurveOptions {
   /** Labeled-image counts; ALL_LABELS (0) = the whole train split. */
   ks: number[];
-  /** Random label subsets per k (k = all has one subset; it is repeated `allRepeats` times with other seeds). */
+  /** Random label subsets per k ≤ 5, where labels are scarce and subsets differ most. */
   subsets: number;
+  /** Random label subsets per k > 5 (k = all has one subset; it is repeated `allRepeats` times with other seeds). */
+  largeSubsets: number;
   allRepeats: number;
   /** 'scratch', pretext task names, and COMBINATION for the best two tasks trained jointly. */
   inits: string[];
@@ -68,11 +70,11 @@ export function runKey(r: Pick<CurveRun, 'init' | 'kLabel' | 'subset'>): string 
 }
 
 /** The (k, subset, seed) cells of a curve, identical for every initialisation. */
-export function curveCells(ds: EvalDataset, options: Pick<CurveOptions, 'ks' | 'subsets' | 'allRepeats' | 'seed'>) {
+export function curveCells(ds: EvalDataset, options: Pick<CurveOptions, 'ks' | 'subsets' | 'largeSubsets' | 'allRepeats' | 'seed'>) {
   const cells: { kLabel: string; subset: number; seed: number; images: EvalDataset['train'] }[] = [];
   for (const k of options.ks) {
     const all = k === ALL_LABELS || k >= ds.train.length;
-    const repeats = all ? options.allRepeats : options.subsets;
+    const repeats = all ? options.allRepeats : k <= 5 ? options.subsets : options.largeSubsets;
     for (let s = 0; s < repeats; s++) {
       const seed = options.seed + s;
       // The subset depends on k and s, so k = 2 is not simply the first two of k = 5.

@@ -19,16 +19,20 @@ import { finetune, type Initialisation, type SegmentationTarget } from '../train
 import type { TrainingProgress } from '../train/loop';
 import { loadPretextWeights, pretrain } from '../train/pretrain';
 import { connectedComponents } from '../../imaging/instances';
+import { downsampleMask, downsamplePixels, upsampleMask } from '../../imaging/resample';
 import type { Dataset, LabeledImage as GroundTruth } from '../../imaging/datasets';
+import type { RawImage } from '../../imaging/types';
 
 export type TargetKind = 'semantic' | 'instance';
 
 /** One ground-truth image ready for the engine. */
 export interface EvalImage {
   name: string;
+  /** Full-resolution ground truth: every score is computed at this resolution. */
   gt: GroundTruth;
+  /** The normalised image at the working scale. */
   image: PreparedImage;
-  /** Training labels for the target (semantic classes or background/interior/boundary). */
+  /** Training labels for the target (semantic classes or background/interior/boundary), at the working scale. */
   labels: Uint8Array;
 }
 
@@ -36,6 +40,8 @@ export interface EvalDataset {
   name: string;
   target: TargetKind;
   polarity: Dataset['polarity'];
+  /** Working scale: images are processed downsampled by this integer factor. */
+  downsample: number;
   train: EvalImage[];
   val: EvalImage[];
   test: EvalImage[];
@@ -47,27 +53,42 @@ export function segmentationTarget(kind: TargetKind): SegmentationTarget {
   return kind === 'instance' ? { kind: 'instance' } : { kind: 'semantic', classes: 1 };
 }
 
-function targetLabels(gt: GroundTruth, target: TargetKind): Uint8Array {
+function targetLabels(gt: GroundTruth, target: TargetKind, factor: number): Uint8Array {
+  const { width, height } = gt.image;
+  const [w, h] = [Math.ceil(width / factor), Math.ceil(height / factor)];
   if (target === 'instance') {
     if (!gt.instances) throw new Error(`${gt.name} has no instance labels; use the semantic target`);
-    return instanceLabels(gt.instances, gt.image.width, gt.image.height);
+    return instanceLabels(factor > 1 ? downsampleMask(gt.instances, width, height, factor) : gt.instances, w, h);
   }
-  return semanticLabels(gt.foreground);
+  return semanticLabels(factor > 1 ? downsampleMask(gt.foreground, width, height, factor) : gt.foreground);
 }
 
-/** Normalises every image of the set once; `valImages` caps the val split (quick runs). */
-export function prepareDataset(data: Dataset, target: TargetKind, options: { valImages?: number } = {}): EvalDataset {
+function workingImage(raw: RawImage, factor: number): PreparedImage {
+  const full = prepareImage(raw);
+  if (factor === 1) return full;
+  const small = downsamplePixels(full.pixels, full.width, full.height, full.channels, factor);
+  return { ...full, ...small };
+}
+
+/**
+ * Normalises every image of the set once, at the working scale (`downsample`, default 1);
+ * `valImages` caps the val split (quick runs).
+ */
+export function prepareDataset(data: Dataset, target: TargetKind, options: { valImages?: number; downsample?: number } = {}): EvalDataset {
+  const factor = options.downsample ?? 1;
+  if (!Number.isInteger(factor) || factor < 1) throw new Error(`downsample must be a positive integer, got ${factor}`);
   const prep = (list: GroundTruth[] | undefined): EvalImage[] =>
-    (list ?? []).map((gt) => ({ name: gt.name, gt, image: prepareImage(gt.image), labels: targetLabels(gt, target) }));
+    (list ?? []).map((gt) => ({ name: gt.name, gt, image: workingImage(gt.image, factor), labels: targetLabels(gt, target, factor) }));
   const val = data.splits.val ?? [];
   return {
     name: data.name,
     target,
     polarity: data.polarity,
+    downsample: factor,
     train: prep(data.splits.train),
     val: prep(options.valImages ? val.slice(0, options.valImages) : val),
     test: prep(data.splits.test),
-    unlabeled: data.unlabeled.map((u) => prepareImage(u.image)),
+    unlabeled: data.unlabeled.map((u) => workingImage(u.image, factor)),
   };
 }
 
@@ -178,10 +199,15 @@ export interface SplitScores {
   ap?: number;
 }
 
+// Default tiling: a whole image per pass up to 1024 px, tiles beyond.
 const WHOLE_IMAGE: TilingOptions = {};
 
-export function proposalFor(model: Parameters<typeof propose>[0], ds: EvalDataset, im: EvalImage, keepUncertainty = false): Proposal {
-  return propose(model, segmentationTarget(ds.target), imageSource(im.image), { ...WHOLE_IMAGE, keepUncertainty });
+/** The model's proposal for an image, its mask brought back to full resolution. */
+export function proposalFor(model: Parameters<typeof propose>[0], ds: EvalDataset, im: EvalImage): Proposal {
+  const p = propose(model, segmentationTarget(ds.target), imageSource(im.image), WHOLE_IMAGE);
+  if (ds.downsample === 1) return p;
+  const { width, height } = im.gt.image;
+  return { ...p, width, height, mask: upsampleMask(p.mask, ds.downsample, width, height) };
 }
 
 /** Mean per-image scores of the foreground class (and instance F1/AP at IoU 0.5) on a split. */

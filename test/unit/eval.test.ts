@@ -1,0 +1,169 @@
+/**
+ * The evaluation's own arithmetic: correction cost, resampling, curve cells and the val-chosen
+ * line, summary statistics, CSV and the plot. The runs themselves are measured by `eval curve`
+ * and `eval loop` on real data (test/integration/eval-cli.test.ts drives them end to end).
+ */
+import sharp from 'sharp';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { correctionCost, strokesFor } from '../../src/engine/eval/correction';
+import { autoRuns, bestTasks, curveCells, stat, summarizeCurve, type CurveRun } from '../../src/engine/eval/curve';
+import { lineChartSvg, writeChart } from '../../src/engine/eval/plot';
+import { curveCriteria, toCsv } from '../../src/engine/eval/report';
+import type { EvalDataset, EvalImage } from '../../src/engine/eval/setup';
+import { downsampleMask, downsamplePixels, upsampleMask } from '../../src/imaging/resample';
+
+function square(width: number, height: number, x0: number, y0: number, size: number): Uint8Array {
+  const m = new Uint8Array(width * height);
+  for (let y = y0; y < y0 + size; y++) for (let x = x0; x < x0 + size; x++) m[y * width + x] = 1;
+  return m;
+}
+
+describe('correction cost', () => {
+  test('without a proposal the cost is the whole drawing', () => {
+    const truth = square(64, 64, 10, 10, 20);
+    const c = correctionCost(null, truth, 64, 64);
+    expect(c.changedPixels).toBe(400);
+    expect(c.drawPixels).toBe(400);
+    expect(c.changedFraction).toBe(1);
+    expect(c.strokes).toBe(c.drawStrokes);
+  });
+
+  test('a perfect proposal costs nothing; a shifted one costs its symmetric difference', () => {
+    const truth = square(64, 64, 10, 10, 20);
+    expect(correctionCost(truth, truth, 64, 64)).toMatchObject({ changedPixels: 0, changedFraction: 0, strokes: 0 });
+    const shifted = square(64, 64, 12, 10, 20);
+    const c = correctionCost(shifted, truth, 64, 64);
+    expect(c.changedPixels).toBe(2 * 2 * 20);
+    expect(c.changedFraction).toBeCloseTo(80 / 400);
+    // Two thin slivers, one on each side: one stroke each.
+    expect(c.strokes).toBe(2);
+  });
+
+  test('strokes grow with area and with extent', () => {
+    const brush = { brush: 4, strokeLength: 10 };
+    expect(strokesFor(square(64, 64, 0, 0, 2), 64, 64, brush)).toBe(1);
+    // 20x20 = 400 px at 40 px per stroke.
+    expect(strokesFor(square(64, 64, 0, 0, 20), 64, 64, brush)).toBe(10);
+    // A 1-px line 50 long: the extent, not the area, decides.
+    const line = new Uint8Array(64 * 64);
+    for (let x = 0; x < 50; x++) line[5 * 64 + x] = 1;
+    expect(strokesFor(line, 64, 64, brush)).toBe(5);
+  });
+});
+
+describe('resampling to a working scale', () => {
+  test('box average down, block masks survive down and up exactly', () => {
+    const px = Float32Array.from({ length: 4 * 2 }, (_, i) => i);
+    const d = downsamplePixels(px, 4, 2, 1, 2);
+    expect(d.width).toBe(2);
+    expect(d.height).toBe(1);
+    expect([...d.pixels]).toEqual([(0 + 1 + 4 + 5) / 4, (2 + 3 + 6 + 7) / 4]);
+    const mask = upsampleMask(Int32Array.from([1, 2, 3, 4, 5, 6]), 2, 6, 4);
+    expect(mask.length).toBe(24);
+    expect([...mask.slice(0, 6)]).toEqual([1, 1, 2, 2, 3, 3]);
+    expect([...downsampleMask(mask, 6, 4, 2)]).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  test('odd sizes keep the last partial block', () => {
+    const d = downsamplePixels(new Float32Array(5 * 5).fill(2), 5, 5, 1, 2);
+    expect(d.width).toBe(3);
+    expect([...d.pixels].every((v) => v === 2)).toBe(true);
+    const up = upsampleMask(new Uint8Array(9).fill(1), 2, 5, 5);
+    expect(up.length).toBe(25);
+    expect([...up].every((v) => v === 1)).toBe(true);
+  });
+});
+
+function fakeDataset(trainCount: number): EvalDataset {
+  const train = Array.from({ length: trainCount }, (_, i) => ({ name: `im${i}` }) as EvalImage);
+  return { name: 'fake', target: 'semantic', polarity: 'bright', downsample: 1, train, val: [], test: [], unlabeled: [] };
+}
+
+function run(init: string, kLabel: string, subset: number, valDice: number, testDice: number): CurveRun {
+  return {
+    dataset: 'fake', target: 'semantic', init, k: kLabel === 'all' ? 20 : Number(kLabel), kLabel, subset, seed: 1 + subset, valDice, testDice,
+    testIoU: testDice * 0.8, pretrainSteps: 0, finetuneSteps: 10, pretrainSeconds: 0, wallSeconds: 1, backend: 'cpu', threads: 1, trainImages: [],
+  };
+}
+
+describe('curve cells', () => {
+  test('subsets per k, one cell for all, k ≥ train size means all', () => {
+    const ds = fakeDataset(20);
+    const cells = curveCells(ds, { ks: [1, 5, 10, 20, 0], subsets: 3, largeSubsets: 1, allRepeats: 2, seed: 1 });
+    const count = (k: string) => cells.filter((c) => c.kLabel === k).length;
+    expect(count('1')).toBe(3);
+    expect(count('5')).toBe(3);
+    expect(count('10')).toBe(1);
+    expect(count('all')).toBe(2);
+    expect(count('20')).toBe(0);
+    for (const c of cells) expect(c.images.length).toBe(c.kLabel === 'all' ? 20 : Number(c.kLabel));
+    // Subsets differ from each other and are reproducible: every initialisation gets the same ones.
+    const ones = cells.filter((c) => c.kLabel === '5').map((c) => c.images.map((i) => i.name).join());
+    expect(new Set(ones).size).toBe(3);
+    const again = curveCells(ds, { ks: [5], subsets: 3, largeSubsets: 1, allRepeats: 2, seed: 1 });
+    expect(again.map((c) => c.images.map((i) => i.name).join())).toEqual(ones);
+  });
+});
+
+describe('the val-chosen line', () => {
+  const runs = [
+    run('scratch', '1', 0, 0.60, 0.50), run('inpainting', '1', 0, 0.70, 0.65), run('rotation', '1', 0, 0.65, 0.70),
+    run('scratch', '1', 1, 0.62, 0.55), run('inpainting', '1', 1, 0.625, 0.40), run('rotation', '1', 1, 0.50, 0.30),
+  ];
+
+  test('picks the best val Dice per subset and reports its test Dice', () => {
+    const chosen = autoRuns(runs, 0);
+    expect(chosen.map((r) => [r.subset, r.chosenInit, r.testDice])).toEqual([[0, 'inpainting', 0.65], [1, 'inpainting', 0.40]]);
+  });
+
+  test('a margin keeps scratch unless a pretrained start clearly wins on val', () => {
+    const chosen = autoRuns(runs, 0.01);
+    expect(chosen.map((r) => r.chosenInit)).toEqual(['inpainting', 'scratch']);
+  });
+
+  test('summary: mean and sample sd per init and k, with how often each init was chosen', () => {
+    const points = summarizeCurve(runs, 0.01);
+    const auto = points.find((p) => p.init === 'auto');
+    expect(auto?.dice.mean).toBeCloseTo((0.65 + 0.55) / 2);
+    expect(auto?.chosen).toEqual({ inpainting: 1, scratch: 1 });
+    const scratch = points.find((p) => p.init === 'scratch');
+    expect(scratch?.dice.sd).toBeCloseTo(Math.SQRT2 * 0.025);
+    const c = curveCriteria(points);
+    expect(c.pretextGain[0].best).toBe('inpainting');
+    expect(c.pretextGain[0].gain).toBeCloseTo(0.525 - 0.525);
+    expect(c.worstAutoVsScratch.diff).toBeCloseTo(0.6 - 0.525);
+  });
+
+  test('best tasks rank pretext tasks by mean val Dice at few labels', () => {
+    expect(bestTasks(runs, ['scratch', 'inpainting', 'rotation'], 2)).toEqual(['inpainting', 'rotation']);
+  });
+
+  test('stat of one value has no spread', () => {
+    expect(stat([0.5])).toEqual({ mean: 0.5, sd: 0 });
+  });
+});
+
+describe('outputs', () => {
+  test('CSV quotes what needs quoting and keeps every column', () => {
+    const csv = toCsv([{ a: 1, b: 'x,y' }, { a: 2, c: ['p', 'q'] }]);
+    expect(csv).toBe('a,b,c\n1,"x,y",\n2,,p;q\n');
+  });
+
+  test('a plot is a valid SVG and PNG with one legend entry per series', async () => {
+    const spec = {
+      title: 'test <plot>', xLabel: 'labels', yLabel: 'Dice', logX: true,
+      series: [{ name: 'scratch', points: [{ x: 1, y: 0.5, err: 0.1 }, { x: 10, y: 0.8 }] }, { name: 'inpainting', points: [{ x: 1, y: 0.6 }, { x: 10, y: 0.85 }] }],
+    };
+    const svg = lineChartSvg(spec);
+    expect(svg).toContain('test &lt;plot&gt;');
+    expect(svg.match(/<polyline/g)?.length).toBe(2);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskloop-plot-'));
+    await writeChart(path.join(dir, 'p'), spec);
+    const meta = await sharp(path.join(dir, 'p.png')).metadata();
+    expect(meta.format).toBe('png');
+    expect(meta.width).toBe(760);
+  });
+});
