@@ -1,0 +1,87 @@
+/**
+ * `maskloop eval curve` and `eval loop` end to end on the real ISBI 2012 slices, with so few steps
+ * that the figures mean nothing: what is checked is the machinery a full evaluation relies on —
+ * paired cells, every output written, an interrupted curve continuing instead of starting over,
+ * the loop's first round costing a whole drawing.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { describe, expect, test } from 'vitest';
+import type { CurveRun } from '../../src/engine/eval/curve';
+import type { LoopRound } from '../../src/engine/eval/loop';
+import { datasetUnavailableReason } from '../../src/imaging/datasets';
+
+const bin = new URL('../../src/cli/bin.mjs', import.meta.url).pathname;
+const missing = datasetUnavailableReason('isbi2012-em');
+const out = fs.mkdtempSync(path.join(os.tmpdir(), 'maskloop eval ü '));
+
+async function cli(...args: string[]) {
+  const child = spawn(process.execPath, [bin, ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const status = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  return { status, stdout, stderr };
+}
+
+const TINY = ['--dataset', 'isbi2012-em', '--pretrain-steps', '4', '--batch', '2', '--patch', '64', '--val-images', '1'];
+
+describe.skipIf(missing !== null)(`eval on isbi2012-em${missing ? ` (skipped: ${missing})` : ''}`, () => {
+  test('curve: paired runs, JSON/CSV/plot/report, and a second invocation continues', async () => {
+    const dir = path.join(out, 'curve');
+    const args = ['eval', 'curve', ...TINY, '--steps', '4', '--ks', '1,all', '--inits', 'scratch,inpainting,rotation,combo', '--subsets', '2', '--all-repeats', '1', '--out', dir];
+    const first = await cli(...args);
+    expect(first.status, first.stderr).toBe(0);
+    const runs = JSON.parse(fs.readFileSync(path.join(dir, 'runs.json'), 'utf8')) as CurveRun[];
+    // 3 cells (k=1 twice, all once) for scratch, two tasks and their combination.
+    expect(runs).toHaveLength(12);
+    expect(new Set(runs.map((r) => r.init))).toEqual(new Set(['scratch', 'inpainting', 'rotation', 'inpainting+rotation']));
+    const subsetsOf = (init: string) => runs.filter((r) => r.init === init && r.kLabel === '1').map((r) => r.trainImages.join()).sort();
+    expect(subsetsOf('inpainting')).toEqual(subsetsOf('scratch'));
+    for (const r of runs) {
+      expect(r.testDice).toBeGreaterThanOrEqual(0);
+      expect(r.testDice).toBeLessThanOrEqual(1);
+      expect(r.backend).not.toBe('unknown');
+      expect(r.k).toBe(r.kLabel === 'all' ? 20 : 1);
+    }
+    const csv = fs.readFileSync(path.join(dir, 'runs.csv'), 'utf8').trim().split('\n');
+    expect(csv).toHaveLength(13);
+    expect(csv[0]).toContain('testDice');
+    expect((await sharp(path.join(dir, 'curve.png')).metadata()).format).toBe('png');
+    const report = fs.readFileSync(path.join(dir, 'report.md'), 'utf8');
+    expect(report).toContain('maskloop (val-chosen)');
+    expect(report).toContain('eval curve');
+    expect(report).toMatch(/k=1: best pretext \(.+\) − scratch = [+-]\d/);
+
+    const second = await cli(...args);
+    expect(second.status, second.stderr).toBe(0);
+    expect(second.stderr).toContain('continuing: 12 runs already measured');
+    expect(second.stderr).not.toContain('pretraining');
+  });
+
+  test('loop: round 1 is drawn from nothing, later rounds are proposals, both orders', async () => {
+    const dir = path.join(out, 'loop');
+    const r = await cli('eval', 'loop', ...TINY, '--rounds', '3', '--retrain-steps', '4', '--candidates', '3', '--init', 'scratch', '--out', dir);
+    expect(r.status, r.stderr).toBe(0);
+    const rounds = JSON.parse(fs.readFileSync(path.join(dir, 'rounds.json'), 'utf8')) as LoopRound[];
+    expect(rounds).toHaveLength(6);
+    for (const order of ['active', 'random']) {
+      const mine = rounds.filter((q) => q.order === order);
+      expect(mine.map((q) => q.round)).toEqual([1, 2, 3]);
+      expect(mine[0].modelLabels).toBe(0);
+      expect(mine[0].changedFraction).toBe(1);
+      expect(mine[1].modelLabels).toBe(1);
+      expect(mine[2].modelLabels).toBe(2);
+      expect(new Set(mine.map((q) => q.image)).size).toBe(3);
+      for (const q of mine) expect(q.drawPixels).toBeGreaterThan(0);
+    }
+    // Both sessions start from the same first image.
+    expect(rounds.filter((q) => q.round === 1).map((q) => q.image)).toEqual([rounds[0].image, rounds[0].image]);
+    expect((await sharp(path.join(dir, 'loop.png')).metadata()).format).toBe('png');
+    expect(fs.readFileSync(path.join(dir, 'report.md'), 'utf8')).toContain('simulated labeling session');
+  });
+});
