@@ -7,7 +7,10 @@
  * MASKLOOP_BACKEND overrides the order (one name, or a comma-separated preference list).
  */
 import * as tf from '@tensorflow/tfjs';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
+import path from 'node:path';
 import { fixCpuKernels } from './cpuFixes';
 
 export type BackendChoice = 'tensorflow-gpu' | 'tensorflow' | 'native' | 'wasm' | 'cpu';
@@ -56,9 +59,26 @@ function configuredThreads(): number {
   return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
 }
 
+/**
+ * Whether the package's libtensorflow binding was installed. Its download happens at npm install
+ * and fails offline; importing the package without it would still register all its kernels, so a
+ * second TensorFlow package tried afterwards would clash with them.
+ */
+function tensorflowBindingInstalled(pkg: string): boolean {
+  let root: string;
+  try {
+    root = path.dirname(path.dirname(createRequire(import.meta.url).resolve(pkg)));
+  } catch {
+    return false;
+  }
+  const lib = path.join(root, 'lib');
+  return fs.existsSync(lib) && fs.readdirSync(lib).some((d) => fs.existsSync(path.join(lib, d, 'tfjs_binding.node')));
+}
+
 async function tryTensorflow(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node'): Promise<string> {
   // Both packages register a backend called 'tensorflow' as an import side effect; they are
   // optionalDependencies because their install downloads libtensorflow, which can fail.
+  if (!tensorflowBindingInstalled(pkg)) throw new Error(`${pkg} is not installed with its libtensorflow binding`);
   await import(pkg);
   if (!tf.findBackend('tensorflow')) throw new Error(`${pkg} loaded but registered no backend`);
   if (!(await tf.setBackend('tensorflow'))) throw new Error('tensorflow backend failed to initialise');
