@@ -12,6 +12,7 @@ import { runLoop, type LabelOrder, type LoopRound } from '../engine/eval/loop';
 import { readJsonLines, writeCurveReport, writeLoopReport, type EvalContext } from '../engine/eval/report';
 import { DEFAULT_ARCH, disposeInit, otsuScores, prepareDataset, pretrainedInit, type EvalDataset, type EvalTraining, type TargetKind } from '../engine/eval/setup';
 import { pretextTask, pretextTaskNames } from '../engine/pretext/registry';
+import { PRETRAINED_MARGIN } from '../engine/train/select';
 import { DATASET_NAMES, loadDataset, type DatasetName } from '../imaging/datasets';
 import { EXIT, UsageError, intOption, numberOption, type Command, type CommandContext, type OptionSpec } from './command';
 import { createReporter, type ProgressReporter } from './progress';
@@ -179,7 +180,7 @@ export const evalCurveCommand: Command = {
     'large-subsets': { type: 'string', description: `random label subsets per k > 5 (quick ${MODES.quick.largeSubsets}, full ${MODES.full.largeSubsets})`, valueName: 'n' },
     'all-repeats': { type: 'string', description: `seeds for k = all (quick ${MODES.quick.allRepeats}, full ${MODES.full.allRepeats})`, valueName: 'n' },
     steps: { type: 'string', description: `fine-tuning steps per run (quick ${MODES.quick.steps}, full ${MODES.full.steps})`, valueName: 'n' },
-    'auto-margin': { type: 'string', default: '0', description: 'val Dice a pretrained initialisation must gain over scratch to be chosen', valueName: 'dice' },
+    'auto-margin': { type: 'string', default: String(PRETRAINED_MARGIN), description: 'val Dice a pretrained initialisation must gain over scratch to be chosen (as in maskloop train)', valueName: 'dice' },
     ...TRAINING_OPTIONS,
   },
   async run(ctx) {

@@ -13,6 +13,7 @@ import { autoRuns, bestTasks, curveCells, stat, summarizeCurve, type CurveRun } 
 import { lineChartSvg, writeChart } from '../../src/engine/eval/plot';
 import { curveCriteria, toCsv } from '../../src/engine/eval/report';
 import type { EvalDataset, EvalImage } from '../../src/engine/eval/setup';
+import { displaces, PRETRAINED_MARGIN } from '../../src/engine/train/select';
 import { downsampleMask, downsamplePixels, upsampleMask } from '../../src/imaging/resample';
 
 function square(width: number, height: number, x0: number, y0: number, size: number): Uint8Array {
@@ -135,6 +136,14 @@ describe('the val-chosen line', () => {
     expect(c.pretextGain[0].best).toBe('inpainting');
     expect(c.pretextGain[0].gain).toBeCloseTo(0.525 - 0.525);
     expect(c.worstAutoVsScratch.diff).toBeCloseTo(0.6 - 0.525);
+  });
+
+  test('the same rule as maskloop train: scratch keeps the benefit of the doubt', () => {
+    expect(PRETRAINED_MARGIN).toBe(0.01);
+    expect(displaces(0.705, 0.7, true)).toBe(false);
+    expect(displaces(0.711, 0.7, true)).toBe(true);
+    expect(displaces(0.701, 0.7, false)).toBe(true);
+    expect(displaces(0.7, 0.7, false)).toBe(false);
   });
 
   test('best tasks rank pretext tasks by mean val Dice at few labels', () => {

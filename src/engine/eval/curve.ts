@@ -9,6 +9,7 @@
  */
 import { backendInfo } from '../backend';
 import type { Initialisation } from '../train/finetune';
+import { displaces } from '../train/select';
 import { chooseLabeled, disposeInit, finetuneOn, pretrainedInit, scoreSplit, type EvalDataset, type EvalTraining } from './setup';
 
 export const ALL_LABELS = 0;
@@ -161,9 +162,8 @@ export function bestTasks(runs: CurveRun[], candidates: string[], n: number): st
 }
 
 /**
- * maskloop's own choice per (k, subset): the initialisation with the best val Dice. Scratch wins
- * unless a pretrained one beats it on val by more than `margin`, because a val split of a few
- * images is noisy and self-supervision must not cost the user.
+ * maskloop's own choice per (k, subset), the rule `maskloop train` applies: the initialisation
+ * with the best val Dice, where a pretrained one must beat scratch by `margin`.
  */
 export function autoRuns(runs: CurveRun[], margin: number): CurveRun[] {
   const cells = new Map<string, CurveRun[]>();
@@ -176,9 +176,7 @@ export function autoRuns(runs: CurveRun[], margin: number): CurveRun[] {
     const scratch = cell.find((r) => r.init === 'scratch');
     let best = scratch;
     for (const r of cell) {
-      if (r === scratch) continue;
-      const bar = (best?.valDice ?? -Infinity) + (best === scratch ? margin : 0);
-      if (r.valDice > bar) best = r;
+      if (r !== scratch && (!best || displaces(r.valDice, best.valDice, best === scratch, margin))) best = r;
     }
     if (best) chosen.push({ ...best, init: AUTO, chosenInit: best.init });
   }

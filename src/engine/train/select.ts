@@ -33,6 +33,18 @@ export function evaluateDice(model: UNet, images: LabeledImage[], tiling: Tiling
   return total / images.length;
 }
 
+/**
+ * Val Dice a pretrained initialisation must gain over scratch to replace it. A val split is a
+ * handful of images, so small val differences are noise; scratch keeps the benefit of the doubt
+ * because self-supervision must never cost the user.
+ */
+export const PRETRAINED_MARGIN = 0.01;
+
+/** Whether a candidate's val Dice displaces the current best (ties keep the incumbent). */
+export function displaces(candidateDice: number, bestDice: number, bestIsScratch: boolean, margin = PRETRAINED_MARGIN): boolean {
+  return candidateDice > bestDice + (bestIsScratch ? margin : 0);
+}
+
 export interface CandidateScore {
   name: string;
   valDice: number;
@@ -46,7 +58,8 @@ export interface Selection {
 
 /**
  * Fine-tunes from each initialisation with identical options and keeps the one with the best val
- * Dice; ties go to the earlier candidate (put 'scratch' first to prefer it when nothing helps).
+ * Dice; ties go to the earlier candidate, and a pretrained candidate must beat scratch by
+ * PRETRAINED_MARGIN (put 'scratch' first).
  */
 export async function selectInitialisation(
   candidates: Initialisation[],
@@ -63,7 +76,7 @@ export async function selectInitialisation(
     const result = await finetune({ ...options, init });
     const valDice = evaluateDice(result.model, val, tiling);
     scores.push({ name: init.name, valDice });
-    if (valDice > bestDice) {
+    if (best === null || displaces(valDice, bestDice, bestName === 'scratch')) {
       best?.model.dispose();
       best = result;
       bestName = init.name;
