@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { correctionCost, strokesFor } from '../../src/engine/eval/correction';
+import { correctionCost, dilate, strokesFor } from '../../src/engine/eval/correction';
 import { autoRuns, bestTasks, curveCells, stat, summarizeCurve, type CurveRun } from '../../src/engine/eval/curve';
 import { lineChartSvg, writeChart } from '../../src/engine/eval/plot';
 import { curveCriteria, toCsv } from '../../src/engine/eval/report';
@@ -41,6 +41,29 @@ describe('correction cost', () => {
     expect(c.changedFraction).toBeCloseTo(80 / 400);
     // Two thin slivers, one on each side: one stroke each.
     expect(c.strokes).toBe(2);
+  });
+
+  test('slivers along one outline are one stroke, distant errors are separate strokes', () => {
+    const truth = square(96, 96, 20, 20, 30);
+    // The proposal is the truth with every fourth outline pixel flipped: many tiny components.
+    const jagged = truth.slice();
+    for (let x = 20; x < 50; x += 4) jagged[20 * 96 + x] = 0;
+    const c = correctionCost(jagged, truth, 96, 96);
+    expect(c.changedPixels).toBe(8);
+    expect(c.strokes).toBe(1);
+    const twoSpots = truth.slice();
+    twoSpots[20 * 96 + 20] = 0;
+    twoSpots[49 * 96 + 49] = 0;
+    expect(correctionCost(twoSpots, truth, 96, 96).strokes).toBe(2);
+  });
+
+  test('dilation reaches exactly its radius', () => {
+    const m = new Uint8Array(11 * 11);
+    m[5 * 11 + 5] = 1;
+    const d = dilate(m, 11, 11, 2);
+    expect(d.reduce((a, v) => a + v, 0)).toBe(25);
+    expect(d[3 * 11 + 3]).toBe(1);
+    expect(d[2 * 11 + 5]).toBe(0);
   });
 
   test('strokes grow with area and with extent', () => {

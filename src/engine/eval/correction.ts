@@ -2,7 +2,9 @@
  * What it costs an annotator to turn a proposal into the ground truth, against drawing the mask
  * from nothing. Pixels are exact; strokes are an estimate of brush work: a stroke paints a band
  * `brush` pixels wide and up to `strokeLength` long, so a region needs at least as many strokes
- * as its area fills bands, and as many as its longest extent spans stroke lengths.
+ * as its area fills bands, and as many as its longest extent spans stroke lengths. Errors closer
+ * to each other than the brush is wide (the slivers along one object's outline) are one region:
+ * a single stroke along the outline fixes them together.
  */
 import { connectedComponents } from '../../imaging/instances';
 
@@ -26,9 +28,45 @@ export interface CorrectionCost {
   drawStrokes: number;
 }
 
-/** Estimated strokes to paint every region of a binary mask. */
-export function strokesFor(mask: Uint8Array, width: number, height: number, model: BrushModel = DEFAULT_BRUSH): number {
-  const { labels, count } = connectedComponents(mask, width, height);
+/** Square dilation by `radius` pixels (separable running max), for grouping nearby regions. */
+export function dilate(mask: Uint8Array, width: number, height: number, radius: number): Uint8Array {
+  const rows = new Uint8Array(mask.length);
+  for (let y = 0; y < height; y++) {
+    let last = -Infinity;
+    // Left to right remembers the last set pixel; a second pass covers the right-hand reach.
+    for (let x = 0; x < width; x++) {
+      if (mask[y * width + x]) last = x;
+      if (x - last <= radius) rows[y * width + x] = 1;
+    }
+    last = Infinity;
+    for (let x = width - 1; x >= 0; x--) {
+      if (mask[y * width + x]) last = x;
+      if (last - x <= radius) rows[y * width + x] = 1;
+    }
+  }
+  const out = new Uint8Array(mask.length);
+  for (let x = 0; x < width; x++) {
+    let last = -Infinity;
+    for (let y = 0; y < height; y++) {
+      if (rows[y * width + x]) last = y;
+      if (y - last <= radius) out[y * width + x] = 1;
+    }
+    last = Infinity;
+    for (let y = height - 1; y >= 0; y--) {
+      if (rows[y * width + x]) last = y;
+      if (last - y <= radius) out[y * width + x] = 1;
+    }
+  }
+  return out;
+}
+
+/**
+ * Estimated strokes to paint every region of a binary mask; with `groupWithin`, regions closer
+ * than that many pixels count as one region.
+ */
+export function strokesFor(mask: Uint8Array, width: number, height: number, model: BrushModel = DEFAULT_BRUSH, groupWithin = 0): number {
+  const grouping = groupWithin > 0 ? dilate(mask, width, height, Math.floor(groupWithin / 2)) : mask;
+  const { labels, count } = connectedComponents(grouping, width, height);
   if (count === 0) return 0;
   const area = new Float64Array(count + 1);
   const x0 = new Int32Array(count + 1).fill(width);
@@ -38,7 +76,7 @@ export function strokesFor(mask: Uint8Array, width: number, height: number, mode
   for (let y = 0, i = 0; y < height; y++) {
     for (let x = 0; x < width; x++, i++) {
       const c = labels[i];
-      if (!c) continue;
+      if (!c || !mask[i]) continue;
       area[c]++;
       if (x < x0[c]) x0[c] = x;
       if (x > x1[c]) x1[c] = x;
@@ -48,6 +86,7 @@ export function strokesFor(mask: Uint8Array, width: number, height: number, mode
   }
   let strokes = 0;
   for (let c = 1; c <= count; c++) {
+    if (area[c] === 0) continue;
     const extent = Math.max(x1[c] - x0[c] + 1, y1[c] - y0[c] + 1);
     strokes += Math.max(1, Math.ceil(area[c] / (model.brush * model.strokeLength)), Math.ceil(extent / model.strokeLength));
   }
@@ -72,7 +111,7 @@ export function correctionCost(proposal: Uint8Array | null, truth: Uint8Array, w
     changedPixels,
     drawPixels,
     changedFraction: drawPixels > 0 ? changedPixels / drawPixels : changedPixels > 0 ? Infinity : 0,
-    strokes: strokesFor(wrong, width, height, model),
+    strokes: strokesFor(wrong, width, height, model, model.brush),
     drawStrokes: strokesFor(truth, width, height, model),
   };
 }
