@@ -95,8 +95,8 @@ export const evalCommand: Command = {
 
 /** Quick mode fits one dataset into well under 45 minutes on two cores; full mode is the real measurement. */
 const MODES = {
-  quick: { subsets: 2, largeSubsets: 1, allRepeats: 1, pretrainSteps: 120, steps: 50, valImages: 8, rounds: 10, retrainSteps: 30, candidates: 8 },
-  full: { subsets: 3, largeSubsets: 3, allRepeats: 2, pretrainSteps: 800, steps: 400, valImages: 0, rounds: 20, retrainSteps: 80, candidates: 0 },
+  quick: { ks: '1,2,5,10,all', subsets: 2, largeSubsets: 1, allRepeats: 1, pretrainSteps: 120, steps: 50, valImages: 8, rounds: 10, retrainSteps: 30, candidates: 8 },
+  full: { ks: '1,2,5,10,20,all', subsets: 3, largeSubsets: 3, allRepeats: 2, pretrainSteps: 800, steps: 400, valImages: 0, rounds: 20, retrainSteps: 80, candidates: 0 },
 } as const;
 
 const TRAINING_OPTIONS: Record<string, OptionSpec> = {
@@ -174,7 +174,7 @@ export const evalCurveCommand: Command = {
   usage: 'eval curve --dataset <name> [--quick] [--ks 1,2,5,10,20,all] [--inits scratch,rotation,…,combo] [options]',
   options: {
     ...DATASET_OPTIONS,
-    ks: { type: 'string', default: '1,2,5,10,20,all', description: 'labeled-image counts', valueName: 'list' },
+    ks: { type: 'string', description: `labeled-image counts (quick ${MODES.quick.ks}, full ${MODES.full.ks})`, valueName: 'list' },
     inits: { type: 'string', description: `initialisations: scratch, pretext tasks (${pretextTaskNames().join(', ')}) and '${COMBINATION}' (the best two tasks jointly); default all that apply`, valueName: 'list' },
     subsets: { type: 'string', description: `random label subsets per k ≤ 5 (quick ${MODES.quick.subsets}, full ${MODES.full.subsets})`, valueName: 'n' },
     'large-subsets': { type: 'string', description: `random label subsets per k > 5 (quick ${MODES.quick.largeSubsets}, full ${MODES.full.largeSubsets})`, valueName: 'n' },
@@ -187,7 +187,7 @@ export const evalCurveCommand: Command = {
     const { values, signal } = ctx;
     const setup = await setUp(ctx, 'curve');
     const { ds, mode, report, outDir } = setup;
-    const ks = listOption(values, 'ks', '1,2,5,10,20,all').map((k) => {
+    const ks = listOption(values, 'ks', mode.ks).map((k) => {
       if (k === 'all') return ALL_LABELS;
       const n = Number(k);
       if (!Number.isInteger(n) || n < 1) throw new UsageError(`--ks takes positive integers and 'all', got '${k}'`);
