@@ -230,12 +230,13 @@ export const evalCurveCommand: Command = {
       throw err;
     });
     report.done();
+    // An interrupted curve still reports what it measured; the same command continues it.
+    const measured = runs ?? readJsonLines<CurveRun>(log).filter(sameSettings);
+    if (measured.length > 0) console.log(await writeCurveReport(outDir, measured, context(setup, commandLine('curve'), settings), autoMargin));
     if (!runs) {
-      console.error(`interrupted: the runs measured so far are in ${log}; the same command continues`);
+      console.error(`interrupted after ${measured.length} runs (report written from them); the same command continues`);
       return EXIT.cancelled;
     }
-    const md = await writeCurveReport(outDir, runs, context(setup, commandLine('curve'), settings), autoMargin);
-    console.log(md);
     return EXIT.ok;
   },
 };
