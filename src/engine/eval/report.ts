@@ -159,7 +159,7 @@ export async function writeLoopReport(outDir: string, rounds: LoopRound[], ctx: 
   await writeChart(path.join(outDir, 'loop'), {
     title: `${ctx.dataset}: correction cost per labeling round`,
     xLabel: 'round (labels so far + 1)',
-    yLabel: 'pixels to correct / pixels to draw',
+    yLabel: 'pixels to correct / pixels to draw (clipped at 1.5)',
     series: sessions.map((s) => ({ name: s, points: of(s).map((r) => ({ x: r.round, y: Math.min(r.changedFraction, 1.5) })) })),
     references: [{ y: 0.1, label: '10% target' }],
   });

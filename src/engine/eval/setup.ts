@@ -169,6 +169,9 @@ export function disposeInit(init: Initialisation): void {
   for (const t of init.weights?.values() ?? []) t.dispose();
 }
 
+/** Learning-rate factor for fine-tuning that continues from an earlier segmentation model. */
+export const WARM_START_RATE = 0.25;
+
 /** Fine-tunes on the given labeled images from an initialisation (undefined = scratch). */
 export async function finetuneOn(
   ds: EvalDataset,
@@ -178,7 +181,11 @@ export async function finetuneOn(
 ) {
   const result = await finetune({
     images: asLabeled(images), target: segmentationTarget(ds.target), config: options.arch, init,
-    steps: options.steps, batchSize: options.batchSize, patchSize: options.patchSize, learningRate: options.learningRate,
+    steps: options.steps, batchSize: options.batchSize, patchSize: options.patchSize,
+    // A fresh Adam takes full-size steps at once; on an already trained model that undoes what it
+    // learned (measured: a BBBC039 session's proposals collapsed to Dice 0.09 after a warm retrain
+    // at the from-scratch rate), so warm starts move more gently.
+    learningRate: options.warmStart ? options.learningRate * WARM_START_RATE : options.learningRate,
     seed: options.seed,
     // A pretrained encoder stays frozen briefly while the new decoder settles; a warm start from
     // an earlier segmentation model has nothing new to settle.
