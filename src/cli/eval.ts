@@ -99,7 +99,7 @@ const MODES = {
   full: { ks: '1,2,5,10,20,all', subsets: 3, largeSubsets: 3, allRepeats: 2, pretrainSteps: 800, steps: 400, valImages: 0, rounds: 20, retrainSteps: 80, candidates: 0 },
 } as const;
 
-/** Pretext tasks a quick curve leaves out, to fit its time budget: measured as no better than scratch. */
+/** Pretext tasks a quick curve leaves out to fit its time budget: they gained least over scratch on ISBI. */
 const QUICK_SKIPS: readonly string[] = ['jigsaw', 'contrastive'];
 
 const TRAINING_OPTIONS: Record<string, OptionSpec> = {
@@ -198,7 +198,7 @@ export const evalCurveCommand: Command = {
     });
     const channels = ds.train[0]?.image.channels ?? 1;
     const applicable = pretextTaskNames().filter((t) => pretextTask(t).appliesTo(channels));
-    // Quick curves skip the two tasks that never beat scratch in the ISBI quick curve (docs/RESULTS.md).
+    // Quick curves skip the two tasks that gained least over scratch in the ISBI quick curve (docs/RESULTS.md).
     const tasks = values.quick ? applicable.filter((t) => !QUICK_SKIPS.includes(t)) : applicable;
     const inits = listOption(values, 'inits', ['scratch', ...tasks, COMBINATION].join(','));
     for (const init of inits) {
