@@ -8,7 +8,7 @@ import path from 'node:path';
 import { initEngine, type BackendInfo } from '../engine/backend';
 import { ALL_LABELS, COMBINATION, runCurve, runKey, type CurveRun } from '../engine/eval/curve';
 import { runExperiment } from '../engine/eval/experiment';
-import { runLoop, type LabelOrder, type LoopRound } from '../engine/eval/loop';
+import { simulateSession, type LabelOrder, type LoopRound } from '../engine/eval/session';
 import { readJsonLines, writeCurveReport, writeLoopReport, type EvalContext } from '../engine/eval/report';
 import { DEFAULT_ARCH, disposeInit, otsuScores, prepareDataset, pretrainedInit, type EvalDataset, type EvalTraining, type TargetKind } from '../engine/eval/setup';
 import { pretextTask, pretextTaskNames } from '../engine/pretext/registry';
@@ -283,7 +283,7 @@ export const evalLoopCommand: Command = {
         try {
           for (const order of orders as LabelOrder[]) {
             report.message(`session: ${initName}, ${order} order`);
-            rounds.push(...await runLoop(ds, {
+            rounds.push(...await simulateSession(ds, {
               order, rounds: settings.rounds, retrainEvery: settings.retrainEvery, stepsPerRetrain: settings.retrainSteps,
               init: pretrained?.init, initName, candidates: settings.candidates, training: setup.training, seed: setup.seed,
               onRound: (r) => {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, test } from 'vitest';
 import type { CurveRun } from '../../src/engine/eval/curve';
-import type { LoopRound } from '../../src/engine/eval/loop';
+import type { LoopRound } from '../../src/engine/eval/session';
 import { datasetUnavailableReason } from '../../src/imaging/datasets';
 
 const bin = new URL('../../src/cli/bin.mjs', import.meta.url).pathname;

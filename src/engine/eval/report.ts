@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { AUTO, summarizeCurve, type CurvePoint, type CurveRun, type Stat } from './curve';
-import type { LoopRound } from './loop';
+import type { LoopRound } from './session';
 import { writeChart, type Series } from './plot';
 import type { SplitScores } from './setup';
 

@@ -16,7 +16,7 @@ import { finetuneOn, proposalFor, type EvalDataset, type EvalImage, type EvalTra
 
 export type LabelOrder = 'active' | 'random';
 
-export interface LoopOptions {
+export interface SessionOptions {
   order: LabelOrder;
   rounds: number;
   /** Retrain after every this many new labels. */
@@ -49,7 +49,7 @@ export interface LoopRound extends CorrectionCost {
   trainSeconds: number;
 }
 
-export async function runLoop(ds: EvalDataset, options: LoopOptions): Promise<LoopRound[]> {
+export async function simulateSession(ds: EvalDataset, options: SessionOptions): Promise<LoopRound[]> {
   const pool = new Rng(options.seed).shuffle([...ds.train]);
   const rounds = Math.min(options.rounds, pool.length);
   const labeled: EvalImage[] = [];
