@@ -12,7 +12,7 @@ import { Rng } from '../rng';
 import type { UNet } from '../model/unet';
 import type { Initialisation } from '../train/finetune';
 import { correctionCost, DEFAULT_BRUSH, type BrushModel, type CorrectionCost } from './correction';
-import { finetuneOn, proposalFor, type EvalDataset, type EvalImage, type EvalTraining } from './setup';
+import { finetuneOn, proposalFor, scoreSplit, type EvalDataset, type EvalImage, type EvalTraining } from './setup';
 
 export type LabelOrder = 'active' | 'random';
 
@@ -46,7 +46,17 @@ export interface LoopRound extends CorrectionCost {
   /** Mean uncertainty of the proposal, the active order's criterion. */
   uncertainty: number;
   retrained: boolean;
+  /** Whether the retrained model replaced the previous one (it must not be worse on recent labels). */
+  promoted: boolean;
   trainSeconds: number;
+}
+
+/** Labeled images the promotion check scores: the newest ones, where the two models differ most. */
+const PROMOTION_IMAGES = 3;
+
+async function keepsUp(ds: EvalDataset, candidate: UNet, current: UNet, images: EvalImage[]): Promise<boolean> {
+  const [a, b] = [await scoreSplit(candidate, ds, images), await scoreSplit(current, ds, images)];
+  return a.dice >= b.dice;
 }
 
 export async function simulateSession(ds: EvalDataset, options: SessionOptions): Promise<LoopRound[]> {
@@ -63,10 +73,11 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
       const { image, proposal } = await nextImage(ds, pool, model, options, pickRng);
       pool.splice(pool.indexOf(image), 1);
       const fg = proposal ? foregroundOf(proposal.mask) : null;
-      const cost = correctionCost(fg, image.gt.foreground, image.image.width, image.image.height, options.brush ?? DEFAULT_BRUSH);
+      const cost = correctionCost(fg, image.gt.foreground, image.gt.image.width, image.gt.image.height, options.brush ?? DEFAULT_BRUSH);
       labeled.push(image);
 
       let retrained = false;
+      let promoted = false;
       let trainSeconds = 0;
       if (labeled.length % options.retrainEvery === 0 && round < rounds) {
         const t0 = performance.now();
@@ -75,10 +86,18 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         const next = await finetuneOn(ds, labeled, init, {
           ...options.training, steps: options.stepsPerRetrain, seed: options.seed + round, warmStart: model !== null,
         });
-        model?.dispose();
-        model = next;
-        modelLabels = labeled.length;
         retrained = true;
+        // As in the app, a retrained model replaces the current one only if it is not worse on
+        // held labels: here the most recent ones (a short retraining occasionally collapses a
+        // model without normalisation layers to uniform outputs).
+        promoted = !model || (await keepsUp(ds, next, model, labeled.slice(-PROMOTION_IMAGES)));
+        if (promoted) {
+          model?.dispose();
+          model = next;
+          modelLabels = labeled.length;
+        } else {
+          next.dispose();
+        }
         trainSeconds = (performance.now() - t0) / 1000;
       }
       const result: LoopRound = {
@@ -86,7 +105,7 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         modelLabels: proposedBy,
         proposalDice: fg ? dice(fg, image.gt.foreground) : 0,
         uncertainty: proposal?.score ?? NaN,
-        retrained, trainSeconds, ...cost,
+        retrained, promoted, trainSeconds, ...cost,
       };
       results.push(result);
       options.onRound?.(result);
