@@ -127,8 +127,12 @@ export async function writeCurveReport(outDir: string, runs: CurveRun[], ctx: Ev
     const p = points.find((q) => q.init === AUTO && q.kLabel === k);
     return p?.chosen ? `k=${k}: ${Object.entries(p.chosen).map(([n, v]) => `${n}×${v}`).join(', ')}` : '';
   }).filter(Boolean).join('; ');
+  // A curve may have been measured over several invocations (continued after an interruption):
+  // its time is that of its runs, each pretraining counted once.
+  const pretraining = new Map(runs.map((r) => [r.init, r.pretrainSeconds]));
+  const measuredSeconds = runs.reduce((a, r) => a + r.wallSeconds, 0) + [...pretraining.values()].reduce((a, b) => a + b, 0);
   const lines = [
-    ...header(`${ctx.dataset} — learning curve`, ctx),
+    ...header(`${ctx.dataset} — learning curve`, { ...ctx, wallSeconds: measuredSeconds }),
     `![${ctx.dataset} learning curve](curve.png)`,
     '',
     ...table('test Dice', (p) => p.dice),
