@@ -5,7 +5,8 @@ import { classMap, predictImage, predictTiled, tileOrigins } from '../../src/eng
 import { instanceLabels, labeled, prepareImage } from '../../src/engine/input';
 import { dice, matchInstances } from '../../src/engine/metrics';
 import { UNet } from '../../src/engine/model/unet';
-import { finetune } from '../../src/engine/train/finetune';
+import { finetune, FOREGROUND_PATCH_SHARE, sampleLabeledPatch } from '../../src/engine/train/finetune';
+import { Rng } from '../../src/engine/rng';
 import { evaluateDice, selectInitialisation } from '../../src/engine/train/select';
 import { instancesFromInterior } from '../../src/imaging/instances';
 import { engine, labeledNuclei, mean, nuclei } from '../helpers/engine';
@@ -140,5 +141,21 @@ describe('tiled inference', () => {
     // An untrained sigmoid head hovers near 0.5: high uncertainty.
     expect(score).toBeGreaterThan(0.5);
     model.dispose();
+  });
+});
+
+describe('training patches', () => {
+  test('a third of the patches are centred on foreground, however sparse it is', () => {
+    const size = 512;
+    const labels = new Uint8Array(size * size);
+    for (let y = 300; y < 304; y++) for (let x = 100; x < 104; x++) labels[y * size + x] = 1;
+    const image = { pixels: new Float32Array(size * size), width: size, height: size, channels: 1, labels };
+    const rng = new Rng(3);
+    let withForeground = 0;
+    const draws = 600;
+    for (let i = 0; i < draws; i++) if ((sampleLabeledPatch([image], 64, rng).labels as Uint8Array).some((v) => v === 1)) withForeground++;
+    // Uniform crops would hold the 4x4 square about 1.8% of the time.
+    expect(withForeground / draws).toBeGreaterThan(FOREGROUND_PATCH_SHARE - 0.06);
+    expect(withForeground / draws).toBeLessThan(FOREGROUND_PATCH_SHARE + 0.1);
   });
 });

@@ -3,7 +3,7 @@
  * scratch: Dice + cross-entropy on labeled pixels only, with augmentation.
  */
 import * as tf from '@tensorflow/tfjs';
-import { augmentPatch, DEFAULT_AUGMENT, knownPixels, randomCrop, stackLabels, stackPixels, type AugmentOptions, type LabeledImage } from '../data';
+import { augmentPatch, cropAt, DEFAULT_AUGMENT, knownPixels, randomCrop, stackLabels, stackPixels, UNKNOWN, type AugmentOptions, type LabeledImage } from '../data';
 import { isEncoderParam, UNet, type UNetConfig } from '../model/unet';
 import { Rng } from '../rng';
 import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint';
@@ -146,8 +146,45 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   return { model, meta: meta(result.stepsDone), status: result.status, losses: result.losses, imagesPerSecond: result.imagesPerSecond };
 }
 
-/** A random crop that contains labeled pixels (sparse labels may leave whole regions unknown). */
-function sampleLabeledPatch(images: LabeledImage[], size: number, rng: Rng) {
+/**
+ * Share of training patches centred on a labeled foreground pixel. Where objects are sparse
+ * (neurons cover 7% of a PFC image) uniform crops are mostly background, and a short fine-tuning
+ * then settles on predicting no foreground at all (measured: PFC test Dice 0 on some label subsets).
+ */
+export const FOREGROUND_PATCH_SHARE = 1 / 3;
+
+const foregroundCache = new WeakMap<Uint8Array, Uint32Array>();
+
+/** Indices of the pixels labeled with a class > 0 (not background, not unknown). */
+function foregroundPixels(labels: Uint8Array): Uint32Array {
+  let found = foregroundCache.get(labels);
+  if (!found) {
+    const list: number[] = [];
+    for (let i = 0; i < labels.length; i++) if (labels[i] > 0 && labels[i] !== UNKNOWN) list.push(i);
+    found = Uint32Array.from(list);
+    foregroundCache.set(labels, found);
+  }
+  return found;
+}
+
+/** A crop around a random foreground pixel (placed randomly within the crop), or null if there is none. */
+function foregroundPatch(image: LabeledImage, size: number, rng: Rng) {
+  const pixels = foregroundPixels(image.labels);
+  if (pixels.length === 0) return null;
+  const i = pixels[rng.int(pixels.length)];
+  const place = (c: number, length: number) => (length > size ? Math.min(Math.max(c - rng.int(size), 0), length - size) : -Math.floor((size - length) / 2));
+  return cropAt(image, place(i % image.width, image.width), place(Math.floor(i / image.width), image.height), size, image.labels);
+}
+
+/**
+ * A random crop that contains labeled pixels (sparse labels may leave whole regions unknown);
+ * FOREGROUND_PATCH_SHARE of them centred on foreground.
+ */
+export function sampleLabeledPatch(images: LabeledImage[], size: number, rng: Rng) {
+  if (rng.next() < FOREGROUND_PATCH_SHARE) {
+    const patch = foregroundPatch(images[rng.int(images.length)], size, rng);
+    if (patch) return patch;
+  }
   for (let attempt = 0; ; attempt++) {
     const image = images[rng.int(images.length)];
     const patch = randomCrop(image, size, rng, image.labels);
