@@ -45,7 +45,14 @@ export const folderName = z
   .regex(/^[A-Za-z0-9][A-Za-z0-9._ -]*$/, 'a folder name of letters, digits, spaces, . _ - (no path separators)');
 
 const split = z.enum(IMAGE_SPLITS);
-const labelArray = z.union([z.instanceof(Uint8Array), z.instanceof(Uint16Array), z.instanceof(Int32Array)]);
+// z.custom rather than z.instanceof: the latter narrows to Uint8Array<ArrayBuffer>, refusing at
+// compile time arrays that are views of any ArrayBufferLike (as masks decoded from fetch bodies are).
+const uint8Array = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected a Uint8Array');
+const labelArray = z.union([
+  uint8Array,
+  z.custom<Uint16Array>((v) => v instanceof Uint16Array, 'expected a Uint16Array'),
+  z.custom<Int32Array>((v) => v instanceof Int32Array, 'expected an Int32Array'),
+]);
 const maxSide = 1 << 16;
 const side = z.number().int().positive().max(maxSide);
 
@@ -145,7 +152,7 @@ export const CHANNELS = {
     imageId: id,
     mask: labelMaskSchema,
     /** Nonzero = the annotator left this pixel unlabeled ('unknown' brush); length width x height. */
-    unknown: z.instanceof(Uint8Array).nullable().optional(),
+    unknown: uint8Array.nullable().optional(),
     source: saveSource,
     /** The version this edit started from; null: drawn without one; omitted: the latest. */
     parentVersion: z.number().int().positive().nullable().optional(),
@@ -165,7 +172,7 @@ export const CHANNELS = {
     width: side,
     height: side,
     data: labelArray,
-    unknown: z.instanceof(Uint8Array).nullable().optional(),
+    unknown: uint8Array.nullable().optional(),
     source: saveSource,
     timeSpentMs: count.max(86_400_000),
     pixelsChanged: count.optional(),
