@@ -17,24 +17,39 @@ export interface StoredMask {
   unknown: Uint8Array | null;
 }
 
-export function toStored(width: number, height: number, classes: Uint8Array, instances: Int32Array): StoredMask {
-  const n = width * height;
-  let hasUnknown = false;
-  let hasInstances = false;
-  for (let i = 0; i < n; i++) {
-    if (classes[i] === UNKNOWN) hasUnknown = true;
-    if (instances[i] !== 0) hasInstances = true;
+/**
+ * A rectangle of the editor's arrays in the store's encoding. `dtype` is decided for the whole
+ * mask (int32 once the mask has objects), so every patch of one label has the label's dtype.
+ */
+export function encodeRegion(
+  width: number,
+  classes: Uint8Array,
+  instances: Int32Array,
+  rect: { x: number; y: number; width: number; height: number },
+  dtype: 'uint8' | 'int32',
+): { data: Uint8Array | Int32Array; unknown: Uint8Array | null } {
+  const n = rect.width * rect.height;
+  const data = dtype === 'int32' ? new Int32Array(n) : new Uint8Array(n);
+  let unknown: Uint8Array | null = null;
+  let o = 0;
+  for (let y = rect.y; y < rect.y + rect.height; y++) {
+    for (let x = rect.x, i = y * width + rect.x; x < rect.x + rect.width; x++, i++, o++) {
+      const cls = classes[i];
+      if (cls === UNKNOWN) {
+        unknown ??= new Uint8Array(n);
+        unknown[o] = 1;
+        continue;
+      }
+      data[o] = dtype === 'int32' ? instances[i] : cls;
+    }
   }
-  const unknown = hasUnknown ? new Uint8Array(n) : null;
-  if (unknown) for (let i = 0; i < n; i++) unknown[i] = classes[i] === UNKNOWN ? 1 : 0;
-  if (hasInstances) {
-    const data = new Int32Array(n);
-    for (let i = 0; i < n; i++) data[i] = classes[i] === UNKNOWN ? 0 : instances[i];
-    return { width, height, dtype: 'int32', data, unknown };
-  }
-  const data = new Uint8Array(n);
-  for (let i = 0; i < n; i++) data[i] = classes[i] === UNKNOWN ? 0 : classes[i];
-  return { width, height, dtype: 'uint8', data, unknown };
+  return { data, unknown };
+}
+
+export function toStored(width: number, height: number, classes: Uint8Array, instances: Int32Array, dtype?: 'uint8' | 'int32'): StoredMask {
+  const chosen = dtype ?? (instances.some((v) => v !== 0) ? 'int32' : 'uint8');
+  const { data, unknown } = encodeRegion(width, classes, instances, { x: 0, y: 0, width, height }, chosen);
+  return { width, height, dtype: chosen, data, unknown };
 }
 
 /**

@@ -51,7 +51,7 @@ export class EditorController {
   readonly settings: EditorSettings;
   private toolName: ToolName = 'brush';
   private vp: Viewport = { scale: 1, offsetX: 0, offsetY: 0 };
-  private readonly surface: EditorSurface | null;
+  private surface: EditorSurface | null;
   private readonly options: ControllerOptions;
   private pressed: 'tool' | 'pan' | null = null;
   private lastScreen: { x: number; y: number } | null = null;
@@ -63,6 +63,12 @@ export class EditorController {
     this.model = options.model;
     this.surface = options.surface ?? null;
     this.settings = { brushRadius: 6, activeClass: 1, instanceMode: false, activeInstance: 0, ...options.settings };
+    this.fit();
+  }
+
+  /** Connects the view once it exists (the wrapper creates it after the controller) and fits the image. */
+  attachSurface(surface: EditorSurface): void {
+    this.surface = surface;
     this.fit();
   }
 
