@@ -39,6 +39,8 @@ export class AnnotatorState {
   canUndo = $state(false);
   canRedo = $state(false);
   zoom = $state(1);
+  /** Where the image sits in the editor (CSS px): exposed as data attributes for tests and tooling. */
+  offset = $state({ x: 0, y: 0 });
   proposal = $state<ProposalState>('none');
   proposalModelId = $state<number | null>(null);
   saveState = $state<SaveState>('saved');
@@ -158,6 +160,7 @@ export class AnnotatorState {
       if (saved) this.version = saved.version;
       this.proposal = 'accepted';
       this.savedCount++;
+      this.markLabeled();
     });
   }
 
@@ -192,6 +195,7 @@ export class AnnotatorState {
     this.canUndo = c.history.canUndo;
     this.canRedo = c.history.canRedo;
     this.zoom = c.viewport.scale;
+    this.offset = { x: c.viewport.offsetX, y: c.viewport.offsetY };
   }
 
   private takeTime(): number {
@@ -226,7 +230,13 @@ export class AnnotatorState {
           : await call('labels:patch', { ...common, baseVersion: this.version, ...region, data: encoded.data });
       this.version = saved.version;
       this.savedCount++;
+      this.markLabeled();
     });
+  }
+
+  /** A save makes the image 'labeled' (a reviewed image needs a new review after an edit). */
+  private markLabeled(): void {
+    if (this.detail && this.detail.status !== 'labeled') this.detail = { ...this.detail, status: 'labeled' };
   }
 
   private enqueue(work: () => Promise<void>): Promise<void> {
