@@ -28,6 +28,7 @@ export class CanvasView implements EditorSurface {
   /** Screen area to re-composite at the next frame; 'all' after zoom, pan or resize. */
   private dirtyScreen: Rect | 'all' | null = 'all';
   private frame = 0;
+  private pendingImage: { image: RawImage; displays: readonly ChannelDisplay[] } | null = null;
   private readonly resizeObserver: ResizeObserver;
   /** Milliseconds the last mask-region render took, shown in the status bar and read by tests. */
   lastRegionRenderMs = 0;
@@ -74,12 +75,24 @@ export class CanvasView implements EditorSurface {
     this.maskChanged({ x: 0, y: 0, width: model.width, height: model.height });
   }
 
-  /** Re-renders the image layer (new image or new contrast). */
+  /**
+   * Re-renders the image layer (new image or new contrast) at the next frame: dragging a contrast
+   * slider fires many inputs per frame, and only the last one needs rendering.
+   */
   setImage(image: RawImage, displays: readonly ChannelDisplay[]): void {
     if (image.width !== this.model.width || image.height !== this.model.height) throw new Error('image and mask sizes differ');
+    const first = this.pendingImage === null;
+    this.pendingImage = { image, displays };
+    if (first) requestAnimationFrame(() => this.renderImage());
+  }
+
+  private renderImage(): void {
+    const pending = this.pendingImage;
+    this.pendingImage = null;
+    if (!pending) return;
     const ctx = this.imageLayer.getContext('2d')!;
-    const pixels = ctx.createImageData(image.width, image.height);
-    renderDisplay(image, displays, pixels.data);
+    const pixels = ctx.createImageData(pending.image.width, pending.image.height);
+    renderDisplay(pending.image, pending.displays, pixels.data);
     ctx.putImageData(pixels, 0, 0);
     this.invalidate('all');
   }
