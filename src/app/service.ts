@@ -500,7 +500,7 @@ export class AppService {
           case 'import':
             return this.runner.start(project.dir, { kind: 'import', folder: this.existingFolder(String(c.folder), 'image folder'), split: (c.split as 'unassigned') ?? 'unassigned' }, runId);
           case 'pretrain':
-            return this.runner.start(project.dir, { kind: 'pretrain', tasks: String(c.tasks).split('+') as ['inpainting'], steps: run.total ?? 1000, maxImages: 256, learningRate: 0.001, resume: true }, runId);
+            return this.runner.start(project.dir, { kind: 'pretrain', tasks: String(c.tasks).split('+') as ['inpainting'], steps: run.total ?? 1000, maxImages: 256, learningRate: 0.001, checkpointEvery: Number(c.checkpointEvery) || 50, resume: true }, runId);
           case 'train': {
             const target = JSON.parse(String(c.target ?? '{"kind":"semantic","classes":1}')) as { kind: string; classes?: number };
             return this.runner.start(project.dir, {

@@ -5,7 +5,7 @@
  * connection, and a kill leaves the run 'running' with this pid, which the next open marks
  * 'interrupted' and the app offers to resume.
  */
-import { backendInfo, describeBackend, initEngine } from '../engine/backend';
+import { backendInfo, initEngine, type BackendInfo } from '../engine/backend';
 import type { TrainingProgress } from '../engine/train/loop';
 import { ImageDecodeError } from '../imaging/decode';
 import type { ErrorKind } from '../shared/result';
@@ -27,6 +27,9 @@ function parentPort(): Port {
     return { send: (m) => electronPort.postMessage(m), onMessage: (l) => electronPort.on('message', (e) => l(e.data)) };
   }
   if (!process.send) throw new Error('the job process must be started by the app (no IPC channel)');
+  // The app is gone (crashed or killed): stop too. The run stays 'running' with this pid, and the
+  // next open of the project marks it interrupted, ready to resume.
+  process.on('disconnect', () => process.exit(0));
   return { send: (m) => process.send!(m), onMessage: (l) => process.on('message', l) };
 }
 
@@ -103,5 +106,11 @@ port.onMessage((message) => {
   queue = queue.then(() => execute(message));
 });
 
+/** What the UI shows: the chosen backend and how it computes, e.g. 'native — AVX2/FMA addon, 2 threads'. */
+function backendLabel(info: BackendInfo): string {
+  const chosen = info.attempts[info.attempts.length - 1];
+  return chosen?.detail ? `${info.choice} — ${chosen.detail}` : `${info.choice} (${info.threads} thread${info.threads === 1 ? '' : 's'})`;
+}
+
 const info = backendInfo() ?? (await initEngine({ log: false }));
-port.send({ type: 'ready', pid: process.pid, backend: describeBackend(info) });
+port.send({ type: 'ready', pid: process.pid, backend: backendLabel(info) });

@@ -35,7 +35,7 @@ export async function runJob(project: Project, request: JobRequest, resumeRunId:
       return { ...nothing, status: r.status, message: r.message };
     }
     case 'pretrain': {
-      const r = await pretrainEncoder(project, { tasks: request.tasks, steps: request.steps, maxImages: request.maxImages, learningRate: request.learningRate, resume: resumeRunId ?? request.resume }, hooks);
+      const r = await pretrainEncoder(project, { tasks: request.tasks, steps: request.steps, maxImages: request.maxImages, learningRate: request.learningRate, checkpointEvery: request.checkpointEvery, resume: resumeRunId ?? request.resume }, hooks);
       const message = r.status === 'cancelled' ? `stopped at step ${r.stepsDone}; it can be resumed` : `pretext checkpoint saved as model #${r.modelId} (final loss ${r.finalLoss?.toFixed(4)})`;
       return { ...nothing, status: r.status, message };
     }

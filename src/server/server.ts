@@ -5,7 +5,6 @@
  * Every request needs the per-session token (cookie or bearer) and a loopback Host.
  */
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +15,7 @@ import { EVENTS_PATH, API_PREFIX } from '../shared/http';
 import { isChannel } from '../shared/ipc';
 import { failure, type ErrorKind, type Result } from '../shared/result';
 import { fromWire, toWire } from '../shared/wire';
+import { rendererFile } from './static';
 import { SECURITY_HEADERS, hostAllowed, postAllowed, requestToken, sessionCookie, tokenMatches } from './security';
 
 export interface ServerOptions {
@@ -47,12 +47,6 @@ export interface RunningServer {
 const MAX_BODY_BYTES = 256 * 1024 * 1024;
 const STATUS_FOR: Record<ErrorKind, number> = { argument: 400, data: 422, db: 503, engine: 500, cancelled: 409 };
 
-const MIME: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8', '.json': 'application/json', '.wasm': 'application/wasm', '.svg': 'image/svg+xml',
-  '.png': 'image/png', '.ico': 'image/x-icon', '.woff2': 'font/woff2', '.map': 'application/json',
-};
-
 export function defaultStateDir(): string {
   const base = process.env.XDG_CONFIG_HOME || (process.platform === 'darwin' ? path.join(os.homedir(), 'Library', 'Application Support') : process.platform === 'win32' ? (process.env.APPDATA ?? os.homedir()) : path.join(os.homedir(), '.config'));
   return path.join(base, 'maskloop');
@@ -77,21 +71,6 @@ async function readBody(req: IncomingMessage): Promise<string> {
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
-}
-
-/** A file of the renderer folder; anything that resolves outside it is refused. */
-function staticFile(rendererDir: string, pathname: string): string | null {
-  let decoded: string;
-  try {
-    decoded = decodeURIComponent(pathname);
-  } catch {
-    return null;
-  }
-  if (decoded.includes('\0')) return null;
-  const root = path.resolve(rendererDir);
-  const file = path.resolve(root, '.' + (decoded === '/' ? '/index.html' : decoded));
-  if (!file.startsWith(root + path.sep)) return null;
-  return file;
 }
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
@@ -173,16 +152,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (url.pathname.startsWith(API_PREFIX)) return send(res, 404, { 'content-type': 'text/plain; charset=utf-8' }, 'no such endpoint');
 
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { allow: 'GET, HEAD' }, '');
-    const file = staticFile(options.rendererDir, url.pathname);
-    if (!file) return send(res, 404, { 'content-type': 'text/plain; charset=utf-8' }, 'not found');
-    const index = path.join(path.resolve(options.rendererDir), 'index.html');
-    const target = fs.existsSync(file) && fs.statSync(file).isFile() ? file : path.extname(file) === '' ? index : null;
-    if (!target || !fs.existsSync(target)) {
-      const missing = !fs.existsSync(index);
-      return send(res, missing ? 503 : 404, { 'content-type': 'text/plain; charset=utf-8' }, missing ? `the renderer is not built (${index} is missing): run npm run build:renderer` : 'not found');
-    }
-    const type = MIME[path.extname(target).toLowerCase()] ?? 'application/octet-stream';
-    return send(res, 200, { 'content-type': type, 'cache-control': target === index ? 'no-store' : 'no-cache' }, fs.readFileSync(target));
+    const file = rendererFile(options.rendererDir, url.pathname);
+    return send(res, file.status, file.headers, file.body);
   }
 
   await new Promise<void>((resolve, reject) => {

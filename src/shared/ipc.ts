@@ -83,6 +83,8 @@ export const jobRequestSchema = z.discriminatedUnion('kind', [
     steps: z.number().int().min(1).max(1_000_000).default(1000),
     maxImages: z.number().int().min(1).max(100_000).default(256),
     learningRate: z.number().positive().max(1).default(0.001),
+    /** Steps between resumable checkpoints. */
+    checkpointEvery: z.number().int().min(1).max(100_000).default(50),
     /** Continue the last cancelled or interrupted pretraining of the same tasks from its checkpoint. */
     resume: z.boolean().default(false),
   }),
@@ -275,6 +277,4 @@ export function isChannel(name: string): name is Channel {
   return Object.hasOwn(CHANNELS, name);
 }
 
-/** Electron IPC names: one invoke channel per contract channel, one event channel. */
-export const ELECTRON_EVENT_CHANNEL = 'maskloop:event';
-export const electronChannel = (channel: Channel): string => `maskloop:${channel}`;
+export { ELECTRON_EVENT_CHANNEL, electronChannel } from './electron';

@@ -12,6 +12,8 @@ export interface PretrainEncoderOptions {
   steps: number;
   maxImages: number;
   learningRate: number;
+  /** Save a resumable checkpoint every this many steps (default 50). */
+  checkpointEvery?: number;
   /** true: continue the last unfinished run of the same tasks; a number: continue that run. */
   resume?: boolean | number;
 }
@@ -40,14 +42,14 @@ export async function pretrainEncoder(project: Project, options: PretrainEncoder
     : undefined;
   if (typeof options.resume === 'number' && (!previous || previous.kind !== 'pretrain')) throw new Error(`run ${options.resume} is not a pretraining run`);
   const checkpoint = previous ? String(previous.config.checkpoint) : project.cachePath('checkpoints', `pretext-${Date.now()}.mlckpt`);
-  const run = project.startRun({ kind: 'pretrain', config: { tasks: previous ? String(previous.config.tasks) : joined, checkpoint, resumes: previous?.id ?? null }, total: options.steps });
+  const run = project.startRun({ kind: 'pretrain', config: { tasks: previous ? String(previous.config.tasks) : joined, checkpoint, checkpointEvery: options.checkpointEvery ?? 50, resumes: previous?.id ?? null }, total: options.steps });
   hooks.onRun?.(run);
   try {
     const images = [];
     for (const r of records) images.push(await loadImage(r));
     const result = await pretrain({
       tasks: previous ? String(previous.config.tasks).split('+') : tasks, images, config: ARCH, steps: options.steps, learningRate: options.learningRate,
-      checkpointFile: checkpoint, checkpointEvery: 50, resume: Boolean(previous), signal, progressEvery: 5,
+      checkpointFile: checkpoint, checkpointEvery: options.checkpointEvery ?? 50, resume: Boolean(previous), signal, progressEvery: 5,
       onProgress: (p) => {
         hooks.onProgress?.(p);
         project.updateRunProgress(run.id, { step: p.step });
