@@ -152,6 +152,8 @@ describe.skipIf(!!skipReason)('renderer at scale in Chromium', () => {
     expect(cells).toBeGreaterThan(10);
     expect(cells).toBeLessThan(200);
     const scroller = page.getByTestId('gallery-scroller');
+    const t0 = Date.now();
+    const step = (what: string) => console.log(`[e2e] gallery: ${what} at +${((Date.now() - t0) / 1000).toFixed(1)} s`);
     // Scroll one step per animation frame inside the page (no round trips to the test per step),
     // recording the frame intervals: what a user feels while flinging through the grid.
     const frames = await scroller.evaluate(async (el) => {
@@ -168,10 +170,12 @@ describe.skipIf(!!skipReason)('renderer at scale in Chromium', () => {
     expect(await page.locator('[data-testid="gallery-cell"]').count()).toBeLessThan(200);
     // A grid that rendered all 10 000 cells takes seconds per frame; a virtualized one stays near
     // 60 Hz on a quiet machine. The bound is loose because the test machine may be busy.
+    step('scrolled');
     console.log(`[e2e] gallery scroll: median frame ${median(frames).toFixed(1)} ms over ${frames.length} frames`);
     expect(median(frames)).toBeLessThan(150);
     await scroller.evaluate((el) => el.scrollTo(0, el.scrollHeight));
     await page.locator('[data-testid="gallery-cell"][data-image-id="10000"]').waitFor();
+    step('last image shown');
     await scroller.evaluate((el) => el.scrollTo(0, 0));
     await page.locator('[data-testid="gallery-cell"][data-image-id="1"]').waitFor();
     await screenshot(page, '11-gallery-10k');
