@@ -1,12 +1,10 @@
 /** Data commands of `maskloop`: import images, import existing masks as labels, export labels and proposals. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { decodeImage } from '../imaging/decode';
-import { buildCocoDataset, type CocoEntry } from '../imaging/coco';
-import { writeCocoJson, writeLabelImage, writeOverlay } from '../imaging/export';
-import { importFolder } from '../imaging/import';
-import { importMask, importObjectMasks, imageStem, listMaskFolder, matchMasks, type MaskEncoding } from '../imaging/masks';
-import { IMAGE_SPLITS, type ImageSplit, type LabelMask } from '../store';
+import { importMask, importObjectMasks, listMaskFolder, matchMasks, type MaskEncoding } from '../imaging/masks';
+import { EXPORT_FORMATS, exportMasks, type ExportFormat } from '../jobs/workflows/exportMasks';
+import { importImages } from '../jobs/workflows/importImages';
+import { IMAGE_SPLITS, type ImageSplit } from '../store';
 import { EXIT, UsageError, type Command } from './command';
 import { createReporter } from './progress';
 import { PROJECT_OPTION, openFromOptions } from './projectData';
@@ -29,45 +27,16 @@ export const importCommand: Command = {
     const split = splitOption(values.split);
     const project = openFromOptions(values);
     const report = createReporter({ json });
-    const run = project.startRun({ kind: 'import', config: { folder: path.resolve(folder), split } });
-    let added = 0;
-    let seen = 0;
-    const t0 = performance.now();
     try {
-      const summary = await importFolder(
-        path.resolve(folder),
-        async (entry) => {
-          seen++;
-          if (entry.kind === 'rejected') {
-            report.message(`skipped ${entry.relativePath}: ${entry.message}`, { event: 'rejected', path: entry.path, reason: entry.reason, message: entry.message });
-          } else if (entry.kind === 'image') {
-            const result = await project.addImage({
-              path: entry.path, width: entry.width, height: entry.height, channels: entry.channels, bitDepth: entry.bitDepth,
-              pages: entry.pages, format: entry.format, split, fingerprint: { contentHash: entry.sha256, byteSize: entry.size, mtimeMs: entry.mtimeMs },
-            });
-            if (result.added) added++;
-          }
-          if (seen % 10 === 0) project.updateRunProgress(run.id, { step: seen });
-          const elapsed = (performance.now() - t0) / 1000;
-          report.training({ phase: 'import', step: seen, totalSteps: Math.max(seen, 1), loss: 0, smoothedLoss: 0, imagesPerSecond: seen / elapsed, etaSeconds: NaN, elapsedSeconds: elapsed });
-        },
-        {
-          signal,
-          // Resuming: a file already in the project with the same size and mtime is not read again.
-          skip: (file) => {
-            const known = project.findImageByPath(file.path);
-            return known !== null && known.byteSize === file.size && known.mtimeMs === file.mtimeMs;
-          },
-        },
-      );
+      const result = await importImages(project, { folder: path.resolve(folder), split }, {
+        signal,
+        onProgress: (p) => report.training(p),
+        onMessage: (text, fields) => report.message(text, fields),
+      });
       report.done();
-      const message = `${added} image(s) added, ${summary.skipped} already present, ${summary.rejected} rejected, ${(summary.images / Math.max(summary.seconds, 1e-9)).toFixed(1)} images/s`;
-      project.finishRun(run.id, { status: signal.aborted ? 'cancelled' : 'completed', message });
-      console.log(json ? JSON.stringify({ event: 'imported', added, ...summary }) : message);
-      return signal.aborted ? EXIT.cancelled : EXIT.ok;
-    } catch (err) {
-      project.finishRun(run.id, { status: 'failed', message: (err as Error).message });
-      throw err;
+      const { runId: _runId, status: _status, message, ...summary } = result;
+      console.log(json ? JSON.stringify({ event: 'imported', ...summary }) : message);
+      return result.status === 'cancelled' ? EXIT.cancelled : EXIT.ok;
     } finally {
       project.close();
     }
@@ -128,30 +97,11 @@ export const exportCommand: Command = {
   async run({ values, json }) {
     if (typeof values.out !== 'string') throw new UsageError('export needs --out <dir>');
     const format = String(values.format);
-    if (!['png', 'tiff', 'coco', 'overlay'].includes(format)) throw new UsageError('--format must be png, tiff, coco or overlay');
-    const outDir = path.resolve(values.out);
-    fs.mkdirSync(outDir, { recursive: true });
+    if (!(EXPORT_FORMATS as readonly string[]).includes(format)) throw new UsageError('--format must be png, tiff, coco or overlay');
     const project = openFromOptions(values);
     try {
-      const promoted = project.promotedModel();
-      if (values.what === 'proposals' && !promoted) throw new Error('no promoted model, so no proposals to export');
-      const coco: CocoEntry[] = [];
-      let written = 0;
-      for (const image of project.listImages()) {
-        let mask: LabelMask | null = null;
-        if (values.what === 'proposals') mask = project.getPrediction(image.id, promoted?.id)?.mask ?? null;
-        else mask = project.latestLabel(image.id)?.mask ?? null;
-        if (!mask) continue;
-        const stem = imageStem(image.path).replace(/[\\/]/g, '_');
-        // Label images hold 16- or 32-bit ids; the writer still picks 8 bits when the ids fit.
-        const labels = { width: mask.width, height: mask.height, data: mask.data instanceof Uint8Array ? Uint16Array.from(mask.data) : mask.data };
-        if (format === 'coco') coco.push({ image: { id: image.id, file_name: image.path, width: image.width, height: image.height }, labels });
-        else if (format === 'overlay') await writeOverlay(path.join(outDir, `${stem}-overlay.png`), await decodeImage(image.absolutePath), labels);
-        else await writeLabelImage(path.join(outDir, `${stem}.${format === 'tiff' ? 'tif' : 'png'}`), labels);
-        written++;
-      }
-      if (format === 'coco') await writeCocoJson(path.join(outDir, 'annotations.json'), buildCocoDataset(coco));
-      console.log(json ? JSON.stringify({ event: 'exported', images: written, format, out: outDir }) : `exported ${written} image(s) as ${format} to ${outDir}`);
+      const result = await exportMasks(project, { out: values.out, format: format as ExportFormat, what: values.what === 'proposals' ? 'proposals' : 'labels' });
+      console.log(json ? JSON.stringify({ event: 'exported', ...result }) : `exported ${result.images} image(s) as ${format} to ${result.out}`);
     } finally {
       project.close();
     }

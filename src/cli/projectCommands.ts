@@ -1,21 +1,16 @@
-/** Project commands of `maskloop`: init, status, models, pretrain, train, prelabel. */
-import fs from 'node:fs';
+/**
+ * Project commands of `maskloop`: init, status, models, pretrain, train, prelabel. The work itself
+ * is in src/jobs/workflows, which the app's job process runs too.
+ */
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import { initEngine } from '../engine/backend';
-import { propose } from '../engine/infer/propose';
 import { pretextTask, pretextTaskNames } from '../engine/pretext/registry';
-import { loadSegmentationModel, saveSegmentationModel, type Initialisation } from '../engine/train/finetune';
-import { loadPretextWeights, pretrain } from '../engine/train/pretrain';
-import { evaluateDice, selectInitialisation } from '../engine/train/select';
-import { writeLabelImage } from '../imaging/export';
-import { fileSource } from '../imaging/region';
-import { createProject, type JsonObject, type Project } from '../store';
+import { prelabel } from '../jobs/workflows/prelabel';
+import { pretrainEncoder } from '../jobs/workflows/pretrainEncoder';
+import { trainModel } from '../jobs/workflows/trainModel';
+import { createProject, type Project } from '../store';
 import { EXIT, UsageError, intOption, numberOption, type Command, type CommandContext } from './command';
 import { createReporter } from './progress';
-import { PROJECT_OPTION, inShard, loadImage, loadLabeled, openFromOptions, parseTarget, resolveShard } from './projectData';
-
-const ARCH = { depth: 4, baseFilters: 16 };
+import { PROJECT_OPTION, openFromOptions, parseTarget, resolveShard } from './projectData';
 
 function out(json: boolean, text: string, value: unknown): void {
   console.log(json ? JSON.stringify(value) : text);
@@ -133,47 +128,16 @@ export const pretrainCommand: Command = {
     tasks.forEach(pretextTask);
     return withProject(values, async (project) => {
       const report = createReporter({ json });
-      await initEngine({ log: !json });
-      const records = project.listImages({ limit: intOption(values, 'max-images') });
-      if (records.length === 0) throw new Error('the project has no images: run maskloop import first');
-      const previous = values.resume ? project.listRuns({ kind: 'pretrain' }).find((r) => r.status !== 'completed' && r.config.tasks === tasks.join('+')) : undefined;
-      const checkpoint = previous ? String(previous.config.checkpoint) : project.cachePath('checkpoints', `pretext-${Date.now()}.mlckpt`);
-      const run = project.startRun({ kind: 'pretrain', config: { tasks: tasks.join('+'), checkpoint, resumes: previous?.id ?? null }, total: intOption(values, 'steps') });
-      try {
-        const images = [];
-        for (const r of records) images.push(await loadImage(r));
-        const result = await pretrain({
-          tasks, images, config: ARCH, steps: intOption(values, 'steps'), learningRate: numberOption(values, 'learning-rate'),
-          checkpointFile: checkpoint, checkpointEvery: 50, resume: Boolean(previous), signal, progressEvery: 5,
-          onProgress: (p) => {
-            report.training(p);
-            project.updateRunProgress(run.id, { step: p.step });
-          },
-        });
-        result.model.dispose();
-        if (result.status === 'cancelled') {
-          project.finishRun(run.id, { status: 'cancelled', message: `stopped at step ${result.stepsDone}; resume with --resume` });
-          return EXIT.cancelled;
-        }
-        const model = project.addModel({ kind: 'pretext', checkpointPath: checkpoint, pretextInit: tasks.join('+'), config: { ...ARCH, tasks: tasks.join('+') } });
-        project.finishRun(run.id, { status: 'completed', modelId: model.id, message: `final loss ${result.losses.at(-1)?.toFixed(4)}` });
-        out(json, `pretext checkpoint saved as model #${model.id}`, { event: 'pretrained', modelId: model.id, checkpoint });
-      } catch (err) {
-        project.finishRun(run.id, { status: 'failed', message: (err as Error).message });
-        throw err;
-      }
+      const result = await pretrainEncoder(
+        project,
+        { tasks, steps: intOption(values, 'steps'), maxImages: intOption(values, 'max-images'), learningRate: numberOption(values, 'learning-rate'), resume: Boolean(values.resume) },
+        { signal, logBackend: !json, onProgress: (p) => report.training(p) },
+      );
+      if (result.status === 'cancelled') return EXIT.cancelled;
+      out(json, `pretext checkpoint saved as model #${result.modelId}`, { event: 'pretrained', modelId: result.modelId, checkpoint: result.checkpoint });
     });
   },
 };
-
-/** Assigns roughly a fifth of the labeled, unassigned images to val so promotion has something to judge by. */
-function ensureValidationSplit(project: Project): void {
-  const labeled = project.labeledImages({ split: ['unassigned', 'train', 'val'] }).map((l) => l.image);
-  if (labeled.some((im) => im.split === 'val') || labeled.length < 2) return;
-  const unassigned = labeled.filter((im) => im.split === 'unassigned').sort((a, b) => a.contentHash.localeCompare(b.contentHash));
-  const val = unassigned.filter((_, i) => i % 5 === 0).map((im) => im.id);
-  if (val.length) project.setImageSplit(val, 'val');
-}
 
 export const trainCommand: Command = {
   name: 'train',
@@ -191,71 +155,23 @@ export const trainCommand: Command = {
     const target = parseTarget(values.target);
     const steps = intOption(values, 'steps');
     const learningRate = numberOption(values, 'learning-rate');
+    const after = values.auto && values.after !== undefined ? intOption(values, 'after') : undefined;
     return withProject(values, async (project) => {
-      if (values.auto) {
-        const needed = values.after !== undefined ? intOption(values, 'after') : project.getSetting('autoRetrainAfterLabels');
-        const last = project.listRuns({ kind: 'train', status: 'completed', limit: 1 })[0];
-        const fresh = project.countLabelVersionsSince(last?.startedAt ?? 0);
-        if (needed === 0 || fresh < needed) {
-          out(json, `not retraining: ${fresh} new label(s), ${needed || 'no'} needed`, { event: 'skipped', newLabels: fresh, needed });
-          return;
-        }
-      }
-      ensureValidationSplit(project);
       const report = createReporter({ json });
-      await initEngine({ log: !json });
-      const train = await loadLabeled(project, ['train', 'unassigned'], target);
-      const val = await loadLabeled(project, ['val'], target);
-      if (train.images.length === 0) throw new Error('no labeled training images: label some, or import labels (maskloop labels import)');
-      if (val.images.length === 0) throw new Error('no labeled images in the val split to judge a model by (maskloop needs at least 2 labeled images)');
-      const run = project.startRun({ kind: 'train', config: { target: JSON.stringify(target), steps, train: train.images.length, val: val.images.length } });
-      try {
-        // Candidates: scratch and the latest pretext checkpoint of each task combination.
-        const candidates: Initialisation[] = [{ name: 'scratch' }];
-        const seen = new Set<string>();
-        const loaded: Array<Map<string, tf.Tensor>> = [];
-        for (const m of project.listModels({ kind: 'pretext' }).sort((a, b) => b.createdAt - a.createdAt)) {
-          if (!m.pretextInit || seen.has(m.pretextInit) || !fs.existsSync(m.absoluteCheckpointPath)) continue;
-          seen.add(m.pretextInit);
-          const { meta, weights } = loadPretextWeights(m.absoluteCheckpointPath);
-          loaded.push(weights);
-          candidates.push({ name: m.pretextInit, weights, trained: meta.trained });
-        }
-        const selection = await selectInitialisation(
-          candidates,
-          { images: train.images, target, config: ARCH, steps, learningRate, signal, progressEvery: 5, onProgress: (p) => report.training(p) },
-          val.images,
-        );
-        loaded.forEach((w) => tf.dispose([...w.values()]));
-        const { best, bestName, scores } = selection;
-        if (signal.aborted) {
-          best.model.dispose();
-          project.finishRun(run.id, { status: 'cancelled', message: 'cancelled; nothing saved' });
-          return EXIT.cancelled;
-        }
-        const valDice = scores.find((s) => s.name === bestName)?.valDice ?? 0;
-        const file = project.cachePath('checkpoints', `model-run${run.id}.mlckpt`);
-        await saveSegmentationModel(file, best.model, best.meta);
-        best.model.dispose();
-        const promoted = project.promotedModel();
-        // The promoted model is re-scored on today's val split: the split may have grown since.
-        let incumbent: number | null = null;
-        if (promoted && fs.existsSync(promoted.absoluteCheckpointPath)) {
-          const old = loadSegmentationModel(promoted.absoluteCheckpointPath);
-          incumbent = JSON.stringify(old.meta.target) === JSON.stringify(target) ? evaluateDice(old.model, val.images) : null;
-          old.model.dispose();
-        }
-        const metrics: JsonObject = { dice: valDice, valImages: val.images.length, candidates: scores.map((s) => ({ name: s.name, dice: s.valDice })) };
-        const model = project.addModel({ kind: 'segmentation', checkpointPath: file, parentId: promoted?.id ?? null, pretextInit: bestName === 'scratch' ? null : bestName, config: { ...ARCH, target: JSON.stringify(target) }, valMetrics: metrics });
-        const better = incumbent === null || valDice > incumbent;
-        if (better) project.promoteModel(model.id, { reason: `val Dice ${valDice.toFixed(4)} vs ${incumbent === null ? 'none' : incumbent.toFixed(4)}` });
-        const message = `model #${model.id} (${bestName}): val Dice ${valDice.toFixed(4)}${incumbent === null ? '' : ` vs promoted ${incumbent.toFixed(4)}`} — ${better ? 'promoted' : 'kept for comparison, not promoted'}`;
-        project.finishRun(run.id, { status: 'completed', modelId: model.id, message });
-        out(json, message, { event: 'trained', modelId: model.id, init: bestName, valDice, incumbentDice: incumbent, promoted: better, candidates: scores });
-      } catch (err) {
-        project.finishRun(run.id, { status: 'failed', message: (err as Error).message });
-        throw err;
+      const result = await trainModel(
+        project,
+        { steps, target, learningRate, when: values.auto ? 'ifDue' : 'now', after },
+        { signal, logBackend: !json, onProgress: (p) => report.training(p) },
+      );
+      if (result.status === 'skipped') {
+        out(json, `not retraining: ${result.newLabels} new label(s), ${result.needed || 'no'} needed`, { event: 'skipped', newLabels: result.newLabels, needed: result.needed });
+        return;
       }
+      if (result.status === 'cancelled') return EXIT.cancelled;
+      out(json, result.message, {
+        event: 'trained', modelId: result.modelId, init: result.init, valDice: result.valDice, incumbentDice: result.incumbentDice,
+        promoted: result.promoted, candidates: result.candidates,
+      });
     });
   },
 };
@@ -272,70 +188,19 @@ export const prelabelCommand: Command = {
   },
   async run({ values, positionals, json, signal }) {
     const shard = resolveShard(values.shard);
+    const tile = values.tile === undefined ? undefined : intOption(values, 'tile');
     return withProject(values, async (project) => {
-      const promoted = project.promotedModel();
-      if (!promoted) throw new Error('no promoted model: run maskloop train first');
-      await initEngine({ log: !json });
-      const { model, meta } = loadSegmentationModel(promoted.absoluteCheckpointPath);
       const report = createReporter({ json });
       const folder = positionals[0] ? path.resolve(positionals[0]) : null;
-      const outDir = folder ? path.resolve(String(values.out ?? `${folder}-masks`)) : null;
-      type Item = { key: string; file: string; imageId?: number };
-      let items: Item[];
-      if (folder) {
-        const { scanFolder } = await import('../imaging/import');
-        items = [];
-        for await (const e of scanFolder(folder)) if (e.kind === 'image') items.push({ key: path.relative(folder, e.path), file: e.path });
-      } else {
-        items = project.listImages().map((im) => ({ key: im.path, file: im.absolutePath, imageId: im.id }));
-      }
-      items = items.filter((it) => inShard(it.key, shard)).sort((a, b) => a.key.localeCompare(b.key));
-      const maskPath = (it: Item) => path.join(outDir as string, it.key.replace(/\.[^./\\]+$/, '') + '.png');
-      const done = (it: Item) => (outDir ? fs.existsSync(maskPath(it)) : project.listPredictions(it.imageId as number).some((p) => p.modelId === promoted.id));
-      const todo = items.filter((it) => !done(it));
-      const run = project.startRun({ kind: 'prelabel', config: { folder, out: outDir, shard: `${shard.index}/${shard.count}`, modelId: promoted.id }, total: todo.length });
-      const t0 = performance.now();
-      let megapixels = 0;
-      try {
-        for (const [i, it] of todo.entries()) {
-          if (signal.aborted) break;
-          const source = await fileSource(it.file);
-          let proposal;
-          try {
-            proposal = propose(model, meta.target, source, { tile: values.tile === undefined ? undefined : intOption(values, 'tile'), keepUncertainty: !outDir });
-          } finally {
-            source.close();
-          }
-          const mask = proposal.mask;
-          if (outDir) {
-            const file = maskPath(it);
-            fs.mkdirSync(path.dirname(file), { recursive: true });
-            // Written beside its final name and renamed: a crash leaves no half mask that a re-run would skip.
-            const tmp = `${file}.tmp-${process.pid}.png`;
-            await writeLabelImage(tmp, { width: source.width, height: source.height, data: mask instanceof Int32Array ? mask : Uint16Array.from(mask) });
-            fs.renameSync(tmp, file);
-          } else {
-            const uncertainty = { width: source.width, height: source.height, data: proposal.uncertainty as Float32Array };
-            project.addPrediction({ imageId: it.imageId as number, modelId: promoted.id, mask: { width: source.width, height: source.height, data: mask }, uncertainty, uncertaintyScore: proposal.score });
-          }
-          megapixels += (source.width * source.height) / 1e6;
-          project.updateRunProgress(run.id, { step: i + 1 });
-          const elapsed = (performance.now() - t0) / 1000;
-          report.training({ phase: 'prelabel', step: i + 1, totalSteps: todo.length, loss: proposal.score, smoothedLoss: proposal.score, imagesPerSecond: (i + 1) / elapsed, etaSeconds: (elapsed / (i + 1)) * (todo.length - i - 1), elapsedSeconds: elapsed });
-        }
-        const seconds = (performance.now() - t0) / 1000;
-        const summary = { event: 'prelabeled', images: todo.length, skipped: items.length - todo.length, megapixelsPerSecond: megapixels / Math.max(seconds, 1e-9), seconds };
-        project.finishRun(run.id, { status: signal.aborted ? 'cancelled' : 'completed', message: JSON.stringify(summary) });
-        report.done();
-        out(json, `prelabeled ${todo.length} image(s) (${summary.skipped} already done), ${summary.megapixelsPerSecond.toFixed(2)} MP/s`, summary);
-      } catch (err) {
-        project.finishRun(run.id, { status: 'failed', message: (err as Error).message });
-        throw err;
-      } finally {
-        model.dispose();
-      }
-      return signal.aborted ? EXIT.cancelled : EXIT.ok;
+      const result = await prelabel(
+        project,
+        { folder, out: folder && typeof values.out === 'string' ? values.out : null, shard, tile },
+        { signal, logBackend: !json, onProgress: (p) => report.training(p) },
+      );
+      report.done();
+      const summary = { event: 'prelabeled', images: result.images, skipped: result.skipped, megapixelsPerSecond: result.megapixelsPerSecond, seconds: result.seconds };
+      out(json, `prelabeled ${summary.images} image(s) (${summary.skipped} already done), ${summary.megapixelsPerSecond.toFixed(2)} MP/s`, summary);
+      return result.status === 'cancelled' ? EXIT.cancelled : EXIT.ok;
     });
   },
 };
-

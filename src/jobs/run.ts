@@ -1,0 +1,59 @@
+/**
+ * One job request of the app's contract, run by the matching workflow. The request has already
+ * been validated against src/shared's schemas by the app.
+ */
+import type { SegmentationTarget } from '../engine/train/finetune';
+import type { JobRequest } from '../shared/ipc';
+import type { TrainOutcome } from '../shared/types';
+import type { Project } from '../store';
+import type { WorkHooks } from './hooks';
+import { importImages } from './workflows/importImages';
+import { prelabel } from './workflows/prelabel';
+import { pretrainEncoder } from './workflows/pretrainEncoder';
+import { trainModel } from './workflows/trainModel';
+
+export interface JobOutcome {
+  status: 'completed' | 'cancelled';
+  message: string;
+  trainOutcome: TrainOutcome | null;
+  imageIds: number[];
+  skipped: boolean;
+}
+
+export function segmentationTarget(target: Extract<JobRequest, { kind: 'train' }>['target']): SegmentationTarget {
+  if (target === 'instance') return { kind: 'instance' };
+  if (target === 'semantic') return { kind: 'semantic', classes: 1 };
+  return { kind: 'semantic', classes: target.classes };
+}
+
+const nothing = { trainOutcome: null, imageIds: [], skipped: false };
+
+export async function runJob(project: Project, request: JobRequest, resumeRunId: number | null, hooks: WorkHooks): Promise<JobOutcome> {
+  switch (request.kind) {
+    case 'import': {
+      const r = await importImages(project, { folder: request.folder, split: request.split }, hooks);
+      return { ...nothing, status: r.status, message: r.message };
+    }
+    case 'pretrain': {
+      const r = await pretrainEncoder(project, { tasks: request.tasks, steps: request.steps, maxImages: request.maxImages, learningRate: request.learningRate, checkpointEvery: request.checkpointEvery, resume: resumeRunId ?? request.resume }, hooks);
+      const message = r.status === 'cancelled' ? `stopped at step ${r.stepsDone}; it can be resumed` : `pretext checkpoint saved as model #${r.modelId} (final loss ${r.finalLoss?.toFixed(4)})`;
+      return { ...nothing, status: r.status, message };
+    }
+    case 'train': {
+      const r = await trainModel(project, { steps: request.steps, target: segmentationTarget(request.target), learningRate: request.learningRate, when: request.when }, hooks);
+      if (r.status === 'skipped') return { ...nothing, status: 'completed', skipped: true, message: `not retraining: ${r.newLabels} new label(s), ${r.needed || 'no'} needed` };
+      if (r.status === 'cancelled') return { ...nothing, status: 'cancelled', message: 'cancelled; nothing saved' };
+      return {
+        ...nothing, status: 'completed', message: r.message,
+        trainOutcome: {
+          modelId: r.modelId, init: r.init, valDice: r.valDice, incumbentId: r.incumbentId, incumbentDice: r.incumbentDice, promoted: r.promoted,
+          candidates: r.candidates.map((c) => ({ name: c.name, dice: c.valDice })),
+        },
+      };
+    }
+    case 'prelabel': {
+      const r = await prelabel(project, { imageIds: request.imageIds }, hooks);
+      return { ...nothing, status: r.status, imageIds: r.imageIds, message: `${r.images} proposal(s) made, ${r.skipped} already up to date` };
+    }
+  }
+}

@@ -1,0 +1,70 @@
+/** Pretrain: self-supervised training of the encoder on the project's images (labels unused), resumable. */
+import { initEngine } from '../../engine/backend';
+import { pretextTask } from '../../engine/pretext/registry';
+import { pretrain } from '../../engine/train/pretrain';
+import type { Project } from '../../store';
+import { loadImage } from '../data';
+import { NEVER_ABORTED, type WorkHooks, type WorkStatus } from '../hooks';
+import { ARCH } from './arch';
+
+export interface PretrainEncoderOptions {
+  tasks: string[];
+  steps: number;
+  maxImages: number;
+  learningRate: number;
+  /** Save a resumable checkpoint every this many steps (default 50). */
+  checkpointEvery?: number;
+  /** true: continue the last unfinished run of the same tasks; a number: continue that run. */
+  resume?: boolean | number;
+}
+
+export interface PretrainEncoderResult {
+  runId: number;
+  status: WorkStatus;
+  stepsDone: number;
+  modelId: number | null;
+  checkpoint: string;
+  finalLoss: number | null;
+}
+
+export async function pretrainEncoder(project: Project, options: PretrainEncoderOptions, hooks: WorkHooks = {}): Promise<PretrainEncoderResult> {
+  const signal = hooks.signal ?? NEVER_ABORTED;
+  const tasks = options.tasks;
+  tasks.forEach(pretextTask);
+  const joined = tasks.join('+');
+  await initEngine({ log: Boolean(hooks.logBackend) });
+  const records = project.listImages({ limit: options.maxImages });
+  if (records.length === 0) throw new Error('the project has no images: run maskloop import first');
+  const unfinished = project.listRuns({ kind: 'pretrain' }).filter((r) => r.status !== 'completed' && r.status !== 'running' && r.config.tasks === joined);
+  const previous =
+    typeof options.resume === 'number' ? project.getRun(options.resume)
+    : options.resume ? unfinished[0]
+    : undefined;
+  if (typeof options.resume === 'number' && (!previous || previous.kind !== 'pretrain')) throw new Error(`run ${options.resume} is not a pretraining run`);
+  const checkpoint = previous ? String(previous.config.checkpoint) : project.cachePath('checkpoints', `pretext-${Date.now()}.mlckpt`);
+  const run = project.startRun({ kind: 'pretrain', config: { tasks: previous ? String(previous.config.tasks) : joined, checkpoint, checkpointEvery: options.checkpointEvery ?? 50, resumes: previous?.id ?? null }, total: options.steps });
+  hooks.onRun?.(run);
+  try {
+    const images = [];
+    for (const r of records) images.push(await loadImage(r));
+    const result = await pretrain({
+      tasks: previous ? String(previous.config.tasks).split('+') : tasks, images, config: ARCH, steps: options.steps, learningRate: options.learningRate,
+      checkpointFile: checkpoint, checkpointEvery: options.checkpointEvery ?? 50, resume: Boolean(previous), signal, progressEvery: 5,
+      onProgress: (p) => {
+        hooks.onProgress?.(p);
+        project.updateRunProgress(run.id, { step: p.step });
+      },
+    });
+    result.model.dispose();
+    if (result.status === 'cancelled') {
+      project.finishRun(run.id, { status: 'cancelled', message: `stopped at step ${result.stepsDone}; resume with --resume` });
+      return { runId: run.id, status: 'cancelled', stepsDone: result.stepsDone, modelId: null, checkpoint, finalLoss: result.losses.at(-1) ?? null };
+    }
+    const model = project.addModel({ kind: 'pretext', checkpointPath: checkpoint, pretextInit: joined, config: { ...ARCH, tasks: joined } });
+    project.finishRun(run.id, { status: 'completed', modelId: model.id, message: `final loss ${result.losses.at(-1)?.toFixed(4)}` });
+    return { runId: run.id, status: 'completed', stepsDone: result.stepsDone, modelId: model.id, checkpoint, finalLoss: result.losses.at(-1) ?? null };
+  } catch (err) {
+    project.finishRun(run.id, { status: 'failed', message: (err as Error).message });
+    throw err;
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * Train: fine-tune on every current label from scratch and from each pretext checkpoint, keep the
+ * initialisation that scores best on val, and promote the new model only if it beats the
+ * promoted one re-scored on today's val split. Older models stay for rollback.
+ */
+import fs from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
+import { initEngine } from '../../engine/backend';
+import { loadSegmentationModel, saveSegmentationModel, type Initialisation, type SegmentationTarget } from '../../engine/train/finetune';
+import { loadPretextWeights } from '../../engine/train/pretrain';
+import { evaluateDice, selectInitialisation } from '../../engine/train/select';
+import type { JsonObject, Project } from '../../store';
+import { loadLabeled } from '../data';
+import { NEVER_ABORTED, type WorkHooks } from '../hooks';
+import { ARCH } from './arch';
+
+export interface TrainModelOptions {
+  steps: number;
+  target: SegmentationTarget;
+  learningRate: number;
+  /** 'ifDue': train only when the retrain policy says enough new labels arrived. */
+  when: 'now' | 'ifDue';
+  /** With 'ifDue': new labels needed (default: the project setting autoRetrainAfterLabels). */
+  after?: number;
+}
+
+export interface RetrainPolicyState {
+  newLabels: number;
+  needed: number;
+  due: boolean;
+  lastTrainedAt: number | null;
+}
+
+/** New label versions since the last completed training, against the number the policy asks for (0: on demand only). */
+export function retrainPolicyState(project: Project, after?: number): RetrainPolicyState {
+  const needed = after ?? project.getSetting('autoRetrainAfterLabels');
+  const last = project.listRuns({ kind: 'train', status: 'completed', limit: 1 })[0];
+  const newLabels = project.countLabelVersionsSince(last?.startedAt ?? 0);
+  return { newLabels, needed, due: needed > 0 && newLabels >= needed, lastTrainedAt: last?.startedAt ?? null };
+}
+
+export interface TrainComparison {
+  modelId: number;
+  init: string;
+  valDice: number;
+  incumbentId: number | null;
+  incumbentDice: number | null;
+  promoted: boolean;
+  candidates: { name: string; valDice: number }[];
+  trainImages: number;
+  valImages: number;
+}
+
+export type TrainModelResult =
+  | { status: 'skipped'; newLabels: number; needed: number }
+  | { status: 'cancelled'; runId: number }
+  | ({ status: 'completed'; runId: number; message: string } & TrainComparison);
+
+/** Assigns roughly a fifth of the labeled, unassigned images to val so promotion has something to judge by. */
+export function ensureValidationSplit(project: Project): void {
+  const labeled = project.labeledImages({ split: ['unassigned', 'train', 'val'] }).map((l) => l.image);
+  if (labeled.some((im) => im.split === 'val') || labeled.length < 2) return;
+  const unassigned = labeled.filter((im) => im.split === 'unassigned').sort((a, b) => a.contentHash.localeCompare(b.contentHash));
+  const val = unassigned.filter((_, i) => i % 5 === 0).map((im) => im.id);
+  if (val.length) project.setImageSplit(val, 'val');
+}
+
+export async function trainModel(project: Project, options: TrainModelOptions, hooks: WorkHooks = {}): Promise<TrainModelResult> {
+  const signal = hooks.signal ?? NEVER_ABORTED;
+  const { steps, target, learningRate } = options;
+  if (options.when === 'ifDue') {
+    const policy = retrainPolicyState(project, options.after);
+    if (!policy.due) return { status: 'skipped', newLabels: policy.newLabels, needed: policy.needed };
+  }
+  ensureValidationSplit(project);
+  await initEngine({ log: Boolean(hooks.logBackend) });
+  const train = await loadLabeled(project, ['train', 'unassigned'], target);
+  const val = await loadLabeled(project, ['val'], target);
+  if (train.images.length === 0) throw new Error('no labeled training images: label some, or import labels (maskloop labels import)');
+  if (val.images.length === 0) throw new Error('no labeled images in the val split to judge a model by (maskloop needs at least 2 labeled images)');
+  const run = project.startRun({ kind: 'train', config: { target: JSON.stringify(target), steps, train: train.images.length, val: val.images.length } });
+  hooks.onRun?.(run);
+  try {
+    // Candidates: scratch and the latest pretext checkpoint of each task combination.
+    const candidates: Initialisation[] = [{ name: 'scratch' }];
+    const seen = new Set<string>();
+    const loaded: Array<Map<string, tf.Tensor>> = [];
+    for (const m of project.listModels({ kind: 'pretext' }).sort((a, b) => b.createdAt - a.createdAt)) {
+      if (!m.pretextInit || seen.has(m.pretextInit) || !fs.existsSync(m.absoluteCheckpointPath)) continue;
+      seen.add(m.pretextInit);
+      const { meta, weights } = loadPretextWeights(m.absoluteCheckpointPath);
+      loaded.push(weights);
+      candidates.push({ name: m.pretextInit, weights, trained: meta.trained });
+    }
+    // One run counts the steps of every candidate, so the run's progress and ETA cover all of them.
+    const total = steps * candidates.length;
+    project.updateRunProgress(run.id, { step: 0, total });
+    let offset = 0;
+    let lastStep = 0;
+    const selection = await selectInitialisation(
+      candidates,
+      {
+        images: train.images, target, config: ARCH, steps, learningRate, signal, progressEvery: 5,
+        onProgress: (p) => {
+          if (p.step < lastStep) offset += steps;
+          lastStep = p.step;
+          hooks.onProgress?.(p);
+          project.updateRunProgress(run.id, { step: Math.min(offset + p.step, total) });
+        },
+      },
+      val.images,
+    );
+    loaded.forEach((w) => tf.dispose([...w.values()]));
+    const { best, bestName, scores } = selection;
+    if (signal.aborted) {
+      best.model.dispose();
+      project.finishRun(run.id, { status: 'cancelled', message: 'cancelled; nothing saved' });
+      return { status: 'cancelled', runId: run.id };
+    }
+    const valDice = scores.find((s) => s.name === bestName)?.valDice ?? 0;
+    const file = project.cachePath('checkpoints', `model-run${run.id}.mlckpt`);
+    await saveSegmentationModel(file, best.model, best.meta);
+    best.model.dispose();
+    const promoted = project.promotedModel();
+    // The promoted model is re-scored on today's val split: the split may have grown since.
+    let incumbent: number | null = null;
+    if (promoted && fs.existsSync(promoted.absoluteCheckpointPath)) {
+      const old = loadSegmentationModel(promoted.absoluteCheckpointPath);
+      incumbent = JSON.stringify(old.meta.target) === JSON.stringify(target) ? evaluateDice(old.model, val.images) : null;
+      old.model.dispose();
+    }
+    const better = incumbent === null || valDice > incumbent;
+    const decision = better ? 'promoted' : `not promoted: val Dice ${valDice.toFixed(4)} does not beat model #${promoted?.id} (${incumbent?.toFixed(4)})`;
+    const metrics: JsonObject = {
+      dice: valDice, valImages: val.images.length, trainImages: train.images.length,
+      candidates: scores.map((s) => ({ name: s.name, dice: s.valDice })),
+      incumbentId: incumbent === null ? null : (promoted?.id ?? null), incumbentDice: incumbent, decision,
+    };
+    const model = project.addModel({ kind: 'segmentation', checkpointPath: file, parentId: promoted?.id ?? null, pretextInit: bestName === 'scratch' ? null : bestName, config: { ...ARCH, target: JSON.stringify(target) }, valMetrics: metrics });
+    if (better) project.promoteModel(model.id, { reason: `val Dice ${valDice.toFixed(4)} vs ${incumbent === null ? 'none' : incumbent.toFixed(4)}` });
+    const message = `model #${model.id} (${bestName}): val Dice ${valDice.toFixed(4)}${incumbent === null ? '' : ` vs promoted ${incumbent.toFixed(4)}`} — ${better ? 'promoted' : 'kept for comparison, not promoted'}`;
+    project.updateRunProgress(run.id, { step: total });
+    project.finishRun(run.id, { status: 'completed', modelId: model.id, message });
+    return {
+      status: 'completed', runId: run.id, message, modelId: model.id, init: bestName, valDice,
+      incumbentId: incumbent === null ? null : (promoted?.id ?? null), incumbentDice: incumbent, promoted: better,
+      candidates: scores, trainImages: train.images.length, valImages: val.images.length,
+    };
+  } catch (err) {
+    project.finishRun(run.id, { status: 'failed', message: (err as Error).message });
+    throw err;
+  }
+}

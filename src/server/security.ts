@@ -1,0 +1,82 @@
+/**
+ * The browser fallback's security baseline: the headers every response carries, and the checks
+ * every request passes (loopback Host, session token, same-origin POSTs).
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { REQUEST_HEADER, SESSION_COOKIE } from '../shared/http';
+
+/**
+ * CSP for the renderer: only its own scripts; 'wasm-unsafe-eval' for tfjs' WebAssembly backend;
+ * blob: workers for its threads; inline styles because Svelte sets style attributes.
+ */
+export const CONTENT_SECURITY_POLICY = [
+  "default-src 'self'",
+  "script-src 'self' 'wasm-unsafe-eval'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data: blob:",
+  "font-src 'self'",
+  "worker-src 'self' blob:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "frame-ancestors 'none'",
+  "form-action 'none'",
+].join('; ');
+
+/** On every response: cross-origin isolation (COOP + COEP) lets the renderer use threaded WebAssembly (SharedArrayBuffer). */
+export const SECURITY_HEADERS: Record<string, string> = {
+  'content-security-policy': CONTENT_SECURITY_POLICY,
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-embedder-policy': 'require-corp',
+  'cross-origin-resource-policy': 'same-origin',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+};
+
+export function tokenMatches(expected: string, given: string | null | undefined): boolean {
+  if (!given) return false;
+  const a = Buffer.from(expected);
+  const b = Buffer.from(given);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function cookie(req: IncomingMessage, name: string): string | null {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const [key, ...rest] = part.trim().split('=');
+    if (key === name) return rest.join('=');
+  }
+  return null;
+}
+
+/** The session token from the Authorization header or the session cookie. */
+export function requestToken(req: IncomingMessage): string | null {
+  const auth = req.headers.authorization;
+  if (auth?.startsWith('Bearer ')) return auth.slice('Bearer '.length).trim();
+  return cookie(req, SESSION_COOKIE);
+}
+
+/**
+ * Only the names this server is reached by on loopback: a DNS-rebinding page (evil.example
+ * resolving to 127.0.0.1) sends its own name as Host and is refused.
+ */
+export function hostAllowed(req: IncomingMessage, port: number): boolean {
+  const host = (req.headers.host ?? '').toLowerCase();
+  return host === `127.0.0.1:${port}` || host === `localhost:${port}` || host === `[::1]:${port}`;
+}
+
+/** A state-changing call must come from the app's own page (or a non-browser client, which sends no Origin). */
+export function postAllowed(req: IncomingMessage, port: number): string | null {
+  if (req.headers[REQUEST_HEADER] !== '1') return `missing ${REQUEST_HEADER} header`;
+  if (!(req.headers['content-type'] ?? '').startsWith('application/json')) return 'content-type must be application/json';
+  const origin = req.headers.origin;
+  if (origin !== undefined && origin !== `http://127.0.0.1:${port}` && origin !== `http://localhost:${port}` && origin !== `http://[::1]:${port}`) {
+    return `cross-origin request from ${origin} refused`;
+  }
+  return null;
+}
+
+export function sessionCookie(token: string): string {
+  return `${SESSION_COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/`;
+}
