@@ -1,14 +1,8 @@
 import type { LabelDtype, LabelMask } from './codec';
 
-export const IMAGE_SPLITS = ['train', 'val', 'test', 'unassigned'] as const;
-export type ImageSplit = (typeof IMAGE_SPLITS)[number];
-
-/** unlabeled: nothing yet; proposed: a model's mask exists; labeled: a person saved a label; reviewed: a second look confirmed it. */
-export const IMAGE_STATUSES = ['unlabeled', 'proposed', 'labeled', 'reviewed'] as const;
-export type ImageStatus = (typeof IMAGE_STATUSES)[number];
-
-export const LABEL_SOURCES = ['manual', 'accepted_proposal', 'edited_proposal', 'imported'] as const;
-export type LabelSource = (typeof LABEL_SOURCES)[number];
+// Splits, statuses and label sources are part of the app's contract too; they are defined once there.
+import type { ImageSplit, ImageStatus, LabelSource } from '../shared/types';
+export { IMAGE_SPLITS, IMAGE_STATUSES, LABEL_SOURCES, type ImageSplit, type ImageStatus, type LabelSource } from '../shared/types';
 
 export const RUN_KINDS = ['import', 'pretrain', 'train', 'prelabel', 'eval'] as const;
 export type RunKind = (typeof RUN_KINDS)[number];
