@@ -93,7 +93,7 @@ export const evalCommand: Command = {
   },
 };
 
-/** Quick mode fits one dataset into well under 45 minutes on two cores; full mode is the real measurement. */
+/** Quick mode: about 45 minutes per set on two cores (docs/RESULTS.md); full mode is the real measurement. */
 const MODES = {
   quick: { ks: '1,2,5,10,all', subsets: 2, largeSubsets: 1, allRepeats: 1, pretrainSteps: 120, steps: 50, valImages: 8, rounds: 10, retrainSteps: 30, candidates: 8 },
   full: { ks: '1,2,5,10,20,all', subsets: 3, largeSubsets: 3, allRepeats: 2, pretrainSteps: 800, steps: 400, valImages: 0, rounds: 20, retrainSteps: 80, candidates: 0 },
