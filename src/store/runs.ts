@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import type { Ctx } from './db';
@@ -139,13 +140,24 @@ export function finishRun(ctx: Ctx, runId: number, result: FinishRun): RunRecord
   });
 }
 
-/** Whether a process with this id exists on this machine (EPERM: it does, but is not ours). */
+/**
+ * Whether a process with this id is running on this machine (EPERM: it is, but is not ours). A
+ * killed process whose parent died with it stays a zombie until init reaps it; it still answers
+ * signal 0 but will never write again, so on Linux its /proc state decides.
+ */
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    // Without /proc (macOS, Windows) signal 0 is the answer; with it, the process ended in between.
+    return !existsSync('/proc/self/stat');
   }
 }
 
