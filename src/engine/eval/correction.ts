@@ -28,35 +28,27 @@ export interface CorrectionCost {
   drawStrokes: number;
 }
 
-/** Square dilation by `radius` pixels (separable running max), for grouping nearby regions. */
+/** Sets every element within `radius` of a set one along a line (start, stride, length) of `src`. */
+function dilateLine(src: Uint8Array, dst: Uint8Array, start: number, stride: number, length: number, radius: number): void {
+  // Forward the last set position reaches right; backward the next one reaches left.
+  let last = -Infinity;
+  for (let i = 0; i < length; i++) {
+    if (src[start + i * stride]) last = i;
+    if (i - last <= radius) dst[start + i * stride] = 1;
+  }
+  last = Infinity;
+  for (let i = length - 1; i >= 0; i--) {
+    if (src[start + i * stride]) last = i;
+    if (last - i <= radius) dst[start + i * stride] = 1;
+  }
+}
+
+/** Square dilation by `radius` pixels (separable: rows, then columns), for grouping nearby regions. */
 export function dilate(mask: Uint8Array, width: number, height: number, radius: number): Uint8Array {
   const rows = new Uint8Array(mask.length);
-  for (let y = 0; y < height; y++) {
-    let last = -Infinity;
-    // Left to right remembers the last set pixel; a second pass covers the right-hand reach.
-    for (let x = 0; x < width; x++) {
-      if (mask[y * width + x]) last = x;
-      if (x - last <= radius) rows[y * width + x] = 1;
-    }
-    last = Infinity;
-    for (let x = width - 1; x >= 0; x--) {
-      if (mask[y * width + x]) last = x;
-      if (last - x <= radius) rows[y * width + x] = 1;
-    }
-  }
+  for (let y = 0; y < height; y++) dilateLine(mask, rows, y * width, 1, width, radius);
   const out = new Uint8Array(mask.length);
-  for (let x = 0; x < width; x++) {
-    let last = -Infinity;
-    for (let y = 0; y < height; y++) {
-      if (rows[y * width + x]) last = y;
-      if (y - last <= radius) out[y * width + x] = 1;
-    }
-    last = Infinity;
-    for (let y = height - 1; y >= 0; y--) {
-      if (rows[y * width + x]) last = y;
-      if (last - y <= radius) out[y * width + x] = 1;
-    }
-  }
+  for (let x = 0; x < width; x++) dilateLine(rows, out, x, width, height, radius);
   return out;
 }
 

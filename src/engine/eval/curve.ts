@@ -154,11 +154,22 @@ export function bestTasks(runs: CurveRun[], candidates: string[], n: number): st
     .filter((t) => t !== 'scratch')
     .map((t) => {
       const mine = pool.filter((r) => r.init === t && Number.isFinite(r.valDice));
-      return { t, score: mine.length ? mine.reduce((a, r) => a + r.valDice, 0) / mine.length : -Infinity };
+      return { t, score: mine.length ? stat(mine.map((r) => r.valDice)).mean : -Infinity };
     })
     .filter((s) => Number.isFinite(s.score))
     .sort((a, b) => b.score - a.score);
   return scored.slice(0, n).map((s) => s.t);
+}
+
+function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
 }
 
 /**
@@ -166,13 +177,8 @@ export function bestTasks(runs: CurveRun[], candidates: string[], n: number): st
  * with the best val Dice, where a pretrained one must beat scratch by `margin`.
  */
 export function autoRuns(runs: CurveRun[], margin: number): CurveRun[] {
-  const cells = new Map<string, CurveRun[]>();
-  for (const r of runs) {
-    const key = `${r.kLabel}|${r.subset}`;
-    cells.set(key, [...(cells.get(key) ?? []), r]);
-  }
   const chosen: CurveRun[] = [];
-  for (const cell of cells.values()) {
+  for (const cell of groupBy(runs, (r) => `${r.kLabel}|${r.subset}`).values()) {
     const scratch = cell.find((r) => r.init === 'scratch');
     let best = scratch;
     for (const r of cell) {
@@ -213,13 +219,8 @@ export function stat(values: number[]): Stat {
 /** Mean and spread per initialisation and k, plus the 'auto' line. */
 export function summarizeCurve(runs: CurveRun[], autoMargin: number): CurvePoint[] {
   const all = [...runs, ...autoRuns(runs, autoMargin)];
-  const groups = new Map<string, CurveRun[]>();
-  for (const r of all) {
-    const key = `${r.init}|${r.kLabel}`;
-    groups.set(key, [...(groups.get(key) ?? []), r]);
-  }
   const points: CurvePoint[] = [];
-  for (const group of groups.values()) {
+  for (const group of groupBy(all, (r) => `${r.init}|${r.kLabel}`).values()) {
     const first = group[0];
     const point: CurvePoint = {
       init: first.init,

@@ -4,7 +4,6 @@
  * split against ground truth and an Otsu baseline. The unit of `maskloop eval`.
  */
 import { backendInfo } from '../backend';
-import type { TilingOptions } from '../infer/predict';
 import type { TrainingProgress } from '../train/loop';
 import type { Dataset } from '../../imaging/datasets';
 import { chooseLabeled, disposeInit, DEFAULT_ARCH, finetuneOn, otsuScores, prepareDataset, pretrainedInit, scoreSplit, type TargetKind } from './setup';
@@ -23,7 +22,6 @@ export interface ExperimentOptions {
   patchSize?: number;
   learningRate?: number;
   seed?: number;
-  tiling?: TilingOptions;
   onProgress?: (p: TrainingProgress) => void;
   signal?: AbortSignal;
 }

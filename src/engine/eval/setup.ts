@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { LabeledImage } from '../data';
-import { imageSource, type TilingOptions } from '../infer/predict';
+import { imageSource } from '../infer/predict';
 import { foregroundOf, propose, type Proposal } from '../infer/propose';
 import { instanceLabels, labeled, prepareImage, semanticLabels, type PreparedImage } from '../input';
 import { dice, iou, matchInstances, otsuSegment } from '../metrics';
@@ -206,54 +206,56 @@ export interface SplitScores {
   ap?: number;
 }
 
-// Default tiling: a whole image per pass up to 1024 px, tiles beyond.
-const WHOLE_IMAGE: TilingOptions = {};
 
 /** The model's proposal for an image, its mask brought back to full resolution. */
 export function proposalFor(model: Parameters<typeof propose>[0], ds: EvalDataset, im: EvalImage): Proposal {
-  const p = propose(model, segmentationTarget(ds.target), imageSource(im.image), WHOLE_IMAGE);
+  // Default tiling: a whole image per pass up to 1024 px, tiles beyond.
+  const p = propose(model, segmentationTarget(ds.target), imageSource(im.image));
   if (ds.downsample === 1) return p;
   const { width, height } = im.gt.image;
   return { ...p, width, height, mask: upsampleMask(p.mask, ds.downsample, width, height) };
 }
 
-/** Mean per-image scores of the foreground class (and instance F1/AP at IoU 0.5) on a split. */
+/** A segmentation of one image: its foreground, and its objects where the set is scored as instances. */
+interface Segmentation {
+  foreground: Uint8Array;
+  objects?: Int32Array;
+}
+
+/** Foreground Dice and IoU, and F1/AP at IoU 0.5 when there are objects, against the ground truth. */
+function imageScores(seg: Segmentation, im: EvalImage): Required<SplitScores> {
+  const scores = { dice: dice(seg.foreground, im.gt.foreground), iou: iou(seg.foreground, im.gt.foreground), f1: 0, ap: 0 };
+  if (seg.objects && im.gt.instances) {
+    const [m] = matchInstances(seg.objects, im.gt.instances, [0.5]);
+    scores.f1 = m.f1;
+    scores.ap = m.ap;
+  }
+  return scores;
+}
+
+/** Mean per-image scores; F1 and AP only for instance sets. */
+function meanScores(ds: EvalDataset, perImage: Required<SplitScores>[]): SplitScores {
+  const mean = (key: keyof SplitScores) => perImage.reduce((a, s) => a + s[key], 0) / perImage.length;
+  return { dice: mean('dice'), iou: mean('iou'), ...(ds.target === 'instance' ? { f1: mean('f1'), ap: mean('ap') } : {}) };
+}
+
+/** Mean per-image scores of the model's proposals on a split. */
 export async function scoreSplit(model: Parameters<typeof propose>[0], ds: EvalDataset, images: EvalImage[]): Promise<SplitScores> {
-  const sum = { dice: 0, iou: 0, f1: 0, ap: 0 };
+  const perImage: Required<SplitScores>[] = [];
   for (const im of images) {
-    const proposal = proposalFor(model, ds, im);
-    const fg = foregroundOf(proposal.mask);
-    sum.dice += dice(fg, im.gt.foreground);
-    sum.iou += iou(fg, im.gt.foreground);
-    if (ds.target === 'instance' && im.gt.instances && proposal.mask instanceof Int32Array) {
-      const [m] = matchInstances(proposal.mask, im.gt.instances, [0.5]);
-      sum.f1 += m.f1;
-      sum.ap += m.ap;
-    }
+    const { mask } = proposalFor(model, ds, im);
+    perImage.push(imageScores({ foreground: foregroundOf(mask), objects: ds.target === 'instance' && mask instanceof Int32Array ? mask : undefined }, im));
     // Progress events and cancellation get a turn between images.
     await new Promise((r) => setImmediate(r));
   }
-  const n = images.length;
-  return {
-    dice: sum.dice / n,
-    iou: sum.iou / n,
-    ...(ds.target === 'instance' ? { f1: sum.f1 / n, ap: sum.ap / n } : {}),
-  };
+  return meanScores(ds, perImage);
 }
 
 /** Otsu's threshold on the raw image, the baseline every learned figure is compared with. */
 export function otsuScores(ds: EvalDataset, images: EvalImage[]): SplitScores {
-  const sum = { dice: 0, iou: 0, f1: 0, ap: 0 };
-  for (const im of images) {
-    const seg = otsuSegment(im.gt.image, { polarity: ds.polarity });
-    sum.dice += dice(seg, im.gt.foreground);
-    sum.iou += iou(seg, im.gt.foreground);
-    if (ds.target === 'instance' && im.gt.instances) {
-      const [m] = matchInstances(connectedComponents(seg, im.gt.image.width, im.gt.image.height).labels, im.gt.instances, [0.5]);
-      sum.f1 += m.f1;
-      sum.ap += m.ap;
-    }
-  }
-  const n = images.length;
-  return { dice: sum.dice / n, iou: sum.iou / n, ...(ds.target === 'instance' ? { f1: sum.f1 / n, ap: sum.ap / n } : {}) };
+  return meanScores(ds, images.map((im) => {
+    const foreground = otsuSegment(im.gt.image, { polarity: ds.polarity });
+    const objects = ds.target === 'instance' ? connectedComponents(foreground, im.gt.image.width, im.gt.image.height).labels : undefined;
+    return imageScores({ foreground, objects }, im);
+  }));
 }
