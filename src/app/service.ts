@@ -60,11 +60,9 @@ type Handlers = { [C in Channel]: (request: ParsedRequest<C>) => Promise<Channel
 const EVENT_FOR_SOURCE = { manual: 'annotate', edited_proposal: 'correct', accepted_proposal: 'accept' } as const;
 const IMAGE_EXTENSIONS = /\.(png|jpe?g|tiff?)$/i;
 
-function labelSummary(v: LabelVersionInfo): LabelVersionSummary {
-  return {
-    version: v.version, parentVersion: v.parentVersion, restoredFrom: v.restoredFrom, source: v.source, author: v.author,
-    createdAt: v.createdAt, dtype: v.dtype, width: v.width, height: v.height, hasUnknown: v.hasUnknown,
-  };
+/** The store's record without its store ids (the contract's fields must not carry extra keys). */
+function labelSummary({ id: _id, imageId: _imageId, ...summary }: LabelVersionInfo): LabelVersionSummary {
+  return summary;
 }
 
 function numberOrNull(value: unknown): number | null {

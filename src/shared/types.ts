@@ -107,6 +107,7 @@ export interface ChannelContrast {
 export interface LabelVersionSummary {
   version: number;
   parentVersion: number | null;
+  /** Set when this version was made by restoring an older one. */
   restoredFrom: number | null;
   source: LabelSource;
   author: string;

@@ -2,7 +2,9 @@ import { endianness } from 'node:os';
 import { deflateSync, inflateSync } from 'node:zlib';
 import { StoreError } from './errors';
 
-export type LabelDtype = 'uint8' | 'uint16' | 'int32';
+import type { LabelDtype } from '../shared/types';
+
+export type { LabelDtype };
 export type LabelArray = Uint8Array | Uint16Array | Int32Array;
 type StoredArray = LabelArray | Float32Array;
 type StoredDtype = LabelDtype | 'float32';

@@ -1,7 +1,7 @@
 import type { LabelDtype, LabelMask } from './codec';
 
 // Splits, statuses and label sources are part of the app's contract too; they are defined once there.
-import type { ImageSplit, ImageStatus, LabelSource } from '../shared/types';
+import type { ImageSplit, ImageStatus, LabelSource, LabelVersionSummary } from '../shared/types';
 export { IMAGE_SPLITS, IMAGE_STATUSES, LABEL_SOURCES, type ImageSplit, type ImageStatus, type LabelSource } from '../shared/types';
 
 export const RUN_KINDS = ['import', 'pretrain', 'train', 'prelabel', 'eval'] as const;
@@ -97,20 +97,10 @@ export interface VerifyReport {
   duplicates: { contentHash: string; images: ImageRecord[] }[];
 }
 
-export interface LabelVersionInfo {
+/** A label version as the app's contract describes it (LabelVersionSummary), with its store ids. */
+export interface LabelVersionInfo extends LabelVersionSummary {
   id: number;
   imageId: number;
-  version: number;
-  parentVersion: number | null;
-  /** Set when this version was made by restoring an older one. */
-  restoredFrom: number | null;
-  source: LabelSource;
-  author: string;
-  createdAt: number;
-  dtype: LabelDtype;
-  width: number;
-  height: number;
-  hasUnknown: boolean;
 }
 
 export interface LabelVersion extends LabelVersionInfo {
