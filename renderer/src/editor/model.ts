@@ -227,6 +227,13 @@ export class MaskModel {
     return x >= 0 && y >= 0 && x < this.width && y < this.height;
   }
 
+  /** The pixel under a pointer position (image coordinates) and its object id; null outside the image. */
+  pixelUnder(p: { x: number; y: number }): { x: number; y: number; instance: number } | null {
+    const x = Math.floor(p.x);
+    const y = Math.floor(p.y);
+    return this.contains(x, y) ? { x, y, instance: this.instanceAt(x, y) } : null;
+  }
+
   /** Counts per class value (index 255 = unknown), for the status line and tests. */
   classCounts(): Uint32Array {
     const counts = new Uint32Array(256);

@@ -9,10 +9,9 @@ export const deleteInstanceTool: Tool = {
   help: 'Click an object to delete it.',
   cursor: 'crosshair',
   pointerDown(ctx, p) {
-    const x = Math.floor(p.x);
-    const y = Math.floor(p.y);
-    if (!ctx.model.contains(x, y)) return;
-    const id = ctx.model.instanceAt(x, y);
+    const hit = ctx.model.pixelUnder(p);
+    if (!hit) return;
+    const id = hit.instance;
     const object = objectPixels(ctx.model, id);
     if (!object) return;
     ctx.model.beginStroke('Delete object');

@@ -15,10 +15,9 @@ export function createMergeTool(): Tool {
     help: 'Click an object, then the object to merge into it.',
     cursor: 'crosshair',
     pointerDown(ctx, p) {
-      const x = Math.floor(p.x);
-      const y = Math.floor(p.y);
-      if (!ctx.model.contains(x, y)) return;
-      const id = ctx.model.instanceAt(x, y);
+      const hit = ctx.model.pixelUnder(p);
+      if (!hit) return;
+      const id = hit.instance;
       if (id === 0) return forget(ctx);
       if (first === 0 || first === id) {
         first = id;
@@ -31,7 +30,7 @@ export function createMergeTool(): Tool {
       forget(ctx);
       if (!other) return;
       const targetPixel = objectPixels(ctx.model, target);
-      const cls = targetPixel ? ctx.model.classes[targetPixel.indices[0]] : ctx.model.classes[y * ctx.model.width + x];
+      const cls = targetPixel ? ctx.model.classes[targetPixel.indices[0]] : ctx.model.classAt(hit.x, hit.y);
       ctx.model.beginStroke('Merge objects');
       writeIndices(ctx.model, other.indices, other.bounds, { cls, instance: target });
       ctx.commit();
