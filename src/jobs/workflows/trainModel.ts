@@ -8,8 +8,9 @@ import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../../engine/backend';
 import { loadSegmentationModel, saveSegmentationModel, type Initialisation, type SegmentationTarget } from '../../engine/train/finetune';
 import { loadPretextWeights } from '../../engine/train/pretrain';
-import { evaluateDice, selectInitialisation } from '../../engine/train/select';
+import { evaluateDice, selectInitialisation, type CandidateScore } from '../../engine/train/select';
 import type { JsonObject, Project } from '../../store';
+import type { TrainOutcome } from '../../shared/types';
 import { loadLabeled } from '../data';
 import { NEVER_ABORTED, type WorkHooks } from '../hooks';
 import { ARCH } from './arch';
@@ -39,17 +40,8 @@ export function retrainPolicyState(project: Project, after?: number): RetrainPol
   return { newLabels, needed, due: needed > 0 && newLabels >= needed, lastTrainedAt: last?.startedAt ?? null };
 }
 
-export interface TrainComparison {
-  modelId: number;
-  init: string;
-  valDice: number;
-  incumbentId: number | null;
-  incumbentDice: number | null;
-  promoted: boolean;
-  candidates: { name: string; valDice: number }[];
-  trainImages: number;
-  valImages: number;
-}
+/** What a training decided: the contract's TrainOutcome, with the engine's candidate scores and the split sizes. */
+export type TrainComparison = Omit<TrainOutcome, 'candidates'> & { candidates: CandidateScore[]; trainImages: number; valImages: number };
 
 export type TrainModelResult =
   | { status: 'skipped'; newLabels: number; needed: number }
