@@ -66,21 +66,26 @@ export function randomCrop(image: EngineImage, size: number, rng: Rng, labels?: 
 }
 
 export function cropAt(image: EngineImage, x0: number, y0: number, size: number, labels?: Uint8Array): Patch {
+  return cropRect(image, x0, y0, size, size, labels);
+}
+
+/** A w x h window of the image at (x0, y0); beyond the edges pixels reflect and labels are UNKNOWN. */
+export function cropRect(image: EngineImage, x0: number, y0: number, w: number, h: number, labels?: Uint8Array): Patch {
   const { width, height, channels, pixels } = image;
-  const out = new Float32Array(size * size * channels);
-  const outLabels = labels ? new Uint8Array(size * size) : undefined;
-  for (let y = 0; y < size; y++) {
+  const out = new Float32Array(w * h * channels);
+  const outLabels = labels ? new Uint8Array(w * h) : undefined;
+  for (let y = 0; y < h; y++) {
     const sy = y0 + y;
     const ry = reflect(sy, height);
-    for (let x = 0; x < size; x++) {
+    for (let x = 0; x < w; x++) {
       const sx = x0 + x;
       const rx = reflect(sx, width);
       const src = (ry * width + rx) * channels;
-      const dst = (y * size + x) * channels;
+      const dst = (y * w + x) * channels;
       for (let c = 0; c < channels; c++) out[dst + c] = pixels[src + c];
       if (outLabels && labels) {
         const inside = sx >= 0 && sx < width && sy >= 0 && sy < height;
-        outLabels[y * size + x] = inside ? labels[ry * width + rx] : UNKNOWN;
+        outLabels[y * w + x] = inside ? labels[ry * width + rx] : UNKNOWN;
       }
     }
   }

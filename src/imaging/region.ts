@@ -268,29 +268,31 @@ export async function fileSource(path: string, ranges?: ChannelRange[], options:
         checkWindow(reader, x, y, w, h, path);
         return reader.read(x, y, w, h);
       },
-      read: (x, y, size) => {
-        const xs = new Int32Array(size);
-        const ys = new Int32Array(size);
+      read: (x, y, w, h) => {
+        const xs = new Int32Array(w);
+        const ys = new Int32Array(h);
         let x0 = Infinity;
         let x1 = -1;
         let y0 = Infinity;
         let y1 = -1;
-        for (let i = 0; i < size; i++) {
+        for (let i = 0; i < w; i++) {
           xs[i] = reflect(x + i, width);
-          ys[i] = reflect(y + i, height);
           x0 = Math.min(x0, xs[i]);
           x1 = Math.max(x1, xs[i]);
-          y0 = Math.min(y0, ys[i]);
-          y1 = Math.max(y1, ys[i]);
+        }
+        for (let j = 0; j < h; j++) {
+          ys[j] = reflect(y + j, height);
+          y0 = Math.min(y0, ys[j]);
+          y1 = Math.max(y1, ys[j]);
         }
         const bw = x1 - x0 + 1;
         const raw = reader.read(x0, y0, bw, y1 - y0 + 1);
-        const out = new Float32Array(size * size * channels);
-        for (let j = 0; j < size; j++) {
+        const out = new Float32Array(w * h * channels);
+        for (let j = 0; j < h; j++) {
           const srcRow = (ys[j] - y0) * bw;
-          for (let i = 0; i < size; i++) {
+          for (let i = 0; i < w; i++) {
             const src = (srcRow + xs[i] - x0) * channels;
-            const dst = (j * size + i) * channels;
+            const dst = (j * w + i) * channels;
             for (let c = 0; c < channels; c++) {
               // The same arithmetic as normalizeWithRanges, so both give identical float32 values.
               let v = (raw[src + c] - lows[c]) * scales[c];

@@ -94,7 +94,7 @@ describeDataset('bbbc039-nuclei', () => {
     const source = await fileSource(path);
     expect(source.ranges).toEqual(ranges);
     const normalised = normalizeWithRanges(whole, ranges);
-    const tile = source.read(600, 400, 128);
+    const tile = source.read(600, 400, 128, 128);
     let diff = 0;
     for (let y = 0; y < 120; y++) for (let x = 0; x < 96; x++) if (tile[y * 128 + x] !== normalised[(400 + y) * 696 + 600 + x]) diff++;
     expect(diff).toBe(0);

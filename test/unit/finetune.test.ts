@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { UNKNOWN } from '../../src/engine/data';
+import { cropRect, UNKNOWN } from '../../src/engine/data';
 import { classMap, predictImage, predictTiled, tileOrigins } from '../../src/engine/infer/predict';
 import { instanceLabels, labeled, prepareImage } from '../../src/engine/input';
 import { dice, matchInstances } from '../../src/engine/metrics';
-import { UNet } from '../../src/engine/model/unet';
+import { sizeMultiple, UNet } from '../../src/engine/model/unet';
 import { finetune, FOREGROUND_PATCH_SHARE, sampleLabeledPatch } from '../../src/engine/train/finetune';
 import { Rng } from '../../src/engine/rng';
 import { evaluateDice, selectInitialisation } from '../../src/engine/train/select';
@@ -120,11 +120,26 @@ describe('tiled inference', () => {
     model.dispose();
   });
 
+  test('a small non-square image is one tile of its own aspect, padded by reflection to the size multiple', () => {
+    const model = UNet.create({ inChannels: 1, outChannels: 1, depth: 4, baseFilters: 8 }, 9);
+    expect(sizeMultiple(model.config)).toBe(8);
+    const [s] = nuclei(1, 160, 4);
+    // 150 x 90: neither side a multiple of 8, so the tile is 152 x 96, not a 152 x 152 square.
+    const image = { width: 150, height: 90, channels: 1, pixels: cropRect(prepareImage(s.image), 0, 0, 150, 90).pixels };
+    const padded = cropRect(image, 0, 0, 152, 96).pixels;
+    const direct = tf.tidy(() => model.predict(tf.tensor4d(padded, [1, 96, 152, 1]))).dataSync();
+    const tiled = predictImage(model, image);
+    let maxDiff = 0;
+    for (let y = 0; y < 90; y++) for (let x = 0; x < 150; x++) maxDiff = Math.max(maxDiff, Math.abs(direct[y * 152 + x] - tiled.probabilities[y * 150 + x]));
+    expect(maxDiff).toBeLessThan(1e-5);
+    model.dispose();
+  });
+
   test('streams rows in order with memory bounded by the band, and scores uncertainty', () => {
     const model = UNet.create({ inChannels: 1, outChannels: 1, depth: 2, baseFilters: 4 }, 1);
     const width = 300;
     const height = 1000;
-    const source = { width, height, channels: 1, read: (x: number, y: number, size: number) => new Float32Array(size * size).fill(((x + y) % 7) / 7) };
+    const source = { width, height, channels: 1, read: (x: number, y: number, w: number, h: number) => new Float32Array(w * h).fill(((x + y) % 7) / 7) };
     let next = 0;
     let largest = 0;
     const score = predictTiled(model, source, (y0, rows, probs, unc) => {

@@ -54,7 +54,7 @@ describe('huge images (memory test)', () => {
     let sum = 0;
     for (let y = 0; y < SIZE; y += TILE) {
       for (let x = 0; x < SIZE; x += TILE) {
-        const pixels = source.read(x, y, TILE);
+        const pixels = source.read(x, y, TILE, TILE);
         sum += pixels[0];
         if (tiles % 7 === 0) {
           // Exact stored values on a sample of tiles; the window may run past the edge.

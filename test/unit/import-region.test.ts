@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cropAt } from '../../src/engine/data';
+import { cropRect } from '../../src/engine/data';
 import { decodeImage } from '../../src/imaging/decode';
 import { normalizeWithRanges, percentileRanges } from '../../src/imaging/normalize';
 import { fileRanges, fileSource, readRegion } from '../../src/imaging/region';
@@ -79,13 +79,13 @@ describe('reading regions and tiles from disk', () => {
       const source = await fileSource(path);
       expect(source.mode, kind).toBe(kind === 'png' || kind === 'jpegTiff' ? 'in-memory' : 'tiled');
       expect(source).toMatchObject({ width: W, height: H, channels: whole.channels });
-      for (const [x, y, size] of [[0, 0, 64], [150, 100, 64], [-20, -13, 48], [180, 140, 64], [-40, -40, 300]]) {
-        const got = source.read(x, y, size);
-        const want = cropAt(engineImage, x, y, size).pixels;
+      for (const [x, y, w, h] of [[0, 0, 64, 64], [150, 100, 64, 32], [-20, -13, 48, 80], [180, 140, 64, 64], [-40, -40, 300, 260]]) {
+        const got = source.read(x, y, w, h);
+        const want = cropRect(engineImage, x, y, w, h).pixels;
         expect(got.length).toBe(want.length);
         let diff = 0;
         for (let i = 0; i < got.length; i++) if (got[i] !== want[i]) diff++;
-        expect(diff, `${kind} ${x},${y},${size}`).toBe(0);
+        expect(diff, `${kind} ${x},${y},${w}x${h}`).toBe(0);
       }
       source.close();
     }
