@@ -95,8 +95,8 @@ export const evalCommand: Command = {
 
 /** Quick mode: about 45 minutes per set on two cores (docs/RESULTS.md); full mode is the real measurement. */
 const MODES = {
-  quick: { ks: '1,2,5,10,all', subsets: 2, largeSubsets: 1, allRepeats: 1, pretrainSteps: 120, steps: 50, valImages: 8, rounds: 10, retrainSteps: 30, candidates: 8 },
-  full: { ks: '1,2,5,10,20,all', subsets: 3, largeSubsets: 3, allRepeats: 2, pretrainSteps: 800, steps: 400, valImages: 0, rounds: 20, retrainSteps: 80, candidates: 0 },
+  quick: { ks: '1,2,5,10,all', subsets: 2, largeSubsets: 1, allRepeats: 1, pretrainSteps: 120, steps: 50, valImages: 8, testImages: 20, rounds: 10, retrainSteps: 30, candidates: 8 },
+  full: { ks: '1,2,5,10,20,all', subsets: 3, largeSubsets: 3, allRepeats: 2, pretrainSteps: 800, steps: 400, valImages: 0, testImages: 0, rounds: 20, retrainSteps: 80, candidates: 0 },
 } as const;
 
 /** Pretext tasks a quick curve leaves out to fit its time budget: they gained least over scratch on ISBI. */
@@ -109,6 +109,7 @@ const TRAINING_OPTIONS: Record<string, OptionSpec> = {
   patch: { type: 'string', default: '128', description: 'patch size in pixels', valueName: 'px' },
   'learning-rate': { type: 'string', default: '0.002', description: 'fine-tuning learning rate', valueName: 'lr' },
   'val-images': { type: 'string', description: `val images scored to choose the initialisation (0 = all; quick ${MODES.quick.valImages})`, valueName: 'n' },
+  'test-images': { type: 'string', description: `test images scored, evenly spread over the split (0 = all; quick ${MODES.quick.testImages})`, valueName: 'n' },
   seed: { type: 'string', default: '1', description: 'first seed (label subsets, crops, initialisation)', valueName: 'n' },
   out: { type: 'string', description: 'output folder (default eval-results/<dataset>-<command>[-quick])', valueName: 'dir' },
 };
@@ -145,6 +146,7 @@ async function setUp(ctx: CommandContext, command: 'curve' | 'loop'): Promise<Ev
     signal,
   };
   const valImages = optionalInt(values, 'val-images', mode.valImages, 0);
+  const testImages = optionalInt(values, 'test-images', mode.testImages, 0);
   const seed = intOption(values, 'seed', 0);
   const outDir = path.resolve(String(values.out ?? path.join('eval-results', `${name}-${command}${values.quick ? '-quick' : ''}`)));
   fs.mkdirSync(outDir, { recursive: true });
@@ -154,7 +156,7 @@ async function setUp(ctx: CommandContext, command: 'curve' | 'loop'): Promise<Ev
   const started = performance.now();
   const data = await loadDataset(name, { root: values.data as string | undefined });
   const downsample = optionalInt(values, 'downsample', DEFAULT_DOWNSAMPLE[name] ?? 1);
-  const ds = prepareDataset(data, target, { valImages, downsample });
+  const ds = prepareDataset(data, target, { valImages, testImages, downsample });
   report.message(`${name}: ${ds.train.length} train, ${ds.val.length} val, ${ds.test.length} test, ${ds.unlabeled.length} unlabeled images; target ${target}; working scale 1/${downsample}; results in ${outDir}`);
   return { ds, info, mode, training, seed, outDir, report, started };
 }
@@ -213,7 +215,7 @@ export const evalCurveCommand: Command = {
       subsets: optionalInt(values, 'subsets', mode.subsets), largeSubsets: optionalInt(values, 'large-subsets', mode.largeSubsets), allRepeats: optionalInt(values, 'all-repeats', mode.allRepeats),
       pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), finetuneSteps: optionalInt(values, 'steps', mode.steps),
       batch: setup.training.batchSize, patch: setup.training.patchSize, learningRate: setup.training.learningRate,
-      valImages: ds.val.length, downsample: ds.downsample, seed: setup.seed,
+      valImages: ds.val.length, testImages: ds.test.length, downsample: ds.downsample, seed: setup.seed,
     };
     // Every finished run is appended at once, so an interrupted curve continues where it stopped.
     const log = path.join(outDir, 'runs.jsonl');

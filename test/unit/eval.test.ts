@@ -12,7 +12,7 @@ import { correctionCost, dilate, strokesFor } from '../../src/engine/eval/correc
 import { autoRuns, bestTasks, curveCells, stat, summarizeCurve, type CurveRun } from '../../src/engine/eval/curve';
 import { lineChartSvg, writeChart } from '../../src/engine/eval/plot';
 import { curveCriteria, toCsv } from '../../src/engine/eval/report';
-import type { EvalDataset, EvalImage } from '../../src/engine/eval/setup';
+import { evenlySpread, type EvalDataset, type EvalImage } from '../../src/engine/eval/setup';
 import { displaces, PRETRAINED_MARGIN } from '../../src/engine/train/select';
 import { downsampleMask, downsamplePixels, upsampleMask } from '../../src/imaging/resample';
 
@@ -129,6 +129,20 @@ describe('curve cells', () => {
     expect(new Set(ones).size).toBe(3);
     const again = curveCells(ds, { ks: [5], subsets: 3, largeSubsets: 1, allRepeats: 2, seed: 1 });
     expect(again.map((c) => c.images.map((i) => i.name).join())).toEqual(ones);
+  });
+});
+
+describe('a capped test split', () => {
+  test('spreads over the whole split, keeps order, and takes all when not capped', () => {
+    const names = Array.from({ length: 50 }, (_, i) => i);
+    const kept = evenlySpread(names, 20);
+    expect(kept).toHaveLength(20);
+    expect(new Set(kept).size).toBe(20);
+    expect(kept[0]).toBe(0);
+    expect(kept[19]).toBeGreaterThanOrEqual(47);
+    expect([...kept].sort((a, b) => a - b)).toEqual(kept);
+    expect(evenlySpread(names, 0)).toBe(names);
+    expect(evenlySpread(names, 80)).toBe(names);
   });
 });
 

@@ -72,9 +72,10 @@ function workingImage(raw: RawImage, factor: number): PreparedImage {
 
 /**
  * Normalises every image of the set once, at the working scale (`downsample`, default 1);
- * `valImages` caps the val split (quick runs).
+ * `valImages` caps the val split and `testImages` the test split (quick runs); the test images
+ * kept are spread evenly over the split, so a capped BBBC039 test still spans its plates.
  */
-export function prepareDataset(data: Dataset, target: TargetKind, options: { valImages?: number; downsample?: number } = {}): EvalDataset {
+export function prepareDataset(data: Dataset, target: TargetKind, options: { valImages?: number; testImages?: number; downsample?: number } = {}): EvalDataset {
   const factor = options.downsample ?? 1;
   if (!Number.isInteger(factor) || factor < 1) throw new Error(`downsample must be a positive integer, got ${factor}`);
   const prep = (list: GroundTruth[] | undefined): EvalImage[] =>
@@ -87,9 +88,15 @@ export function prepareDataset(data: Dataset, target: TargetKind, options: { val
     downsample: factor,
     train: prep(data.splits.train),
     val: prep(options.valImages ? val.slice(0, options.valImages) : val),
-    test: prep(data.splits.test),
+    test: prep(evenlySpread(data.splits.test ?? [], options.testImages)),
     unlabeled: data.unlabeled.map((u) => workingImage(u.image, factor)),
   };
+}
+
+/** n items spread evenly over the list, first included; all of it when n is 0 or undefined. */
+export function evenlySpread<T>(list: T[], n: number | undefined): T[] {
+  if (!n || n >= list.length) return list;
+  return Array.from({ length: n }, (_, i) => list[Math.floor((i * list.length) / n)]);
 }
 
 /** The k training images of a run: a seeded random subset, so several seeds give several subsets. */
