@@ -69,7 +69,7 @@ pre.model.dispose();
 let modelDice = 0;
 let otsuDice = 0;
 for (const s of test) {
-  const prediction = predictImage(fine.model, prepareImage(s.image), { tile: 128, overlap: 32 });
+  const prediction = await predictImage(fine.model, prepareImage(s.image), { tile: 128, overlap: 32 });
   modelDice += dice(classMap(prediction), s.foreground) / test.length;
   otsuDice += dice(otsuSegment(s.image, { polarity: 'bright' }), s.foreground) / test.length;
 }

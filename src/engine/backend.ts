@@ -1,7 +1,8 @@
 /**
  * The one place that chooses the compute backend for the Node engine (CLI, utility process, tests).
  *
- * Preference order, fastest first: native TensorFlow with CUDA, native TensorFlow on CPU, the
+ * Preference order, fastest first: native TensorFlow with CUDA, a GPU through WebGPU (Dawn, the
+ * `webgpu` package: Vulkan, Metal or D3D12, no CUDA needed), native TensorFlow on CPU, the
  * project's own AVX2/FMA addon on tfjs' cpu backend ('native'), XNNPACK wasm with the project's
  * gradient kernels ('wasm'), and finally tfjs' pure-JS 'cpu' (correct but ~0.1 GFLOP/s).
  * MASKLOOP_BACKEND overrides the order (one name, or a comma-separated preference list).
@@ -13,9 +14,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fixCpuKernels } from './cpuFixes';
 
-export type BackendChoice = 'tensorflow-gpu' | 'tensorflow' | 'native' | 'wasm' | 'cpu';
+export type BackendChoice = 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'native' | 'wasm' | 'cpu';
 
-export const BACKEND_PREFERENCE: readonly BackendChoice[] = ['tensorflow-gpu', 'tensorflow', 'native', 'wasm', 'cpu'];
+export const BACKEND_PREFERENCE: readonly BackendChoice[] = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'native', 'wasm', 'cpu'];
 
 export interface BackendAttempt {
   choice: BackendChoice;
@@ -85,6 +86,39 @@ async function tryTensorflow(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfj
   return `${pkg}`;
 }
 
+/** Where Dawn finds no Vulkan loader it says so on stderr; checking first keeps CPU machines quiet. */
+function vulkanLoaderPresent(): boolean {
+  if (process.platform !== 'linux') return true;
+  const dirs = [...(process.env.LD_LIBRARY_PATH ?? '').split(':'), '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/usr/local/lib', '/lib/x86_64-linux-gnu', '/lib64'];
+  return dirs.some((d) => d && fs.existsSync(path.join(d, 'libvulkan.so.1')));
+}
+
+/** Software rasterisers answer as adapters too; on them training is slower than on the CPU paths. */
+const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|software/i;
+
+async function tryWebgpu(): Promise<string> {
+  if (!vulkanLoaderPresent()) throw new Error('no Vulkan loader (libvulkan.so.1) for WebGPU');
+  let dawn: { create(flags: string[]): GPU; globals: object };
+  try {
+    dawn = await import('webgpu');
+  } catch (err) {
+    throw new Error(`the webgpu package is not installed (${firstLine(err)})`);
+  }
+  const gpu = dawn.create([]);
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new Error('no WebGPU adapter: no GPU with a Vulkan, Metal or D3D12 driver');
+  const { vendor, architecture, description } = adapter.info;
+  const name = [vendor, architecture, description].filter(Boolean).join(' ') || 'unnamed adapter';
+  if (adapter.info.isFallbackAdapter || SOFTWARE_ADAPTER.test(name)) throw new Error(`only a software adapter (${name})`);
+  // tfjs' webgpu backend looks for the browser's globals: navigator.gpu and the GPU* constants.
+  Object.assign(globalThis, dawn.globals);
+  const nav = ((globalThis as { navigator?: object }).navigator ??= {}) as { gpu?: GPU };
+  Object.defineProperty(nav, 'gpu', { value: gpu, configurable: true });
+  await import('@tensorflow/tfjs-backend-webgpu');
+  if (!(await tf.setBackend('webgpu'))) throw new Error(`webgpu backend failed to start on ${name}`);
+  return `WebGPU on ${name}`;
+}
+
 async function tryNative(threads: number): Promise<string> {
   const { registerNativeBackend } = await import('./native/register');
   const { loadNativeAddon } = await import('./native/index');
@@ -111,6 +145,8 @@ async function activate(choice: BackendChoice, threads: number): Promise<string>
   switch (choice) {
     case 'tensorflow-gpu':
       return tryTensorflow('@tensorflow/tfjs-node-gpu');
+    case 'webgpu':
+      return tryWebgpu();
     case 'tensorflow':
       return tryTensorflow('@tensorflow/tfjs-node');
     case 'native':
@@ -125,7 +161,7 @@ async function activate(choice: BackendChoice, threads: number): Promise<string>
 
 function threadsOf(choice: BackendChoice, threads: number): number {
   if (choice === 'wasm') return wasmThreadCount;
-  if (choice === 'cpu') return 1;
+  if (choice === 'cpu' || choice === 'webgpu') return 1;
   return threads;
 }
 
@@ -156,6 +192,20 @@ export function initEngine(options: { preference?: BackendChoice[]; log?: boolea
     throw new Error(`no compute backend could start: ${attempts.map((a) => `${a.choice}: ${a.detail}`).join('; ')}`);
   })();
   return pending;
+}
+
+/**
+ * Makes another backend the active one, for tools that compare backends in one process (the
+ * GPU check). Tensors must not cross over: reading a WebGPU tensor from another backend would
+ * need a synchronous read-back, which Node's WebGPU lacks.
+ */
+export async function switchBackend(choice: BackendChoice): Promise<BackendInfo> {
+  await initEngine({ preference: [choice], log: false });
+  if (current?.choice === choice) return current;
+  const threads = configuredThreads();
+  const detail = await activate(choice, threads);
+  current = { choice, tfBackend: tf.getBackend(), threads: threadsOf(choice, threads), attempts: [{ choice, ok: true, detail }] };
+  return current;
 }
 
 /** The active backend, or null before initEngine() resolved. */

@@ -38,7 +38,7 @@ for (const { name, steps } of sets) {
       for (const s of data.splits.test) {
         // Keep the worker's event loop responsive to the test runner between images.
         await new Promise((resolve) => setImmediate(resolve));
-        const prediction = predictImage(model, prepareImage(s.image), { tile: 256, overlap: 32 });
+        const prediction = await predictImage(model, prepareImage(s.image), { tile: 256, overlap: 32 });
         modelScores.push(dice(classMap(prediction), s.foreground));
         otsuScores.push(dice(otsuSegment(s.image, { polarity: data.polarity }), s.foreground));
       }

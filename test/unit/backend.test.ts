@@ -16,9 +16,24 @@ function choose(env: Record<string, string>) {
 }
 
 describe('backend choice', () => {
-  test('default order prefers native TensorFlow, then the addon, then wasm, then cpu', () => {
+  test('default order prefers a GPU (CUDA TensorFlow, then WebGPU), then native TensorFlow, the addon, wasm, cpu', () => {
     expect(preferenceFromEnv('')).toEqual([...BACKEND_PREFERENCE]);
-    expect(BACKEND_PREFERENCE).toEqual(['tensorflow-gpu', 'tensorflow', 'native', 'wasm', 'cpu']);
+    expect(BACKEND_PREFERENCE).toEqual(['tensorflow-gpu', 'webgpu', 'tensorflow', 'native', 'wasm', 'cpu']);
+  });
+
+  test('WebGPU is used only on a hardware adapter; otherwise it is skipped with its reason', () => {
+    const { status, result } = choose({ MASKLOOP_BACKEND: 'webgpu,cpu' });
+    expect(status).toBe(0);
+    const [attempt] = result.info.attempts;
+    expect(attempt.choice).toBe('webgpu');
+    if (attempt.ok) {
+      // A machine with a GPU: the adapter is named, and it is not a software rasteriser.
+      expect(attempt.detail).toMatch(/^WebGPU on /);
+      expect(attempt.detail).not.toMatch(/swiftshader|llvmpipe|lavapipe/i);
+    } else {
+      expect(attempt.detail).toMatch(/Vulkan loader|WebGPU adapter|software adapter|webgpu package/);
+      expect(result.info.choice).toBe('cpu');
+    }
   });
 
   test('MASKLOOP_BACKEND overrides, and an unknown name is an error, not a silent fallback', () => {

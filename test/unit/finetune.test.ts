@@ -23,7 +23,7 @@ describe('fine-tuning', () => {
     const test = nuclei(3, 96, 201);
     const { model, losses } = await finetune({ images: train, target: { kind: 'semantic', classes: 1 }, config: arch, steps: 60, batchSize: 8, patchSize: 64, learningRate: 3e-3 });
     expect(mean(losses.slice(-10))).toBeLessThan(mean(losses.slice(0, 10)));
-    const scores = test.map((s) => dice(classMap(predictImage(model, prepareImage(s.image), { tile: 64, overlap: 16 })), s.foreground));
+    const scores = await Promise.all(test.map(async (s) => dice(classMap(await predictImage(model, prepareImage(s.image), { tile: 64, overlap: 16 })), s.foreground)));
     const trivial = test.map((s) => dice(new Uint8Array(s.foreground.length).fill(1), s.foreground));
     expect(mean(scores)).toBeGreaterThan(0.7);
     expect(mean(scores)).toBeGreaterThan(mean(trivial) + 0.3);
@@ -40,7 +40,7 @@ describe('fine-tuning', () => {
     });
     const { model } = await finetune({ images: train, target: { kind: 'semantic', classes: 1 }, config: arch, steps: 60, batchSize: 8, patchSize: 64, learningRate: 3e-3 });
     const s = samples[0];
-    const score = dice(classMap(predictImage(model, prepareImage(s.image), { tile: 64, overlap: 16 })), s.foreground);
+    const score = dice(classMap(await predictImage(model, prepareImage(s.image), { tile: 64, overlap: 16 })), s.foreground);
     expect(score).toBeGreaterThan(0.6);
     model.dispose();
   });
@@ -56,7 +56,7 @@ describe('fine-tuning', () => {
     const train = samples.slice(0, 3).map((s) => labeled(prepareImage(s.image), instanceLabels(s.instances, 96, 96)));
     const { model } = await finetune({ images: train, target: { kind: 'instance' }, config: arch, steps: 80, batchSize: 8, patchSize: 64, learningRate: 3e-3 });
     const s = samples[3];
-    const p = predictImage(model, prepareImage(s.image), { tile: 96, overlap: 0 });
+    const p = await predictImage(model, prepareImage(s.image), { tile: 96, overlap: 0 });
     expect(p.channels).toBe(3);
     const interior = new Float32Array(96 * 96);
     const foreground = new Float32Array(96 * 96);
@@ -89,7 +89,7 @@ describe('choosing the initialisation on the val split', () => {
     expect(selection.scores.map((s) => s.name)).toEqual(['scratch', 'dead-encoder']);
     expect(selection.bestName).toBe('scratch');
     expect(selection.scores[0].valDice).toBeGreaterThan(selection.scores[1].valDice);
-    expect(evaluateDice(selection.best.model, all.slice(3), { tile: 64, overlap: 16 })).toBeCloseTo(selection.scores[0].valDice, 6);
+    expect(await evaluateDice(selection.best.model, all.slice(3), { tile: 64, overlap: 16 })).toBeCloseTo(selection.scores[0].valDice, 6);
     selection.best.model.dispose();
   });
 });
@@ -107,7 +107,7 @@ describe('tiled inference', () => {
     // An image that is not a multiple of the tile and wider than tall.
     const image = prepareImage({ ...s.image, width: 160, height: 160 });
     const whole = tf.tidy(() => model.predict(tf.tensor4d(image.pixels, [1, 160, 160, 1]))).dataSync();
-    const tiled = predictImage(model, image, { tile: 64, overlap: 32 });
+    const tiled = await predictImage(model, image, { tile: 64, overlap: 32 });
     let maxDiff = 0;
     let sumDiff = 0;
     for (let i = 0; i < whole.length; i++) {
@@ -120,7 +120,7 @@ describe('tiled inference', () => {
     model.dispose();
   });
 
-  test('a small non-square image is one tile of its own aspect, padded by reflection to the size multiple', () => {
+  test('a small non-square image is one tile of its own aspect, padded by reflection to the size multiple', async () => {
     const model = UNet.create({ inChannels: 1, outChannels: 1, depth: 4, baseFilters: 8 }, 9);
     expect(sizeMultiple(model.config)).toBe(8);
     const [s] = nuclei(1, 160, 4);
@@ -128,21 +128,21 @@ describe('tiled inference', () => {
     const image = { width: 150, height: 90, channels: 1, pixels: cropRect(prepareImage(s.image), 0, 0, 150, 90).pixels };
     const padded = cropRect(image, 0, 0, 152, 96).pixels;
     const direct = tf.tidy(() => model.predict(tf.tensor4d(padded, [1, 96, 152, 1]))).dataSync();
-    const tiled = predictImage(model, image);
+    const tiled = await predictImage(model, image);
     let maxDiff = 0;
     for (let y = 0; y < 90; y++) for (let x = 0; x < 150; x++) maxDiff = Math.max(maxDiff, Math.abs(direct[y * 152 + x] - tiled.probabilities[y * 150 + x]));
     expect(maxDiff).toBeLessThan(1e-5);
     model.dispose();
   });
 
-  test('streams rows in order with memory bounded by the band, and scores uncertainty', () => {
+  test('streams rows in order with memory bounded by the band, and scores uncertainty', async () => {
     const model = UNet.create({ inChannels: 1, outChannels: 1, depth: 2, baseFilters: 4 }, 1);
     const width = 300;
     const height = 1000;
     const source = { width, height, channels: 1, read: (x: number, y: number, w: number, h: number) => new Float32Array(w * h).fill(((x + y) % 7) / 7) };
     let next = 0;
     let largest = 0;
-    const score = predictTiled(model, source, (y0, rows, probs, unc) => {
+    const score = await predictTiled(model, source, (y0, rows, probs, unc) => {
       expect(y0).toBe(next);
       expect(probs.length).toBe(rows * width);
       expect(unc.every((u) => u >= 0 && u <= 1)).toBe(true);

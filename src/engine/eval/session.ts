@@ -119,11 +119,11 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
 /** The next image to label and the current model's proposal for it. */
 async function nextImage(ds: EvalDataset, pool: EvalImage[], model: UNet | null, options: SessionOptions, rng: Rng): Promise<{ image: EvalImage; proposal: Proposal | null }> {
   if (!model) return { image: pool[0], proposal: null };
-  if (options.order === 'random') return { image: pool[0], proposal: proposalFor(model, ds, pool[0]) };
+  if (options.order === 'random') return { image: pool[0], proposal: await proposalFor(model, ds, pool[0]) };
   const candidates = options.candidates > 0 && options.candidates < pool.length ? rng.shuffle([...pool]).slice(0, options.candidates) : pool;
   let best: { image: EvalImage; proposal: Proposal } | null = null;
   for (const image of candidates) {
-    const proposal = proposalFor(model, ds, image);
+    const proposal = await proposalFor(model, ds, image);
     if (!best || proposal.score > best.proposal.score) best = { image, proposal };
     await new Promise((r) => setImmediate(r));
   }

@@ -215,9 +215,9 @@ export interface SplitScores {
 
 
 /** The model's proposal for an image, its mask brought back to full resolution. */
-export function proposalFor(model: Parameters<typeof propose>[0], ds: EvalDataset, im: EvalImage): Proposal {
+export async function proposalFor(model: Parameters<typeof propose>[0], ds: EvalDataset, im: EvalImage): Promise<Proposal> {
   // Default tiling: a whole image per pass up to 1024 px, tiles beyond.
-  const p = propose(model, segmentationTarget(ds.target), imageSource(im.image));
+  const p = await propose(model, segmentationTarget(ds.target), imageSource(im.image));
   if (ds.downsample === 1) return p;
   const { width, height } = im.gt.image;
   return { ...p, width, height, mask: upsampleMask(p.mask, ds.downsample, width, height) };
@@ -250,7 +250,7 @@ function meanScores(ds: EvalDataset, perImage: Required<SplitScores>[]): SplitSc
 export async function scoreSplit(model: Parameters<typeof propose>[0], ds: EvalDataset, images: EvalImage[]): Promise<SplitScores> {
   const perImage: Required<SplitScores>[] = [];
   for (const im of images) {
-    const { mask } = proposalFor(model, ds, im);
+    const { mask } = await proposalFor(model, ds, im);
     perImage.push(imageScores({ foreground: foregroundOf(mask), objects: ds.target === 'instance' && mask instanceof Int32Array ? mask : undefined }, im));
     // Progress events and cancellation get a turn between images.
     await new Promise((r) => setImmediate(r));

@@ -113,7 +113,7 @@ function entropy(probabilities: Float32Array, offset: number, channels: number):
 }
 
 /** Streams a tiled prediction of `source` to `sink`, top to bottom; returns the mean uncertainty. */
-export function predictTiled(model: UNet, source: PixelSource, sink: RowSink, options: TilingOptions = {}): number {
+export async function predictTiled(model: UNet, source: PixelSource, sink: RowSink, options: TilingOptions = {}): Promise<number> {
   const { width, height } = source;
   const { tileW, tileH, overlap, batchSize } = resolveTiling(model, options, width, height);
   const out = model.config.outChannels;
@@ -155,7 +155,8 @@ export function predictTiled(model: UNet, source: PixelSource, sink: RowSink, op
       const pixels = new Float32Array(batchXs.length * tilePixels * source.channels);
       batchXs.forEach((x0, i) => pixels.set(source.read(x0, y0, tileW, tileH), i * tilePixels * source.channels));
       const probs = tf.tidy(() => model.predict(tf.tensor4d(pixels, [batchXs.length, tileH, tileW, source.channels])));
-      const values = probs.dataSync() as Float32Array;
+      // Asynchronous read-back: a GPU backend in Node (WebGPU) offers no synchronous one.
+      const values = (await probs.data()) as Float32Array;
       probs.dispose();
       batchXs.forEach((x0, i) => {
         const col = start + i;
@@ -183,11 +184,11 @@ export function predictTiled(model: UNet, source: PixelSource, sink: RowSink, op
 }
 
 /** Tiled prediction of an in-memory image. */
-export function predictImage(model: UNet, image: EngineImage, options: TilingOptions = {}): Prediction {
+export async function predictImage(model: UNet, image: EngineImage, options: TilingOptions = {}): Promise<Prediction> {
   const out = model.config.outChannels;
   const probabilities = new Float32Array(image.width * image.height * out);
   const uncertainty = new Float32Array(image.width * image.height);
-  const score = predictTiled(
+  const score = await predictTiled(
     model,
     imageSource(image),
     (y0, _rows, probs, unc) => {

@@ -22,7 +22,7 @@ export interface Proposal {
 /** Smallest object kept when separating instances, in pixels: specks are noise, not nuclei. */
 export const MIN_OBJECT_PIXELS = 16;
 
-export function propose(model: UNet, target: SegmentationTarget, source: PixelSource, options: TilingOptions & { keepUncertainty?: boolean } = {}): Proposal {
+export async function propose(model: UNet, target: SegmentationTarget, source: PixelSource, options: TilingOptions & { keepUncertainty?: boolean } = {}): Promise<Proposal> {
   const { width, height } = source;
   const channels = model.config.outChannels;
   const n = width * height;
@@ -30,7 +30,7 @@ export function propose(model: UNet, target: SegmentationTarget, source: PixelSo
   // Instance target: interior and foreground decisions, kept as bytes for the global grouping step.
   const interior = target.kind === 'instance' ? new Uint8Array(n) : null;
   const uncertainty = options.keepUncertainty ? new Float32Array(n) : undefined;
-  const score = predictTiled(
+  const score = await predictTiled(
     model,
     source,
     (y0, rows, probs, unc) => {

@@ -114,7 +114,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   });
 
   const result = await runLoop(
-    (i) => {
+    async (i) => {
       const rng = new Rng(seed * 100_003 + i);
       const pixels: Float32Array[] = [];
       const labels: Uint8Array[] = [];
@@ -130,7 +130,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
         const frozen = i < warmup && warmupOptimizer;
         const opt = frozen ? warmupOptimizer : optimizer;
         const cost = opt.minimize(() => segmentationLoss(model.forward(x), y, options.lossWeights ?? DEFAULT_LOSS_WEIGHTS), true, frozen ? withoutEncoder : everything);
-        const value = (cost as tf.Scalar).dataSync()[0];
+        const value = (await (cost as tf.Scalar).data())[0];
         cost?.dispose();
         losses.push(value);
         return value;

@@ -75,7 +75,7 @@ export interface LoopResult {
   imagesPerSecond: number;
 }
 
-export async function runLoop(step: (index: number) => number, options: LoopOptions): Promise<LoopResult> {
+export async function runLoop(step: (index: number) => number | Promise<number>, options: LoopOptions): Promise<LoopResult> {
   const start = options.startStep ?? 0;
   const every = Math.max(1, options.progressEvery ?? 1);
   const losses: number[] = [];
@@ -87,7 +87,7 @@ export async function runLoop(step: (index: number) => number, options: LoopOpti
       await options.onCheckpoint?.(done);
       return { status: 'cancelled', stepsDone: done, losses, imagesPerSecond: rate(done - start, t0, options.imagesPerStep) };
     }
-    const loss = step(i);
+    const loss = await step(i);
     if (!Number.isFinite(loss)) throw new Error(`${options.phase}: loss became ${loss} at step ${i + 1}; lower the learning rate`);
     losses.push(loss);
     smoothed = Number.isNaN(smoothed) ? loss : 0.9 * smoothed + 0.1 * loss;

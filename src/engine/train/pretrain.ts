@@ -86,11 +86,11 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
 
   const losses: number[] = [];
   const result = await runLoop(
-    (i) => {
+    async (i) => {
       // Reseeding per step makes a resumed run draw the same patches as an uninterrupted one.
       const rng = new Rng(seed * 100_003 + i);
       const patches = Array.from({ length: batchSize }, () => randomCrop(options.images[rng.int(options.images.length)], patchSize, rng).pixels);
-      const loss = pretextStep(model, tasks, heads, patches, patchSize, channels, rng, optimizer, trainable);
+      const loss = await pretextStep(model, tasks, heads, patches, patchSize, channels, rng, optimizer, trainable);
       losses.push(loss);
       return loss;
     },
@@ -102,7 +102,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
   return { model, status: result.status, stepsDone: result.stepsDone, losses: result.losses, imagesPerSecond: result.imagesPerSecond };
 }
 
-function pretextStep(
+async function pretextStep(
   model: UNet,
   tasks: PretextTask[],
   heads: Map<string, Params>,
@@ -112,7 +112,7 @@ function pretextStep(
   rng: Rng,
   optimizer: tf.Optimizer,
   trainable: tf.Variable[],
-): number {
+): Promise<number> {
   const batches = tasks.map((t) => t.makeBatch(patches, size, channels, rng));
   try {
     const cost = optimizer.minimize(
@@ -120,7 +120,7 @@ function pretextStep(
       true,
       trainable,
     );
-    const value = (cost as tf.Scalar).dataSync()[0];
+    const value = (await (cost as tf.Scalar).data())[0];
     cost?.dispose();
     return value;
   } finally {

@@ -16,11 +16,11 @@ import { finetune, type FinetuneOptions, type FinetuneResult, type Initialisatio
  * Mean per-image Dice of the foreground (every class > 0 counts as foreground) on labeled images;
  * UNKNOWN pixels are ignored.
  */
-export function evaluateDice(model: UNet, images: LabeledImage[], tiling: TilingOptions = {}): number {
+export async function evaluateDice(model: UNet, images: LabeledImage[], tiling: TilingOptions = {}): Promise<number> {
   if (images.length === 0) throw new Error('evaluation needs at least one labeled image');
   let total = 0;
   for (const image of images) {
-    const predicted = classMap(predictImage(model, image, tiling));
+    const predicted = classMap(await predictImage(model, image, tiling));
     const truth = new Uint8Array(image.labels.length);
     const ignore = new Uint8Array(image.labels.length);
     for (let i = 0; i < truth.length; i++) {
@@ -74,7 +74,7 @@ export async function selectInitialisation(
   const scores: CandidateScore[] = [];
   for (const init of candidates) {
     const result = await finetune({ ...options, init });
-    const valDice = evaluateDice(result.model, val, tiling);
+    const valDice = await evaluateDice(result.model, val, tiling);
     scores.push({ name: init.name, valDice });
     if (best === null || displaces(valDice, bestDice, bestName === 'scratch')) {
       best?.model.dispose();

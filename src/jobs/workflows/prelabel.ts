@@ -72,7 +72,7 @@ export async function prelabel(project: Project, options: PrelabelOptions, hooks
         const source = await fileSource(it.file);
         let proposal;
         try {
-          proposal = propose(model, meta.target, source, { tile: options.tile, keepUncertainty: !outDir });
+          proposal = await propose(model, meta.target, source, { tile: options.tile, keepUncertainty: !outDir });
         } finally {
           source.close();
         }
