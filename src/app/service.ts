@@ -357,6 +357,7 @@ export class AppService {
         if (settings.autoRetrainAfterLabels !== undefined) project.setSetting('autoRetrainAfterLabels', settings.autoRetrainAfterLabels);
         if (settings.promotionMetric !== undefined) project.setSetting('promotionMetric', settings.promotionMetric);
         if (settings.defaultAuthor !== undefined) project.setSetting('defaultAuthor', settings.defaultAuthor);
+        if (settings.classNames !== undefined) project.setSetting('classNames', settings.classNames);
         this.changed(['settings']);
         this.maybeRetrain(project);
         return project.getSettings();
@@ -451,7 +452,7 @@ export class AppService {
         const prediction = (promoted && project.getPrediction(imageId, promoted.id)) || project.getPrediction(imageId);
         if (!prediction) throw argumentError(`image ${imageId} has no proposal to ${decision}`);
         if (decision === 'reject') {
-          project.addAnnotationEvent({ imageId, kind: 'skip', timeSpentMs });
+          project.addAnnotationEvent({ imageId, kind: 'reject', timeSpentMs });
           this.changed(['images'], [imageId]);
           return null;
         }

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { Result } from './result';
 import {
   IMAGE_SPLITS,
+  MAX_CLASSES,
   PRETEXT_TASKS,
   type AppEvent,
   type AppInfo,
@@ -120,6 +121,7 @@ export const CHANNELS = {
     autoRetrainAfterLabels: count.max(100_000).optional(),
     promotionMetric: z.literal('dice').optional(),
     defaultAuthor: z.string().max(200).optional(),
+    classNames: z.array(z.string().trim().min(1).max(60)).min(1).max(MAX_CLASSES).optional(),
   }),
   /** Writes labels or proposals into <project>/exports/<folder>. */
   'project:export': z.strictObject({
@@ -185,7 +187,7 @@ export const CHANNELS = {
 
   /**
    * accept: the proposal becomes a label version (source accepted_proposal, event 'accept').
-   * reject: recorded as a 'skip' annotation event; the proposal stays for comparison.
+   * reject: recorded as a 'reject' annotation event; the proposal stays for comparison.
    */
   'proposals:decide': z.strictObject({ imageId: id, decision: z.enum(['accept', 'reject']), timeSpentMs: count.max(86_400_000) }),
 

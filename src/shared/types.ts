@@ -16,6 +16,13 @@ export type LabelSource = (typeof LABEL_SOURCES)[number];
 export const JOB_KINDS = ['import', 'pretrain', 'train', 'prelabel'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 
+/**
+ * annotate: drawn from scratch; correct: a proposal edited; accept: a proposal taken as is;
+ * reject: a proposal turned down; review: a label checked; skip: an image passed over.
+ */
+export const ANNOTATION_EVENT_KINDS = ['annotate', 'correct', 'accept', 'reject', 'review', 'skip'] as const;
+export type AnnotationEventKind = (typeof ANNOTATION_EVENT_KINDS)[number];
+
 export const PRETEXT_TASKS = ['inpainting', 'rotation', 'jigsaw', 'contrastive', 'cross-channel'] as const;
 export type PretextTaskName = (typeof PRETEXT_TASKS)[number];
 
@@ -30,7 +37,12 @@ export interface ProjectSettings {
   promotionMetric: string;
   /** Recorded as the author of labels saved from the app. */
   defaultAuthor: string;
+  /** Names of the label classes 1..n (0 is background), as the class picker shows them. */
+  classNames: string[];
 }
+
+/** Classes a project can name: the digit keys 1-9 pick them in the annotator. */
+export const MAX_CLASSES = 9;
 
 export interface ImageCounts {
   total: number;
@@ -243,7 +255,7 @@ export interface ProgressStats {
   curve: LearningCurvePoint[];
   annotation: {
     total: EventTotals;
-    byKind: Record<'annotate' | 'correct' | 'accept' | 'review' | 'skip', EventTotals>;
+    byKind: Record<AnnotationEventKind, EventTotals>;
     /** Mean from-scratch time x (accepted + corrected images) minus the time those took; null until both kinds exist. */
     estimatedTimeSavedMs: number | null;
   };

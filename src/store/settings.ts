@@ -3,6 +3,7 @@ import type { Ctx } from './db';
 import { now } from './db';
 import { StoreError } from './errors';
 import { parseArgument, readJson } from './validate';
+import { MAX_CLASSES } from '../shared/types';
 
 /**
  * Every project setting, with its schema and default: one place to look up what a key means and
@@ -15,6 +16,8 @@ export const SETTINGS = {
   promotionMetric: { schema: z.string().min(1), default: 'dice' },
   /** Name recorded as the author of labels saved from this project's app. */
   defaultAuthor: { schema: z.string(), default: '' },
+  /** Names of the label classes 1..n, in order (0 is background); shown in the class picker. */
+  classNames: { schema: z.array(z.string().trim().min(1).max(60)).min(1).max(MAX_CLASSES), default: ['foreground'] },
 } as const satisfies Record<string, { schema: z.ZodType; default: unknown }>;
 
 export type SettingKey = keyof typeof SETTINGS;

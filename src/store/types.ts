@@ -1,8 +1,8 @@
 import type { LabelDtype, LabelMask } from './codec';
 
 // Splits, statuses and label sources are part of the app's contract too; they are defined once there.
-import type { ImageSplit, ImageStatus, LabelSource, LabelVersionSummary } from '../shared/types';
-export { IMAGE_SPLITS, IMAGE_STATUSES, LABEL_SOURCES, type ImageSplit, type ImageStatus, type LabelSource } from '../shared/types';
+import type { AnnotationEventKind, ImageSplit, ImageStatus, LabelSource, LabelVersionSummary } from '../shared/types';
+export { ANNOTATION_EVENT_KINDS, IMAGE_SPLITS, IMAGE_STATUSES, LABEL_SOURCES, type AnnotationEventKind, type ImageSplit, type ImageStatus, type LabelSource } from '../shared/types';
 
 export const RUN_KINDS = ['import', 'pretrain', 'train', 'prelabel', 'eval'] as const;
 export type RunKind = (typeof RUN_KINDS)[number];
@@ -10,9 +10,6 @@ export type RunKind = (typeof RUN_KINDS)[number];
 export const RUN_STATUSES = ['running', 'completed', 'failed', 'cancelled', 'interrupted'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 
-/** annotate: drawn from scratch; correct: a proposal edited; accept: a proposal taken as is. */
-export const ANNOTATION_EVENT_KINDS = ['annotate', 'correct', 'accept', 'review', 'skip'] as const;
-export type AnnotationEventKind = (typeof ANNOTATION_EVENT_KINDS)[number];
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };

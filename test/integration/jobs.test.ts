@@ -88,7 +88,8 @@ describe.skipIf(!haveData)('jobs in the job process', () => {
     expect(await server.call('proposals:decide', { imageId: second.id, decision: 'reject', timeSpentMs: 2000 })).toBeNull();
     const stats = await server.call('stats:progress', {});
     expect(stats.annotation.byKind.accept).toMatchObject({ count: 1, timeMs: 5000 });
-    expect(stats.annotation.byKind.skip.count).toBe(1);
+    expect(stats.annotation.byKind.reject).toMatchObject({ count: 1, timeMs: 2000 });
+    expect(stats.annotation.byKind.skip.count).toBe(0);
     // Three images from scratch at 60 s each, one accepted in 5 s.
     expect(stats.annotation.estimatedTimeSavedMs).toBe(55_000);
     expect(stats.curve).toHaveLength(1);

@@ -51,6 +51,18 @@ describe('AppService', () => {
     expect(await app.invoke('dialog:chooseFolder', {})).toMatchObject({ ok: false, error: { kind: 'argument', message: expect.stringMatching(/fs:listFolders/) } });
   });
 
+  it('keeps the class names in the project: a reopened project shows them, bad lists are refused', async () => {
+    const { app, dir } = await projectWithImage();
+    expect(unwrap(await app.invoke('project:summary', {})).settings.classNames).toEqual(['foreground']);
+    unwrap(await app.invoke('project:setSettings', { classNames: ['nucleus', 'cytoplasm', 'débris 细胞'] }));
+    for (const bad of [[], ['  '], Array.from({ length: 10 }, (_, i) => `c${i}`), [42]]) {
+      expect(await app.invoke('project:setSettings', { classNames: bad }), JSON.stringify(bad)).toMatchObject({ ok: false, error: { kind: 'argument' } });
+    }
+    unwrap(await app.invoke('project:close', {}));
+    const reopened = unwrap(await app.invoke('project:open', { dir }));
+    expect(reopened.settings.classNames).toEqual(['nucleus', 'cytoplasm', 'débris 细胞']);
+  });
+
   it('keeps exports inside the project folder, symlinks included', async () => {
     const { app, dir } = await projectWithImage();
     const outside = temp('maskloop-outside-');

@@ -67,6 +67,9 @@ const seed: Record<number, (db: Db) => void> = {
     db.prepare("INSERT INTO run_log (run_id, at, text) VALUES (1, 9, 'step 1')").run();
     db.prepare("INSERT INTO annotation_events (image_id, label_version, kind, time_spent_ms, pixels_changed, created_at) VALUES (1, 1, 'annotate', 1000, 12, 10)").run();
   },
+  4: (db) => {
+    db.prepare("INSERT INTO annotation_events (image_id, label_version, kind, time_spent_ms, pixels_changed, created_at) VALUES (1, NULL, 'reject', 800, 0, 11)").run();
+  },
 };
 
 /** The tables each migration adds. */
@@ -74,6 +77,7 @@ const added: Record<number, string[]> = {
   1: ['images', 'label_versions', 'project', 'settings'],
   2: ['model_promotions', 'models', 'predictions'],
   3: ['annotation_events', 'run_log', 'runs'],
+  4: [],
 };
 
 describe('migration list', () => {
