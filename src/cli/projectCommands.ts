@@ -142,7 +142,7 @@ export const pretrainCommand: Command = {
 export const trainCommand: Command = {
   name: 'train',
   summary: 'fine-tune on all current labels; promote the new model only if it beats the promoted one on val',
-  usage: 'train [--steps n] [--target semantic|semantic:K|instance] [--auto [--after n]] [--project <dir>]',
+  usage: 'train [--steps n] [--target semantic|semantic:K|instance] [--auto [--after n]] [--resume] [--project <dir>]',
   options: {
     ...PROJECT_OPTION,
     steps: { type: 'string', default: '600', description: 'fine-tuning steps per candidate initialisation', valueName: 'n' },
@@ -150,6 +150,7 @@ export const trainCommand: Command = {
     'learning-rate': { type: 'string', default: '0.002', description: 'learning rate', valueName: 'lr' },
     auto: { type: 'boolean', description: "train only if enough new labels arrived since the last training (project setting 'autoRetrainAfterLabels' or --after)" },
     after: { type: 'string', description: 'with --auto: new labels needed', valueName: 'n' },
+    resume: { type: 'boolean', description: 'continue the last interrupted, cancelled or failed training from its checkpoints' },
   },
   async run({ values, json, signal }) {
     const target = parseTarget(values.target);
@@ -160,7 +161,7 @@ export const trainCommand: Command = {
       const report = createReporter({ json });
       const result = await trainModel(
         project,
-        { steps, target, learningRate, when: values.auto ? 'ifDue' : 'now', after },
+        { steps, target, learningRate, when: values.auto ? 'ifDue' : 'now', after, resume: Boolean(values.resume) },
         { signal, logBackend: !json, onProgress: (p) => report.training(p) },
       );
       if (result.status === 'skipped') {

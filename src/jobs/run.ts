@@ -40,9 +40,9 @@ export async function runJob(project: Project, request: JobRequest, resumeRunId:
       return { ...nothing, status: r.status, message };
     }
     case 'train': {
-      const r = await trainModel(project, { steps: request.steps, target: segmentationTarget(request.target), learningRate: request.learningRate, when: request.when }, hooks);
+      const r = await trainModel(project, { steps: request.steps, target: segmentationTarget(request.target), learningRate: request.learningRate, when: request.when, resume: resumeRunId ?? undefined }, hooks);
       if (r.status === 'skipped') return { ...nothing, status: 'completed', skipped: true, message: `not retraining: ${r.newLabels} new label(s), ${r.needed || 'no'} needed` };
-      if (r.status === 'cancelled') return { ...nothing, status: 'cancelled', message: 'cancelled; nothing saved' };
+      if (r.status === 'cancelled') return { ...nothing, status: 'cancelled', message: 'cancelled; it can be resumed' };
       return {
         ...nothing, status: 'completed', message: r.message,
         trainOutcome: {

@@ -162,7 +162,9 @@ describe('maskloop command line', () => {
     const partial = fs.readdirSync(out).filter((f) => f.endsWith('.png')).length;
     expect(partial).toBeGreaterThanOrEqual(2);
     expect(partial).toBeLessThan(12);
-    await killWhen(['train', '--project', project, '--steps', '400'], (e) => /"phase":"finetune"/.test(e));
+    // Past the first candidate checkpoint (every 25 steps) before the kill.
+    const finetuneSteps = (text: string) => [...text.matchAll(/"phase":"finetune","step":(\d+)/g)].map((m) => Number(m[1]));
+    await killWhen(['train', '--project', project, '--steps', '40'], (e) => finetuneSteps(e).some((step) => step >= 30));
 
     const p = openProject(project);
     expect(p.integrityCheck()).toEqual(['ok']);
@@ -180,6 +182,22 @@ describe('maskloop command line', () => {
     expect(resumed.skipped).toBe(partial);
     expect(resumed.images).toBe(12 - partial);
     expect(fs.readdirSync(out).filter((f) => f.endsWith('.png'))).toHaveLength(12);
+
+    // The training goes on from the first candidate's step-25 checkpoint, not from step 0.
+    const before = openProject(project);
+    const [killedRun] = before.listRuns({ kind: 'train', status: 'interrupted' });
+    before.close();
+    const trained = await cli('train', '--project', project, '--steps', '40', '--resume', '--json');
+    expect(trained.last).toMatchObject({ event: 'trained' });
+    const steps = finetuneSteps(trained.stderr);
+    expect(steps[0]).toBeGreaterThan(25);
+    expect(steps).toContain(40);
+    const q = openProject(project);
+    const [latest] = q.listRuns({ kind: 'train' });
+    expect(latest).toMatchObject({ status: 'completed', config: { resumes: killedRun.id } });
+    // A finished training leaves no candidate checkpoints behind.
+    expect(fs.readdirSync(q.cachePath('checkpoints')).filter((f) => f.startsWith('train-'))).toEqual([]);
+    q.close();
   }, 300_000);
 
   test('models: list, and rollback refuses when nothing came before', async () => {

@@ -63,7 +63,10 @@ export interface Selection {
  */
 export async function selectInitialisation(
   candidates: Initialisation[],
-  options: Omit<FinetuneOptions, 'init'>,
+  options: Omit<FinetuneOptions, 'init' | 'checkpointFile' | 'resume'> & {
+    /** Each candidate's checkpoint file: saved as it trains, continued from when it exists. */
+    checkpointFor?: (candidate: string) => string;
+  },
   val: LabeledImage[],
   tiling: TilingOptions = {},
 ): Promise<Selection> {
@@ -73,7 +76,8 @@ export async function selectInitialisation(
   let bestDice = -Infinity;
   const scores: CandidateScore[] = [];
   for (const init of candidates) {
-    const result = await finetune({ ...options, init });
+    const checkpointFile = options.checkpointFor?.(init.name);
+    const result = await finetune({ ...options, init, checkpointFile, resume: Boolean(checkpointFile) });
     const valDice = await evaluateDice(result.model, val, tiling);
     scores.push({ name: init.name, valDice });
     if (best === null || displaces(valDice, bestDice, bestName === 'scratch')) {

@@ -93,7 +93,7 @@ export async function prelabel(project: Project, options: PrelabelOptions, hooks
         project.updateRunProgress(run.id, { step: i + 1 });
         const elapsed = (performance.now() - t0) / 1000;
         hooks.onProgress?.({ phase: 'prelabel', step: i + 1, totalSteps: todo.length, loss: proposal.score, smoothedLoss: proposal.score, imagesPerSecond: (i + 1) / elapsed, etaSeconds: (elapsed / (i + 1)) * (todo.length - i - 1), elapsedSeconds: elapsed });
-        // Let a cancel message in between images (propose itself is synchronous).
+        // Let a cancel message in between images: propose awaits only promises, never a message.
         await new Promise((resolve) => setImmediate(resolve));
       }
       const seconds = (performance.now() - t0) / 1000;

@@ -51,8 +51,9 @@ export async function pretrainEncoder(project: Project, options: PretrainEncoder
       tasks: previous ? String(previous.config.tasks).split('+') : tasks, images, config: ARCH, steps: options.steps, learningRate: options.learningRate,
       checkpointFile: checkpoint, checkpointEvery: options.checkpointEvery ?? 50, resume: Boolean(previous), signal, progressEvery: 5,
       onProgress: (p) => {
-        hooks.onProgress?.(p);
+        // Recorded before it is announced: whoever sees step n may rely on the store saying n.
         project.updateRunProgress(run.id, { step: p.step });
+        hooks.onProgress?.(p);
       },
     });
     result.model.dispose();

@@ -23,7 +23,15 @@ export interface TrainModelOptions {
   when: 'now' | 'ifDue';
   /** With 'ifDue': new labels needed (default: the project setting autoRetrainAfterLabels). */
   after?: number;
+  /**
+   * A train run to continue (its id, or true for the latest that did not complete): each candidate
+   * goes on from its checkpoint.
+   */
+  resume?: number | boolean;
 }
+
+/** Steps between candidate checkpoints: a kill loses at most this much training. */
+const TRAIN_CHECKPOINT_EVERY = 25;
 
 export interface RetrainPolicyState {
   newLabels: number;
@@ -70,7 +78,20 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
   const val = await loadLabeled(project, ['val'], target);
   if (train.images.length === 0) throw new Error('no labeled training images: label some, or import labels (maskloop labels import)');
   if (val.images.length === 0) throw new Error('no labeled images in the val split to judge a model by (maskloop needs at least 2 labeled images)');
-  const run = project.startRun({ kind: 'train', config: { target: JSON.stringify(target), steps, train: train.images.length, val: val.images.length } });
+  const previous =
+    typeof options.resume === 'number' ? project.getRun(options.resume)
+    : options.resume ? project.listRuns({ kind: 'train' }).find((r) => r.status !== 'completed' && r.status !== 'running')
+    : undefined;
+  if (typeof options.resume === 'number' && previous?.kind !== 'train') throw new Error(`run ${options.resume} is not a training run`);
+  // One checkpoint per candidate under this prefix; a resumed run keeps its predecessor's (runs
+  // from before checkpoints existed have none and start over).
+  const inherited = previous?.config.checkpoints;
+  const checkpoints = typeof inherited === 'string' ? inherited : project.cachePath('checkpoints', `train-${Date.now()}`);
+  const checkpointFor = (candidate: string) => `${checkpoints}-${candidate.replace(/[^a-z0-9+-]/gi, '_')}.mlckpt`;
+  const run = project.startRun({
+    kind: 'train',
+    config: { target: JSON.stringify(target), steps, train: train.images.length, val: val.images.length, checkpoints, checkpointEvery: TRAIN_CHECKPOINT_EVERY, resumes: previous?.id ?? null },
+  });
   hooks.onRun?.(run);
   try {
     // Candidates: scratch and the latest pretext checkpoint of each task combination.
@@ -93,11 +114,13 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
       candidates,
       {
         images: train.images, target, config: ARCH, steps, learningRate, signal, progressEvery: 5,
+        checkpointFor, checkpointEvery: TRAIN_CHECKPOINT_EVERY,
         onProgress: (p) => {
           if (p.step < lastStep) offset += steps;
           lastStep = p.step;
-          hooks.onProgress?.(p);
+          // Recorded before it is announced: whoever sees step n may rely on the store saying n.
           project.updateRunProgress(run.id, { step: Math.min(offset + p.step, total) });
+          hooks.onProgress?.(p);
         },
       },
       val.images,
@@ -106,9 +129,10 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
     const { best, bestName, scores } = selection;
     if (signal.aborted) {
       best.model.dispose();
-      project.finishRun(run.id, { status: 'cancelled', message: 'cancelled; nothing saved' });
+      project.finishRun(run.id, { status: 'cancelled', message: 'cancelled; it can be resumed from its checkpoints' });
       return { status: 'cancelled', runId: run.id };
     }
+    for (const c of candidates) fs.rmSync(checkpointFor(c.name), { force: true });
     const valDice = scores.find((s) => s.name === bestName)?.valDice ?? 0;
     const file = project.cachePath('checkpoints', `model-run${run.id}.mlckpt`);
     await saveSegmentationModel(file, best.model, best.meta);
