@@ -189,6 +189,22 @@ describe.skipIf(!!skipReason)('desktop app workflow in Chromium', () => {
     await page.keyboard.press('Escape');
   }, 240_000);
 
+  it('names the classes, and the names stay with the project after a reload', async () => {
+    await page.getByTestId('add-class').click();
+    await page.getByTestId('class-2').waitFor();
+    await page.getByTestId('class-2').dblclick();
+    await page.getByTestId('class-name-2').fill('mitochondrion');
+    await page.getByTestId('class-name-2').press('Enter');
+    await expect.poll(async () => (await call<{ settings: { classNames: string[] } }>(server.api, 'project:summary', {})).settings.classNames).toEqual(['foreground', 'mitochondrion']);
+    await page.reload();
+    await page.getByTestId('tab-gallery').click();
+    await page.locator(`[data-testid="gallery-cell"][data-image-id="${byName.get('slice00.png')!.id}"]`).dblclick();
+    await page.getByTestId('annotator').waitFor();
+    await expect.poll(() => page.getByTestId('class-2').textContent(), { timeout: 10_000 }).toContain('mitochondrion');
+    // Class 1 stays the one painted with, so the later tests label membranes as before.
+    await page.getByTestId('class-1').click();
+  }, 60_000);
+
   it('labels three images, trains, and the proposals go from none to better than a trivial guess', async () => {
     // The careful labels a scientist would draw: the ground-truth membranes, saved through the
     // same labels:save channel the annotator uses (painting 512x512 membrane maps by mouse would
