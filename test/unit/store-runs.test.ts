@@ -153,11 +153,12 @@ describe('annotation events', () => {
 
 describe('settings', () => {
   it('has defaults, validates values, and keeps them across opens', () => {
-    expect(project.getSettings()).toEqual({ autoRetrainAfterLabels: 0, promotionMetric: 'dice', defaultAuthor: '' });
+    expect(project.getSettings()).toEqual({ autoRetrainAfterLabels: 0, promotionMetric: 'dice', defaultAuthor: '', classNames: ['foreground'] });
     project.setSetting('autoRetrainAfterLabels', 25);
     project.setSetting('defaultAuthor', 'Ada Lovelace');
     project.setSetting('autoRetrainAfterLabels', 20);
     expectStoreError(() => project.setSetting('autoRetrainAfterLabels', -3), 'argument', /autoRetrainAfterLabels/);
+    expectStoreError(() => project.setSetting('classNames', []), 'argument', /classNames/);
     expectStoreError(() => project.setSetting('colour' as 'defaultAuthor', 'red'), 'argument', /unknown setting 'colour'/);
     project.close();
     project = openProject(projectDir);
