@@ -35,9 +35,12 @@ export interface ChartSpec {
 }
 
 const PALETTE = ['#222222', '#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22'];
-const W = 760;
 const H = 480;
-const M = { left: 70, right: 190, top: 40, bottom: 56 };
+const M = { left: 70, top: 40, bottom: 56 };
+/** Width of the plotting area; the legend to its right grows with the longest series name. */
+const PLOT_WIDTH = 500;
+/** Roughly DejaVu Sans' mean advance at 12 px, so the legend leaves room for its longest name. */
+const CHAR_WIDTH = 7.2;
 
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -68,7 +71,9 @@ export function lineChartSvg(spec: ChartSpec): string {
     const pad = (y1 - y0 || 1) * 0.06;
     [y0, y1] = [y0 - pad, y1 + pad];
   }
-  const pw = W - M.left - M.right;
+  const right = Math.max(190, Math.ceil(56 + CHAR_WIDTH * Math.max(...spec.series.map((s) => s.name.length))));
+  const W = M.left + PLOT_WIDTH + right;
+  const pw = PLOT_WIDTH;
   const ph = H - M.top - M.bottom;
   const px = (v: number) => M.left + ((tx(v) - x0) / (x1 - x0)) * pw;
   const py = (v: number) => M.top + (1 - (v - y0) / (y1 - y0)) * ph;
@@ -115,8 +120,8 @@ export function lineChartSvg(spec: ChartSpec): string {
       out.push(`<circle cx="${x}" cy="${py(p.y)}" r="${s.emphasis ? 4 : 3}" fill="${color}"/>`);
     }
     const ly = M.top + 10 + i * 20;
-    out.push(`<line x1="${W - M.right + 14}" x2="${W - M.right + 40}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="${width}"${s.emphasis ? ' stroke-dasharray="7 4"' : ''}/>`);
-    out.push(`<text x="${W - M.right + 46}" y="${ly + 4}">${esc(s.name)}</text>`);
+    out.push(`<line x1="${W - right + 14}" x2="${W - right + 40}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="${width}"${s.emphasis ? ' stroke-dasharray="7 4"' : ''}/>`);
+    out.push(`<text x="${W - right + 46}" y="${ly + 4}">${esc(s.name)}</text>`);
   });
   out.push('</svg>');
   return out.join('\n');
