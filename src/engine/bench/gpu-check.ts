@@ -6,7 +6,8 @@
  * same on every backend) and fine-tune the same seeded patches. Reported: forward-pass difference, the loss curves'
  * largest relative difference, the fine-tuned models' proposals on an unseen image (largest
  * probability difference, pixels whose class differs, Dice against the truth on each), and
- * training and inference images/s of DESIGN.md's reference U-Net on each, with their ratio.
+ * training and inference images/s of DESIGN.md's reference U-Net on each, with their ratio; and
+ * the first steps of every pretext task (cross-channel on a two-channel image).
  * Exits 1 when the GPU backend cannot start or disagrees beyond the tolerances below.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -17,6 +18,7 @@ import { prepareImage, semanticLabels, labeled } from '../input';
 import { dice } from '../metrics';
 import { REFERENCE_UNET, UNet } from '../model/unet';
 import { finetune } from '../train/finetune';
+import { pretrain } from '../train/pretrain';
 import { segmentationLoss } from '../train/losses';
 import { createOptimizer } from '../train/optimizerState';
 import { Rng } from '../rng';
@@ -42,6 +44,12 @@ const FIRST_STEPS = 3;
 const samples = [1, 2, 3].map((seed) => syntheticNuclei({ width: 256, height: 256, seed }));
 const train = samples.slice(0, 2).map((s) => labeled(prepareImage(s.image), semanticLabels(s.foreground)));
 const unseen = samples[2];
+const PRETEXT_CHECKS: Array<{ task: string; channels: number }> = [
+  { task: 'rotation', channels: 1 }, { task: 'jigsaw', channels: 1 }, { task: 'inpainting', channels: 1 },
+  { task: 'contrastive', channels: 1 }, { task: 'cross-channel', channels: 2 },
+];
+const pretextImages = (channels: number) => [4, 5].map((seed) => prepareImage(syntheticNuclei({ width: 192, height: 192, seed, channels }).image));
+
 const probeRng = new Rng(7);
 const probeValues = Float32Array.from({ length: 2 * 128 * 128 }, () => probeRng.next());
 
@@ -85,7 +93,13 @@ async function runOn(choice: BackendChoice, steps: number, benchSteps: number) {
   const speed = await throughput(tuned.model, benchSteps);
   tuned.model.dispose();
   model.dispose();
-  return { info, forwardValues, losses: tuned.losses, probabilities: prediction.probabilities, dice: dice(classMap(prediction), unseen.foreground), speed, tensors: tf.memory().numTensors };
+  const pretext: Record<string, number[]> = {};
+  for (const { task, channels } of PRETEXT_CHECKS) {
+    const run = await pretrain({ tasks: [task], images: pretextImages(channels), config: { depth: 3, baseFilters: 8 }, steps: FIRST_STEPS, batchSize: 4, patchSize: 64, seed: 2 });
+    run.model.dispose();
+    pretext[task] = run.losses;
+  }
+  return { info, forwardValues, losses: tuned.losses, probabilities: prediction.probabilities, dice: dice(classMap(prediction), unseen.foreground), speed, pretext, tensors: tf.memory().numTensors };
 }
 
 const steps = Number(args.steps);
@@ -100,7 +114,9 @@ try {
 }
 
 const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
-const lossRelative = ref.losses.map((l, i) => Math.abs(l - gpu.losses[i]) / Math.max(Math.abs(l), 1e-6));
+const relativeDiffs = (a: number[], b: number[]) => a.map((l, i) => Math.abs(l - b[i]) / Math.max(Math.abs(l), 1e-6));
+const relativeDiff = (a: number[], b: number[]) => Math.max(...relativeDiffs(a, b));
+const lossRelative = relativeDiffs(ref.losses, gpu.losses);
 const firstStepsLossRelative = Math.max(...lossRelative.slice(0, FIRST_STEPS));
 let changed = 0;
 for (let i = 0; i < ref.probabilities.length; i++) if (ref.probabilities[i] > 0.5 !== gpu.probabilities[i] > 0.5) changed++;
@@ -110,6 +126,7 @@ const report = {
   firstStepsLossMaxRelativeDiff: firstStepsLossRelative,
   lossMaxRelativeDiff: Math.max(...lossRelative),
   losses: { reference: ref.losses.map((l) => +l.toFixed(5)), gpu: gpu.losses.map((l) => +l.toFixed(5)) },
+  pretextFirstStepsMaxRelativeDiff: Object.fromEntries(Object.entries(ref.pretext).map(([task, losses]) => [task, relativeDiff(losses, gpu.pretext[task])])),
   proposalMaxProbabilityDiff: maxDiff(ref.probabilities, gpu.probabilities),
   proposalChangedPixels: changed / ref.probabilities.length,
   dice: { reference: ref.dice, gpu: gpu.dice },
@@ -119,6 +136,7 @@ const report = {
 };
 console.log(JSON.stringify(report, null, 2));
 const ok = report.forwardMaxDiff < TOLERANCE.forward && firstStepsLossRelative < TOLERANCE.firstStepsLossRelative
+  && Object.values(report.pretextFirstStepsMaxRelativeDiff).every((d) => d < TOLERANCE.firstStepsLossRelative)
   && report.proposalChangedPixels < TOLERANCE.changedPixels && Math.abs(ref.dice - gpu.dice) < TOLERANCE.dice;
 console.log(ok ? 'gpu-check: the GPU backend agrees with the reference' : `gpu-check: DISAGREES beyond ${JSON.stringify(TOLERANCE)}`);
 process.exit(ok ? 0 : 1);
