@@ -6,6 +6,7 @@ import type { Project } from '../../store';
 import { loadImage } from '../data';
 import { NEVER_ABORTED, type WorkHooks, type WorkStatus } from '../hooks';
 import { ARCH } from './arch';
+import { notYetContinued } from './continuable';
 
 export interface PretrainEncoderOptions {
   tasks: string[];
@@ -35,7 +36,7 @@ export async function pretrainEncoder(project: Project, options: PretrainEncoder
   await initEngine({ log: Boolean(hooks.logBackend) });
   const records = project.listImages({ limit: options.maxImages });
   if (records.length === 0) throw new Error('the project has no images: run maskloop import first');
-  const unfinished = project.listRuns({ kind: 'pretrain' }).filter((r) => r.status !== 'completed' && r.status !== 'running' && r.config.tasks === joined);
+  const unfinished = notYetContinued(project.listRuns({ kind: 'pretrain' })).filter((r) => r.config.tasks === joined);
   const previous =
     typeof options.resume === 'number' ? project.getRun(options.resume)
     : options.resume ? unfinished[0]

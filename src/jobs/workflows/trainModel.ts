@@ -14,6 +14,7 @@ import type { TrainOutcome } from '../../shared/types';
 import { loadLabeled } from '../data';
 import { NEVER_ABORTED, type WorkHooks } from '../hooks';
 import { ARCH } from './arch';
+import { notYetContinued } from './continuable';
 
 export interface TrainModelOptions {
   steps: number;
@@ -80,7 +81,7 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
   if (val.images.length === 0) throw new Error('no labeled images in the val split to judge a model by (maskloop needs at least 2 labeled images)');
   const previous =
     typeof options.resume === 'number' ? project.getRun(options.resume)
-    : options.resume ? project.listRuns({ kind: 'train' }).find((r) => r.status !== 'completed' && r.status !== 'running')
+    : options.resume ? notYetContinued(project.listRuns({ kind: 'train' }))[0]
     : undefined;
   if (typeof options.resume === 'number' && previous?.kind !== 'train') throw new Error(`run ${options.resume} is not a training run`);
   // One checkpoint per candidate under this prefix; a resumed run keeps its predecessor's (runs
