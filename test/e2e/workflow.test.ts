@@ -3,8 +3,8 @@
  * its real job process, on a temporary project over ../shared/data/isbi2012-em: create a project
  * from a folder (background import), browse the gallery, open an image, paint, erase, undo (each
  * stroke stored at once), label three images, assign a val image, train, see proposals appear that
- * beat the trivial all-membrane guess, accept a proposal, export. Screenshots of every screen go
- * to test/e2e/artifacts/.
+ * beat the trivial all-membrane guess, accept a proposal, label three more, train again and see
+ * the proposals improve, export. Screenshots of every screen go to test/e2e/artifacts/.
  */
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -82,11 +82,12 @@ async function waitSaved(page: Page, count: number): Promise<void> {
   );
 }
 
-async function waitForJob(server: RunningServer, kind: string, timeoutMs: number) {
+/** The newest job of a kind, once finished; `after`: only a job started after that job id. */
+async function waitForJob(server: RunningServer, kind: string, timeoutMs: number, after = 0) {
   const started = Date.now();
   for (;;) {
-    const jobs = await call<{ kind: string; state: string; message: string | null; trainOutcome: unknown }[]>(server.api, 'jobs:list', {});
-    const job = jobs.find((j) => j.kind === kind);
+    const jobs = await call<{ jobId: number; kind: string; state: string; message: string | null; trainOutcome: unknown }[]>(server.api, 'jobs:list', {});
+    const job = jobs.find((j) => j.kind === kind && j.jobId > after);
     if (job && ['completed', 'failed', 'cancelled'].includes(job.state)) return job;
     if (Date.now() - started > timeoutMs) throw new Error(`${kind} job not finished after ${timeoutMs} ms: ${JSON.stringify(job)}\n${server.output().slice(-3000)}`);
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -100,6 +101,15 @@ describe.skipIf(!!skipReason)('desktop app workflow in Chromium', () => {
   let errors: string[];
   let projectDir: string;
   const byName = new Map<string, ImageSummary>();
+  // An unlabeled slice whose proposal is scored after each training round.
+  const SECOND_PROBE = 'slice12.png';
+  let firstRound = { job: 0, dice: 0 };
+
+  /** Dice of the image's current proposal against the ground-truth membranes; 0 without one. */
+  async function proposalDice(name: string): Promise<number> {
+    const proposal = await getBinary(server, binaryUrls.proposal(byName.get(name)!.id));
+    return proposal ? dice(proposal.data, await membraneMask(name)) : 0;
+  }
 
   beforeAll(async () => {
     await ensureRendererBuilt();
@@ -222,13 +232,7 @@ describe.skipIf(!!skipReason)('desktop app workflow in Chromium', () => {
     await expect.poll(async () => (await call<{ items: ImageSummary[] }>(server.api, 'images:list', { split: ['val'] })).items.map((i) => i.id), { timeout: 10_000 }).toEqual([byName.get('slice02.png')!.id]);
     await page.waitForFunction(() => document.querySelectorAll('[data-status="labeled"]').length >= 3, undefined, { timeout: 10_000 });
 
-    const probe = byName.get('slice10.png')!;
-    const truth = await membraneMask('slice10.png');
-    const proposalDice = async () => {
-      const proposal = await getBinary(server, binaryUrls.proposal(probe.id));
-      return proposal ? dice(proposal.data, truth) : 0;
-    };
-    expect(await proposalDice()).toBe(0);
+    expect(await proposalDice('slice10.png')).toBe(0);
 
     await page.getByTestId('tab-training').click();
     await page.getByTestId('train-steps').fill('24');
@@ -244,9 +248,11 @@ describe.skipIf(!!skipReason)('desktop app workflow in Chromium', () => {
 
     // A promoted model makes the app propose masks for the unlabeled images by itself.
     expect((await waitForJob(server, 'prelabel', 300_000)).state).toBe('completed');
-    const after = await proposalDice();
+    const after = await proposalDice('slice10.png');
+    firstRound = { job: trained.jobId, dice: await proposalDice(SECOND_PROBE) };
     // Beating an empty proposal is not enough: calling every pixel membrane already scores
     // 2p/(1+p) for a membrane fraction p. The trained model must beat that trivial guess.
+    const truth = await membraneMask('slice10.png');
     const p = truth.reduce((sum, v) => sum + v, 0) / truth.length;
     const trivial = (2 * p) / (1 + p);
     console.log(`[e2e] probe proposal Dice ${after.toFixed(3)} vs all-membrane ${trivial.toFixed(3)}`);
@@ -273,6 +279,27 @@ describe.skipIf(!!skipReason)('desktop app workflow in Chromium', () => {
     await page.getByTestId('learning-curve').waitFor();
     await screenshot(page, '08-progress');
   }, 240_000);
+
+  it('labels three more images, trains again, and the proposals improve', async () => {
+    for (const name of ['slice03.png', 'slice04.png', 'slice05.png']) {
+      await call(server.api, 'labels:save', { imageId: byName.get(name)!.id, mask: { width: 512, height: 512, data: await membraneMask(name) }, unknown: null, source: 'manual', timeSpentMs: 60_000 });
+    }
+    await page.getByTestId('tab-training').click();
+    await page.getByTestId('train-steps').fill('60');
+    await page.getByTestId('train').click();
+    const trained = await waitForJob(server, 'train', 540_000, firstRound.job);
+    expect(trained.state).toBe('completed');
+    const outcome = trained.trainOutcome as { promoted: boolean; valDice: number; incumbentDice: number | null };
+    // Promoted because it beats the first model on the val image, which the app re-scores.
+    expect(outcome.promoted).toBe(true);
+    expect(outcome.valDice).toBeGreaterThan(outcome.incumbentDice!);
+    expect((await waitForJob(server, 'prelabel', 300_000, trained.jobId)).state).toBe('completed');
+    const second = await proposalDice(SECOND_PROBE);
+    console.log(`[e2e] ${SECOND_PROBE} proposal Dice: ${firstRound.dice.toFixed(3)} after 2 labels, ${second.toFixed(3)} after 5`);
+    expect(second).toBeGreaterThan(firstRound.dice + 0.02);
+    await page.getByTestId('train-outcome').waitFor({ timeout: 20_000 });
+    await screenshot(page, '06b-second-training');
+  }, 900_000);
 
   it('exports the labels from the dialog', async () => {
     await page.getByTestId('export').click();
