@@ -3,11 +3,11 @@
  * checks a GPU backend against a CPU one in the same process, and times both side by side.
  *
  * Both backends start from the same weights (tfjs draws seeded initial weights in JavaScript, the
- * same on every backend) and fine-tune the same seeded patches. Reported: forward-pass difference, the loss curves'
- * largest relative difference, the fine-tuned models' proposals on an unseen image (largest
- * probability difference, pixels whose class differs, Dice against the truth on each), and
- * training and inference images/s of DESIGN.md's reference U-Net on each, with their ratio; and
- * the first steps of every pretext task (cross-channel on a two-channel image).
+ * same on every backend) and fine-tune the same seeded patches. Reported: the forward-pass
+ * difference; the loss curves' largest relative difference; the fine-tuned models' proposals on an
+ * unseen image (largest probability difference, pixels whose class differs, Dice against the truth
+ * on each); training and inference images/s of DESIGN.md's reference U-Net on each, with their
+ * ratio; and the first steps of every pretext task (cross-channel on a two-channel image).
  * Exits 1 when the GPU backend cannot start or disagrees beyond the tolerances below.
  */
 import * as tf from '@tensorflow/tfjs';
