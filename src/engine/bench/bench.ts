@@ -4,7 +4,6 @@
  * 512x512 proposal end to end — and, with --peer, PyTorch on the same network in the same run,
  * reporting the ratios (absolute figures drift with whatever else the machine runs).
  */
-import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,9 +13,8 @@ import { initEngine } from '../backend';
 import { classMap, predictImage } from '../infer/predict';
 import { prepareImage } from '../input';
 import { REFERENCE_UNET, UNet } from '../model/unet';
-import { segmentationLoss } from '../train/losses';
-import { createOptimizer } from '../train/optimizerState';
 import { syntheticNuclei } from '../../imaging/synthetic';
+import { REFERENCE_BATCH, REFERENCE_INPUT, referenceThroughput } from './throughput';
 
 const { values: args } = parseArgs({
   options: {
@@ -29,38 +27,10 @@ const { values: args } = parseArgs({
 });
 const steps = Number(args.steps);
 const warmup = Number(args.warmup);
-const batch = 8;
-const size = 128;
 
 const info = await initEngine({ log: !args.json });
 const model = UNet.create(REFERENCE_UNET, 1);
-const x = tf.randomUniform([batch, size, size, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
-const y = tf.randomUniform([batch, size, size], 0, 2, 'int32', 2) as tf.Tensor3D;
-const optimizer = createOptimizer(1e-3);
-
-// Each step reads its result back asynchronously: a GPU backend has no synchronous read-back in Node.
-async function trainStep(): Promise<void> {
-  // The reference trains with binary cross-entropy alone (DESIGN.md), so Dice is off here.
-  const loss = optimizer.minimize(() => segmentationLoss(model.forward(x), y, { crossEntropy: 1, dice: 0 }), true);
-  await loss?.data();
-  loss?.dispose();
-}
-
-async function predictStep(): Promise<void> {
-  const p = model.predict(x);
-  await p.data();
-  p.dispose();
-}
-
-async function imagesPerSecond(step: () => Promise<void>): Promise<number> {
-  for (let i = 0; i < warmup; i++) await step();
-  const t0 = performance.now();
-  for (let i = 0; i < steps; i++) await step();
-  return (steps * batch) / ((performance.now() - t0) / 1000);
-}
-
-const trainImagesPerSecond = await imagesPerSecond(trainStep);
-const predictImagesPerSecond = await imagesPerSecond(predictStep);
+const { trainImagesPerSecond, predictImagesPerSecond } = await referenceThroughput(model, { steps, warmup });
 
 // One 512x512 proposal from a raw 16-bit image: normalise, tile, predict, threshold.
 const raw = syntheticNuclei({ width: 512, height: 512, seed: 3 }).image;
@@ -78,16 +48,14 @@ const result: Record<string, unknown> = {
   backend: info.choice,
   threads: info.threads,
   parameters: model.parameterCount(),
-  batch,
-  inputSize: size,
+  batch: REFERENCE_BATCH,
+  inputSize: REFERENCE_INPUT,
   trainImagesPerSecond: round(trainImagesPerSecond),
   predictImagesPerSecond: round(predictImagesPerSecond),
   tile512Ms: round(tile512Ms),
   peakRssMB: round(process.resourceUsage().maxRSS / 1024),
 };
 model.dispose();
-tf.dispose([x, y]);
-optimizer.dispose();
 
 if (args.peer) {
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'torch_peer.py');

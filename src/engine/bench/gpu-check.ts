@@ -19,9 +19,8 @@ import { dice } from '../metrics';
 import { REFERENCE_UNET, UNet } from '../model/unet';
 import { finetune } from '../train/finetune';
 import { pretrain } from '../train/pretrain';
-import { segmentationLoss } from '../train/losses';
-import { createOptimizer } from '../train/optimizerState';
 import { Rng } from '../rng';
+import { referenceThroughput } from './throughput';
 import { syntheticNuclei } from '../../imaging/synthetic';
 
 const { values: args } = parseArgs({
@@ -53,32 +52,6 @@ const pretextImages = (channels: number) => [4, 5].map((seed) => prepareImage(sy
 const probeRng = new Rng(7);
 const probeValues = Float32Array.from({ length: 2 * 128 * 128 }, () => probeRng.next());
 
-async function throughput(model: UNet, benchSteps: number) {
-  const batch = 8;
-  const x = tf.randomUniform([batch, 128, 128, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
-  const y = tf.randomUniform([batch, 128, 128], 0, 2, 'int32', 2) as tf.Tensor3D;
-  const optimizer = createOptimizer(1e-3);
-  const time = async (step: () => tf.Tensor | null) => {
-    for (let i = 0; i < 3; i++) {
-      const t = step();
-      await t?.data();
-      t?.dispose();
-    }
-    const t0 = performance.now();
-    for (let i = 0; i < benchSteps; i++) {
-      const t = step();
-      await t?.data();
-      t?.dispose();
-    }
-    return (benchSteps * batch) / ((performance.now() - t0) / 1000);
-  };
-  const trainPerSecond = await time(() => optimizer.minimize(() => segmentationLoss(model.forward(x), y, { crossEntropy: 1, dice: 0 }), true));
-  const predictPerSecond = await time(() => model.predict(x));
-  tf.dispose([x, y]);
-  optimizer.dispose();
-  return { trainPerSecond, predictPerSecond };
-}
-
 async function runOn(choice: BackendChoice, steps: number, benchSteps: number) {
   const info = await switchBackend(choice);
   const model = UNet.create(REFERENCE_UNET, 1);
@@ -90,7 +63,7 @@ async function runOn(choice: BackendChoice, steps: number, benchSteps: number) {
     steps, batchSize: 8, patchSize: 128, learningRate: 2e-3, seed: 3,
   });
   const prediction = await predictImage(tuned.model, prepareImage(unseen.image));
-  const speed = await throughput(tuned.model, benchSteps);
+  const speed = await referenceThroughput(tuned.model, { steps: benchSteps, warmup: 3 });
   tuned.model.dispose();
   model.dispose();
   const pretext: Record<string, number[]> = {};
@@ -130,8 +103,8 @@ const report = {
   proposalMaxProbabilityDiff: maxDiff(ref.probabilities, gpu.probabilities),
   proposalChangedPixels: changed / ref.probabilities.length,
   dice: { reference: ref.dice, gpu: gpu.dice },
-  trainImagesPerSecond: { reference: ref.speed.trainPerSecond, gpu: gpu.speed.trainPerSecond, ratio: gpu.speed.trainPerSecond / ref.speed.trainPerSecond },
-  predictImagesPerSecond: { reference: ref.speed.predictPerSecond, gpu: gpu.speed.predictPerSecond, ratio: gpu.speed.predictPerSecond / ref.speed.predictPerSecond },
+  trainImagesPerSecond: { reference: ref.speed.trainImagesPerSecond, gpu: gpu.speed.trainImagesPerSecond, ratio: gpu.speed.trainImagesPerSecond / ref.speed.trainImagesPerSecond },
+  predictImagesPerSecond: { reference: ref.speed.predictImagesPerSecond, gpu: gpu.speed.predictImagesPerSecond, ratio: gpu.speed.predictImagesPerSecond / ref.speed.predictImagesPerSecond },
   tensorsLeft: { reference: ref.tensors, gpu: gpu.tensors },
 };
 console.log(JSON.stringify(report, null, 2));
