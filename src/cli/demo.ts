@@ -9,6 +9,7 @@ import { initEngine, describeBackend } from '../engine/backend';
 import { dice, otsuSegment } from '../engine/metrics';
 import { classMap, predictImage } from '../engine/infer/predict';
 import { labeled, prepareImage, semanticLabels } from '../engine/input';
+import { DEFAULT_ARCH } from '../engine/model/unet';
 import { finetune } from '../engine/train/finetune';
 import { pretrain } from '../engine/train/pretrain';
 import { syntheticDataset } from '../imaging/synthetic';
@@ -38,11 +39,10 @@ const train = all.slice(unlabeledCount, unlabeledCount + labeledCount);
 const test = all.slice(unlabeledCount + labeledCount);
 report.message(`synthetic nuclei: ${unlabeledCount} unlabeled, ${labeledCount} labeled, ${testCount} test images (${size}x${size}, 16-bit)`);
 
-const arch = { depth: 4, baseFilters: 16 };
 const pre = await pretrain({
   tasks: [args.task],
   images: [...unlabeled, ...train].map((s) => prepareImage(s.image)),
-  config: arch,
+  config: DEFAULT_ARCH,
   steps: quick ? 20 : 150,
   batchSize: 8,
   patchSize: 96,
@@ -55,7 +55,7 @@ const labeledImages = train.map((s) => labeled(prepareImage(s.image), semanticLa
 const fine = await finetune({
   images: labeledImages,
   target: { kind: 'semantic', classes: 1 },
-  config: arch,
+  config: DEFAULT_ARCH,
   init: { name: args.task, weights: pre.model.weights(), trained: 'unet' },
   steps: quick ? 30 : 200,
   batchSize: 8,

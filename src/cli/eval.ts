@@ -10,7 +10,8 @@ import { ALL_LABELS, COMBINATION, runCurve, runKey, type CurveRun } from '../eng
 import { runExperiment } from '../engine/eval/experiment';
 import { simulateSession, type LabelOrder, type LoopRound } from '../engine/eval/session';
 import { readJsonLines, writeCurveReport, writeLoopReport, type EvalContext } from '../engine/eval/report';
-import { DEFAULT_ARCH, disposeInit, otsuScores, prepareDataset, pretrainedInit, type EvalDataset, type EvalTraining, type TargetKind } from '../engine/eval/setup';
+import { DEFAULT_ARCH } from '../engine/model/unet';
+import { disposeInit, otsuScores, prepareDataset, pretrainedInit, type EvalDataset, type EvalTraining, type TargetKind } from '../engine/eval/setup';
 import { pretextTask, pretextTaskNames } from '../engine/pretext/registry';
 import { PRETRAINED_MARGIN } from '../engine/train/select';
 import { DATASET_NAMES, loadDataset, type DatasetName } from '../imaging/datasets';

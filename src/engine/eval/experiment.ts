@@ -6,7 +6,8 @@
 import { backendInfo } from '../backend';
 import type { TrainingProgress } from '../train/loop';
 import type { Dataset } from '../../imaging/datasets';
-import { chooseLabeled, disposeInit, DEFAULT_ARCH, finetuneOn, otsuScores, prepareDataset, pretrainedInit, scoreSplit, type TargetKind } from './setup';
+import { DEFAULT_ARCH } from '../model/unet';
+import { chooseLabeled, disposeInit, finetuneOn, otsuScores, prepareDataset, pretrainedInit, scoreSplit, type TargetKind } from './setup';
 
 export interface ExperimentOptions {
   /** Labeled training images; 0 or undefined = all of the train split. */

@@ -13,7 +13,6 @@ import { foregroundOf, propose, type Proposal } from '../infer/propose';
 import { instanceLabels, labeled, prepareImage, semanticLabels, type PreparedImage } from '../input';
 import { dice, iou, matchInstances, otsuSegment } from '../metrics';
 import type { UNetConfig } from '../model/unet';
-import { pretextTask } from '../pretext/registry';
 import { Rng } from '../rng';
 import { finetune, type Initialisation, type SegmentationTarget } from '../train/finetune';
 import type { TrainingProgress } from '../train/loop';
@@ -119,8 +118,6 @@ export interface EvalTraining {
   signal?: AbortSignal;
 }
 
-export const DEFAULT_ARCH = { depth: 4, baseFilters: 16 } as const;
-
 export interface PretrainedInit {
   init: Initialisation;
   /** Wall time of the pretraining itself (0 when read from the cache). */
@@ -143,10 +140,9 @@ export async function pretrainedInit(
   const file = options.cacheDir
     ? path.join(options.cacheDir, `${ds.name}-${name}-${options.steps}steps-b${options.batchSize}p${options.patchSize}-seed${options.seed}.mlckpt`)
     : undefined;
-  const trained = tasks.some((t) => pretextTask(t).trains === 'unet') ? 'unet' : 'encoder';
   if (file && fs.existsSync(file)) {
     const ckpt = loadPretextWeights(file);
-    if (ckpt.meta.step >= ckpt.meta.totalSteps) return { init: { name, weights: ckpt.weights, trained }, seconds: 0, cached: true };
+    if (ckpt.meta.step >= ckpt.meta.totalSteps) return { init: { name, weights: ckpt.weights, trained: ckpt.meta.trained }, seconds: 0, cached: true };
     for (const t of ckpt.weights.values()) t.dispose();
   }
   if (file) fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -162,7 +158,7 @@ export async function pretrainedInit(
     for (const t of weights.values()) t.dispose();
     throw new EvalCancelled();
   }
-  return { init: { name, weights, trained }, seconds: (performance.now() - t0) / 1000, cached: false };
+  return { init: { name, weights, trained: result.trained }, seconds: (performance.now() - t0) / 1000, cached: false };
 }
 
 export class EvalCancelled extends Error {

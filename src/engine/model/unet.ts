@@ -22,6 +22,9 @@ export interface UNetConfig {
 /** DESIGN.md's reference network for every speed figure (≈0.5 M parameters). */
 export const REFERENCE_UNET: UNetConfig = { inChannels: 1, outChannels: 1, depth: 4, baseFilters: 16, convsPerLevel: 2 };
 
+/** The shape of every model maskloop trains, in projects and evaluations alike: the reference's. */
+export const DEFAULT_ARCH = { depth: REFERENCE_UNET.depth, baseFilters: REFERENCE_UNET.baseFilters } as const;
+
 export type Params = Map<string, tf.Variable>;
 
 export interface EncoderFeatures {

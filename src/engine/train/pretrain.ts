@@ -41,6 +41,8 @@ export interface PretrainResult {
   stepsDone: number;
   losses: number[];
   imagesPerSecond: number;
+  /** Which U-Net parts the tasks trained, as recorded in the checkpoint. */
+  trained: PretextCheckpointMeta['trained'];
 }
 
 export async function pretrain(options: PretrainOptions): Promise<PretrainResult> {
@@ -99,7 +101,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
 
   optimizer.dispose();
   for (const head of heads.values()) for (const v of head.values()) v.dispose();
-  return { model, status: result.status, stepsDone: result.stepsDone, losses: result.losses, imagesPerSecond: result.imagesPerSecond };
+  return { model, status: result.status, stepsDone: result.stepsDone, losses: result.losses, imagesPerSecond: result.imagesPerSecond, trained };
 }
 
 async function pretextStep(

@@ -1,4 +1,4 @@
-import type { RunRecord } from '../../store';
+import type { Project, RunKind, RunRecord } from '../../store';
 
 /**
  * Runs that stopped before completing and that no later run has continued (a continuing run
@@ -7,4 +7,18 @@ import type { RunRecord } from '../../store';
 export function notYetContinued(runs: RunRecord[]): RunRecord[] {
   const continued = new Set(runs.map((r) => r.config.resumes).filter((v) => typeof v === 'number'));
   return runs.filter((r) => r.status !== 'completed' && r.status !== 'running' && !continued.has(r.id));
+}
+
+/**
+ * The run a workflow's `resume` option asks to continue: that run by id (it must be of `kind`), or
+ * with true the newest of `kind` that stopped and was not continued yet and that `matches`;
+ * undefined when there is none or nothing was asked.
+ */
+export function runToContinue(project: Project, kind: RunKind, resume: number | boolean | undefined, matches: (run: RunRecord) => boolean = () => true): RunRecord | undefined {
+  if (typeof resume === 'number') {
+    const run = project.getRun(resume);
+    if (run?.kind !== kind) throw new Error(`run ${resume} is not a ${kind} run`);
+    return run;
+  }
+  return resume ? notYetContinued(project.listRuns({ kind })).find(matches) : undefined;
 }

@@ -1,12 +1,12 @@
 /** Pretrain: self-supervised training of the encoder on the project's images (labels unused), resumable. */
 import { initEngine } from '../../engine/backend';
+import { DEFAULT_ARCH } from '../../engine/model/unet';
 import { pretextTask } from '../../engine/pretext/registry';
 import { pretrain } from '../../engine/train/pretrain';
 import type { Project } from '../../store';
 import { loadImage } from '../data';
 import { NEVER_ABORTED, type WorkHooks, type WorkStatus } from '../hooks';
-import { ARCH } from './arch';
-import { notYetContinued } from './continuable';
+import { runToContinue } from './continuable';
 
 export interface PretrainEncoderOptions {
   tasks: string[];
@@ -36,12 +36,7 @@ export async function pretrainEncoder(project: Project, options: PretrainEncoder
   await initEngine({ log: Boolean(hooks.logBackend) });
   const records = project.listImages({ limit: options.maxImages });
   if (records.length === 0) throw new Error('the project has no images: run maskloop import first');
-  const unfinished = notYetContinued(project.listRuns({ kind: 'pretrain' })).filter((r) => r.config.tasks === joined);
-  const previous =
-    typeof options.resume === 'number' ? project.getRun(options.resume)
-    : options.resume ? unfinished[0]
-    : undefined;
-  if (typeof options.resume === 'number' && (!previous || previous.kind !== 'pretrain')) throw new Error(`run ${options.resume} is not a pretraining run`);
+  const previous = runToContinue(project, 'pretrain', options.resume, (r) => r.config.tasks === joined);
   const checkpoint = previous ? String(previous.config.checkpoint) : project.cachePath('checkpoints', `pretext-${Date.now()}.mlckpt`);
   const run = project.startRun({ kind: 'pretrain', config: { tasks: previous ? String(previous.config.tasks) : joined, checkpoint, checkpointEvery: options.checkpointEvery ?? 50, resumes: previous?.id ?? null }, total: options.steps });
   hooks.onRun?.(run);
@@ -49,7 +44,7 @@ export async function pretrainEncoder(project: Project, options: PretrainEncoder
     const images = [];
     for (const r of records) images.push(await loadImage(r));
     const result = await pretrain({
-      tasks: previous ? String(previous.config.tasks).split('+') : tasks, images, config: ARCH, steps: options.steps, learningRate: options.learningRate,
+      tasks: previous ? String(previous.config.tasks).split('+') : tasks, images, config: DEFAULT_ARCH, steps: options.steps, learningRate: options.learningRate,
       checkpointFile: checkpoint, checkpointEvery: options.checkpointEvery ?? 50, resume: Boolean(previous), signal, progressEvery: 5,
       onProgress: (p) => {
         // Recorded before it is announced: whoever sees step n may rely on the store saying n.
@@ -62,7 +57,7 @@ export async function pretrainEncoder(project: Project, options: PretrainEncoder
       project.finishRun(run.id, { status: 'cancelled', message: `stopped at step ${result.stepsDone}; resume with --resume` });
       return { runId: run.id, status: 'cancelled', stepsDone: result.stepsDone, modelId: null, checkpoint, finalLoss: result.losses.at(-1) ?? null };
     }
-    const model = project.addModel({ kind: 'pretext', checkpointPath: checkpoint, pretextInit: joined, config: { ...ARCH, tasks: joined } });
+    const model = project.addModel({ kind: 'pretext', checkpointPath: checkpoint, pretextInit: joined, config: { ...DEFAULT_ARCH, tasks: joined } });
     project.finishRun(run.id, { status: 'completed', modelId: model.id, message: `final loss ${result.losses.at(-1)?.toFixed(4)}` });
     return { runId: run.id, status: 'completed', stepsDone: result.stepsDone, modelId: model.id, checkpoint, finalLoss: result.losses.at(-1) ?? null };
   } catch (err) {

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../../engine/backend';
+import { DEFAULT_ARCH } from '../../engine/model/unet';
 import { loadSegmentationModel, saveSegmentationModel, type Initialisation, type SegmentationTarget } from '../../engine/train/finetune';
 import { loadPretextWeights } from '../../engine/train/pretrain';
 import { evaluateDice, selectInitialisation, type CandidateScore } from '../../engine/train/select';
@@ -13,8 +14,7 @@ import type { JsonObject, Project } from '../../store';
 import type { TrainOutcome } from '../../shared/types';
 import { loadLabeled } from '../data';
 import { NEVER_ABORTED, type WorkHooks } from '../hooks';
-import { ARCH } from './arch';
-import { notYetContinued } from './continuable';
+import { runToContinue } from './continuable';
 
 export interface TrainModelOptions {
   steps: number;
@@ -79,11 +79,7 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
   const val = await loadLabeled(project, ['val'], target);
   if (train.images.length === 0) throw new Error('no labeled training images: label some, or import labels (maskloop labels import)');
   if (val.images.length === 0) throw new Error('no labeled images in the val split to judge a model by (maskloop needs at least 2 labeled images)');
-  const previous =
-    typeof options.resume === 'number' ? project.getRun(options.resume)
-    : options.resume ? notYetContinued(project.listRuns({ kind: 'train' }))[0]
-    : undefined;
-  if (typeof options.resume === 'number' && previous?.kind !== 'train') throw new Error(`run ${options.resume} is not a training run`);
+  const previous = runToContinue(project, 'train', options.resume);
   // One checkpoint per candidate under this prefix; a resumed run keeps its predecessor's (runs
   // from before checkpoints existed have none and start over).
   const inherited = previous?.config.checkpoints;
@@ -114,7 +110,7 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
     const selection = await selectInitialisation(
       candidates,
       {
-        images: train.images, target, config: ARCH, steps, learningRate, signal, progressEvery: 5,
+        images: train.images, target, config: DEFAULT_ARCH, steps, learningRate, signal, progressEvery: 5,
         checkpointFor, checkpointEvery: TRAIN_CHECKPOINT_EVERY,
         onProgress: (p) => {
           if (p.step < lastStep) offset += steps;
@@ -153,7 +149,7 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
       candidates: scores.map((s) => ({ name: s.name, dice: s.valDice })),
       incumbentId: incumbent === null ? null : (promoted?.id ?? null), incumbentDice: incumbent, decision,
     };
-    const model = project.addModel({ kind: 'segmentation', checkpointPath: file, parentId: promoted?.id ?? null, pretextInit: bestName === 'scratch' ? null : bestName, config: { ...ARCH, target: JSON.stringify(target) }, valMetrics: metrics });
+    const model = project.addModel({ kind: 'segmentation', checkpointPath: file, parentId: promoted?.id ?? null, pretextInit: bestName === 'scratch' ? null : bestName, config: { ...DEFAULT_ARCH, target: JSON.stringify(target) }, valMetrics: metrics });
     if (better) project.promoteModel(model.id, { reason: `val Dice ${valDice.toFixed(4)} vs ${incumbent === null ? 'none' : incumbent.toFixed(4)}` });
     const message = `model #${model.id} (${bestName}): val Dice ${valDice.toFixed(4)}${incumbent === null ? '' : ` vs promoted ${incumbent.toFixed(4)}`} — ${better ? 'promoted' : 'kept for comparison, not promoted'}`;
     project.updateRunProgress(run.id, { step: total });
