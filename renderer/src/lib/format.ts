@@ -24,3 +24,11 @@ export function parentDir(path: string): string {
   const i = Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\'));
   return i > 0 ? path.slice(0, i) : path;
 }
+
+/**
+ * The backend in use from the job process's log line ('[maskloop] backend: native — AVX2/FMA
+ * addon, 2 threads; tensorflow-gpu unavailable (…)'): the part before the first ';'.
+ */
+export function backendInUse(line: string | null | undefined): string | null {
+  return line?.replace(/^\[maskloop\]\s*backend:\s*/, '').split(';')[0].trim() ?? null;
+}
