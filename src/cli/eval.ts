@@ -47,6 +47,8 @@ function targetOption(values: CommandContext['values'], dataset: string): Target
   return target;
 }
 
+const NORM_OPTION: OptionSpec = { type: 'string', default: DEFAULT_ARCH.norm, description: "the U-Net's normalisation: 'batch', or 'none' to measure the network without it", valueName: 'kind' };
+
 export const evalCommand: Command = {
   name: 'eval',
   summary: 'fine-tune on k labeled images of a dataset with ground truth and score the test split',
@@ -58,6 +60,7 @@ export const evalCommand: Command = {
     'pretrain-steps': { type: 'string', default: '300', description: 'pretraining steps', valueName: 'n' },
     steps: { type: 'string', default: '300', description: 'fine-tuning steps', valueName: 'n' },
     'learning-rate': { type: 'string', default: '0.002', description: 'fine-tuning learning rate', valueName: 'lr' },
+    norm: NORM_OPTION,
     seed: { type: 'string', default: '1', description: 'seed of the label subset, crops and initialisation', valueName: 'n' },
     out: { type: 'string', description: 'append the result as one JSON line to this file', valueName: 'file' },
   },
@@ -76,6 +79,7 @@ export const evalCommand: Command = {
       pretrainSteps: intOption(values, 'pretrain-steps'),
       finetuneSteps: intOption(values, 'steps'),
       learningRate: numberOption(values, 'learning-rate'),
+      norm: normOption(values),
       seed: intOption(values, 'seed', 0),
       onProgress: (p) => report.training(p),
       signal,
@@ -109,11 +113,18 @@ const TRAINING_OPTIONS: Record<string, OptionSpec> = {
   batch: { type: 'string', default: '8', description: 'patches per step', valueName: 'n' },
   patch: { type: 'string', default: '128', description: 'patch size in pixels', valueName: 'px' },
   'learning-rate': { type: 'string', default: '0.002', description: 'fine-tuning learning rate', valueName: 'lr' },
+  norm: NORM_OPTION,
   'val-images': { type: 'string', description: `val images scored to choose the initialisation (0 = all; quick ${MODES.quick.valImages})`, valueName: 'n' },
   'test-images': { type: 'string', description: `test images scored, evenly spread over the split (0 = all; quick ${MODES.quick.testImages})`, valueName: 'n' },
   seed: { type: 'string', default: '1', description: 'first seed (label subsets, crops, initialisation)', valueName: 'n' },
   out: { type: 'string', description: 'output folder (default eval-results/<dataset>-<command>[-quick])', valueName: 'dir' },
 };
+
+function normOption(values: CommandContext['values']): 'batch' | 'none' {
+  const norm = String(values.norm);
+  if (norm !== 'batch' && norm !== 'none') throw new UsageError(`--norm takes 'batch' or 'none', got '${norm}'`);
+  return norm;
+}
 
 function optionalInt(values: CommandContext['values'], name: string, fallback: number, min = 1): number {
   return values[name] === undefined ? fallback : intOption(values, name, min);
@@ -140,7 +151,7 @@ async function setUp(ctx: CommandContext, command: 'curve' | 'loop'): Promise<Ev
   const target = targetOption(values, name);
   const mode = values.quick ? MODES.quick : MODES.full;
   const training: EvalTraining = {
-    arch: DEFAULT_ARCH,
+    arch: { ...DEFAULT_ARCH, norm: normOption(values) },
     batchSize: intOption(values, 'batch'),
     patchSize: intOption(values, 'patch', 16),
     learningRate: numberOption(values, 'learning-rate'),
@@ -215,12 +226,12 @@ export const evalCurveCommand: Command = {
       ks: ks.map((k) => (k === ALL_LABELS ? 'all' : k)), inits,
       subsets: optionalInt(values, 'subsets', mode.subsets), largeSubsets: optionalInt(values, 'large-subsets', mode.largeSubsets), allRepeats: optionalInt(values, 'all-repeats', mode.allRepeats),
       pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), finetuneSteps: optionalInt(values, 'steps', mode.steps),
-      batch: setup.training.batchSize, patch: setup.training.patchSize, learningRate: setup.training.learningRate,
+      batch: setup.training.batchSize, patch: setup.training.patchSize, learningRate: setup.training.learningRate, norm: setup.training.arch.norm,
       valImages: ds.val.length, testImages: ds.test.length, downsample: ds.downsample, seed: setup.seed,
     };
     // Every finished run is appended at once, so an interrupted curve continues where it stopped.
     const log = path.join(outDir, 'runs.jsonl');
-    const sameSettings = (r: CurveRun) => (r.pretrainSteps === 0 || r.pretrainSteps === settings.pretrainSteps) && r.finetuneSteps === settings.finetuneSteps && r.dataset === ds.name && r.target === ds.target;
+    const sameSettings = (r: CurveRun) => (r.pretrainSteps === 0 || r.pretrainSteps === settings.pretrainSteps) && r.finetuneSteps === settings.finetuneSteps && r.dataset === ds.name && r.target === ds.target && (r.norm ?? 'none') === settings.norm;
     const done = readJsonLines<CurveRun>(log).filter(sameSettings);
     if (done.length) report.message(`continuing: ${done.length} runs already measured in ${log}`);
     const runs = await runCurve(ds, {
@@ -274,7 +285,7 @@ export const evalLoopCommand: Command = {
       inits, orders, rounds: optionalInt(values, 'rounds', mode.rounds), retrainEvery: intOption(values, 'retrain-every'),
       retrainSteps: optionalInt(values, 'retrain-steps', mode.retrainSteps), candidates: optionalInt(values, 'candidates', mode.candidates, 0),
       pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), batch: setup.training.batchSize, patch: setup.training.patchSize,
-      learningRate: setup.training.learningRate, downsample: ds.downsample, seed: setup.seed,
+      learningRate: setup.training.learningRate, norm: setup.training.arch.norm, downsample: ds.downsample, seed: setup.seed,
     };
     const log = path.join(outDir, 'rounds.jsonl');
     fs.rmSync(log, { force: true });

@@ -30,6 +30,23 @@ describe('fine-tuning', () => {
     model.dispose();
   });
 
+  test('with batch normalisation the network learns as well, and a pretrained start keeps the normalisation it was trained with', async () => {
+    const train = labeledNuclei(nuclei(3, 96, 101));
+    const test = nuclei(3, 96, 201);
+    const target = { kind: 'semantic', classes: 1 } as const;
+    const normed = await finetune({ images: train, target, config: { ...arch, norm: 'batch' }, steps: 60, batchSize: 8, patchSize: 64, learningRate: 3e-3 });
+    expect(normed.meta.config.norm).toBe('batch');
+    const scores = await Promise.all(test.map(async (s) => dice(classMap(await predictImage(normed.model, prepareImage(s.image), { tile: 64, overlap: 16 })), s.foreground)));
+    expect(mean(scores)).toBeGreaterThan(0.7);
+    // Weights of a network without normalisation (a project's pretext checkpoint from before it existed).
+    const plain = UNet.create({ inChannels: 1, outChannels: 1, ...arch }, 3);
+    const fromPlain = await finetune({ images: train, target, config: { ...arch, norm: 'batch' }, init: { name: 'old', weights: plain.weights(), trained: 'encoder' }, steps: 2, batchSize: 2, patchSize: 64 });
+    expect(fromPlain.meta.config.norm).toBe('none');
+    const fromNormed = await finetune({ images: train, target, config: arch, init: { name: 'new', weights: normed.model.weights(), trained: 'unet' }, steps: 2, batchSize: 2, patchSize: 64 });
+    expect(fromNormed.meta.config.norm).toBe('batch');
+    for (const m of [normed.model, plain, fromPlain.model, fromNormed.model]) m.dispose();
+  });
+
   test('sparse labels: training only on a scribble-like subset of pixels still segments', async () => {
     const samples = nuclei(3, 96, 301);
     const train = labeledNuclei(samples).map((im) => {

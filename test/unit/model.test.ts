@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { REFERENCE_UNET, UNet, parameterShapes } from '../../src/engine/model/unet';
+import { BATCH_NORM_MOMENTUM, REFERENCE_UNET, UNet, parameterShapes } from '../../src/engine/model/unet';
 import { loadCheckpoint, saveCheckpoint, CheckpointError } from '../../src/engine/checkpoint';
 import { finetune, loadSegmentationModel, saveSegmentationModel } from '../../src/engine/train/finetune';
 import { segmentationLoss } from '../../src/engine/train/losses';
@@ -53,6 +53,110 @@ describe('U-Net from a config', () => {
     expect(() => model.forward(tf.zeros([1, 30, 32, 1]))).toThrow(/multiple of 4/);
     expect(() => model.forward(tf.zeros([1, 32, 32, 2]))).toThrow(/expects 1 channels/);
     model.dispose();
+  });
+});
+
+describe('batch normalisation', () => {
+  const config = { inChannels: 1, outChannels: 1, depth: 2, baseFilters: 4, norm: 'batch' as const };
+  const x = () => tf.randomUniform([2, 16, 16, 1], 0, 1, 'float32', 5) as tf.Tensor4D;
+
+  test('replaces the convolution biases with scale, shift and running statistics; the head keeps its bias', () => {
+    const names = parameterShapes(config).map(([n]) => n);
+    expect(names).toContain('enc0.conv0.gamma');
+    expect(names).toContain('dec0.up.var');
+    expect(names).not.toContain('enc0.conv0.b');
+    expect(names).toContain('head.b');
+    const model = UNet.create(config);
+    const trainable = new Set(model.variables().map((v) => v.name.split('#')[0]));
+    expect(trainable.has('enc0.conv0.gamma')).toBe(true);
+    expect(trainable.has('enc0.conv0.mean')).toBe(false);
+    expect(trainable.has('enc0.conv0.var')).toBe(false);
+    model.dispose();
+  });
+
+  test('a training pass normalises by the batch and moves the running statistics towards it', () => {
+    const model = UNet.create(config, 3);
+    const input = x();
+    const features = tf.tidy(() => model.encode(input, true).skips[0]);
+    // First conv of level 0, recomputed by hand from its filter.
+    const raw = tf.conv2d(input, model.params.get('enc0.conv0.w') as tf.Tensor4D, 1, 'same');
+    const { mean, variance } = tf.moments(raw, [0, 1, 2]);
+    const count = 2 * 16 * 16;
+    const running = model.params.get('enc0.conv0.mean')?.dataSync() as Float32Array;
+    const runningVar = model.params.get('enc0.conv0.var')?.dataSync() as Float32Array;
+    const m = mean.dataSync();
+    const v = variance.dataSync();
+    for (let c = 0; c < 4; c++) {
+      expect(running[c]).toBeCloseTo(BATCH_NORM_MOMENTUM * m[c], 5);
+      expect(runningVar[c]).toBeCloseTo(1 - BATCH_NORM_MOMENTUM + BATCH_NORM_MOMENTUM * v[c] * (count / (count - 1)), 4);
+    }
+    // After conv1 + ReLU the batch statistics are not visible; the level's output is still
+    // non-negative and not all zero.
+    const out = features.dataSync();
+    expect(Math.min(...out)).toBeGreaterThanOrEqual(0);
+    expect(Math.max(...out)).toBeGreaterThan(0);
+    tf.dispose([input, features, raw, mean, variance]);
+    model.dispose();
+  });
+
+  test('inference with the statistics folded into the filters equals normalising explicitly', () => {
+    const model = UNet.create({ ...config, depth: 1 }, 4);
+    for (const [name, v] of model.params) {
+      if (name.endsWith('.mean')) v.assign(tf.randomUniform(v.shape, -0.5, 0.5, 'float32', 8));
+      if (name.endsWith('.var')) v.assign(tf.randomUniform(v.shape, 0.2, 2, 'float32', 9));
+      if (name.endsWith('.gamma')) v.assign(tf.randomUniform(v.shape, 0.5, 1.5, 'float32', 10));
+      if (name.endsWith('.beta')) v.assign(tf.randomUniform(v.shape, -0.3, 0.3, 'float32', 11));
+    }
+    const p = (n: string) => model.params.get(n) as tf.Tensor;
+    const input = x();
+    const expected = tf.tidy(() => {
+      let h: tf.Tensor4D = input;
+      for (const layer of ['enc0.conv0', 'enc0.conv1']) {
+        const y = tf.conv2d(h, p(`${layer}.w`) as tf.Tensor4D, 1, 'same');
+        h = tf.relu(y.sub(p(`${layer}.mean`)).div(p(`${layer}.var`).add(1e-3).sqrt()).mul(p(`${layer}.gamma`)).add(p(`${layer}.beta`))) as tf.Tensor4D;
+      }
+      return tf.conv2d(h, p('head.w') as tf.Tensor4D, 1, 'same').add(p('head.b'));
+    });
+    const actual = model.forward(input);
+    const a = actual.dataSync();
+    const e = expected.dataSync();
+    let worst = 0;
+    for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - e[i]));
+    expect(worst).toBeLessThan(1e-4);
+    tf.dispose([input, expected, actual]);
+    model.dispose();
+  });
+
+  test('a training step on this backend matches the cpu backend: loss, gradients and running statistics', async () => {
+    const weights = UNet.create(config, 6).weights();
+    const step = () => {
+      const model = UNet.fromWeights(config, weights);
+      const input = x();
+      const labels = tf.tensor3d(Array.from({ length: 2 * 16 * 16 }, (_, i) => (i % 7 < 3 ? 1 : 0)), [2, 16, 16], 'int32');
+      const { value, grads } = tf.variableGrads(() => segmentationLoss(model.forward(input, true), labels), model.variables());
+      const result = {
+        loss: value.dataSync()[0],
+        grads: Object.fromEntries(Object.entries(grads).map(([n, g]) => [n.split('#')[0], Array.from(g.dataSync())])),
+        running: Array.from((model.params.get('enc1.conv1.var') as tf.Tensor).dataSync()),
+      };
+      tf.dispose([input, labels, value, ...Object.values(grads)]);
+      model.dispose();
+      return result;
+    };
+    const here = step();
+    const active = tf.getBackend();
+    await tf.setBackend('cpu');
+    const reference = step();
+    await tf.setBackend(active);
+    expect(here.loss).toBeCloseTo(reference.loss, 4);
+    expect(Object.keys(here.grads).sort()).toEqual(Object.keys(reference.grads).sort());
+    for (const [name, g] of Object.entries(reference.grads)) {
+      const scale = Math.max(...g.map(Math.abs), 1e-6);
+      const diff = Math.max(...g.map((v, i) => Math.abs(v - here.grads[name][i])));
+      expect(diff / scale, name).toBeLessThan(1e-3);
+    }
+    here.running.forEach((v, i) => expect(v).toBeCloseTo(reference.running[i], 4));
+    for (const t of weights.values()) t.dispose();
   });
 });
 
@@ -133,7 +237,7 @@ describe('tensor memory', () => {
     const run = async (steps: number) => {
       const before = tf.memory().numTensors;
       const { model } = await finetune({
-        images: data, target: { kind: 'instance' }, config: { depth: 3, baseFilters: 4 }, steps, batchSize: 2, patchSize: 32,
+        images: data, target: { kind: 'instance' }, config: { depth: 3, baseFilters: 4, norm: 'batch' }, steps, batchSize: 2, patchSize: 32,
         checkpointFile: path.join(tmp, `mem-${steps}.mlckpt`), checkpointEvery: 2,
       });
       const during = tf.memory().numTensors - before;

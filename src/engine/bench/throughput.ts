@@ -35,7 +35,7 @@ export async function referenceThroughput(model: UNet, options: { steps: number;
   };
   try {
     return {
-      trainImagesPerSecond: await imagesPerSecond(() => optimizer.minimize(() => segmentationLoss(model.forward(x), y, { crossEntropy: 1, dice: 0 }), true)),
+      trainImagesPerSecond: await imagesPerSecond(() => optimizer.minimize(() => segmentationLoss(model.forward(x, true), y, { crossEntropy: 1, dice: 0 }), true)),
       predictImagesPerSecond: await imagesPerSecond(() => model.predict(x)),
     };
   } finally {

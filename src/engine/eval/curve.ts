@@ -55,6 +55,8 @@ export interface CurveRun {
   testAP?: number;
   pretrainSteps: number;
   finetuneSteps: number;
+  /** The U-Net's normalisation (absent in runs measured before it existed: 'none'). */
+  norm?: 'none' | 'batch';
   /** Pretraining wall time, paid once per initialisation and shared by its runs. */
   pretrainSeconds: number;
   /** Fine-tuning plus scoring wall time of this run. */
@@ -127,7 +129,7 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
             dataset: ds.name, target: ds.target, init: name, k: cell.images.length, kLabel: cell.kLabel, subset: cell.subset, seed: cell.seed,
             valDice: val.dice, testDice: test.dice, testIoU: test.iou,
             ...(test.f1 !== undefined ? { testF1: test.f1, testAP: test.ap } : {}),
-            pretrainSteps: tasks ? options.pretrainSteps : 0, finetuneSteps: options.finetuneSteps, pretrainSeconds,
+            pretrainSteps: tasks ? options.pretrainSteps : 0, finetuneSteps: options.finetuneSteps, norm: options.training.arch.norm ?? 'none', pretrainSeconds,
             wallSeconds: (performance.now() - t0) / 1000,
             backend: backendInfo()?.choice ?? 'unknown', threads: backendInfo()?.threads ?? 0,
             trainImages: cell.images.map((im) => im.name),

@@ -18,6 +18,7 @@ export interface ExperimentOptions {
   finetuneSteps: number;
   target: TargetKind;
   depth?: number;
+  norm?: 'none' | 'batch';
   baseFilters?: number;
   batchSize?: number;
   patchSize?: number;
@@ -53,7 +54,7 @@ export async function runExperiment(data: Dataset, options: ExperimentOptions): 
   const seed = options.seed ?? 1;
   const ds = prepareDataset(data, options.target);
   const training = {
-    arch: { depth: options.depth ?? DEFAULT_ARCH.depth, baseFilters: options.baseFilters ?? DEFAULT_ARCH.baseFilters },
+    arch: { depth: options.depth ?? DEFAULT_ARCH.depth, baseFilters: options.baseFilters ?? DEFAULT_ARCH.baseFilters, norm: options.norm ?? DEFAULT_ARCH.norm },
     batchSize: options.batchSize ?? 8,
     patchSize: options.patchSize ?? 128,
     learningRate: options.learningRate ?? 1e-3,

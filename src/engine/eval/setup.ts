@@ -138,7 +138,7 @@ export async function pretrainedInit(
 ): Promise<PretrainedInit> {
   const name = tasks.join('+');
   const file = options.cacheDir
-    ? path.join(options.cacheDir, `${ds.name}-${name}-${options.steps}steps-b${options.batchSize}p${options.patchSize}-seed${options.seed}.mlckpt`)
+    ? path.join(options.cacheDir, `${ds.name}-${name}-${options.steps}steps-b${options.batchSize}p${options.patchSize}-seed${options.seed}${options.arch.norm === 'batch' ? '-bn' : ''}.mlckpt`)
     : undefined;
   if (file && fs.existsSync(file)) {
     const ckpt = loadPretextWeights(file);

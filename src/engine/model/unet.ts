@@ -17,13 +17,22 @@ export interface UNetConfig {
   baseFilters: number;
   /** 3x3 conv+ReLU layers per level (2 in the classic U-Net). */
   convsPerLevel?: number;
+  /**
+   * 'batch': batch normalisation between each 3x3 convolution and its ReLU. 'none' (the default,
+   * so that models saved before normalisation existed load unchanged): plain conv+ReLU.
+   */
+  norm?: 'none' | 'batch';
 }
 
 /** DESIGN.md's reference network for every speed figure (≈0.5 M parameters). */
 export const REFERENCE_UNET: UNetConfig = { inChannels: 1, outChannels: 1, depth: 4, baseFilters: 16, convsPerLevel: 2 };
 
 /** The shape of every model maskloop trains, in projects and evaluations alike: the reference's. */
-export const DEFAULT_ARCH = { depth: REFERENCE_UNET.depth, baseFilters: REFERENCE_UNET.baseFilters } as const;
+export const DEFAULT_ARCH = { depth: REFERENCE_UNET.depth, baseFilters: REFERENCE_UNET.baseFilters, norm: 'none' } as const satisfies Partial<UNetConfig>;
+
+/** Weight of the newest batch in the running statistics that inference uses. */
+export const BATCH_NORM_MOMENTUM = 0.1;
+const BATCH_NORM_EPSILON = 1e-3;
 
 export type Params = Map<string, tf.Variable>;
 
@@ -34,13 +43,14 @@ export interface EncoderFeatures {
 }
 
 export function validateConfig(config: UNetConfig): Required<UNetConfig> {
-  const c = { convsPerLevel: 2, ...config };
+  const c = { ...config, convsPerLevel: config.convsPerLevel ?? 2, norm: config.norm ?? 'none' };
   const positiveInt = (v: number) => Number.isInteger(v) && v > 0;
   if (!positiveInt(c.inChannels)) throw new Error(`U-Net: inChannels must be a positive integer, got ${c.inChannels}`);
   if (!positiveInt(c.outChannels)) throw new Error(`U-Net: outChannels must be a positive integer, got ${c.outChannels}`);
   if (!positiveInt(c.depth) || c.depth > 8) throw new Error(`U-Net: depth must be 1..8, got ${c.depth}`);
   if (!positiveInt(c.baseFilters)) throw new Error(`U-Net: baseFilters must be a positive integer, got ${c.baseFilters}`);
   if (!positiveInt(c.convsPerLevel)) throw new Error(`U-Net: convsPerLevel must be a positive integer, got ${c.convsPerLevel}`);
+  if (c.norm !== 'none' && c.norm !== 'batch') throw new Error(`U-Net: norm must be 'none' or 'batch', got ${String(c.norm)}`);
   return c;
 }
 
@@ -58,7 +68,13 @@ export function parameterShapes(config: UNetConfig): Array<[string, number[]]> {
   const c = validateConfig(config);
   const shapes: Array<[string, number[]]> = [];
   const conv = (name: string, k: number, cin: number, cout: number) => {
-    shapes.push([`${name}.w`, [k, k, cin, cout]], [`${name}.b`, [cout]]);
+    shapes.push([`${name}.w`, [k, k, cin, cout]]);
+    // Normalisation subtracts the mean, so a bias before it would do nothing: beta replaces it.
+    if (c.norm === 'batch' && name !== 'head') {
+      for (const part of BATCH_NORM_PARTS) shapes.push([`${name}.${part}`, [cout]]);
+    } else {
+      shapes.push([`${name}.b`, [cout]]);
+    }
   };
   let cin = c.inChannels;
   for (let level = 0; level < c.depth; level++) {
@@ -87,9 +103,24 @@ export function isHeadParam(name: string): boolean {
   return name.startsWith('head.');
 }
 
+/** Scale and shift (learned), then the running mean and variance (measured, not trained). */
+const BATCH_NORM_PARTS = ['gamma', 'beta', 'mean', 'var'] as const;
+
+/** Running statistics: stored and transferred with the weights, but no optimizer touches them. */
+export function isStatistic(name: string): boolean {
+  return name.endsWith('.mean') || name.endsWith('.var');
+}
+
+/** The normalisation a set of named weights was trained with. */
+export function normalisationOf(weights: Map<string, unknown>): 'none' | 'batch' {
+  for (const name of weights.keys()) if (name.endsWith('.gamma')) return 'batch';
+  return 'none';
+}
+
 /** He-normal initialisation for ReLU networks, seeded so runs are reproducible. */
 export function initTensor(name: string, shape: number[], seed: number): tf.Tensor {
-  if (name.endsWith('.b')) return tf.zeros(shape);
+  if (name.endsWith('.gamma') || name.endsWith('.var')) return tf.ones(shape);
+  if (name.endsWith('.b') || name.endsWith('.beta') || name.endsWith('.mean')) return tf.zeros(shape);
   const fanIn = shape.slice(0, -1).reduce((a, b) => a * b, 1);
   return tf.truncatedNormal(shape, 0, Math.sqrt(2 / fanIn), 'float32', seed);
 }
@@ -107,7 +138,7 @@ export class UNet {
     const params: Params = new Map();
     parameterShapes(config).forEach(([name, shape], i) => {
       const init = initTensor(name, shape, seed * 1000 + i);
-      params.set(name, tf.variable(init, true, `${name}#${nextModelId()}`));
+      params.set(name, tf.variable(init, !isStatistic(name), `${name}#${nextModelId()}`));
       init.dispose();
     });
     return new UNet(config, params);
@@ -123,7 +154,7 @@ export class UNet {
       if (!tf.util.arraysEqual(w.shape, shape)) {
         throw new Error(`weight '${name}' has shape [${w.shape}], the config needs [${shape}]`);
       }
-      params.set(name, tf.variable(w, true, `${name}#${id}`));
+      params.set(name, tf.variable(w, !isStatistic(name), `${name}#${id}`));
     }
     return new UNet(config, params);
   }
@@ -151,18 +182,51 @@ export class UNet {
     return v;
   }
 
-  private conv(name: string, x: tf.Tensor4D, activation: 'relu' | 'linear' = 'relu'): tf.Tensor4D {
+  /**
+   * 3x3 (or head 1x1) convolution and its activation. With batch normalisation, training
+   * normalises by the batch's statistics and moves the running ones towards them; inference folds
+   * the running statistics into the filter and bias, so it costs no more than a plain convolution.
+   */
+  private conv(name: string, x: tf.Tensor4D, training: boolean, activation: 'relu' | 'linear' = 'relu'): tf.Tensor4D {
     const filter = this.p(`${name}.w`) as tf.Tensor4D;
-    const bias = this.p(`${name}.b`);
+    if (!this.params.has(`${name}.gamma`)) return this.convWithBias(x, filter, this.p(`${name}.b`), training, activation);
+    const gamma = this.p(`${name}.gamma`);
+    const beta = this.p(`${name}.beta`);
+    const runningMean = this.p(`${name}.mean`);
+    const runningVar = this.p(`${name}.var`);
+    if (!training) {
+      const scale = tf.mul(gamma, tf.rsqrt(tf.add(runningVar, BATCH_NORM_EPSILON)));
+      const folded = tf.mul(filter, scale) as tf.Tensor4D;
+      const bias = tf.sub(beta, tf.mul(runningMean, scale));
+      return tf.fused.conv2d({ x, filter: folded, bias, strides: 1, pad: 'same', activation });
+    }
+    const y = tf.conv2d(x, filter, 1, 'same');
+    const [n, h, w] = y.shape;
+    const count = n * h * w;
+    // tf.sum over the leading axes runs as one native reduction; tf.moments would transpose first.
+    const mean = tf.mul(tf.sum(y, [0, 1, 2]), 1 / count);
+    const centred = tf.sub(y, mean);
+    const variance = tf.mul(tf.sum(tf.square(centred), [0, 1, 2]), 1 / count);
+    tf.tidy(() => {
+      const unbiased = tf.mul(variance, count / Math.max(count - 1, 1));
+      runningMean.assign(tf.add(tf.mul(runningMean, 1 - BATCH_NORM_MOMENTUM), tf.mul(mean, BATCH_NORM_MOMENTUM)));
+      runningVar.assign(tf.add(tf.mul(runningVar, 1 - BATCH_NORM_MOMENTUM), tf.mul(unbiased, BATCH_NORM_MOMENTUM)));
+    });
+    const normalised = tf.add(tf.mul(centred, tf.mul(gamma, tf.rsqrt(tf.add(variance, BATCH_NORM_EPSILON)))), beta) as tf.Tensor4D;
+    return activation === 'relu' ? tf.relu(normalised) : normalised;
+  }
+
+  private convWithBias(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor, training: boolean, activation: 'relu' | 'linear'): tf.Tensor4D {
     // Under a gradient tape tfjs un-fuses a conv with an activation entirely (conv, bias add,
     // activation); with 'linear' it keeps the bias fused, which saves a pass over the output.
-    if (activation === 'relu' && tf.engine().state.gradientDepth > 0) {
+    if (activation === 'relu' && training) {
       return tf.relu(tf.fused.conv2d({ x, filter, bias, strides: 1, pad: 'same', activation: 'linear' }));
     }
     return tf.fused.conv2d({ x, filter, bias, strides: 1, pad: 'same', activation });
   }
 
-  encode(x: tf.Tensor4D): EncoderFeatures {
+  /** `training`: under a training step (batch statistics, running statistics updated). */
+  encode(x: tf.Tensor4D, training = false): EncoderFeatures {
     const { depth, convsPerLevel, inChannels } = this.config;
     if (x.shape[3] !== inChannels) throw new Error(`U-Net expects ${inChannels} channels, got ${x.shape[3]}`);
     const m = sizeMultiple(this.config);
@@ -173,29 +237,29 @@ export class UNet {
     let h = x;
     for (let level = 0; level < depth; level++) {
       if (level > 0) h = tf.maxPool(h, 2, 2, 'valid');
-      for (let i = 0; i < convsPerLevel; i++) h = this.conv(`enc${level}.conv${i}`, h);
+      for (let i = 0; i < convsPerLevel; i++) h = this.conv(`enc${level}.conv${i}`, h, training);
       if (level < depth - 1) skips.push(h);
     }
     return { skips, bottom: h };
   }
 
   /** Decoder features (baseFilters channels at full resolution), before the head. */
-  decode(features: EncoderFeatures): tf.Tensor4D {
+  decode(features: EncoderFeatures, training = false): tf.Tensor4D {
     const { depth, convsPerLevel } = this.config;
     let h = features.bottom;
     for (let level = depth - 2; level >= 0; level--) {
       const skip = features.skips[level];
       const up = tf.image.resizeNearestNeighbor(h, [skip.shape[1], skip.shape[2]]);
-      h = this.conv(`dec${level}.up`, up);
+      h = this.conv(`dec${level}.up`, up, training);
       h = tf.concat([skip, h], 3);
-      for (let i = 0; i < convsPerLevel; i++) h = this.conv(`dec${level}.conv${i}`, h);
+      for (let i = 0; i < convsPerLevel; i++) h = this.conv(`dec${level}.conv${i}`, h, training);
     }
     return h;
   }
 
   /** Logits; apply probabilities() for sigmoid / softmax outputs. */
-  forward(x: tf.Tensor4D): tf.Tensor4D {
-    return this.conv('head', this.decode(this.encode(x)), 'linear');
+  forward(x: tf.Tensor4D, training = false): tf.Tensor4D {
+    return this.conv('head', this.decode(this.encode(x, training), training), training, 'linear');
   }
 
   probabilities(logits: tf.Tensor4D): tf.Tensor4D {
@@ -206,8 +270,9 @@ export class UNet {
     return tf.tidy(() => this.probabilities(this.forward(x)));
   }
 
+  /** The trainable parameters (running statistics excluded) that pass the filter. */
   variables(filter: (name: string) => boolean = () => true): tf.Variable[] {
-    return [...this.params].filter(([name]) => filter(name)).map(([, v]) => v);
+    return [...this.params].filter(([name]) => !isStatistic(name) && filter(name)).map(([, v]) => v);
   }
 
   parameterCount(): number {

@@ -235,7 +235,7 @@ function benchKernels(addon: NativeAddon, opt: Options): void {
 }
 
 function unetStep(model: UNet, optimizer: tf.Optimizer, x: tf.Tensor4D, y: tf.Tensor4D): void {
-  const loss = optimizer.minimize(() => tf.losses.sigmoidCrossEntropy(y, model.forward(x)) as tf.Scalar, true, model.variables());
+  const loss = optimizer.minimize(() => tf.losses.sigmoidCrossEntropy(y, model.forward(x, true)) as tf.Scalar, true, model.variables());
   loss?.dataSync();
   loss?.dispose();
 }

@@ -54,7 +54,7 @@ export const jigsaw: PretextTask = {
   },
   loss(model, head, batch) {
     return tf.tidy(() => {
-      const { bottom } = model.encode(batch.inputs);
+      const { bottom } = model.encode(batch.inputs, true);
       // One pooled descriptor per quadrant, in quadrant order, so the head sees the layout.
       const [n, h, w, f] = bottom.shape;
       const quadrants = tf.avgPool(bottom, [h / 2, w / 2], [h / 2, w / 2], 'valid').reshape([n, 4 * f]) as tf.Tensor2D;

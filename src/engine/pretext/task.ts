@@ -58,7 +58,7 @@ export function param(head: Params, name: string): tf.Variable {
 
 /** Global average pool of the encoder's bottleneck: [N, F]. */
 export function pooledBottleneck(model: UNet, inputs: tf.Tensor4D): tf.Tensor2D {
-  const { bottom } = model.encode(inputs);
+  const { bottom } = model.encode(inputs, true);
   return bottom.mean([1, 2]) as tf.Tensor2D;
 }
 
@@ -76,7 +76,7 @@ export function denseShapes(name: string, inputs: number, outputs: number): Arra
 
 /** 1x1 convolution head on the decoder's full-resolution features. */
 export function pixelHead(model: UNet, head: Params, name: string, inputs: tf.Tensor4D): tf.Tensor4D {
-  const features = model.decode(model.encode(inputs));
+  const features = model.decode(model.encode(inputs, true), true);
   const w = param(head, `${name}.w`);
   const b = param(head, `${name}.b`);
   const [cin, cout] = w.shape as number[];

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { augmentPatch, cropAt, DEFAULT_AUGMENT, knownPixels, randomCrop, stackLabels, stackPixels, UNKNOWN, type AugmentOptions, type LabeledImage } from '../data';
-import { isEncoderParam, UNet, type UNetConfig } from '../model/unet';
+import { isEncoderParam, normalisationOf, UNet, type UNetConfig } from '../model/unet';
 import { Rng } from '../rng';
 import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint';
 import { DEFAULT_LOSS_WEIGHTS, segmentationLoss, type LossWeights } from './losses';
@@ -81,7 +81,10 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   const learningRate = options.learningRate ?? 1e-3;
   const seed = options.seed ?? 1;
   const augment = options.augment ?? DEFAULT_AUGMENT;
-  const config: UNetConfig = { ...options.config, inChannels: channels, outChannels: outputChannels(options.target) };
+  // Pretrained weights only mean something inside the kind of network they were trained in (a
+  // project may keep a pretext checkpoint from before normalisation existed).
+  const norm = options.init?.weights ? normalisationOf(options.init.weights) : options.config.norm;
+  const config: UNetConfig = { ...options.config, norm, inChannels: channels, outChannels: outputChannels(options.target) };
   const classCount = Math.max(2, config.outChannels);
   for (const im of images) assertLabelRange(im.labels, classCount);
 
@@ -129,7 +132,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
       try {
         const frozen = i < warmup && warmupOptimizer;
         const opt = frozen ? warmupOptimizer : optimizer;
-        const cost = opt.minimize(() => segmentationLoss(model.forward(x), y, options.lossWeights ?? DEFAULT_LOSS_WEIGHTS), true, frozen ? withoutEncoder : everything);
+        const cost = opt.minimize(() => segmentationLoss(model.forward(x, true), y, options.lossWeights ?? DEFAULT_LOSS_WEIGHTS), true, frozen ? withoutEncoder : everything);
         const value = (await (cost as tf.Scalar).data())[0];
         cost?.dispose();
         losses.push(value);

@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   const optimizer = tf.train.adam(1e-3);
   const vars = model.variables();
   const loss = (): tf.Scalar => {
-    const logits = model.forward(x);
+    const logits = model.forward(x, true);
     // Stable binary cross-entropy on logits: max(z,0) - z*y + log(1 + exp(-|z|)).
     return tf.mean(tf.relu(logits).sub(logits.mul(y)).add(tf.log1p(tf.exp(tf.neg(tf.abs(logits)))))) as tf.Scalar;
   };
