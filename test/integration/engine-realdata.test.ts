@@ -1,12 +1,13 @@
 /**
  * The engine on real microscopy (../shared/data): a brief fine-tune from scratch on the
- * manifest's train split must beat Otsu thresholding on its test split. Skips with the reason
- * when the data is absent.
+ * manifest's train split, in the shape maskloop trains, must beat Otsu thresholding on its test
+ * split. Skips with the reason when the data is absent.
  */
 import { beforeAll, describe, expect, test } from 'vitest';
 import { classMap, predictImage } from '../../src/engine/infer/predict';
 import { labeled, prepareImage, semanticLabels } from '../../src/engine/input';
 import { dice, otsuSegment } from '../../src/engine/metrics';
+import { DEFAULT_ARCH } from '../../src/engine/model/unet';
 import { finetune } from '../../src/engine/train/finetune';
 import { datasetUnavailableReason, loadDataset, type DatasetName } from '../../src/imaging/datasets';
 import { engine, mean } from '../helpers/engine';
@@ -29,7 +30,7 @@ for (const { name, steps } of sets) {
       const train = data.splits.train.map((s) => labeled(prepareImage(s.image), semanticLabels(s.foreground)));
       const t0 = performance.now();
       const { model } = await finetune({
-        images: train, target: { kind: 'semantic', classes: 1 }, config: { depth: 4, baseFilters: 16 },
+        images: train, target: { kind: 'semantic', classes: 1 }, config: DEFAULT_ARCH,
         steps, batchSize: 8, patchSize: 128, learningRate: 2e-3, seed: 1,
       });
       const trainSeconds = (performance.now() - t0) / 1000;

@@ -2,7 +2,8 @@
  * `npm run -s bench -- [--json] [--peer] [--steps n]`: times DESIGN.md's reference U-Net on the
  * chosen backend — training and inference at batch 8 on 128x128 inputs after warm-up, and one
  * 512x512 proposal end to end — and, with --peer, PyTorch on the same network in the same run,
- * reporting the ratios (absolute figures drift with whatever else the machine runs).
+ * reporting the ratios (absolute figures drift with whatever else the machine runs). It also times
+ * the same network with batch normalisation, the shape maskloop trains, against the plain one.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -31,6 +32,9 @@ const warmup = Number(args.warmup);
 const info = await initEngine({ log: !args.json });
 const model = UNet.create(REFERENCE_UNET, 1);
 const { trainImagesPerSecond, predictImagesPerSecond } = await referenceThroughput(model, { steps, warmup });
+const normed = UNet.create({ ...REFERENCE_UNET, norm: 'batch' }, 1);
+const withBatchNorm = await referenceThroughput(normed, { steps, warmup });
+normed.dispose();
 
 // One 512x512 proposal from a raw 16-bit image: normalise, tile, predict, threshold.
 const raw = syntheticNuclei({ width: 512, height: 512, seed: 3 }).image;
@@ -53,6 +57,12 @@ const result: Record<string, unknown> = {
   trainImagesPerSecond: round(trainImagesPerSecond),
   predictImagesPerSecond: round(predictImagesPerSecond),
   tile512Ms: round(tile512Ms),
+  batchNorm: {
+    trainImagesPerSecond: round(withBatchNorm.trainImagesPerSecond),
+    predictImagesPerSecond: round(withBatchNorm.predictImagesPerSecond),
+    trainRatioVsPlain: round(withBatchNorm.trainImagesPerSecond / trainImagesPerSecond, 3),
+    predictRatioVsPlain: round(withBatchNorm.predictImagesPerSecond / predictImagesPerSecond, 3),
+  },
   peakRssMB: round(process.resourceUsage().maxRSS / 1024),
 };
 model.dispose();
@@ -76,6 +86,8 @@ if (!args.json) {
     ['train images/s (batch 8, 128x128)', String(result.trainImagesPerSecond)],
     ['predict images/s (batch 8, 128x128)', String(result.predictImagesPerSecond)],
     ['512x512 proposal, end to end (ms)', String(result.tile512Ms)],
+    ['with batch norm: train images/s (ratio)', `${round(withBatchNorm.trainImagesPerSecond)} (${round(withBatchNorm.trainImagesPerSecond / trainImagesPerSecond, 3)})`],
+    ['with batch norm: predict images/s (ratio)', `${round(withBatchNorm.predictImagesPerSecond)} (${round(withBatchNorm.predictImagesPerSecond / predictImagesPerSecond, 3)})`],
     ['peak RSS (MB)', String(result.peakRssMB)],
   ];
   if (result.peer && typeof result.peer === 'object' && !('error' in result.peer)) {

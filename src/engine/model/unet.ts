@@ -27,8 +27,12 @@ export interface UNetConfig {
 /** DESIGN.md's reference network for every speed figure (≈0.5 M parameters). */
 export const REFERENCE_UNET: UNetConfig = { inChannels: 1, outChannels: 1, depth: 4, baseFilters: 16, convsPerLevel: 2 };
 
-/** The shape of every model maskloop trains, in projects and evaluations alike: the reference's. */
-export const DEFAULT_ARCH = { depth: REFERENCE_UNET.depth, baseFilters: REFERENCE_UNET.baseFilters, norm: 'none' } as const satisfies Partial<UNetConfig>;
+/**
+ * The shape of every model maskloop trains, in projects and evaluations alike: the reference's,
+ * with batch normalisation. Without it, the short fine-tunings that few labels allow were fragile
+ * (docs/RESULTS.md: ISBI scratch at one label 0.60 without, 0.74 with).
+ */
+export const DEFAULT_ARCH = { depth: REFERENCE_UNET.depth, baseFilters: REFERENCE_UNET.baseFilters, norm: 'batch' } as const satisfies Partial<UNetConfig>;
 
 /** Weight of the newest batch in the running statistics that inference uses. */
 export const BATCH_NORM_MOMENTUM = 0.1;
