@@ -38,8 +38,10 @@ export interface EvalContext {
 }
 
 function header(title: string, ctx: EvalContext): string[] {
+  // Results from before the U-Net had normalisation stay comparable side by side with today's.
+  const network = ctx.settings.norm === 'none' ? ' (U-Net without normalisation)' : '';
   return [
-    `### ${title}`,
+    `### ${title}${network}`,
     '',
     '```sh',
     ctx.command,
