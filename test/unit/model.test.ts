@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { BATCH_NORM_MOMENTUM, REFERENCE_UNET, UNet, parameterShapes } from '../../src/engine/model/unet';
+import { BATCH_NORM_MOMENTUM, REFERENCE_UNET, UNet, normaliseBatch, parameterShapes } from '../../src/engine/model/unet';
 import { loadCheckpoint, saveCheckpoint, CheckpointError } from '../../src/engine/checkpoint';
 import { finetune, loadSegmentationModel, saveSegmentationModel } from '../../src/engine/train/finetune';
 import { segmentationLoss } from '../../src/engine/train/losses';
@@ -72,6 +72,34 @@ describe('batch normalisation', () => {
     expect(trainable.has('enc0.conv0.mean')).toBe(false);
     expect(trainable.has('enc0.conv0.var')).toBe(false);
     model.dispose();
+  });
+
+  test('the written-out gradient equals the automatic gradient of the formula', () => {
+    const x = tf.randomNormal([3, 5, 4, 6], 0.7, 2, 'float32', 21) as tf.Tensor4D;
+    const gamma = tf.randomUniform([6], 0.5, 1.5, 'float32', 22);
+    const beta = tf.randomUniform([6], -1, 1, 'float32', 23);
+    // An uneven upstream gradient, so every term of the formula matters.
+    const weights = tf.randomNormal([3, 5, 4, 6], 0, 1, 'float32', 24);
+    const loss = (norm: (x: tf.Tensor4D, g: tf.Tensor, b: tf.Tensor) => tf.Tensor) => (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.mul(norm(x as tf.Tensor4D, g, b), weights)) as tf.Scalar;
+    const formula = (v: tf.Tensor4D, g: tf.Tensor, b: tf.Tensor) => {
+      const { mean, variance } = tf.moments(v, [0, 1, 2]);
+      return v.sub(mean).div(variance.add(1e-3).sqrt()).mul(g).add(b);
+    };
+    const written = tf.grads(loss(normaliseBatch))([x, gamma, beta]);
+    const automatic = tf.grads(loss(formula))([x, gamma, beta]);
+    written.forEach((g, i) => {
+      const a = g.dataSync();
+      const e = automatic[i].dataSync();
+      const scale = Math.max(...Array.from(e, Math.abs));
+      let worst = 0;
+      for (let j = 0; j < a.length; j++) worst = Math.max(worst, Math.abs(a[j] - e[j]));
+      expect(worst / scale, ['x', 'gamma', 'beta'][i]).toBeLessThan(1e-4);
+    });
+    const value = normaliseBatch(x, gamma, beta).dataSync();
+    const expected = formula(x, gamma, beta).dataSync();
+    for (let j = 0; j < value.length; j += 7) expect(value[j]).toBeCloseTo(expected[j], 4);
+    tf.dispose([x, gamma, beta, weights, ...written, ...automatic]);
   });
 
   test('a training pass normalises by the batch and moves the running statistics towards it', () => {
