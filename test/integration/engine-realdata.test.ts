@@ -18,7 +18,9 @@ beforeAll(async () => {
 
 const sets: Array<{ name: DatasetName; steps: number }> = [
   { name: 'bbbc039-nuclei', steps: 300 },
-  { name: 'isbi2012-em', steps: 200 },
+  // With batch normalisation 200 steps reached Dice 0.77–0.79 here against Otsu's 0.53; half as
+  // many leave a wide margin and keep npm test inside its budget.
+  { name: 'isbi2012-em', steps: 100 },
 ];
 
 for (const { name, steps } of sets) {
