@@ -4,9 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, expect, test } from 'vitest';
 import { prepareImage } from '../../src/engine/input';
+import { finetune } from '../../src/engine/train/finetune';
 import { loadPretextWeights, pretrain } from '../../src/engine/train/pretrain';
 import type { TrainingProgress } from '../../src/engine/train/loop';
-import { engine, nuclei } from '../helpers/engine';
+import { engine, labeledNuclei, nuclei } from '../helpers/engine';
 
 beforeAll(async () => {
   await engine();
@@ -67,4 +68,29 @@ test('resuming with a different task is refused', async () => {
   const file = path.join(tmp, 'other.mlckpt');
   (await pretrain({ ...base, steps: 1, checkpointFile: file })).model.dispose();
   await expect(pretrain({ ...base, tasks: ['rotation'], checkpointFile: file, resume: true })).rejects.toThrow(/is for 'inpainting'/);
+});
+
+test('a run is resumed in the network it was started in, whatever the caller now asks for', async () => {
+  // A pretraining stopped before maskloop's default network gained normalisation, resumed after.
+  const file = path.join(tmp, 'plain.mlckpt');
+  const controller = new AbortController();
+  const stopped = await pretrain({ ...base, checkpointFile: file, checkpointEvery: 3, onProgress: (p) => { if (p.step === 3) controller.abort(); }, signal: controller.signal });
+  expect(stopped.stepsDone).toBe(3);
+  stopped.model.dispose();
+  const resumed = await pretrain({ ...base, config: { ...base.config, norm: 'batch' }, checkpointFile: file, resume: true });
+  expect(resumed.stepsDone).toBe(10);
+  expect(resumed.model.config.norm).toBe('none');
+  expect(resumed.losses).toHaveLength(7);
+  resumed.model.dispose();
+
+  // The same for a fine-tuning (a training candidate's checkpoint).
+  const labeledFile = path.join(tmp, 'plain-finetune.mlckpt');
+  const tuning = { images: labeledNuclei(nuclei(2, 64, 32)), target: { kind: 'semantic', classes: 1 } as const, steps: 6, batchSize: 2, patchSize: 32, checkpointFile: labeledFile, checkpointEvery: 3 };
+  const stop = new AbortController();
+  const cut = await finetune({ ...tuning, config: base.config, onProgress: (p) => { if (p.step === 3) stop.abort(); }, signal: stop.signal });
+  cut.model.dispose();
+  const continued = await finetune({ ...tuning, config: { ...base.config, norm: 'batch' }, resume: true });
+  expect(continued.meta.step).toBe(6);
+  expect(continued.meta.config.norm).toBe('none');
+  continued.model.dispose();
 });

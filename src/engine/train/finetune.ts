@@ -9,7 +9,7 @@ import { Rng } from '../rng';
 import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint';
 import { DEFAULT_LOSS_WEIGHTS, segmentationLoss, type LossWeights } from './losses';
 import { loopOptionsFor, runLoop, type TrainingRunOptions } from './loop';
-import { createOptimizer, resumePoint, saveTrainingCheckpoint } from './optimizerState';
+import { createOptimizer, networkToTrain, resumePoint, saveTrainingCheckpoint } from './optimizerState';
 
 /**
  * What the network predicts. 'semantic': K foreground classes (labels 1..K; K = 1 is a single
@@ -83,8 +83,8 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   const augment = options.augment ?? DEFAULT_AUGMENT;
   // Pretrained weights only mean something inside the kind of network they were trained in (a
   // project may keep a pretext checkpoint from before normalisation existed).
-  const norm = options.init?.weights ? normalisationOf(options.init.weights) : options.config.norm;
-  const config: UNetConfig = { ...options.config, norm, inChannels: channels, outChannels: outputChannels(options.target) };
+  const arch = options.init?.weights ? { ...options.config, norm: normalisationOf(options.init.weights) } : options.config;
+  const config: UNetConfig = { ...networkToTrain(options, arch), inChannels: channels, outChannels: outputChannels(options.target) };
   const classCount = Math.max(2, config.outChannels);
   for (const im of images) assertLabelRange(im.labels, classCount);
 

@@ -4,7 +4,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
-import { disposeCheckpoint, loadCheckpoint, saveCheckpoint, type Checkpoint } from '../checkpoint';
+import { disposeCheckpoint, loadCheckpoint, readCheckpointMeta, saveCheckpoint, type Checkpoint } from '../checkpoint';
+import type { UNetConfig } from '../model/unet';
 import type { TrainingRunOptions } from './loop';
 
 export function createOptimizer(learningRate: number): tf.AdamOptimizer {
@@ -36,6 +37,25 @@ export async function saveTrainingCheckpoint<M>(file: string, meta: M, weights: 
   }
 }
 
+/** The checkpoint a run continues from: with `resume`, its checkpoint file if one was saved. */
+function checkpointToResume(run: TrainingRunOptions): string | null {
+  return run.resume && run.checkpointFile && fs.existsSync(run.checkpointFile) ? run.checkpointFile : null;
+}
+
+type Architecture = Omit<UNetConfig, 'inChannels' | 'outChannels'>;
+
+/**
+ * The network a run builds: `arch`, or for a resumed run the network its checkpoint was saved
+ * from. The caller's choice may have changed since (the default network gained normalisation), and
+ * the saved weights and Adam's moments only fit the network they were trained in.
+ */
+export function networkToTrain(run: TrainingRunOptions, arch: Architecture): Architecture {
+  const file = checkpointToResume(run);
+  const saved = file ? readCheckpointMeta<{ config?: UNetConfig }>(file).config : undefined;
+  if (!saved) return arch;
+  return { depth: saved.depth, baseFilters: saved.baseFilters, convsPerLevel: saved.convsPerLevel, norm: saved.norm ?? 'none' };
+}
+
 /**
  * Where a run starts: step 0, or — with `resume` and an existing checkpoint — the checkpoint's
  * step, with its weights applied by `restore` (which may refuse a foreign checkpoint by throwing)
@@ -46,8 +66,9 @@ export async function resumePoint<M extends { step: number; losses?: number[] }>
   optimizer: tf.Optimizer,
   restore: (checkpoint: Checkpoint<M>) => void,
 ): Promise<{ startStep: number; history: number[] }> {
-  if (!run.resume || !run.checkpointFile || !fs.existsSync(run.checkpointFile)) return { startStep: 0, history: [] };
-  const checkpoint = loadCheckpoint<M>(run.checkpointFile);
+  const file = checkpointToResume(run);
+  if (!file) return { startStep: 0, history: [] };
+  const checkpoint = loadCheckpoint<M>(file);
   try {
     restore(checkpoint);
     if (checkpoint.groups.optimizer) await restoreOptimizer(optimizer, checkpoint.groups.optimizer);

@@ -10,7 +10,7 @@ import { createHead, disposeBatch, type PretextTask } from '../pretext/task';
 import { Rng } from '../rng';
 import { loadCheckpoint, disposeCheckpoint } from '../checkpoint';
 import { loopOptionsFor, runLoop, type TrainingRunOptions } from './loop';
-import { createOptimizer, resumePoint, saveTrainingCheckpoint } from './optimizerState';
+import { createOptimizer, networkToTrain, resumePoint, saveTrainingCheckpoint } from './optimizerState';
 
 export interface PretrainOptions extends TrainingRunOptions {
   /** Names from the pretext registry; several are trained jointly. */
@@ -58,7 +58,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
   const patchSize = options.patchSize ?? 128;
   const learningRate = options.learningRate ?? 1e-3;
   const seed = options.seed ?? 1;
-  const config: UNetConfig = { ...options.config, inChannels: channels, outChannels: 1 };
+  const config: UNetConfig = { ...networkToTrain(options, options.config), inChannels: channels, outChannels: 1 };
   const trained = tasks.some((t) => t.trains === 'unet') ? 'unet' : 'encoder';
 
   const model = UNet.create(config, seed);

@@ -52,12 +52,14 @@ export async function pretrainEncoder(project: Project, options: PretrainEncoder
         hooks.onProgress?.(p);
       },
     });
+    // The network that was trained: a resumed run keeps the one it started in.
+    const { depth, baseFilters, norm } = result.model.config;
     result.model.dispose();
     if (result.status === 'cancelled') {
       project.finishRun(run.id, { status: 'cancelled', message: `stopped at step ${result.stepsDone}; resume with --resume` });
       return { runId: run.id, status: 'cancelled', stepsDone: result.stepsDone, modelId: null, checkpoint, finalLoss: result.losses.at(-1) ?? null };
     }
-    const model = project.addModel({ kind: 'pretext', checkpointPath: checkpoint, pretextInit: joined, config: { ...DEFAULT_ARCH, tasks: joined } });
+    const model = project.addModel({ kind: 'pretext', checkpointPath: checkpoint, pretextInit: joined, config: { depth, baseFilters, norm, tasks: joined } });
     project.finishRun(run.id, { status: 'completed', modelId: model.id, message: `final loss ${result.losses.at(-1)?.toFixed(4)}` });
     return { runId: run.id, status: 'completed', stepsDone: result.stepsDone, modelId: model.id, checkpoint, finalLoss: result.losses.at(-1) ?? null };
   } catch (err) {

@@ -134,6 +134,8 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
     const file = project.cachePath('checkpoints', `model-run${run.id}.mlckpt`);
     await saveSegmentationModel(file, best.model, best.meta);
     best.model.dispose();
+    // The network that was trained: a candidate from an older pretext checkpoint keeps its kind.
+    const { depth, baseFilters, norm } = best.meta.config;
     const promoted = project.promotedModel();
     // The promoted model is re-scored on today's val split: the split may have grown since.
     let incumbent: number | null = null;
@@ -149,7 +151,7 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
       candidates: scores.map((s) => ({ name: s.name, dice: s.valDice })),
       incumbentId: incumbent === null ? null : (promoted?.id ?? null), incumbentDice: incumbent, decision,
     };
-    const model = project.addModel({ kind: 'segmentation', checkpointPath: file, parentId: promoted?.id ?? null, pretextInit: bestName === 'scratch' ? null : bestName, config: { ...DEFAULT_ARCH, target: JSON.stringify(target) }, valMetrics: metrics });
+    const model = project.addModel({ kind: 'segmentation', checkpointPath: file, parentId: promoted?.id ?? null, pretextInit: bestName === 'scratch' ? null : bestName, config: { depth, baseFilters, norm: norm ?? 'none', target: JSON.stringify(target) }, valMetrics: metrics });
     if (better) project.promoteModel(model.id, { reason: `val Dice ${valDice.toFixed(4)} vs ${incumbent === null ? 'none' : incumbent.toFixed(4)}` });
     const message = `model #${model.id} (${bestName}): val Dice ${valDice.toFixed(4)}${incumbent === null ? '' : ` vs promoted ${incumbent.toFixed(4)}`} — ${better ? 'promoted' : 'kept for comparison, not promoted'}`;
     project.updateRunProgress(run.id, { step: total });
