@@ -10,7 +10,7 @@ import { ALL_LABELS, COMBINATION, runCurve, runKey, type CurveRun } from '../eng
 import { runExperiment } from '../engine/eval/experiment';
 import { simulateSession, type LabelOrder, type LoopRound } from '../engine/eval/session';
 import { readJsonLines, writeCurveReport, writeLoopReport, type EvalContext } from '../engine/eval/report';
-import { DEFAULT_ARCH } from '../engine/model/unet';
+import { DEFAULT_ARCH, type Normalisation } from '../engine/model/unet';
 import { disposeInit, otsuScores, prepareDataset, pretrainedInit, type EvalDataset, type EvalTraining, type TargetKind } from '../engine/eval/setup';
 import { pretextTask, pretextTaskNames } from '../engine/pretext/registry';
 import { PRETRAINED_MARGIN } from '../engine/train/select';
@@ -120,7 +120,7 @@ const TRAINING_OPTIONS: Record<string, OptionSpec> = {
   out: { type: 'string', description: 'output folder (default eval-results/<dataset>-<command>[-quick])', valueName: 'dir' },
 };
 
-function normOption(values: CommandContext['values']): 'batch' | 'none' {
+function normOption(values: CommandContext['values']): Normalisation {
   const norm = String(values.norm);
   if (norm !== 'batch' && norm !== 'none') throw new UsageError(`--norm takes 'batch' or 'none', got '${norm}'`);
   return norm;

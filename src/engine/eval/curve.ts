@@ -9,6 +9,7 @@
  */
 import { backendInfo } from '../backend';
 import type { Initialisation } from '../train/finetune';
+import type { Normalisation } from '../model/unet';
 import { displaces } from '../train/select';
 import { chooseLabeled, disposeInit, finetuneOn, pretrainedInit, scoreSplit, type EvalDataset, type EvalTraining } from './setup';
 
@@ -56,7 +57,7 @@ export interface CurveRun {
   pretrainSteps: number;
   finetuneSteps: number;
   /** The U-Net's normalisation (absent in runs measured before it existed: 'none'). */
-  norm?: 'none' | 'batch';
+  norm?: Normalisation;
   /** Pretraining wall time, paid once per initialisation and shared by its runs. */
   pretrainSeconds: number;
   /** Fine-tuning plus scoring wall time of this run. */

@@ -6,7 +6,7 @@
 import { backendInfo } from '../backend';
 import type { TrainingProgress } from '../train/loop';
 import type { Dataset } from '../../imaging/datasets';
-import { DEFAULT_ARCH } from '../model/unet';
+import { DEFAULT_ARCH, type Normalisation } from '../model/unet';
 import { chooseLabeled, disposeInit, finetuneOn, otsuScores, prepareDataset, pretrainedInit, scoreSplit, type TargetKind } from './setup';
 
 export interface ExperimentOptions {
@@ -18,7 +18,7 @@ export interface ExperimentOptions {
   finetuneSteps: number;
   target: TargetKind;
   depth?: number;
-  norm?: 'none' | 'batch';
+  norm?: Normalisation;
   baseFilters?: number;
   batchSize?: number;
   patchSize?: number;

@@ -6,6 +6,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+/** 'batch': batch normalisation between each 3x3 convolution and its ReLU; 'none': plain conv+ReLU. */
+export type Normalisation = 'none' | 'batch';
+
 export interface UNetConfig {
   /** Image channels the network reads. */
   inChannels: number;
@@ -17,11 +20,8 @@ export interface UNetConfig {
   baseFilters: number;
   /** 3x3 conv+ReLU layers per level (2 in the classic U-Net). */
   convsPerLevel?: number;
-  /**
-   * 'batch': batch normalisation between each 3x3 convolution and its ReLU. 'none' (the default,
-   * so that models saved before normalisation existed load unchanged): plain conv+ReLU.
-   */
-  norm?: 'none' | 'batch';
+  /** Default 'none', so that models saved before normalisation existed load unchanged. */
+  norm?: Normalisation;
 }
 
 /** DESIGN.md's reference network for every speed figure (≈0.5 M parameters). */
@@ -116,7 +116,7 @@ export function isStatistic(name: string): boolean {
 }
 
 /** The normalisation a set of named weights was trained with. */
-export function normalisationOf(weights: Map<string, unknown>): 'none' | 'batch' {
+export function normalisationOf(weights: Map<string, unknown>): Normalisation {
   for (const name of weights.keys()) if (name.endsWith('.gamma')) return 'batch';
   return 'none';
 }
