@@ -10,6 +10,7 @@
 import { backendInfo } from '../backend';
 import type { Initialisation } from '../train/finetune';
 import type { Normalisation } from '../model/unet';
+import type { LearningRateSchedule } from '../train/optimizerState';
 import { displaces } from '../train/select';
 import { chooseLabeled, disposeInit, finetuneOn, pretrainedInit, scoreSplit, type EvalDataset, type EvalTraining } from './setup';
 
@@ -58,6 +59,8 @@ export interface CurveRun {
   finetuneSteps: number;
   /** The U-Net's normalisation (absent in runs measured before it existed: 'none'). */
   norm?: Normalisation;
+  /** Fine-tuning's learning-rate schedule (absent in runs measured before it existed: 'constant'). */
+  schedule?: LearningRateSchedule;
   /** Pretraining wall time, paid once per initialisation and shared by its runs. */
   pretrainSeconds: number;
   /** Fine-tuning plus scoring wall time of this run. */
@@ -130,7 +133,8 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
             dataset: ds.name, target: ds.target, init: name, k: cell.images.length, kLabel: cell.kLabel, subset: cell.subset, seed: cell.seed,
             valDice: val.dice, testDice: test.dice, testIoU: test.iou,
             ...(test.f1 !== undefined ? { testF1: test.f1, testAP: test.ap } : {}),
-            pretrainSteps: tasks ? options.pretrainSteps : 0, finetuneSteps: options.finetuneSteps, norm: options.training.arch.norm ?? 'none', pretrainSeconds,
+            pretrainSteps: tasks ? options.pretrainSteps : 0, finetuneSteps: options.finetuneSteps, norm: options.training.arch.norm ?? 'none',
+            schedule: options.training.schedule, pretrainSeconds,
             wallSeconds: (performance.now() - t0) / 1000,
             backend: backendInfo()?.choice ?? 'unknown', threads: backendInfo()?.threads ?? 0,
             trainImages: cell.images.map((im) => im.name),

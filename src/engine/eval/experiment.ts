@@ -3,6 +3,7 @@
  * set's images (labels unused), fine-tuning on k labeled training images, and scoring on the test
  * split against ground truth and an Otsu baseline. The unit of `maskloop eval`.
  */
+import { DEFAULT_SCHEDULE } from '../train/optimizerState';
 import { backendInfo } from '../backend';
 import type { TrainingProgress } from '../train/loop';
 import type { Dataset } from '../../imaging/datasets';
@@ -58,6 +59,7 @@ export async function runExperiment(data: Dataset, options: ExperimentOptions): 
     batchSize: options.batchSize ?? 8,
     patchSize: options.patchSize ?? 128,
     learningRate: options.learningRate ?? 1e-3,
+    schedule: DEFAULT_SCHEDULE,
     onProgress: options.onProgress,
     signal: options.signal,
   };

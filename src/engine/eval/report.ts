@@ -38,10 +38,14 @@ export interface EvalContext {
 }
 
 function header(title: string, ctx: EvalContext): string[] {
-  // Results from before the U-Net had normalisation stay comparable side by side with today's.
-  const network = ctx.settings.norm === 'none' ? ' (U-Net without normalisation)' : '';
+  // Results measured before the U-Net had normalisation, or before fine-tuning had its
+  // learning-rate schedule, stay comparable side by side with today's.
+  const differences = [
+    ...(ctx.settings.norm === 'none' ? ['U-Net without normalisation'] : []),
+    ...((ctx.settings.schedule ?? 'constant') === 'constant' ? ['constant learning rate'] : []),
+  ];
   return [
-    `### ${title}${network}`,
+    `### ${title}${differences.length ? ` (${differences.join(', ')})` : ''}`,
     '',
     '```sh',
     ctx.command,

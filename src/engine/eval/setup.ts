@@ -16,6 +16,7 @@ import type { UNetConfig } from '../model/unet';
 import { Rng } from '../rng';
 import { finetune, type Initialisation, type SegmentationTarget } from '../train/finetune';
 import type { TrainingProgress } from '../train/loop';
+import type { LearningRateSchedule } from '../train/optimizerState';
 import { loadPretextWeights, pretrain } from '../train/pretrain';
 import { connectedComponents } from '../../imaging/instances';
 import { downsampleMask, downsamplePixels, upsampleMask } from '../../imaging/resample';
@@ -114,6 +115,8 @@ export interface EvalTraining {
   batchSize: number;
   patchSize: number;
   learningRate: number;
+  /** Fine-tuning's learning-rate schedule. */
+  schedule: LearningRateSchedule;
   onProgress?: (p: TrainingProgress) => void;
   signal?: AbortSignal;
 }
@@ -189,6 +192,7 @@ export async function finetuneOn(
     // learned (measured: a BBBC039 session's proposals collapsed to Dice 0.09 after a warm retrain
     // at the from-scratch rate), so warm starts move more gently.
     learningRate: options.warmStart ? options.learningRate * WARM_START_RATE : options.learningRate,
+    schedule: options.schedule,
     seed: options.seed,
     // A pretrained encoder stays frozen briefly while the new decoder settles; a warm start from
     // an earlier segmentation model has nothing new to settle.

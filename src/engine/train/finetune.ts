@@ -9,7 +9,7 @@ import { Rng } from '../rng';
 import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint';
 import { DEFAULT_LOSS_WEIGHTS, segmentationLoss, type LossWeights } from './losses';
 import { loopOptionsFor, runLoop, type TrainingRunOptions } from './loop';
-import { createOptimizer, networkToTrain, resumePoint, saveTrainingCheckpoint } from './optimizerState';
+import { createOptimizer, DEFAULT_SCHEDULE, learningRateAt, networkToTrain, setLearningRate, type LearningRateSchedule, resumePoint, saveTrainingCheckpoint } from './optimizerState';
 
 /**
  * What the network predicts. 'semantic': K foreground classes (labels 1..K; K = 1 is a single
@@ -47,6 +47,8 @@ export interface FinetuneOptions extends TrainingRunOptions {
    * head settle, so that their random initial gradients do not wash out pretrained features.
    */
   encoderWarmupSteps?: number;
+  /** Default DEFAULT_SCHEDULE. Pretraining keeps a constant rate (its checkpoints are shared by many fine-tunings). */
+  schedule?: LearningRateSchedule;
 }
 
 export interface SegmentationModelMeta {
@@ -132,6 +134,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
       try {
         const frozen = i < warmup && warmupOptimizer;
         const opt = frozen ? warmupOptimizer : optimizer;
+        setLearningRate(opt, learningRateAt(learningRate, i, options.steps, options.schedule ?? DEFAULT_SCHEDULE));
         const cost = opt.minimize(() => segmentationLoss(model.forward(x, true), y, options.lossWeights ?? DEFAULT_LOSS_WEIGHTS), true, frozen ? withoutEncoder : everything);
         const value = (await (cost as tf.Scalar).data())[0];
         cost?.dispose();

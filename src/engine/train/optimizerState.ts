@@ -13,6 +13,29 @@ export function createOptimizer(learningRate: number): tf.AdamOptimizer {
 }
 
 /**
+ * How the fine-tuning learning rate moves over a run. 'cosine' decays it from the base rate to a
+ * twentieth of it: the last steps then refine instead of jumping around, which on PFC raised test
+ * Dice at one and two labels by 0.07 and 0.10 (docs/RESULTS.md). 'constant' is how maskloop
+ * trained before, kept so that earlier figures can be reproduced.
+ */
+export type LearningRateSchedule = 'cosine' | 'constant';
+export const LEARNING_RATE_SCHEDULES: readonly LearningRateSchedule[] = ['cosine', 'constant'];
+export const DEFAULT_SCHEDULE: LearningRateSchedule = 'cosine';
+
+/** The learning rate at a step (0-based) of a run of totalSteps steps. */
+export function learningRateAt(base: number, step: number, totalSteps: number, schedule: LearningRateSchedule): number {
+  if (schedule === 'constant') return base;
+  const progress = totalSteps > 1 ? Math.min(step / (totalSteps - 1), 1) : 1;
+  const floor = base / 20;
+  return floor + (base - floor) * 0.5 * (1 + Math.cos(Math.PI * progress));
+}
+
+/** tfjs' Adam reads its rate on every update, so a schedule sets it before each step. */
+export function setLearningRate(optimizer: tf.AdamOptimizer, rate: number): void {
+  (optimizer as unknown as { learningRate: number }).learningRate = rate;
+}
+
+/**
  * tfjs keys Adam's slots by variable name but applies them by position; variable names carry a
  * per-process suffix, so state is stored by position ("0000", "0001", …) and restored in order.
  */
