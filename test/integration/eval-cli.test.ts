@@ -63,13 +63,21 @@ describe.skipIf(missing !== null)(`eval on isbi2012-em${missing ? ` (skipped: ${
     expect(second.status, second.stderr).toBe(0);
     expect(second.stderr).toContain('continuing: 12 runs already measured');
     expect(second.stderr).not.toContain('pretraining');
-    expect(runs.every((r) => r.norm === 'batch')).toBe(true);
+    expect(runs.every((r) => r.norm === 'batch' && r.schedule === 'cosine')).toBe(true);
 
     // A network of another kind is another measurement: nothing is continued from the runs above.
     const plain = await cli(...args.map((a) => (a === '1,all' ? '1' : a)), '--inits', 'scratch', '--norm', 'none');
     expect(plain.status, plain.stderr).toBe(0);
     expect(plain.stderr).not.toContain('continuing');
     expect(fs.readFileSync(path.join(dir, 'report.md'), 'utf8')).toContain('(U-Net without normalisation)');
+    // Nor from runs trained with another learning-rate schedule.
+    const constant = await cli(...args.map((a) => (a === '1,all' ? '1' : a)), '--inits', 'scratch', '--lr-schedule', 'constant');
+    expect(constant.status, constant.stderr).toBe(0);
+    expect(constant.stderr).not.toContain('continuing');
+    expect(fs.readFileSync(path.join(dir, 'report.md'), 'utf8')).toContain('(constant learning rate)');
+    const bad = await cli(...args, '--lr-schedule', 'linear');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("--lr-schedule takes cosine or constant, got 'linear'");
   });
 
   test('loop: round 1 is drawn from nothing, later rounds are proposals, both orders', async () => {

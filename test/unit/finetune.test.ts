@@ -7,6 +7,7 @@ import { dice, matchInstances } from '../../src/engine/metrics';
 import { sizeMultiple, UNet } from '../../src/engine/model/unet';
 import { finetune, FOREGROUND_PATCH_SHARE, sampleLabeledPatch } from '../../src/engine/train/finetune';
 import { Rng } from '../../src/engine/rng';
+import { createOptimizer, learningRateAt, setLearningRate } from '../../src/engine/train/optimizerState';
 import { evaluateDice, selectInitialisation } from '../../src/engine/train/select';
 import { instancesFromInterior } from '../../src/imaging/instances';
 import { engine, labeledNuclei, mean, nuclei } from '../helpers/engine';
@@ -189,5 +190,53 @@ describe('training patches', () => {
     // Uniform crops would hold the 4x4 square about 1.8% of the time.
     expect(withForeground / draws).toBeGreaterThan(FOREGROUND_PATCH_SHARE - 0.06);
     expect(withForeground / draws).toBeLessThan(FOREGROUND_PATCH_SHARE + 0.1);
+  });
+});
+
+describe('learning-rate schedule', () => {
+  test('cosine starts at the base rate, falls steadily and ends at a twentieth of it; constant stays', () => {
+    const rates = Array.from({ length: 50 }, (_, i) => learningRateAt(0.002, i, 50, 'cosine'));
+    expect(rates[0]).toBeCloseTo(0.002, 12);
+    expect(rates[49]).toBeCloseTo(0.0001, 12);
+    for (let i = 1; i < rates.length; i++) expect(rates[i]).toBeLessThan(rates[i - 1]);
+    // Halfway through the run the rate is halfway between the two ends.
+    expect(learningRateAt(0.002, 25, 51, 'cosine')).toBeCloseTo(0.00105, 12);
+    expect(learningRateAt(0.002, 30, 50, 'constant')).toBe(0.002);
+    expect(learningRateAt(0.002, 0, 1, 'cosine')).toBeCloseTo(0.0001, 12);
+  });
+
+  test("the rate set before a step is the one tfjs' Adam applies", () => {
+    // Adam's first step moves each weight by exactly its rate against the gradient's sign.
+    const x = tf.variable(tf.scalar(1));
+    const adam = createOptimizer(0.1);
+    adam.minimize(() => x.mul(2) as tf.Scalar, false, [x]);
+    expect(x.dataSync()[0]).toBeCloseTo(0.9, 5);
+    setLearningRate(adam, 0);
+    adam.minimize(() => x.mul(2) as tf.Scalar, false, [x]);
+    expect(x.dataSync()[0]).toBeCloseTo(0.9, 5);
+    setLearningRate(adam, 0.05);
+    adam.minimize(() => x.mul(2) as tf.Scalar, false, [x]);
+    expect(x.dataSync()[0]).toBeCloseTo(0.85, 3);
+    adam.dispose();
+    x.dispose();
+  });
+
+  test('fine-tuning follows the schedule it is given', async () => {
+    const train = labeledNuclei(nuclei(2, 64, 7));
+    const run = (schedule: 'cosine' | 'constant') =>
+      finetune({ images: train, target: { kind: 'semantic', classes: 1 }, config: { depth: 2, baseFilters: 4 }, steps: 4, batchSize: 2, patchSize: 32, learningRate: 0.01, seed: 3, schedule });
+    const [cosine, constant] = [await run('cosine'), await run('constant')];
+    // Same seed, same patches: the first step is identical, the later ones take smaller steps.
+    expect(cosine.losses[0]).toBeCloseTo(constant.losses[0], 6);
+    const change = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.sub(a, b).abs().max().dataSync()[0]);
+    const start = UNet.create({ ...cosine.meta.config }, 3);
+    let cosineMoved = 0;
+    let constantMoved = 0;
+    for (const [name, w] of start.weights()) {
+      cosineMoved += change(cosine.model.weights().get(name) as tf.Tensor, w);
+      constantMoved += change(constant.model.weights().get(name) as tf.Tensor, w);
+    }
+    expect(cosineMoved).toBeLessThan(0.8 * constantMoved);
+    for (const m of [start, cosine.model, constant.model]) m.dispose();
   });
 });
