@@ -200,10 +200,26 @@ describe('maskloop command line', () => {
     q.close();
   }, 300_000);
 
-  test('models: list, and rollback refuses when nothing came before', async () => {
-    const list = (await cli('models', 'list', '--project', project, '--json')).last;
-    expect(list.filter((m: { promoted: boolean }) => m.promoted)).toHaveLength(1);
-    expect((await cli('models', 'rollback', '--project', project)).status).toBe(1);
+  test('models: list, and rollback walks back to the first promoted model, then refuses', async () => {
+    type Listed = { id: number; kind: string; promoted: boolean };
+    const listed = async () => (await cli('models', 'list', '--project', project, '--json')).last as Listed[];
+    const before = await listed();
+    expect(before.filter((m) => m.promoted)).toHaveLength(1);
+    // The resumed training above is promoted only if it beat the first model on val, so there are
+    // one or two promotions to walk back through before the refusal.
+    const segmentation = before.filter((m) => m.kind === 'segmentation').map((m) => m.id);
+    let rolledBack = 0;
+    for (;;) {
+      const r = await cli('models', 'rollback', '--project', project);
+      if (r.status !== 0) {
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain('no earlier one to roll back to');
+        break;
+      }
+      rolledBack++;
+      expect(rolledBack).toBeLessThan(segmentation.length);
+    }
+    expect((await listed()).find((m) => m.promoted)?.id).toBe(Math.min(...segmentation));
   });
 
   test('status --verify reports moved and duplicate image files', async () => {
