@@ -47,7 +47,7 @@ export interface FinetuneOptions extends TrainingRunOptions {
    * head settle, so that their random initial gradients do not wash out pretrained features.
    */
   encoderWarmupSteps?: number;
-  /** Default DEFAULT_SCHEDULE. Pretraining keeps a constant rate (its checkpoints are shared by many fine-tunings). */
+  /** Default DEFAULT_SCHEDULE. Pretraining keeps a constant rate: the decay was measured for fine-tuning only. */
   schedule?: LearningRateSchedule;
 }
 

@@ -25,7 +25,8 @@ export const DEFAULT_SCHEDULE: LearningRateSchedule = 'cosine';
 /** The learning rate at a step (0-based) of a run of totalSteps steps. */
 export function learningRateAt(base: number, step: number, totalSteps: number, schedule: LearningRateSchedule): number {
   if (schedule === 'constant') return base;
-  const progress = totalSteps > 1 ? Math.min(step / (totalSteps - 1), 1) : 1;
+  // A run of one step takes it at the base rate.
+  const progress = totalSteps > 1 ? Math.min(step / (totalSteps - 1), 1) : 0;
   const floor = base / 20;
   return floor + (base - floor) * 0.5 * (1 + Math.cos(Math.PI * progress));
 }
