@@ -11,7 +11,8 @@ import { describe, expect, test } from 'vitest';
 import { correctionCost, dilate, strokesFor } from '../../src/engine/eval/correction';
 import { autoRuns, bestTasks, curveCells, stat, summarizeCurve, type CurveRun } from '../../src/engine/eval/curve';
 import { lineChartSvg, writeChart } from '../../src/engine/eval/plot';
-import { curveCriteria, toCsv } from '../../src/engine/eval/report';
+import { curveCriteria, toCsv, writeLoopReport } from '../../src/engine/eval/report';
+import type { LoopRound } from '../../src/engine/eval/session';
 import { evenlySpread, type EvalDataset, type EvalImage } from '../../src/engine/eval/setup';
 import { displaces, PRETRAINED_MARGIN } from '../../src/engine/train/select';
 import { downsampleMask, downsamplePixels, upsampleMask } from '../../src/imaging/resample';
@@ -211,5 +212,21 @@ describe('outputs', () => {
     const meta = await sharp(path.join(dir, 'p.png')).metadata();
     expect(meta.format).toBe('png');
     expect(meta.width).toBe(760);
+  });
+
+  test('a session round whose image has nothing to draw reports pixels to erase, not a ratio', async () => {
+    const round = (n: number, drawPixels: number, changedPixels: number): LoopRound => ({
+      dataset: 'set', order: 'active', init: 'scratch', round: n, image: `im${n}`, modelLabels: n - 1, proposalDice: 0.9, uncertainty: 0.1,
+      retrained: true, promoted: true, trainSeconds: 1, drawPixels, changedPixels,
+      changedFraction: drawPixels > 0 ? changedPixels / drawPixels : Infinity, strokes: 3, drawStrokes: drawPixels > 0 ? 10 : 0,
+    });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskloop-loop-'));
+    const ctx = { command: 'eval loop', dataset: 'set', backend: 'cpu', threads: 1, wallSeconds: 1, settings: {}, otsu: { dice: 0, iou: 0 } };
+    const md = await writeLoopReport(dir, [round(1, 1000, 1000), round(2, 1000, 100), round(3, 0, 427)], ctx);
+    expect(md).not.toContain('Infinity');
+    expect(md).toContain('| 2 | 10.0% (3/10) |');
+    expect(md).toContain('| 3 | nothing to draw: 427 px to erase (3/0) |');
+    // The plot has a point for the rounds with something to draw only.
+    expect(fs.readFileSync(path.join(dir, 'loop.svg'), 'utf8').match(/<circle/g)?.length).toBe(2);
   });
 });

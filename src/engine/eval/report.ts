@@ -170,7 +170,8 @@ export async function writeLoopReport(outDir: string, rounds: LoopRound[], ctx: 
     title: `${ctx.dataset}: correction cost per labeling round`,
     xLabel: 'round (labels so far + 1)',
     yLabel: 'pixels to correct / pixels to draw (clipped at 1.5)',
-    series: sessions.map((s) => ({ name: s, points: of(s).map((r) => ({ x: r.round, y: Math.min(r.changedFraction, 1.5) })) })),
+    // A fraction of nothing has no place on the plot; the table gives those rounds' pixels.
+    series: sessions.map((s) => ({ name: s, points: of(s).filter((r) => r.drawPixels > 0).map((r) => ({ x: r.round, y: Math.min(r.changedFraction, 1.5) })) })),
     references: [{ y: 0.1, label: '10% target' }],
   });
   const maxRound = Math.max(...rounds.map((r) => r.round));
@@ -186,7 +187,8 @@ export async function writeLoopReport(outDir: string, rounds: LoopRound[], ctx: 
   for (let round = 1; round <= maxRound; round++) {
     const cells = sessions.map((s) => {
       const r = of(s).find((q) => q.round === round);
-      return r ? `${(100 * r.changedFraction).toFixed(1)}% (${r.strokes}/${r.drawStrokes})` : '–';
+      if (!r) return '–';
+      return r.drawPixels > 0 ? `${(100 * r.changedFraction).toFixed(1)}% (${r.strokes}/${r.drawStrokes})` : `nothing to draw: ${r.changedPixels} px to erase (${r.strokes}/0)`;
     });
     lines.push(`| ${round} | ${cells.join(' | ')} |`);
   }
@@ -199,7 +201,8 @@ export async function writeLoopReport(outDir: string, rounds: LoopRound[], ctx: 
     const drawStrokes = rs.reduce((a, r) => a + r.drawStrokes, 0);
     const tenth = of(s).find((r) => r.round === 10);
     lines.push(`- ${s}: from round 2 on, ${(100 * total / draw).toFixed(1)}% of the pixels and ${(100 * strokes / drawStrokes).toFixed(1)}% of the strokes of drawing from nothing` +
-      (tenth ? `; round 10: ${(100 * tenth.changedFraction).toFixed(1)}% (target < 10%), proposal Dice ${tenth.proposalDice.toFixed(3)}` : ''));
+      (tenth && tenth.drawPixels > 0 ? `; round 10: ${(100 * tenth.changedFraction).toFixed(1)}% (target < 10%), proposal Dice ${tenth.proposalDice.toFixed(3)}` : '') +
+      (tenth && tenth.drawPixels === 0 ? `; round 10's image has nothing to draw (${tenth.changedPixels} px to erase)` : ''));
   }
   lines.push('');
   const md = lines.join('\n');
