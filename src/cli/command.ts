@@ -84,6 +84,14 @@ export function intOption(values: CommandContext['values'], name: string, min = 
   return n;
 }
 
+/** A string option that must be one of a fixed list of values. */
+export function choiceOption<T extends string>(values: CommandContext['values'], name: string, choices: readonly T[]): T {
+  const raw = String(values[name]);
+  const known = choices.find((c) => c === raw);
+  if (!known) throw new UsageError(`--${name} takes ${choices.join(' or ')}, got '${raw}'`);
+  return known;
+}
+
 export function numberOption(values: CommandContext['values'], name: string): number {
   const raw = values[name];
   const n = Number(raw);

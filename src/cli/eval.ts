@@ -10,13 +10,13 @@ import { ALL_LABELS, COMBINATION, runCurve, runKey, type CurveRun } from '../eng
 import { runExperiment } from '../engine/eval/experiment';
 import { simulateSession, type LabelOrder, type LoopRound } from '../engine/eval/session';
 import { readJsonLines, writeCurveReport, writeLoopReport, type EvalContext } from '../engine/eval/report';
-import { DEFAULT_ARCH, type Normalisation } from '../engine/model/unet';
+import { DEFAULT_ARCH, NORMALISATIONS } from '../engine/model/unet';
 import { disposeInit, otsuScores, prepareDataset, pretrainedInit, type EvalDataset, type EvalTraining, type TargetKind } from '../engine/eval/setup';
 import { pretextTask, pretextTaskNames } from '../engine/pretext/registry';
-import { DEFAULT_SCHEDULE, LEARNING_RATE_SCHEDULES, type LearningRateSchedule } from '../engine/train/optimizerState';
+import { DEFAULT_SCHEDULE, LEARNING_RATE_SCHEDULES } from '../engine/train/optimizerState';
 import { PRETRAINED_MARGIN } from '../engine/train/select';
 import { DATASET_NAMES, loadDataset, type DatasetName } from '../imaging/datasets';
-import { EXIT, UsageError, intOption, numberOption, type Command, type CommandContext, type OptionSpec } from './command';
+import { EXIT, UsageError, choiceOption, intOption, numberOption, type Command, type CommandContext, type OptionSpec } from './command';
 import { createReporter, type ProgressReporter } from './progress';
 
 const EVAL_DATASETS = DATASET_NAMES.filter((d) => d !== 'ctc-samples');
@@ -80,7 +80,7 @@ export const evalCommand: Command = {
       pretrainSteps: intOption(values, 'pretrain-steps'),
       finetuneSteps: intOption(values, 'steps'),
       learningRate: numberOption(values, 'learning-rate'),
-      norm: normOption(values),
+      norm: choiceOption(values, 'norm', NORMALISATIONS),
       seed: intOption(values, 'seed', 0),
       onProgress: (p) => report.training(p),
       signal,
@@ -122,19 +122,6 @@ const TRAINING_OPTIONS: Record<string, OptionSpec> = {
   out: { type: 'string', description: 'output folder (default eval-results/<dataset>-<command>[-quick])', valueName: 'dir' },
 };
 
-function normOption(values: CommandContext['values']): Normalisation {
-  const norm = String(values.norm);
-  if (norm !== 'batch' && norm !== 'none') throw new UsageError(`--norm takes 'batch' or 'none', got '${norm}'`);
-  return norm;
-}
-
-function scheduleOption(values: CommandContext['values']): LearningRateSchedule {
-  const schedule = String(values['lr-schedule']);
-  const known = LEARNING_RATE_SCHEDULES.find((s) => s === schedule);
-  if (!known) throw new UsageError(`--lr-schedule takes ${LEARNING_RATE_SCHEDULES.join(' or ')}, got '${schedule}'`);
-  return known;
-}
-
 function optionalInt(values: CommandContext['values'], name: string, fallback: number, min = 1): number {
   return values[name] === undefined ? fallback : intOption(values, name, min);
 }
@@ -160,11 +147,11 @@ async function setUp(ctx: CommandContext, command: 'curve' | 'loop'): Promise<Ev
   const target = targetOption(values, name);
   const mode = values.quick ? MODES.quick : MODES.full;
   const training: EvalTraining = {
-    arch: { ...DEFAULT_ARCH, norm: normOption(values) },
+    arch: { ...DEFAULT_ARCH, norm: choiceOption(values, 'norm', NORMALISATIONS) },
     batchSize: intOption(values, 'batch'),
     patchSize: intOption(values, 'patch', 16),
     learningRate: numberOption(values, 'learning-rate'),
-    schedule: scheduleOption(values),
+    schedule: choiceOption(values, 'lr-schedule', LEARNING_RATE_SCHEDULES),
     signal,
   };
   const valImages = optionalInt(values, 'val-images', mode.valImages, 0);

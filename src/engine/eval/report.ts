@@ -201,8 +201,8 @@ export async function writeLoopReport(outDir: string, rounds: LoopRound[], ctx: 
     const drawStrokes = rs.reduce((a, r) => a + r.drawStrokes, 0);
     const tenth = of(s).find((r) => r.round === 10);
     lines.push(`- ${s}: from round 2 on, ${(100 * total / draw).toFixed(1)}% of the pixels and ${(100 * strokes / drawStrokes).toFixed(1)}% of the strokes of drawing from nothing` +
-      (tenth && tenth.drawPixels > 0 ? `; round 10: ${(100 * tenth.changedFraction).toFixed(1)}% (target < 10%), proposal Dice ${tenth.proposalDice.toFixed(3)}` : '') +
-      (tenth && tenth.drawPixels === 0 ? `; round 10's image has nothing to draw (${tenth.changedPixels} px to erase)` : ''));
+      (!tenth ? '' : tenth.drawPixels > 0 ? `; round 10: ${(100 * tenth.changedFraction).toFixed(1)}% (target < 10%), proposal Dice ${tenth.proposalDice.toFixed(3)}`
+        : `; round 10's image has nothing to draw (${tenth.changedPixels} px to erase)`));
   }
   lines.push('');
   const md = lines.join('\n');

@@ -12,7 +12,7 @@ import { imageSource } from '../infer/predict';
 import { foregroundOf, propose, type Proposal } from '../infer/propose';
 import { instanceLabels, labeled, prepareImage, semanticLabels, type PreparedImage } from '../input';
 import { dice, iou, matchInstances, otsuSegment } from '../metrics';
-import type { UNetConfig } from '../model/unet';
+import type { Architecture } from '../model/unet';
 import { Rng } from '../rng';
 import { finetune, type Initialisation, type SegmentationTarget } from '../train/finetune';
 import type { TrainingProgress } from '../train/loop';
@@ -111,7 +111,7 @@ export function asLabeled(images: EvalImage[]): LabeledImage[] {
 
 /** Training settings shared by pretraining and fine-tuning in one evaluation. */
 export interface EvalTraining {
-  arch: Omit<UNetConfig, 'inChannels' | 'outChannels'>;
+  arch: Architecture;
   batchSize: number;
   patchSize: number;
   learningRate: number;

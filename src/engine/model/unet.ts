@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 
 /** 'batch': batch normalisation between each 3x3 convolution and its ReLU; 'none': plain conv+ReLU. */
 export type Normalisation = 'none' | 'batch';
+export const NORMALISATIONS: readonly Normalisation[] = ['none', 'batch'];
 
 export interface UNetConfig {
   /** Image channels the network reads. */
@@ -46,15 +47,23 @@ export interface EncoderFeatures {
   bottom: tf.Tensor4D;
 }
 
+/** The network's shape without its input and output channels: what a checkpoint's kind of U-Net is. */
+export type Architecture = Omit<UNetConfig, 'inChannels' | 'outChannels'>;
+
+/** The architecture of a config, with the defaults filled in. */
+export function architectureOf(config: Architecture): Required<Architecture> {
+  return { depth: config.depth, baseFilters: config.baseFilters, convsPerLevel: config.convsPerLevel ?? 2, norm: config.norm ?? 'none' };
+}
+
 export function validateConfig(config: UNetConfig): Required<UNetConfig> {
-  const c = { ...config, convsPerLevel: config.convsPerLevel ?? 2, norm: config.norm ?? 'none' };
+  const c = { ...config, ...architectureOf(config) };
   const positiveInt = (v: number) => Number.isInteger(v) && v > 0;
   if (!positiveInt(c.inChannels)) throw new Error(`U-Net: inChannels must be a positive integer, got ${c.inChannels}`);
   if (!positiveInt(c.outChannels)) throw new Error(`U-Net: outChannels must be a positive integer, got ${c.outChannels}`);
   if (!positiveInt(c.depth) || c.depth > 8) throw new Error(`U-Net: depth must be 1..8, got ${c.depth}`);
   if (!positiveInt(c.baseFilters)) throw new Error(`U-Net: baseFilters must be a positive integer, got ${c.baseFilters}`);
   if (!positiveInt(c.convsPerLevel)) throw new Error(`U-Net: convsPerLevel must be a positive integer, got ${c.convsPerLevel}`);
-  if (c.norm !== 'none' && c.norm !== 'batch') throw new Error(`U-Net: norm must be 'none' or 'batch', got ${String(c.norm)}`);
+  if (!NORMALISATIONS.includes(c.norm)) throw new Error(`U-Net: norm must be 'none' or 'batch', got ${String(c.norm)}`);
   return c;
 }
 

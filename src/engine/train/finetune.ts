@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { augmentPatch, cropAt, DEFAULT_AUGMENT, knownPixels, randomCrop, stackLabels, stackPixels, UNKNOWN, type AugmentOptions, type LabeledImage } from '../data';
-import { isEncoderParam, normalisationOf, UNet, type UNetConfig } from '../model/unet';
+import { isEncoderParam, normalisationOf, UNet, type Architecture, type UNetConfig } from '../model/unet';
 import { Rng } from '../rng';
 import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint';
 import { DEFAULT_LOSS_WEIGHTS, segmentationLoss, type LossWeights } from './losses';
@@ -38,7 +38,7 @@ export interface Initialisation {
 export interface FinetuneOptions extends TrainingRunOptions {
   images: LabeledImage[];
   target: SegmentationTarget;
-  config: Omit<UNetConfig, 'inChannels' | 'outChannels'>;
+  config: Architecture;
   init?: Initialisation;
   augment?: AugmentOptions;
   lossWeights?: LossWeights;

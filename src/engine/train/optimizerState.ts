@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import { disposeCheckpoint, loadCheckpoint, readCheckpointMeta, saveCheckpoint, type Checkpoint } from '../checkpoint';
-import type { UNetConfig } from '../model/unet';
+import { architectureOf, type Architecture, type UNetConfig } from '../model/unet';
 import type { TrainingRunOptions } from './loop';
 
 export function createOptimizer(learningRate: number): tf.AdamOptimizer {
@@ -66,8 +66,6 @@ function checkpointToResume(run: TrainingRunOptions): string | null {
   return run.resume && run.checkpointFile && fs.existsSync(run.checkpointFile) ? run.checkpointFile : null;
 }
 
-type Architecture = Omit<UNetConfig, 'inChannels' | 'outChannels'>;
-
 /**
  * The network a run builds: `arch`, or for a resumed run the network its checkpoint was saved
  * from. The caller's choice may have changed since (the default network gained normalisation), and
@@ -76,8 +74,7 @@ type Architecture = Omit<UNetConfig, 'inChannels' | 'outChannels'>;
 export function networkToTrain(run: TrainingRunOptions, arch: Architecture): Architecture {
   const file = checkpointToResume(run);
   const saved = file ? readCheckpointMeta<{ config?: UNetConfig }>(file).config : undefined;
-  if (!saved) return arch;
-  return { depth: saved.depth, baseFilters: saved.baseFilters, convsPerLevel: saved.convsPerLevel, norm: saved.norm ?? 'none' };
+  return saved ? architectureOf(saved) : arch;
 }
 
 /**

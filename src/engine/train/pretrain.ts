@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { randomCrop, type EngineImage } from '../data';
-import { isEncoderParam, UNet, type Params, type UNetConfig } from '../model/unet';
+import { isEncoderParam, UNet, type Params, type Architecture, type UNetConfig } from '../model/unet';
 import { pretextTask } from '../pretext/registry';
 import { createHead, disposeBatch, type PretextTask } from '../pretext/task';
 import { Rng } from '../rng';
@@ -17,7 +17,7 @@ export interface PretrainOptions extends TrainingRunOptions {
   tasks: string[];
   images: EngineImage[];
   /** Architecture; inChannels is taken from the images. */
-  config: Omit<UNetConfig, 'inChannels' | 'outChannels'>;
+  config: Architecture;
 }
 
 export interface PretextCheckpointMeta {

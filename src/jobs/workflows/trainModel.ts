@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../../engine/backend';
-import { DEFAULT_ARCH } from '../../engine/model/unet';
+import { architectureOf, DEFAULT_ARCH } from '../../engine/model/unet';
 import { loadSegmentationModel, saveSegmentationModel, type Initialisation, type SegmentationTarget } from '../../engine/train/finetune';
 import { loadPretextWeights } from '../../engine/train/pretrain';
 import { evaluateDice, selectInitialisation, type CandidateScore } from '../../engine/train/select';
@@ -135,7 +135,7 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
     await saveSegmentationModel(file, best.model, best.meta);
     best.model.dispose();
     // The network that was trained: a candidate from an older pretext checkpoint keeps its kind.
-    const { depth, baseFilters, norm } = best.meta.config;
+    const { depth, baseFilters, norm } = architectureOf(best.meta.config);
     const promoted = project.promotedModel();
     // The promoted model is re-scored on today's val split: the split may have grown since.
     let incumbent: number | null = null;
@@ -151,7 +151,7 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
       candidates: scores.map((s) => ({ name: s.name, dice: s.valDice })),
       incumbentId: incumbent === null ? null : (promoted?.id ?? null), incumbentDice: incumbent, decision,
     };
-    const model = project.addModel({ kind: 'segmentation', checkpointPath: file, parentId: promoted?.id ?? null, pretextInit: bestName === 'scratch' ? null : bestName, config: { depth, baseFilters, norm: norm ?? 'none', target: JSON.stringify(target) }, valMetrics: metrics });
+    const model = project.addModel({ kind: 'segmentation', checkpointPath: file, parentId: promoted?.id ?? null, pretextInit: bestName === 'scratch' ? null : bestName, config: { depth, baseFilters, norm, target: JSON.stringify(target) }, valMetrics: metrics });
     if (better) project.promoteModel(model.id, { reason: `val Dice ${valDice.toFixed(4)} vs ${incumbent === null ? 'none' : incumbent.toFixed(4)}` });
     const message = `model #${model.id} (${bestName}): val Dice ${valDice.toFixed(4)}${incumbent === null ? '' : ` vs promoted ${incumbent.toFixed(4)}`} — ${better ? 'promoted' : 'kept for comparison, not promoted'}`;
     project.updateRunProgress(run.id, { step: total });
