@@ -195,7 +195,7 @@ function rangesFromReader(reader: WindowReader, options: PercentileOptions): Cha
   const { width, height, channels, bitDepth } = reader;
   const budget = options.maxSamples ?? 1 << 22;
   const s = Math.max(1, Math.ceil(Math.sqrt((width * height) / budget)));
-  const percentiles = { lowPercentile: options.lowPercentile, highPercentile: options.highPercentile, stride: 1 };
+  const percentiles = { lowPercentile: options.lowPercentile, highPercentile: options.highPercentile, minSpans: options.minSpans, stride: 1 };
   if (s === 1 && reader.mode === 'in-memory') {
     return percentileRanges({ width, height, channels, bitDepth, data: reader.read(0, 0, width, height) }, percentiles);
   }

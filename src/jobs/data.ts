@@ -7,10 +7,34 @@ import { UNKNOWN, type LabeledImage } from '../engine/data';
 import { instanceLabels, labeled, prepareImage, type PreparedImage } from '../engine/input';
 import type { SegmentationTarget } from '../engine/train/finetune';
 import { decodeImage } from '../imaging/decode';
+import { spanFloor, type ChannelRange } from '../imaging/normalize';
+import { fileRanges } from '../imaging/region';
 import type { ImageRecord, ImageSplit, LabelVersion, Project } from '../store';
 
-export async function loadImage(record: ImageRecord): Promise<PreparedImage> {
-  return prepareImage(await decodeImage(record.absolutePath));
+/** minSpans: the project's window floor (projectSpanFloor), so that empty fields are not stretched into noise. */
+export async function loadImage(record: ImageRecord, minSpans?: readonly number[]): Promise<PreparedImage> {
+  return prepareImage(await decodeImage(record.absolutePath), { minSpans });
+}
+
+/** Images whose windows set a project's floor: enough for a stable 10th percentile, few enough to read in seconds. */
+const SPAN_FLOOR_SAMPLE = 64;
+
+/**
+ * The project's window floor (spanFloor) from the percentile windows of up to 64 of its images,
+ * spread over the list. Files that cannot be read are left out: the image's own load reports them.
+ */
+export async function projectSpanFloor(project: Project): Promise<number[]> {
+  const records = project.listImages();
+  const stride = Math.max(1, Math.ceil(records.length / SPAN_FLOOR_SAMPLE));
+  const windows: ChannelRange[][] = [];
+  for (let i = 0; i < records.length; i += stride) {
+    try {
+      windows.push(await fileRanges(records[i].absolutePath));
+    } catch {
+      // unreadable: not part of the floor
+    }
+  }
+  return spanFloor(windows);
 }
 
 /**
@@ -37,13 +61,13 @@ export interface LabeledSet {
   records: ImageRecord[];
 }
 
-export async function loadLabeled(project: Project, splits: ImageSplit[], target: SegmentationTarget): Promise<LabeledSet> {
+export async function loadLabeled(project: Project, splits: ImageSplit[], target: SegmentationTarget, minSpans?: readonly number[]): Promise<LabeledSet> {
   const images: LabeledImage[] = [];
   const records: ImageRecord[] = [];
   for (const { image } of project.labeledImages({ split: splits })) {
     const label = project.latestLabel(image.id);
     if (!label) continue;
-    const pixels = await loadImage(image);
+    const pixels = await loadImage(image, minSpans);
     if (label.mask.width !== pixels.width || label.mask.height !== pixels.height) {
       throw new Error(`label of ${image.path} is ${label.mask.width}x${label.mask.height}, the image ${pixels.width}x${pixels.height}`);
     }

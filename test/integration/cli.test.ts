@@ -9,7 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, test } from 'vitest';
+import { readCheckpointMeta } from '../../src/engine/checkpoint';
+import type { SegmentationModelMeta } from '../../src/engine/train/finetune';
 import { decodeMask } from '../../src/imaging/decode';
+import { fileRanges } from '../../src/imaging/region';
 import { syntheticDataset } from '../../src/imaging/synthetic';
 import { openProject } from '../../src/store';
 
@@ -103,6 +106,12 @@ describe('maskloop command line', () => {
     const p = openProject(project);
     expect(p.countImages().byStatus.labeled).toBe(6);
     expect(p.labelNext({ limit: 20 }).every((e) => e.uncertaintyScore !== null)).toBe(true);
+    // The model keeps the window floor it was trained with, for prelabeling; none of these fields is empty, so it changes none of their windows.
+    const { minSpans } = readCheckpointMeta<SegmentationModelMeta>(p.promotedModel()!.absoluteCheckpointPath);
+    const spans = await Promise.all(p.listImages().map(async (im) => (await fileRanges(im.absolutePath)).map((r) => r.high - r.low)[0]));
+    expect(minSpans).toHaveLength(1);
+    expect(minSpans![0]).toBeGreaterThan(0);
+    expect(minSpans![0]).toBeLessThan(Math.min(...spans));
     p.close();
   });
 

@@ -13,7 +13,7 @@ import {
   relabelSequential,
   removeSmallObjects,
 } from '../../src/imaging/instances';
-import { normalizePercentile, normalizeWithRanges, percentileRanges } from '../../src/imaging/normalize';
+import { normalizePercentile, normalizeWithRanges, percentileRanges, SPAN_FLOOR_SHARE, spanFloor } from '../../src/imaging/normalize';
 import { syntheticDataset, syntheticNuclei } from '../../src/imaging/synthetic';
 import type { RawImage } from '../../src/imaging/types';
 import { extractChannel } from '../../src/imaging/types';
@@ -276,6 +276,42 @@ describe('percentile normalization', () => {
     const sampled = percentileRanges(image, { maxSamples: 50_000 });
     expect(Math.abs(sampled[0].low - exact[0].low)).toBeLessThan(2);
     expect(Math.abs(sampled[0].high - exact[0].high) / exact[0].high).toBeLessThan(0.02);
+  });
+
+  /** A field with no objects: camera offset plus a few grey levels of noise, like BBBC039's empty wells. */
+  function emptyField(seed: number): RawImage {
+    const rng = new Rng(seed);
+    const data = new Uint16Array(80 * 60).map(() => 130 + Math.round(8 * rng.next()));
+    return { width: 80, height: 60, channels: 1, bitDepth: 16, data };
+  }
+
+  it('an empty field among fields with objects is not stretched into noise (spanFloor)', () => {
+    const fields = Array.from({ length: 19 }, (_, i) => randomImage(80, 60, 1, 16, 20 + i));
+    const empty = emptyField(1);
+    const floor = spanFloor([...fields, empty].map((im) => percentileRanges(im)));
+    const spans = fields.map((im) => percentileRanges(im)[0]).map((r) => r.high - r.low);
+    // A quarter of the set's 10th-percentile window: below every field with objects, far above the empty one.
+    expect(floor[0]).toBeGreaterThan(SPAN_FLOOR_SHARE * Math.min(...spans));
+    expect(floor[0]).toBeLessThan(SPAN_FLOOR_SHARE * Math.max(...spans));
+    const own = normalizePercentile(empty);
+    expect(Math.max(...own.data)).toBe(1);
+    const floored = normalizePercentile(empty, { minSpans: floor });
+    expect(floored.ranges[0]).toEqual({ low: own.ranges[0].low, high: own.ranges[0].low + floor[0] });
+    expect(Math.max(...floored.data)).toBeLessThan(0.05);
+    // Fields with objects keep their own window exactly.
+    for (const im of fields) expect(normalizePercentile(im, { minSpans: floor }).data).toEqual(normalizePercentile(im).data);
+  });
+
+  it('spanFloor follows the dim group of a mixed set, per channel', () => {
+    const window = (...spans: number[]) => spans.map((s) => ({ low: 100, high: 100 + s }));
+    // Two acquisitions, a third of the images dim: the floor stays under the dim group's windows.
+    const mixed = [...Array(4).fill(window(60, 1000)), ...Array(8).fill(window(1500, 1000))];
+    const [dim, second] = spanFloor(mixed);
+    expect(dim).toBe(SPAN_FLOOR_SHARE * 60);
+    expect(second).toBe(SPAN_FLOOR_SHARE * 1000);
+    // A channel that only some images have gets its floor from those.
+    expect(spanFloor([window(400), window(400, 80)])).toEqual([SPAN_FLOOR_SHARE * 400, SPAN_FLOOR_SHARE * 80]);
+    expect(spanFloor([])).toEqual([]);
   });
 
   it('handles float data and constant images', () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cropRect } from '../../src/engine/data';
+import { prepareImage } from '../../src/engine/input';
 import { decodeImage } from '../../src/imaging/decode';
 import { normalizeWithRanges, percentileRanges } from '../../src/imaging/normalize';
 import { fileRanges, fileSource, readRegion } from '../../src/imaging/region';
@@ -89,6 +90,19 @@ describe('reading regions and tiles from disk', () => {
       }
       source.close();
     }
+  });
+
+  it('fileSource normalises with the window floor exactly as the engine does in memory', async () => {
+    const faint = new Uint16Array(W * H).map((_, i) => 130 + (i % 9));
+    const path = join(scratch, 'faint.tif');
+    writeFileSync(path, encodeTiff([{ width: W, height: H, channels: 1, bitDepth: 16, data: faint }], { rowsPerStrip: 5 }));
+    const minSpans = [400];
+    const source = await fileSource(path, undefined, { minSpans });
+    const prepared = prepareImage(await decodeImage(path), { minSpans });
+    expect(source.ranges).toEqual(prepared.ranges);
+    expect(source.ranges[0].high - source.ranges[0].low).toBe(400);
+    expect(Array.from(source.read(0, 0, W, H))).toEqual(Array.from(prepared.pixels));
+    source.close();
   });
 
   it('reads the channel pages of an OME-TIFF as one multi-channel source', async () => {

@@ -19,6 +19,7 @@ import type { TrainingProgress } from '../train/loop';
 import type { LearningRateSchedule } from '../train/optimizerState';
 import { loadPretextWeights, pretrain } from '../train/pretrain';
 import { connectedComponents } from '../../imaging/instances';
+import { percentileRanges, spanFloor } from '../../imaging/normalize';
 import { downsampleMask, downsamplePixels, upsampleMask } from '../../imaging/resample';
 import type { Dataset, LabeledImage as GroundTruth } from '../../imaging/datasets';
 import type { RawImage } from '../../imaging/types';
@@ -63,8 +64,8 @@ function targetLabels(gt: GroundTruth, target: TargetKind, factor: number): Uint
   return semanticLabels(factor > 1 ? downsampleMask(gt.foreground, width, height, factor) : gt.foreground);
 }
 
-function workingImage(raw: RawImage, factor: number): PreparedImage {
-  const full = prepareImage(raw);
+function workingImage(raw: RawImage, factor: number, minSpans: number[]): PreparedImage {
+  const full = prepareImage(raw, { minSpans });
   if (factor === 1) return full;
   const small = downsamplePixels(full.pixels, full.width, full.height, full.channels, factor);
   return { ...full, ...small };
@@ -78,8 +79,10 @@ function workingImage(raw: RawImage, factor: number): PreparedImage {
 export function prepareDataset(data: Dataset, target: TargetKind, options: { valImages?: number; testImages?: number; downsample?: number } = {}): EvalDataset {
   const factor = options.downsample ?? 1;
   if (!Number.isInteger(factor) || factor < 1) throw new Error(`downsample must be a positive integer, got ${factor}`);
+  // The window floor comes from the images a user would have unlabeled (pretraining's pool), not from val or test.
+  const minSpans = spanFloor([...(data.splits.train ?? []), ...data.unlabeled].map((im) => percentileRanges(im.image)));
   const prep = (list: GroundTruth[] | undefined): EvalImage[] =>
-    (list ?? []).map((gt) => ({ name: gt.name, gt, image: workingImage(gt.image, factor), labels: targetLabels(gt, target, factor) }));
+    (list ?? []).map((gt) => ({ name: gt.name, gt, image: workingImage(gt.image, factor, minSpans), labels: targetLabels(gt, target, factor) }));
   const val = data.splits.val ?? [];
   return {
     name: data.name,
@@ -89,7 +92,7 @@ export function prepareDataset(data: Dataset, target: TargetKind, options: { val
     train: prep(data.splits.train),
     val: prep(options.valImages ? val.slice(0, options.valImages) : val),
     test: prep(evenlySpread(data.splits.test ?? [], options.testImages)),
-    unlabeled: data.unlabeled.map((u) => workingImage(u.image, factor)),
+    unlabeled: data.unlabeled.map((u) => workingImage(u.image, factor, minSpans)),
   };
 }
 

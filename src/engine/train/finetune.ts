@@ -62,6 +62,11 @@ export interface SegmentationModelMeta {
   patchSize: number;
   losses: number[];
   trainedOn: number;
+  /**
+   * The window floor its training images were normalised with (minSpans of percentileRanges),
+   * for prediction to use the same; absent in models from before the floor, and from finetune itself.
+   */
+  minSpans?: number[];
 }
 
 export interface FinetuneResult {

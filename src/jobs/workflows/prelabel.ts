@@ -69,7 +69,7 @@ export async function prelabel(project: Project, options: PrelabelOptions, hooks
     try {
       for (const [i, it] of todo.entries()) {
         if (signal.aborted) break;
-        const source = await fileSource(it.file);
+        const source = await fileSource(it.file, undefined, { minSpans: meta.minSpans });
         let proposal;
         try {
           proposal = await propose(model, meta.target, source, { tile: options.tile, keepUncertainty: !outDir });

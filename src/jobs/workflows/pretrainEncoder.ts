@@ -4,7 +4,7 @@ import { DEFAULT_ARCH } from '../../engine/model/unet';
 import { pretextTask } from '../../engine/pretext/registry';
 import { pretrain } from '../../engine/train/pretrain';
 import type { Project } from '../../store';
-import { loadImage } from '../data';
+import { loadImage, projectSpanFloor } from '../data';
 import { NEVER_ABORTED, type WorkHooks, type WorkStatus } from '../hooks';
 import { runToContinue } from './continuable';
 
@@ -41,8 +41,9 @@ export async function pretrainEncoder(project: Project, options: PretrainEncoder
   const run = project.startRun({ kind: 'pretrain', config: { tasks: previous ? String(previous.config.tasks) : joined, checkpoint, checkpointEvery: options.checkpointEvery ?? 50, resumes: previous?.id ?? null }, total: options.steps });
   hooks.onRun?.(run);
   try {
+    const minSpans = await projectSpanFloor(project);
     const images = [];
-    for (const r of records) images.push(await loadImage(r));
+    for (const r of records) images.push(await loadImage(r, minSpans));
     const result = await pretrain({
       tasks: previous ? String(previous.config.tasks).split('+') : tasks, images, config: DEFAULT_ARCH, steps: options.steps, learningRate: options.learningRate,
       checkpointFile: checkpoint, checkpointEvery: options.checkpointEvery ?? 50, resume: Boolean(previous), signal, progressEvery: 5,

@@ -12,7 +12,7 @@ import { loadPretextWeights } from '../../engine/train/pretrain';
 import { evaluateDice, selectInitialisation, type CandidateScore } from '../../engine/train/select';
 import type { JsonObject, Project } from '../../store';
 import type { TrainOutcome } from '../../shared/types';
-import { loadLabeled } from '../data';
+import { loadLabeled, projectSpanFloor } from '../data';
 import { NEVER_ABORTED, type WorkHooks } from '../hooks';
 import { runToContinue } from './continuable';
 
@@ -75,8 +75,9 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
   }
   ensureValidationSplit(project);
   await initEngine({ log: Boolean(hooks.logBackend) });
-  const train = await loadLabeled(project, ['train', 'unassigned'], target);
-  const val = await loadLabeled(project, ['val'], target);
+  const minSpans = await projectSpanFloor(project);
+  const train = await loadLabeled(project, ['train', 'unassigned'], target, minSpans);
+  const val = await loadLabeled(project, ['val'], target, minSpans);
   if (train.images.length === 0) throw new Error('no labeled training images: label some, or import labels (maskloop labels import)');
   if (val.images.length === 0) throw new Error('no labeled images in the val split to judge a model by (maskloop needs at least 2 labeled images)');
   const previous = runToContinue(project, 'train', options.resume);
@@ -132,7 +133,8 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
     for (const c of candidates) fs.rmSync(checkpointFor(c.name), { force: true });
     const valDice = scores.find((s) => s.name === bestName)?.valDice ?? 0;
     const file = project.cachePath('checkpoints', `model-run${run.id}.mlckpt`);
-    await saveSegmentationModel(file, best.model, best.meta);
+    // Prelabeling normalises with the floor the model was trained with, whatever folder it reads.
+    await saveSegmentationModel(file, best.model, { ...best.meta, minSpans });
     best.model.dispose();
     // The network that was trained: a candidate from an older pretext checkpoint keeps its kind.
     const { depth, baseFilters, norm } = architectureOf(best.meta.config);
