@@ -352,10 +352,11 @@ function nativeSuite(addon: NativeAddon): void {
       tf.dispose(xs);
     });
 
-    it('binary ops: same shape, scalar and trailing broadcasts, and a broadcast it leaves to cpu', () => {
+    it('binary ops: same shape, scalar, trailing and per-pixel broadcasts, and a broadcast it leaves to cpu', () => {
       const pairs: Array<[number[], number[]]> = [
         [[4, 5, 6, 7], [4, 5, 6, 7]], [[4, 5, 6, 7], [7]], [[7], [4, 5, 6, 7]], [[3, 9], []], [[], [3, 9]],
         [[2, 3, 5], [1, 3, 5]], [[2, 1, 3], [2, 4, 1]], [[5, 17], [1, 17]],
+        [[4, 5, 6, 3], [4, 5, 6, 1]], [[4, 5, 6, 1], [4, 5, 6, 3]], [[2, 3, 4, 5], [2, 3, 1, 1]], [[5, 3], [5, 1]],
       ];
       const ops: Array<[string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor]> = [
         ['add', tf.add], ['sub', tf.sub], ['mul', tf.mul], ['div', tf.div], ['maximum', tf.maximum], ['minimum', tf.minimum],

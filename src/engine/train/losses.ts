@@ -43,12 +43,14 @@ export function segmentationLoss(logits: tf.Tensor4D, labels: tf.Tensor3D, weigh
 
     // Soft Dice per foreground class over the whole batch (stable with few foreground pixels),
     // averaged over classes.
-    const fg = classes === 1 ? [probs, target] : [probs.slice([0, 0, 0, 1]), target.slice([0, 0, 0, 1])];
-    const p = fg[0].mul(known);
-    const t = fg[1].mul(known);
+    // Every class is summed and the background dropped from the per-class result: slicing the
+    // full-size tensors instead cost a full-size pad in the gradient (a quarter of the step's loss time).
+    const p = probs.mul(known);
+    const t = target.mul(known);
     const inter = p.mul(t).sum([0, 1, 2]);
     const denom = p.sum([0, 1, 2]).add(t.sum([0, 1, 2]));
-    const dice = inter.mul(2).add(EPS).div(denom.add(EPS)).mean();
+    const perClass = inter.mul(2).add(EPS).div(denom.add(EPS));
+    const dice = (classes === 1 ? perClass : perClass.slice([1], [classes - 1])).mean();
     const diceLoss = tf.sub(1, dice);
 
     return ce.mul(weights.crossEntropy).add(diceLoss.mul(weights.dice)) as tf.Scalar;
