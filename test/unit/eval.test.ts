@@ -13,7 +13,9 @@ import { autoRuns, bestTasks, curveCells, stat, summarizeCurve, type CurveRun } 
 import { lineChartSvg, writeChart } from '../../src/engine/eval/plot';
 import { curveCriteria, toCsv, writeLoopReport } from '../../src/engine/eval/report';
 import type { LoopRound } from '../../src/engine/eval/session';
-import { evenlySpread, type EvalDataset, type EvalImage } from '../../src/engine/eval/setup';
+import { evenlySpread, otsuScores, type EvalDataset, type EvalImage } from '../../src/engine/eval/setup';
+import { otsuSegment } from '../../src/engine/metrics';
+import { Rng } from '../../src/engine/rng';
 import { displaces, PRETRAINED_MARGIN } from '../../src/engine/train/select';
 import { downsampleMask, downsamplePixels, upsampleMask } from '../../src/imaging/resample';
 
@@ -144,6 +146,27 @@ describe('a capped test split', () => {
     expect([...kept].sort((a, b) => a - b)).toEqual(kept);
     expect(evenlySpread(names, 0)).toBe(names);
     expect(evenlySpread(names, 80)).toBe(names);
+  });
+});
+
+describe('scoring a split with an empty field', () => {
+  test('images without ground-truth foreground are left out of the means and reported by what was marked on them', () => {
+    const [w, h] = [40, 30];
+    const rng = new Rng(3);
+    const cell = { name: 'cell', image: { width: w, height: h, channels: 1, bitDepth: 8 as const, data: Uint8Array.from(square(w, h, 10, 8, 12), (v) => (v ? 200 : 20)) }, foreground: square(w, h, 10, 8, 12) };
+    // Camera noise only: Otsu splits it in two and marks about half of it.
+    const emptyImage = { width: w, height: h, channels: 1, bitDepth: 8 as const, data: new Uint8Array(w * h).map(() => 20 + Math.floor(6 * rng.next())) };
+    const empty = { name: 'empty', image: emptyImage, foreground: new Uint8Array(w * h) };
+    const ds = { ...fakeDataset(0), polarity: 'bright' as const };
+    const asEval = (gt: typeof cell) => ({ name: gt.name, gt }) as EvalImage;
+    const marked = otsuSegment(emptyImage).reduce((a, v) => a + v, 0);
+    expect(marked).toBeGreaterThan(0);
+
+    const both = otsuScores(ds, [asEval(cell), asEval(empty)]);
+    expect(both).toEqual({ dice: 1, iou: 1, emptyImages: 1, emptyForeground: marked / (w * h) });
+    expect(otsuScores(ds, [asEval(cell)])).toEqual({ dice: 1, iou: 1 });
+    // A split of empty fields only keeps its (degenerate) means rather than having none.
+    expect(otsuScores(ds, [asEval(empty)])).toMatchObject({ dice: 0, emptyImages: 1 });
   });
 });
 

@@ -55,6 +55,8 @@ export interface CurveRun {
   testIoU: number;
   testF1?: number;
   testAP?: number;
+  /** Mean share of pixels proposed as foreground on test images without any (absent: none, or runs from before it was recorded). */
+  testEmptyForeground?: number;
   pretrainSteps: number;
   finetuneSteps: number;
   /** The U-Net's normalisation (absent in runs measured before it existed: 'none'). */
@@ -133,6 +135,7 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
             dataset: ds.name, target: ds.target, init: name, k: cell.images.length, kLabel: cell.kLabel, subset: cell.subset, seed: cell.seed,
             valDice: val.dice, testDice: test.dice, testIoU: test.iou,
             ...(test.f1 !== undefined ? { testF1: test.f1, testAP: test.ap } : {}),
+            ...(test.emptyForeground !== undefined ? { testEmptyForeground: test.emptyForeground } : {}),
             pretrainSteps: tasks ? options.pretrainSteps : 0, finetuneSteps: options.finetuneSteps, norm: options.training.arch.norm ?? 'none',
             schedule: options.training.schedule, pretrainSeconds,
             wallSeconds: (performance.now() - t0) / 1000,

@@ -148,6 +148,7 @@ export async function writeCurveReport(outDir: string, runs: CurveRun[], ctx: Ev
     ...(points.some((p) => p.f1) ? [...table('test F1 @ IoU 0.5', (p) => p.f1), '', ...table('test AP @ IoU 0.5', (p) => p.ap), ''] : []),
     `Otsu on the test split: Dice ${f3(ctx.otsu.dice)}, IoU ${f3(ctx.otsu.iou)}${ctx.otsu.f1 !== undefined ? `, F1 ${f3(ctx.otsu.f1)}` : ''}.`,
     '',
+    ...emptyFieldLines(runs, ctx.otsu),
     `Initialisation chosen on val (margin ${autoMargin} over scratch): ${chosenLine}.`,
     '',
     'Criteria:',
@@ -159,6 +160,18 @@ export async function writeCurveReport(outDir: string, runs: CurveRun[], ctx: Ev
   const md = lines.join('\n');
   fs.writeFileSync(path.join(outDir, 'report.md'), md);
   return md;
+}
+
+/** What proposals marked on test images whose ground truth has no foreground (left out of the scores). */
+function emptyFieldLines(runs: CurveRun[], otsu: SplitScores): string[] {
+  const shares = runs.flatMap((r) => (r.testEmptyForeground === undefined ? [] : [r.testEmptyForeground]));
+  if (!otsu.emptyImages || shares.length === 0) return [];
+  const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
+  return [
+    `${otsu.emptyImages} test image(s) have no foreground in the ground truth; the scores above leave them out (Dice there is 0 for a single marked pixel). ` +
+      `Proposals marked ${pct(shares.reduce((a, b) => a + b, 0) / shares.length)} of their pixels as foreground (mean over runs; most ${pct(Math.max(...shares))}); Otsu ${pct(otsu.emptyForeground ?? 0)}.`,
+    '',
+  ];
 }
 
 export async function writeLoopReport(outDir: string, rounds: LoopRound[], ctx: EvalContext): Promise<string> {
