@@ -356,7 +356,7 @@ function nativeSuite(addon: NativeAddon): void {
       const pairs: Array<[number[], number[]]> = [
         [[4, 5, 6, 7], [4, 5, 6, 7]], [[4, 5, 6, 7], [7]], [[7], [4, 5, 6, 7]], [[3, 9], []], [[], [3, 9]],
         [[2, 3, 5], [1, 3, 5]], [[2, 1, 3], [2, 4, 1]], [[5, 17], [1, 17]],
-        [[4, 5, 6, 3], [4, 5, 6, 1]], [[4, 5, 6, 1], [4, 5, 6, 3]], [[2, 3, 4, 5], [2, 3, 1, 1]], [[5, 3], [5, 1]],
+        [[4, 5, 6, 3], [4, 5, 6, 1]], [[4, 5, 6, 1], [4, 5, 6, 3]], [[2, 3, 4, 5], [2, 3, 1, 1]], [[5, 3], [5, 1]], [[6, 19], [6, 1]], [[2, 1, 9], [2, 1, 1]],
       ];
       const ops: Array<[string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor]> = [
         ['add', tf.add], ['sub', tf.sub], ['mul', tf.mul], ['div', tf.div], ['maximum', tf.maximum], ['minimum', tf.minimum],
@@ -368,6 +368,13 @@ function nativeSuite(addon: NativeAddon): void {
         for (const [name, op] of ops) expectClose(on(NATIVE_BACKEND, () => op(a, b)), on('cpu', () => op(a, b)), `${name} ${as} ${bs}`);
         tf.dispose([a, b]);
       }
+      // Per-pixel against per-channel operands run natively (the multi-class loss is made of them).
+      resetNativeFallbacks();
+      const [pixels, mask] = [randn([4, 5, 6, 3]), randn([4, 5, 6, 1])];
+      on(NATIVE_BACKEND, () => tf.tidy(() => [tf.mul(pixels, mask), tf.sub(mask, pixels)].forEach((t) => t.dataSync())));
+      expect(nativeFallbacks()).not.toHaveProperty('Multiply');
+      expect(nativeFallbacks()).not.toHaveProperty('Sub');
+      tf.dispose([pixels, mask]);
       const s = special();
       const t = on('cpu', () => tf.reverse(s));
       for (const [name, op] of ops) expectClose(on(NATIVE_BACKEND, () => op(s, t)), on('cpu', () => op(s, t)), `${name} special values`);

@@ -212,19 +212,24 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// binary(op, a, b, out, rows, inner, aBroadcast, bBroadcast)
+// binary(op, a, b, out, rows, inner, aLayout, bLayout)
 Napi::Value Binary(const Napi::CallbackInfo& info) {
   const int op = static_cast<int>(num(info, 0, "op"));
   if (op < ml::B_ADD || op > ml::B_SQDIFF) throw Napi::RangeError::New(info.Env(), "unknown binary op");
   F32 a = f32(info, 1, "a"), b = f32(info, 2, "b"), out = f32(info, 3, "out");
   const int64_t rows = num(info, 4, "rows"), inner = num(info, 5, "inner");
   if (rows < 0 || inner < 0) throw Napi::RangeError::New(info.Env(), "negative size");
-  const bool ab = flag(info, 6), bb = flag(info, 7);
-  if (ab && bb) throw Napi::RangeError::New(info.Env(), "at most one operand may broadcast");
-  need(info, a, ab ? inner : rows * inner, "a");
-  need(info, b, bb ? inner : rows * inner, "b");
+  const int64_t al = num(info, 6, "aLayout"), bl = num(info, 7, "bLayout");
+  if (al < ml::L_FULL || al > ml::L_COLUMN || bl < ml::L_FULL || bl > ml::L_COLUMN) {
+    throw Napi::RangeError::New(info.Env(), "unknown operand layout");
+  }
+  if (al != ml::L_FULL && bl != ml::L_FULL) throw Napi::RangeError::New(info.Env(), "at most one operand may broadcast");
+  auto elements = [&](int64_t layout) { return layout == ml::L_ROW ? inner : layout == ml::L_COLUMN ? rows : rows * inner; };
+  need(info, a, elements(al), "a");
+  need(info, b, elements(bl), "b");
   need(info, out, rows * inner, "out");
-  ml::binary(op, a.data, b.data, out.data, static_cast<long>(rows), static_cast<long>(inner), ab, bb);
+  ml::binary(op, a.data, b.data, out.data, static_cast<long>(rows), static_cast<long>(inner), static_cast<int>(al),
+             static_cast<int>(bl));
   return info.Env().Undefined();
 }
 

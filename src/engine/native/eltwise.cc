@@ -102,22 +102,24 @@ inline void binary_span(const float* a, const float* b, float* out, long i0, lon
 }
 
 template <int OP>
-void binary_t(const float* a, const float* b, float* out, long rows, long inner, bool a_bcast, bool b_bcast) {
-  const bool a_scalar = a_bcast && inner == 1;
-  const bool b_scalar = b_bcast && inner == 1;
-  if (a_scalar || b_scalar || (!a_bcast && !b_bcast)) {
+void binary_t(const float* a, const float* b, float* out, long rows, long inner, int a_layout, int b_layout) {
+  // An operand holding a single value is a scalar, whatever its layout.
+  const bool a_scalar = (a_layout == L_ROW && inner == 1) || (a_layout == L_COLUMN && rows == 1);
+  const bool b_scalar = (b_layout == L_ROW && inner == 1) || (b_layout == L_COLUMN && rows == 1);
+  if (a_scalar || b_scalar || (a_layout == L_FULL && b_layout == L_FULL)) {
     // Flat: treat everything as one row of rows * inner elements.
     const long size = rows * inner;
     for_blocks(size, [&](long i0, long i1) { binary_span<OP>(a, b, out, i0, i1, a_scalar, b_scalar); });
     return;
   }
-  // One operand is a vector of `inner` repeated per row.
+  auto row_of = [inner](const float* x, int layout, long r) {
+    return layout == L_ROW ? x : layout == L_COLUMN ? x + r : x + r * inner;
+  };
   const long per = max_l(1, kGrain / max_l(1, inner));
   parallel_for(ceil_div(rows, per), [&](long t, int) {
     for (long r = t * per; r < min_l(rows, (t + 1) * per); ++r) {
-      const float* ar = a_bcast ? a : a + r * inner;
-      const float* br = b_bcast ? b : b + r * inner;
-      binary_span<OP>(ar, br, out + r * inner, 0, inner, false, false);
+      binary_span<OP>(row_of(a, a_layout, r), row_of(b, b_layout, r), out + r * inner, 0, inner,
+                      a_layout == L_COLUMN, b_layout == L_COLUMN);
     }
   });
 }
@@ -184,10 +186,10 @@ void unary(int op, const float* x, float* y, long size, float alpha) {
   }
 }
 
-void binary(int op, const float* a, const float* b, float* out, long rows, long inner, bool a_bcast,
-            bool b_bcast) {
+void binary(int op, const float* a, const float* b, float* out, long rows, long inner, int a_layout,
+            int b_layout) {
   switch (op) {
-#define ML_B(OP) case OP: binary_t<OP>(a, b, out, rows, inner, a_bcast, b_bcast); break;
+#define ML_B(OP) case OP: binary_t<OP>(a, b, out, rows, inner, a_layout, b_layout); break;
     ML_B(B_ADD) ML_B(B_SUB) ML_B(B_MUL) ML_B(B_DIV) ML_B(B_MAX) ML_B(B_MIN) ML_B(B_SQDIFF)
 #undef ML_B
     default: break;

@@ -16,6 +16,8 @@ export const UnaryOp = {
   Reciprocal: 11,
 } as const;
 export const BinaryOp = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3, Maximum: 4, Minimum: 5, SquaredDifference: 6 } as const;
+/** A binary operand's cover of the rows x inner output: all of it, one row shared by every row, or one value per row. */
+export const OperandLayout = { Full: 0, Row: 1, Column: 2 } as const;
 
 /**
  * The addon's functions. All tensors are float32 row-major (images NHWC, filters
@@ -42,8 +44,8 @@ export interface NativeAddon {
   resizeNearest(x: Float32Array, y: Float32Array, n: number, h: number, w: number, c: number, oh: number, ow: number, srcRow: Int32Array, srcCol: Int32Array): void;
   resizeNearestGrad(dy: Float32Array, dx: Float32Array, n: number, h: number, w: number, c: number, oh: number, ow: number, srcRow: Int32Array, srcCol: Int32Array): void;
   unary(op: number, x: Float32Array, y: Float32Array, alpha: number): void;
-  /** out = a op b over rows x inner elements; a broadcast operand holds `inner` elements (1: a scalar). */
-  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, rows: number, inner: number, aBroadcast: boolean, bBroadcast: boolean): void;
+  /** out = a op b over rows x inner elements; each operand laid out as an OperandLayout, at most one of them not Full. */
+  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, rows: number, inner: number, aLayout: number, bLayout: number): void;
   /** x as [outer, mid, inner] summed over mid into y [outer, inner] (accumulated in double). */
   sum(x: Float32Array, y: Float32Array, outer: number, mid: number, inner: number): void;
   copyRows(src: Float32Array, srcOffset: number, srcStride: number, dst: Float32Array, dstOffset: number, dstStride: number, rows: number, len: number): void;

@@ -55,10 +55,12 @@ enum UnaryOp : int {
 void unary(int op, const float* x, float* y, long size, float alpha);
 
 enum BinaryOp : int { B_ADD = 0, B_SUB = 1, B_MUL = 2, B_DIV = 3, B_MAX = 4, B_MIN = 5, B_SQDIFF = 6 };
-// a has `rows * inner` elements unless a_bcast; b likewise. A broadcast operand has `inner`
-// elements repeated for every row (inner == 1: a scalar).
-void binary(int op, const float* a, const float* b, float* out, long rows, long inner, bool a_bcast,
-            bool b_bcast);
+// How a binary operand covers the rows x inner output: all of it, one row of `inner` values shared
+// by every row (a bias), or one value per row shared by its `inner` elements (a per-pixel mask
+// against per-channel values). At most one operand is not L_FULL.
+enum OperandLayout : int { L_FULL = 0, L_ROW = 1, L_COLUMN = 2 };
+void binary(int op, const float* a, const float* b, float* out, long rows, long inner, int a_layout,
+            int b_layout);
 
 // x viewed as [outer, mid, inner]: y[o, i] = sum over m of x[o, m, i].
 void reduce_sum(const float* x, float* y, long outer, long mid, long inner);

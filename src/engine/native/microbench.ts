@@ -9,7 +9,7 @@
  */
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { loadNativeAddon, type NativeAddon } from './index';
+import { loadNativeAddon, OperandLayout, type NativeAddon } from './index';
 import { nativeFallbacks, registerNativeBackend } from './register';
 import { REFERENCE_UNET, UNet } from '../model/unet';
 
@@ -220,8 +220,8 @@ function benchKernels(addon: NativeAddon, opt: Options): void {
     ['resizeNearest 2x', big * 1.25 * 4, () => addon.resizeNearest(smallIn, out, n, 64, 64, c, 128, 128, rows, rows)],
     ['resizeNearestGrad 2x', big * 1.25 * 4, () => addon.resizeNearestGrad(x, small, n, 64, 64, c, 128, 128, rows, rows)],
     ['relu', big * 8, () => addon.unary(0, x, out, 0)],
-    ['mul', big * 12, () => addon.binary(2, x, g, out, 1, big, false, false)],
-    ['bias add (row broadcast)', big * 8, () => addon.binary(0, x, g.subarray(0, c), out, big / c, c, false, true)],
+    ['mul', big * 12, () => addon.binary(2, x, g, out, 1, big, OperandLayout.Full, OperandLayout.Full)],
+    ['bias add (row broadcast)', big * 8, () => addon.binary(0, x, g.subarray(0, c), out, big / c, c, OperandLayout.Full, OperandLayout.Row)],
     ['sum over N,H,W', big * 4, () => addon.sum(x, small, 1, big / c, c)],
   ];
   for (const [name, bytes, f] of mem) {

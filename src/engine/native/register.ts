@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { backend_util, slice_util, util } from '@tensorflow/tfjs-core';
 import type { BackendValues, DataId, DataType, KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
-import { Activation, BinaryOp, loadNativeAddon, UnaryOp, type NativeAddon } from './index';
+import { Activation, BinaryOp, loadNativeAddon, OperandLayout, UnaryOp, type NativeAddon } from './index';
 
 export const NATIVE_BACKEND = 'native';
 
@@ -540,13 +540,6 @@ function isLeading(s: number[], out: number[]): boolean {
   return k < s.length && util.arraysEqual(s.slice(0, k), out.slice(0, k));
 }
 
-/** Each value of v repeated `times` times in a row: a per-pixel mask brought to per-channel size. */
-function repeatEach(v: Float32Array, times: number): Float32Array {
-  const out = new Float32Array(v.length * times);
-  for (let i = 0, o = 0; i < v.length; i++) for (let j = 0; j < times; j++) out[o++] = v[i];
-  return out;
-}
-
 function binary(addon: NativeAddon, op: number): Fast {
   return ({ inputs, backend }) => {
     const { a, b } = inputs;
@@ -561,18 +554,19 @@ function binary(addon: NativeAddon, op: number): Fast {
     }
     const size = sizeOf(outShape);
     const out = allocOutput(backend, size);
+    const { Full, Row, Column } = OperandLayout;
     if (av.length === size && bv.length === size) {
-      addon.binary(op, av, bv, out, 1, size, false, false);
+      addon.binary(op, av, bv, out, 1, size, Full, Full);
     } else if (av.length === size && isTrailing(b.shape, outShape) && bv.length > 0) {
-      addon.binary(op, av, bv, out, size / bv.length, bv.length, false, true);
+      addon.binary(op, av, bv, out, size / bv.length, bv.length, Full, Row);
     } else if (bv.length === size && isTrailing(a.shape, outShape) && av.length > 0) {
-      addon.binary(op, av, bv, out, size / av.length, av.length, true, false);
+      addon.binary(op, av, bv, out, size / av.length, av.length, Row, Full);
     } else if (av.length === size && isLeading(b.shape, outShape) && bv.length > 0) {
-      // Per-pixel against per-channel values (masks, softmax's row maxima). tfjs' generic
-      // broadcast made the three-class loss 7x slower than expanding the smaller operand does.
-      addon.binary(op, av, repeatEach(bv, size / bv.length), out, 1, size, false, false);
+      // Per-pixel against per-channel values (masks, softmax's row maxima): left to tfjs' generic
+      // broadcast, these made the three-class loss 7x slower.
+      addon.binary(op, av, bv, out, bv.length, size / bv.length, Full, Column);
     } else if (bv.length === size && isLeading(a.shape, outShape) && av.length > 0) {
-      addon.binary(op, repeatEach(av, size / av.length), bv, out, 1, size, false, false);
+      addon.binary(op, av, bv, out, av.length, size / av.length, Column, Full);
     } else {
       return null;
     }
