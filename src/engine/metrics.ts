@@ -46,14 +46,22 @@ export function confusion(
 
 /** 2|P∩T| / (|P| + |T|); 1 when both are empty (nothing to find, nothing found). */
 export function dice(prediction: ArrayLike<number>, target: ArrayLike<number>, ignore?: ArrayLike<number>): number {
-  const { tp, fp, fn } = confusion(prediction, target, ignore);
-  const denominator = 2 * tp + fp + fn;
-  return denominator === 0 ? 1 : (2 * tp) / denominator;
+  return diceOf(confusion(prediction, target, ignore));
 }
 
 /** |P∩T| / |P∪T|; 1 when both are empty. */
 export function iou(prediction: ArrayLike<number>, target: ArrayLike<number>, ignore?: ArrayLike<number>): number {
-  const { tp, fp, fn } = confusion(prediction, target, ignore);
+  return iouOf(confusion(prediction, target, ignore));
+}
+
+/** Dice from counts already taken. */
+export function diceOf({ tp, fp, fn }: Confusion): number {
+  const denominator = 2 * tp + fp + fn;
+  return denominator === 0 ? 1 : (2 * tp) / denominator;
+}
+
+/** IoU from counts already taken. */
+export function iouOf({ tp, fp, fn }: Confusion): number {
   const denominator = tp + fp + fn;
   return denominator === 0 ? 1 : tp / denominator;
 }

@@ -11,7 +11,7 @@ import type { LabeledImage } from '../data';
 import { imageSource } from '../infer/predict';
 import { foregroundOf, propose, type Proposal } from '../infer/propose';
 import { instanceLabels, labeled, prepareImage, semanticLabels, type PreparedImage } from '../input';
-import { confusion, dice, iou, matchInstances, otsuSegment } from '../metrics';
+import { confusion, diceOf, iouOf, matchInstances, otsuSegment } from '../metrics';
 import type { Architecture } from '../model/unet';
 import { Rng } from '../rng';
 import { finetune, type Initialisation, type SegmentationTarget } from '../train/finetune';
@@ -249,10 +249,10 @@ interface ImageScores {
 
 /** Foreground Dice and IoU, and F1/AP at IoU 0.5 when there are objects, against the ground truth. */
 function imageScores(seg: Segmentation, im: EvalImage): ImageScores {
-  const { tp, fp, fn } = confusion(seg.foreground, im.gt.foreground);
+  const counts = confusion(seg.foreground, im.gt.foreground);
   const scores = {
-    dice: dice(seg.foreground, im.gt.foreground), iou: iou(seg.foreground, im.gt.foreground), f1: 0, ap: 0,
-    empty: tp + fn === 0, foregroundShare: (tp + fp) / seg.foreground.length,
+    dice: diceOf(counts), iou: iouOf(counts), f1: 0, ap: 0,
+    empty: counts.tp + counts.fn === 0, foregroundShare: (counts.tp + counts.fp) / seg.foreground.length,
   };
   if (seg.objects && im.gt.instances) {
     const [m] = matchInstances(seg.objects, im.gt.instances, [0.5]);

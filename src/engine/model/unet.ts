@@ -63,7 +63,7 @@ export function validateConfig(config: UNetConfig): Required<UNetConfig> {
   if (!positiveInt(c.depth) || c.depth > 8) throw new Error(`U-Net: depth must be 1..8, got ${c.depth}`);
   if (!positiveInt(c.baseFilters)) throw new Error(`U-Net: baseFilters must be a positive integer, got ${c.baseFilters}`);
   if (!positiveInt(c.convsPerLevel)) throw new Error(`U-Net: convsPerLevel must be a positive integer, got ${c.convsPerLevel}`);
-  if (!NORMALISATIONS.includes(c.norm)) throw new Error(`U-Net: norm must be 'none' or 'batch', got ${String(c.norm)}`);
+  if (!NORMALISATIONS.includes(c.norm)) throw new Error(`U-Net: norm must be ${NORMALISATIONS.map((n) => `'${n}'`).join(' or ')}, got ${String(c.norm)}`);
   return c;
 }
 
