@@ -14,6 +14,7 @@ import { DEFAULT_ARCH, NORMALISATIONS } from '../engine/model/unet';
 import { disposeInit, otsuScores, prepareDataset, pretrainedInit, type EvalDataset, type EvalTraining, type TargetKind } from '../engine/eval/setup';
 import { pretextTask, pretextTaskNames } from '../engine/pretext/registry';
 import { DEFAULT_SCHEDULE, LEARNING_RATE_SCHEDULES } from '../engine/train/optimizerState';
+import { FOREGROUND_THRESHOLDS } from '../engine/train/calibrate';
 import { PRETRAINED_MARGIN } from '../engine/train/select';
 import { DATASET_NAMES, loadDataset, type DatasetName } from '../imaging/datasets';
 import { EXIT, UsageError, choiceOption, intOption, numberOption, type Command, type CommandContext, type OptionSpec } from './command';
@@ -116,6 +117,7 @@ const TRAINING_OPTIONS: Record<string, OptionSpec> = {
   'learning-rate': { type: 'string', default: '0.002', description: 'fine-tuning learning rate', valueName: 'lr' },
   norm: NORM_OPTION,
   'lr-schedule': { type: 'string', default: DEFAULT_SCHEDULE, description: `fine-tuning's learning-rate schedule: ${LEARNING_RATE_SCHEDULES.map((s) => `'${s}'`).join(' or ')} (constant reproduces figures measured before the schedule)`, valueName: 'kind' },
+  threshold: { type: 'string', default: 'calibrated', description: "the foreground decision: 'calibrated' on each model's labeled images, or 'fixed' at 0.5 (reproduces figures measured before calibration)", valueName: 'kind' },
   'val-images': { type: 'string', description: `val images scored to choose the initialisation (0 = all; quick ${MODES.quick.valImages})`, valueName: 'n' },
   'test-images': { type: 'string', description: `test images scored, evenly spread over the split (0 = all; quick ${MODES.quick.testImages})`, valueName: 'n' },
   seed: { type: 'string', default: '1', description: 'first seed (label subsets, crops, initialisation)', valueName: 'n' },
@@ -152,6 +154,7 @@ async function setUp(ctx: CommandContext, command: 'curve' | 'loop'): Promise<Ev
     patchSize: intOption(values, 'patch', 16),
     learningRate: numberOption(values, 'learning-rate'),
     schedule: choiceOption(values, 'lr-schedule', LEARNING_RATE_SCHEDULES),
+    threshold: choiceOption(values, 'threshold', FOREGROUND_THRESHOLDS),
     signal,
   };
   const valImages = optionalInt(values, 'val-images', mode.valImages, 0);
@@ -223,12 +226,12 @@ export const evalCurveCommand: Command = {
       ks: ks.map((k) => (k === ALL_LABELS ? 'all' : k)), inits,
       subsets: optionalInt(values, 'subsets', mode.subsets), largeSubsets: optionalInt(values, 'large-subsets', mode.largeSubsets), allRepeats: optionalInt(values, 'all-repeats', mode.allRepeats),
       pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), finetuneSteps: optionalInt(values, 'steps', mode.steps),
-      batch: setup.training.batchSize, patch: setup.training.patchSize, learningRate: setup.training.learningRate, schedule: setup.training.schedule, norm: setup.training.arch.norm,
+      batch: setup.training.batchSize, patch: setup.training.patchSize, learningRate: setup.training.learningRate, schedule: setup.training.schedule, threshold: setup.training.threshold, norm: setup.training.arch.norm,
       valImages: ds.val.length, testImages: ds.test.length, downsample: ds.downsample, seed: setup.seed,
     };
     // Every finished run is appended at once, so an interrupted curve continues where it stopped.
     const log = path.join(outDir, 'runs.jsonl');
-    const sameSettings = (r: CurveRun) => (r.pretrainSteps === 0 || r.pretrainSteps === settings.pretrainSteps) && r.finetuneSteps === settings.finetuneSteps && r.dataset === ds.name && r.target === ds.target && (r.norm ?? 'none') === settings.norm && (r.schedule ?? 'constant') === settings.schedule;
+    const sameSettings = (r: CurveRun) => (r.pretrainSteps === 0 || r.pretrainSteps === settings.pretrainSteps) && r.finetuneSteps === settings.finetuneSteps && r.dataset === ds.name && r.target === ds.target && (r.norm ?? 'none') === settings.norm && (r.schedule ?? 'constant') === settings.schedule && (r.threshold ?? 'fixed') === settings.threshold;
     const done = readJsonLines<CurveRun>(log).filter(sameSettings);
     if (done.length) report.message(`continuing: ${done.length} runs already measured in ${log}`);
     const runs = await runCurve(ds, {
@@ -282,7 +285,7 @@ export const evalLoopCommand: Command = {
       inits, orders, rounds: optionalInt(values, 'rounds', mode.rounds), retrainEvery: intOption(values, 'retrain-every'),
       retrainSteps: optionalInt(values, 'retrain-steps', mode.retrainSteps), candidates: optionalInt(values, 'candidates', mode.candidates, 0),
       pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), batch: setup.training.batchSize, patch: setup.training.patchSize,
-      learningRate: setup.training.learningRate, schedule: setup.training.schedule, norm: setup.training.arch.norm, downsample: ds.downsample, seed: setup.seed,
+      learningRate: setup.training.learningRate, schedule: setup.training.schedule, threshold: setup.training.threshold, norm: setup.training.arch.norm, downsample: ds.downsample, seed: setup.seed,
     };
     const log = path.join(outDir, 'rounds.jsonl');
     fs.rmSync(log, { force: true });

@@ -11,6 +11,7 @@ import { backendInfo } from '../backend';
 import type { Initialisation } from '../train/finetune';
 import type { Normalisation } from '../model/unet';
 import type { LearningRateSchedule } from '../train/optimizerState';
+import type { ForegroundThreshold } from '../train/calibrate';
 import { displaces } from '../train/select';
 import { chooseLabeled, disposeInit, finetuneOn, pretrainedInit, scoreSplit, type EvalDataset, type EvalTraining } from './setup';
 
@@ -63,6 +64,8 @@ export interface CurveRun {
   norm?: Normalisation;
   /** Fine-tuning's learning-rate schedule (absent in runs measured before it existed: 'constant'). */
   schedule?: LearningRateSchedule;
+  /** How the foreground threshold was set (absent in runs measured before calibration: 'fixed'). */
+  threshold?: ForegroundThreshold;
   /** Pretraining wall time, paid once per initialisation and shared by its runs. */
   pretrainSeconds: number;
   /** Fine-tuning plus scoring wall time of this run. */
@@ -137,7 +140,7 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
             ...(test.f1 !== undefined ? { testF1: test.f1, testAP: test.ap } : {}),
             ...(test.emptyForeground !== undefined ? { testEmptyForeground: test.emptyForeground } : {}),
             pretrainSteps: tasks ? options.pretrainSteps : 0, finetuneSteps: options.finetuneSteps, norm: options.training.arch.norm ?? 'none',
-            schedule: options.training.schedule, pretrainSeconds,
+            schedule: options.training.schedule, threshold: options.training.threshold, pretrainSeconds,
             wallSeconds: (performance.now() - t0) / 1000,
             backend: backendInfo()?.choice ?? 'unknown', threads: backendInfo()?.threads ?? 0,
             trainImages: cell.images.map((im) => im.name),

@@ -38,11 +38,13 @@ export interface EvalContext {
 }
 
 function header(title: string, ctx: EvalContext): string[] {
-  // Results measured before the U-Net had normalisation, or before fine-tuning had its
-  // learning-rate schedule, stay comparable side by side with today's.
+  // Results measured before the U-Net had normalisation, before fine-tuning had its
+  // learning-rate schedule, or before the foreground threshold was calibrated, stay comparable
+  // side by side with today's.
   const differences = [
     ...(ctx.settings.norm === 'none' ? ['U-Net without normalisation'] : []),
     ...((ctx.settings.schedule ?? 'constant') === 'constant' ? ['constant learning rate'] : []),
+    ...((ctx.settings.threshold ?? 'fixed') === 'fixed' ? ['foreground threshold 0.5'] : []),
   ];
   return [
     `### ${title}${differences.length ? ` (${differences.join(', ')})` : ''}`,

@@ -81,8 +81,8 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
       let trainSeconds = 0;
       if (labeled.length % options.retrainEvery === 0 && round < rounds) {
         const t0 = performance.now();
-        // Warm start: the next model continues from the current one (or from the initialisation).
-        const init: Initialisation | undefined = model ? { name: options.initName, weights: model.weights(), trained: 'unet' } : options.init;
+        // Warm start: the next model continues from the current one, head included (or from the initialisation).
+        const init: Initialisation | undefined = model ? { name: options.initName, weights: model.weights(), trained: 'segmentation' } : options.init;
         const next = await finetuneOn(ds, labeled, init, {
           ...options.training, steps: options.stepsPerRetrain, seed: options.seed + round, warmStart: model !== null,
         });

@@ -17,6 +17,7 @@ import { Rng } from '../rng';
 import { finetune, type Initialisation, type SegmentationTarget } from '../train/finetune';
 import type { TrainingProgress } from '../train/loop';
 import type { LearningRateSchedule } from '../train/optimizerState';
+import type { ForegroundThreshold } from '../train/calibrate';
 import { loadPretextWeights, pretrain } from '../train/pretrain';
 import { connectedComponents } from '../../imaging/instances';
 import { percentileRanges, spanFloor } from '../../imaging/normalize';
@@ -120,6 +121,8 @@ export interface EvalTraining {
   learningRate: number;
   /** Fine-tuning's learning-rate schedule. */
   schedule: LearningRateSchedule;
+  /** 'calibrated': the foreground threshold is chosen on the labeled images (src/engine/train/calibrate.ts); 'fixed': 0.5. */
+  threshold: ForegroundThreshold;
   onProgress?: (p: TrainingProgress) => void;
   signal?: AbortSignal;
 }
@@ -196,6 +199,7 @@ export async function finetuneOn(
     // at the from-scratch rate), so warm starts move more gently.
     learningRate: options.warmStart ? options.learningRate * WARM_START_RATE : options.learningRate,
     schedule: options.schedule,
+    calibrate: options.threshold === 'calibrated',
     seed: options.seed,
     // A pretrained encoder stays frozen briefly while the new decoder settles; a warm start from
     // an earlier segmentation model has nothing new to settle.

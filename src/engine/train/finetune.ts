@@ -4,9 +4,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { augmentPatch, cropAt, DEFAULT_AUGMENT, knownPixels, randomCrop, stackLabels, stackPixels, UNKNOWN, type AugmentOptions, type LabeledImage } from '../data';
-import { isEncoderParam, normalisationOf, UNet, type Architecture, type UNetConfig } from '../model/unet';
+import { isEncoderParam, isHeadParam, normalisationOf, UNet, type Architecture, type UNetConfig } from '../model/unet';
 import { Rng } from '../rng';
 import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint';
+import { calibrateForeground } from './calibrate';
 import { DEFAULT_LOSS_WEIGHTS, segmentationLoss, type LossWeights } from './losses';
 import { loopOptionsFor, runLoop, type TrainingRunOptions } from './loop';
 import { createOptimizer, DEFAULT_SCHEDULE, learningRateAt, networkToTrain, setLearningRate, type LearningRateSchedule, resumePoint, saveTrainingCheckpoint } from './optimizerState';
@@ -31,8 +32,12 @@ export interface Initialisation {
   /** Where the weights came from, for the record: 'scratch' or the pretext task names. */
   name: string;
   weights?: Map<string, tf.Tensor>;
-  /** Which parts the pretext tasks trained (a decoder trained by an encoder-only task is noise). */
-  trained?: 'encoder' | 'unet';
+  /**
+   * Which parts were trained: a pretext task's encoder or U-Net (a decoder trained by an
+   * encoder-only task is noise), or a whole segmentation model of the same target, head included,
+   * which a warm start continues from.
+   */
+  trained?: 'encoder' | 'unet' | 'segmentation';
 }
 
 export interface FinetuneOptions extends TrainingRunOptions {
@@ -49,6 +54,11 @@ export interface FinetuneOptions extends TrainingRunOptions {
   encoderWarmupSteps?: number;
   /** Default DEFAULT_SCHEDULE. Pretraining keeps a constant rate: the decay was measured for fine-tuning only. */
   schedule?: LearningRateSchedule;
+  /**
+   * Whether a completed fine-tuning chooses its foreground threshold on the labeled images and
+   * folds it into the head (calibrate.ts; default true). False reproduces figures measured before.
+   */
+  calibrate?: boolean;
 }
 
 export interface SegmentationModelMeta {
@@ -67,6 +77,11 @@ export interface SegmentationModelMeta {
    * for prediction to use the same; absent in models from before the floor, and from finetune itself.
    */
   minSpans?: number[];
+  /**
+   * The foreground threshold calibrated on the labeled images, already folded into the head's
+   * bias (so the model decides at 0.5); for the record. Absent in uncalibrated models.
+   */
+  foregroundThreshold?: number;
 }
 
 export interface FinetuneResult {
@@ -102,6 +117,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
     const fromEncoderTask = options.init.trained === 'encoder';
     const copied = model.loadMatching(options.init.weights, (name) => !fromEncoderTask || isEncoderParam(name));
     if (copied.length === 0) throw new Error(`initialisation '${initName}' shares no weights with this U-Net config`);
+    if (options.init.trained === 'segmentation') assignHead(model, options.init.weights);
     pretrained = true;
   }
 
@@ -154,7 +170,11 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   );
   optimizer.dispose();
   warmupOptimizer?.dispose();
-  return { model, meta: meta(result.stepsDone), status: result.status, losses: result.losses, imagesPerSecond: result.imagesPerSecond };
+  const finalMeta = meta(result.stepsDone);
+  if (result.status === 'completed' && (options.calibrate ?? true)) {
+    finalMeta.foregroundThreshold = (await calibrateForeground(model, options.target, images)).threshold;
+  }
+  return { model, meta: finalMeta, status: result.status, losses: result.losses, imagesPerSecond: result.imagesPerSecond };
 }
 
 /**
@@ -211,7 +231,12 @@ function assertLabelRange(labels: Uint8Array, classCount: number): void {
 }
 
 function assignHead(model: UNet, weights: Map<string, tf.Tensor>): void {
-  for (const [name, v] of model.params) if (name.startsWith('head.') && weights.has(name)) v.assign(weights.get(name) as tf.Tensor);
+  for (const [name, v] of model.params) {
+    const w = weights.get(name);
+    if (!isHeadParam(name) || !w) continue;
+    if (!tf.util.arraysEqual(w.shape, v.shape)) throw new Error(`head weight '${name}' has shape [${w.shape}], this model needs [${v.shape}]`);
+    v.assign(w);
+  }
 }
 
 /** Saves a trained segmentation model (weights and meta, no optimizer state). */
