@@ -107,7 +107,10 @@ describe('maskloop command line', () => {
     expect(p.countImages().byStatus.labeled).toBe(6);
     expect(p.labelNext({ limit: 20 }).every((e) => e.uncertaintyScore !== null)).toBe(true);
     // The model keeps the window floor it was trained with, for prelabeling; none of these fields is empty, so it changes none of their windows.
-    const { minSpans } = readCheckpointMeta<SegmentationModelMeta>(p.promotedModel()!.absoluteCheckpointPath);
+    const { minSpans, foregroundThreshold } = readCheckpointMeta<SegmentationModelMeta>(p.promotedModel()!.absoluteCheckpointPath);
+    // Its foreground threshold was calibrated on the labeled images (and folded into its head).
+    expect(foregroundThreshold).toBeGreaterThanOrEqual(0.1);
+    expect(foregroundThreshold).toBeLessThanOrEqual(0.9);
     const spans = await Promise.all(p.listImages().map(async (im) => (await fileRanges(im.absolutePath)).map((r) => r.high - r.low)[0]));
     expect(minSpans).toHaveLength(1);
     expect(minSpans![0]).toBeGreaterThan(0);

@@ -63,7 +63,7 @@ describe.skipIf(missing !== null)(`eval on isbi2012-em${missing ? ` (skipped: ${
     expect(second.status, second.stderr).toBe(0);
     expect(second.stderr).toContain('continuing: 12 runs already measured');
     expect(second.stderr).not.toContain('pretraining');
-    expect(runs.every((r) => r.norm === 'batch' && r.schedule === 'cosine')).toBe(true);
+    expect(runs.every((r) => r.norm === 'batch' && r.schedule === 'cosine' && r.threshold === 'calibrated')).toBe(true);
 
     // A network of another kind is another measurement: nothing is continued from the runs above.
     const plain = await cli(...args.map((a) => (a === '1,all' ? '1' : a)), '--inits', 'scratch', '--norm', 'none');
