@@ -6,6 +6,7 @@ import { instanceLabels, labeled, prepareImage } from '../../src/engine/input';
 import { UNet } from '../../src/engine/model/unet';
 import { calibrateForeground, chooseThreshold, foldThreshold } from '../../src/engine/train/calibrate';
 import { finetune } from '../../src/engine/train/finetune';
+import { evaluateDice } from '../../src/engine/train/select';
 import { engine, labeledNuclei, nuclei } from '../helpers/engine';
 
 beforeAll(async () => {
@@ -121,6 +122,16 @@ describe('foreground calibration', () => {
     expect(Array.from(head.dataSync())).toEqual(Array.from(fresh.dataSync()));
     expect(multi.meta.foregroundThreshold).toBe(0.5);
     for (const m of [semantic.model, uncalibrated.model, instance.model, multi.model]) m.dispose();
+  });
+
+  test('val Dice of an instance model is scored with the decision its proposals use, not the most probable class', async () => {
+    const samples = nuclei(2, 96, 61);
+    const images = samples.map((s) => labeled(prepareImage(s.image), instanceLabels(s.instances, s.image.width, s.image.height)));
+    const { model } = await finetune({ images, target: { kind: 'instance' }, config: arch, steps: 6, batchSize: 2, patchSize: 64 });
+    let expected = 0;
+    for (const im of images) expected += (await pooledDice(model, [im])) / images.length;
+    expect(await evaluateDice(model, { kind: 'instance' }, images)).toBeCloseTo(expected, 4);
+    model.dispose();
   });
 
   test('a warm start from a segmentation model continues its head; a pretext start gets a fresh one', async () => {

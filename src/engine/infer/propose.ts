@@ -19,6 +19,14 @@ export interface Proposal {
   score: number;
 }
 
+/**
+ * Whether a pixel is foreground. Instance target: background has less than half the probability
+ * (interior and boundary together make the object). Semantic: its class is not background.
+ */
+export function isForegroundPixel(target: SegmentationTarget, probabilities: Float32Array, offset: number, channels: number): boolean {
+  return target.kind === 'instance' ? probabilities[offset] < 0.5 : pixelClass(probabilities, offset, channels) > 0;
+}
+
 /** Smallest object kept when separating instances, in pixels: specks are noise, not nuclei. */
 export const MIN_OBJECT_PIXELS = 16;
 
@@ -38,7 +46,7 @@ export async function propose(model: UNet, target: SegmentationTarget, source: P
       for (let i = 0; i < rows * width; i++) {
         if (interior) {
           interior[base + i] = probs[i * channels + 1] >= 0.5 ? 1 : 0;
-          classes[base + i] = probs[i * channels] < 0.5 ? 1 : 0;
+          classes[base + i] = isForegroundPixel(target, probs, i * channels, channels) ? 1 : 0;
         } else {
           classes[base + i] = pixelClass(probs, i * channels, channels);
         }

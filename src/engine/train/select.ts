@@ -7,26 +7,28 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LabeledImage } from '../data';
 import { UNKNOWN } from '../data';
-import { classMap, predictImage, type TilingOptions } from '../infer/predict';
+import { predictImage, type TilingOptions } from '../infer/predict';
+import { isForegroundPixel } from '../infer/propose';
 import { dice } from '../metrics';
 import type { UNet } from '../model/unet';
-import { finetune, type FinetuneOptions, type FinetuneResult, type Initialisation } from './finetune';
+import { finetune, type FinetuneOptions, type FinetuneResult, type Initialisation, type SegmentationTarget } from './finetune';
 
 /**
- * Mean per-image Dice of the foreground (every class > 0 counts as foreground) on labeled images;
- * UNKNOWN pixels are ignored.
+ * Mean per-image Dice of the foreground (every class > 0 counts as foreground) on labeled images,
+ * decided as proposals decide it; UNKNOWN pixels are ignored.
  */
-export async function evaluateDice(model: UNet, images: LabeledImage[], tiling: TilingOptions = {}): Promise<number> {
+export async function evaluateDice(model: UNet, target: SegmentationTarget, images: LabeledImage[], tiling: TilingOptions = {}): Promise<number> {
   if (images.length === 0) throw new Error('evaluation needs at least one labeled image');
   let total = 0;
   for (const image of images) {
-    const predicted = classMap(await predictImage(model, image, tiling));
+    const prediction = await predictImage(model, image, tiling);
+    const predicted = new Uint8Array(image.labels.length);
     const truth = new Uint8Array(image.labels.length);
     const ignore = new Uint8Array(image.labels.length);
     for (let i = 0; i < truth.length; i++) {
       if (image.labels[i] === UNKNOWN) ignore[i] = 1;
       else truth[i] = image.labels[i] > 0 ? 1 : 0;
-      predicted[i] = predicted[i] > 0 ? 1 : 0;
+      predicted[i] = isForegroundPixel(target, prediction.probabilities, i * prediction.channels, prediction.channels) ? 1 : 0;
     }
     total += dice(predicted, truth, ignore);
   }
@@ -78,7 +80,7 @@ export async function selectInitialisation(
   for (const init of candidates) {
     const checkpointFile = options.checkpointFor?.(init.name);
     const result = await finetune({ ...options, init, checkpointFile, resume: Boolean(checkpointFile) });
-    const valDice = await evaluateDice(result.model, val, tiling);
+    const valDice = await evaluateDice(result.model, options.target, val, tiling);
     scores.push({ name: init.name, valDice });
     if (best === null || displaces(valDice, bestDice, bestName === 'scratch')) {
       best?.model.dispose();

@@ -143,7 +143,7 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
     let incumbent: number | null = null;
     if (promoted && fs.existsSync(promoted.absoluteCheckpointPath)) {
       const old = loadSegmentationModel(promoted.absoluteCheckpointPath);
-      incumbent = JSON.stringify(old.meta.target) === JSON.stringify(target) ? await evaluateDice(old.model, val.images) : null;
+      incumbent = JSON.stringify(old.meta.target) === JSON.stringify(target) ? await evaluateDice(old.model, target, val.images) : null;
       old.model.dispose();
     }
     const better = incumbent === null || valDice > incumbent;
