@@ -117,7 +117,6 @@ const TRAINING_OPTIONS: Record<string, OptionSpec> = {
   'learning-rate': { type: 'string', default: '0.002', description: 'fine-tuning learning rate', valueName: 'lr' },
   norm: NORM_OPTION,
   'lr-schedule': { type: 'string', default: DEFAULT_SCHEDULE, description: `fine-tuning's learning-rate schedule: ${LEARNING_RATE_SCHEDULES.map((s) => `'${s}'`).join(' or ')} (constant reproduces figures measured before the schedule)`, valueName: 'kind' },
-  threshold: { type: 'string', default: 'calibrated', description: "the foreground decision: 'calibrated' on each model's labeled images, or 'fixed' at 0.5 (reproduces figures measured before calibration)", valueName: 'kind' },
   'val-images': { type: 'string', description: `val images scored to choose the initialisation (0 = all; quick ${MODES.quick.valImages})`, valueName: 'n' },
   'test-images': { type: 'string', description: `test images scored, evenly spread over the split (0 = all; quick ${MODES.quick.testImages})`, valueName: 'n' },
   seed: { type: 'string', default: '1', description: 'first seed (label subsets, crops, initialisation)', valueName: 'n' },
@@ -154,7 +153,6 @@ async function setUp(ctx: CommandContext, command: 'curve' | 'loop'): Promise<Ev
     patchSize: intOption(values, 'patch', 16),
     learningRate: numberOption(values, 'learning-rate'),
     schedule: choiceOption(values, 'lr-schedule', LEARNING_RATE_SCHEDULES),
-    threshold: choiceOption(values, 'threshold', FOREGROUND_THRESHOLDS),
     signal,
   };
   const valImages = optionalInt(values, 'val-images', mode.valImages, 0);
@@ -197,6 +195,7 @@ export const evalCurveCommand: Command = {
     'large-subsets': { type: 'string', description: `random label subsets per k > 5 (quick ${MODES.quick.largeSubsets}, full ${MODES.full.largeSubsets})`, valueName: 'n' },
     'all-repeats': { type: 'string', description: `seeds for k = all (quick ${MODES.quick.allRepeats}, full ${MODES.full.allRepeats})`, valueName: 'n' },
     steps: { type: 'string', description: `fine-tuning steps per run (quick ${MODES.quick.steps}, full ${MODES.full.steps})`, valueName: 'n' },
+    threshold: { type: 'string', default: 'calibrated', description: "each model's foreground decision: 'calibrated' on the val split, or 'fixed' at 0.5 (reproduces figures measured before calibration)", valueName: 'kind' },
     'auto-margin': { type: 'string', default: String(PRETRAINED_MARGIN), description: 'val Dice a pretrained initialisation must gain over scratch to be chosen (as in maskloop train)', valueName: 'dice' },
     ...TRAINING_OPTIONS,
   },
@@ -226,7 +225,7 @@ export const evalCurveCommand: Command = {
       ks: ks.map((k) => (k === ALL_LABELS ? 'all' : k)), inits,
       subsets: optionalInt(values, 'subsets', mode.subsets), largeSubsets: optionalInt(values, 'large-subsets', mode.largeSubsets), allRepeats: optionalInt(values, 'all-repeats', mode.allRepeats),
       pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), finetuneSteps: optionalInt(values, 'steps', mode.steps),
-      batch: setup.training.batchSize, patch: setup.training.patchSize, learningRate: setup.training.learningRate, schedule: setup.training.schedule, threshold: setup.training.threshold, norm: setup.training.arch.norm,
+      batch: setup.training.batchSize, patch: setup.training.patchSize, learningRate: setup.training.learningRate, schedule: setup.training.schedule, threshold: choiceOption(values, 'threshold', FOREGROUND_THRESHOLDS), norm: setup.training.arch.norm,
       valImages: ds.val.length, testImages: ds.test.length, downsample: ds.downsample, seed: setup.seed,
     };
     // Every finished run is appended at once, so an interrupted curve continues where it stopped.
@@ -236,7 +235,7 @@ export const evalCurveCommand: Command = {
     if (done.length) report.message(`continuing: ${done.length} runs already measured in ${log}`);
     const runs = await runCurve(ds, {
       ks, inits, subsets: settings.subsets, largeSubsets: settings.largeSubsets, allRepeats: settings.allRepeats, pretrainSteps: settings.pretrainSteps,
-      finetuneSteps: settings.finetuneSteps, training: setup.training, seed: setup.seed,
+      finetuneSteps: settings.finetuneSteps, training: setup.training, threshold: settings.threshold, seed: setup.seed,
       cacheDir: path.join(outDir, 'pretrained'), done,
       onRun: (r) => {
         fs.appendFileSync(log, JSON.stringify(r) + '\n');
@@ -285,7 +284,7 @@ export const evalLoopCommand: Command = {
       inits, orders, rounds: optionalInt(values, 'rounds', mode.rounds), retrainEvery: intOption(values, 'retrain-every'),
       retrainSteps: optionalInt(values, 'retrain-steps', mode.retrainSteps), candidates: optionalInt(values, 'candidates', mode.candidates, 0),
       pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), batch: setup.training.batchSize, patch: setup.training.patchSize,
-      learningRate: setup.training.learningRate, schedule: setup.training.schedule, threshold: setup.training.threshold, norm: setup.training.arch.norm, downsample: ds.downsample, seed: setup.seed,
+      learningRate: setup.training.learningRate, schedule: setup.training.schedule, norm: setup.training.arch.norm, downsample: ds.downsample, seed: setup.seed,
     };
     const log = path.join(outDir, 'rounds.jsonl');
     fs.rmSync(log, { force: true });

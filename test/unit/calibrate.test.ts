@@ -87,7 +87,7 @@ describe('foreground calibration', () => {
 
   test('a fine-tuned model pushed to over-segment is calibrated back: the folded model scores what the histograms said', async () => {
     const images = labeledNuclei(nuclei(2, 96, 31));
-    const { model } = await finetune({ images, target: binary, config: arch, steps: 30, batchSize: 4, patchSize: 64, learningRate: 3e-3, calibrate: false });
+    const { model } = await finetune({ images, target: binary, config: arch, steps: 30, batchSize: 4, patchSize: 64, learningRate: 3e-3 });
     // Bias the foreground logit up by 3: most background pixels near objects become foreground.
     const bias = model.params.get('head.b') as tf.Variable;
     bias.assign(bias.add(3));
@@ -101,22 +101,24 @@ describe('foreground calibration', () => {
     model.dispose();
   });
 
-  test('fine-tuning calibrates by default and records the threshold; instance models too; multi-class models are left alone', async () => {
-    const samples = nuclei(2, 96, 41);
+  test('fine-tuning calibrates on the held-out images it is given and records the threshold; instance models too; multi-class models are left alone', async () => {
+    const samples = nuclei(4, 96, 41);
     const images = labeledNuclei(samples);
-    const semantic = await finetune({ images, target: binary, config: arch, steps: 4, batchSize: 2, patchSize: 64 });
+    const [train, heldOut] = [images.slice(0, 2), images.slice(2)];
+    const semantic = await finetune({ images: train, target: binary, config: arch, steps: 4, batchSize: 2, patchSize: 64, calibrationImages: heldOut });
     expect(semantic.meta.foregroundThreshold).toBeGreaterThanOrEqual(0.1);
     expect(semantic.meta.foregroundThreshold).toBeLessThanOrEqual(0.9);
-    const uncalibrated = await finetune({ images, target: binary, config: arch, steps: 4, batchSize: 2, patchSize: 64, calibrate: false });
+    // Without held-out images the model keeps its own 0.5 decision: its training images would mislead.
+    const uncalibrated = await finetune({ images: train, target: binary, config: arch, steps: 4, batchSize: 2, patchSize: 64 });
     expect(uncalibrated.meta.foregroundThreshold).toBeUndefined();
 
     const instanceImages = samples.map((s) => labeled(prepareImage(s.image), instanceLabels(s.instances, s.image.width, s.image.height)));
-    const instance = await finetune({ images: instanceImages, target: { kind: 'instance' }, config: arch, steps: 4, batchSize: 2, patchSize: 64 });
+    const instance = await finetune({ images: instanceImages.slice(0, 2), target: { kind: 'instance' }, config: arch, steps: 4, batchSize: 2, patchSize: 64, calibrationImages: instanceImages.slice(2) });
     expect(instance.meta.foregroundThreshold).toBeDefined();
 
     // Two classes take the most probable one; a threshold on "not background" would change that rule.
     const twoClass = images.map((im) => ({ ...im, labels: im.labels.map((v, i) => (v === 1 && i % 2 ? 2 : v)) }));
-    const multi = await finetune({ images: twoClass, target: { kind: 'semantic', classes: 2 }, config: arch, steps: 2, batchSize: 2, patchSize: 64, learningRate: 0 });
+    const multi = await finetune({ images: twoClass.slice(0, 2), target: { kind: 'semantic', classes: 2 }, config: arch, steps: 2, batchSize: 2, patchSize: 64, learningRate: 0, calibrationImages: twoClass.slice(2) });
     const head = multi.model.params.get('head.b') as tf.Variable;
     const fresh = UNet.create(multi.meta.config, 1).params.get('head.b') as tf.Variable;
     expect(Array.from(head.dataSync())).toEqual(Array.from(fresh.dataSync()));
@@ -139,7 +141,7 @@ describe('foreground calibration', () => {
     const first = await finetune({ images, target: binary, config: arch, steps: 10, batchSize: 2, patchSize: 64, learningRate: 3e-3 });
     const headOf = (m: UNet) => Array.from((m.params.get('head.w') as tf.Variable).dataSync());
     // A zero learning rate leaves every trained weight where the initialisation put it.
-    const options = { images, target: binary, config: arch, steps: 1, batchSize: 2, patchSize: 64, learningRate: 0, calibrate: false };
+    const options = { images, target: binary, config: arch, steps: 1, batchSize: 2, patchSize: 64, learningRate: 0 };
     const warm = await finetune({ ...options, init: { name: 'previous', weights: first.model.weights(), trained: 'segmentation' } });
     const pretext = await finetune({ ...options, init: { name: 'pretext', weights: first.model.weights(), trained: 'unet' } });
     expect(headOf(warm.model)).toEqual(headOf(first.model));

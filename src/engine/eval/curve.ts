@@ -32,6 +32,8 @@ export interface CurveOptions {
   pretrainSteps: number;
   finetuneSteps: number;
   training: EvalTraining;
+  /** 'calibrated': each model's foreground threshold is chosen on the val split (calibrate.ts); 'fixed': 0.5. */
+  threshold: ForegroundThreshold;
   seed: number;
   /** Pretrained checkpoints are kept here and reused. */
   cacheDir?: string;
@@ -130,7 +132,7 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
     try {
       for (const cell of todo) {
         const t0 = performance.now();
-        const model = await finetuneOn(ds, cell.images, init, { ...options.training, steps: options.finetuneSteps, seed: cell.seed });
+        const model = await finetuneOn(ds, cell.images, init, { ...options.training, steps: options.finetuneSteps, seed: cell.seed, calibrateOn: options.threshold === 'calibrated' ? ds.val : undefined });
         try {
           const val = ds.val.length > 0 ? await scoreSplit(model, ds, ds.val) : { dice: NaN };
           const test = await scoreSplit(model, ds, ds.test);
@@ -140,7 +142,7 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
             ...(test.f1 !== undefined ? { testF1: test.f1, testAP: test.ap } : {}),
             ...(test.emptyForeground !== undefined ? { testEmptyForeground: test.emptyForeground } : {}),
             pretrainSteps: tasks ? options.pretrainSteps : 0, finetuneSteps: options.finetuneSteps, norm: options.training.arch.norm ?? 'none',
-            schedule: options.training.schedule, threshold: options.training.threshold, pretrainSeconds,
+            schedule: options.training.schedule, threshold: options.threshold, pretrainSeconds,
             wallSeconds: (performance.now() - t0) / 1000,
             backend: backendInfo()?.choice ?? 'unknown', threads: backendInfo()?.threads ?? 0,
             trainImages: cell.images.map((im) => im.name),

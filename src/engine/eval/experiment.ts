@@ -60,7 +60,6 @@ export async function runExperiment(data: Dataset, options: ExperimentOptions): 
     patchSize: options.patchSize ?? 128,
     learningRate: options.learningRate ?? 1e-3,
     schedule: DEFAULT_SCHEDULE,
-    threshold: 'calibrated' as const,
     onProgress: options.onProgress,
     signal: options.signal,
   };

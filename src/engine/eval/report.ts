@@ -44,7 +44,7 @@ function header(title: string, ctx: EvalContext): string[] {
   const differences = [
     ...(ctx.settings.norm === 'none' ? ['U-Net without normalisation'] : []),
     ...((ctx.settings.schedule ?? 'constant') === 'constant' ? ['constant learning rate'] : []),
-    ...((ctx.settings.threshold ?? 'fixed') === 'fixed' ? ['foreground threshold 0.5'] : []),
+    ...(ctx.settings.threshold === 'fixed' ? ['foreground threshold 0.5'] : []),
   ];
   return [
     `### ${title}${differences.length ? ` (${differences.join(', ')})` : ''}`,

@@ -17,7 +17,6 @@ import { Rng } from '../rng';
 import { finetune, type Initialisation, type SegmentationTarget } from '../train/finetune';
 import type { TrainingProgress } from '../train/loop';
 import type { LearningRateSchedule } from '../train/optimizerState';
-import type { ForegroundThreshold } from '../train/calibrate';
 import { loadPretextWeights, pretrain } from '../train/pretrain';
 import { connectedComponents } from '../../imaging/instances';
 import { percentileRanges, spanFloor } from '../../imaging/normalize';
@@ -121,8 +120,6 @@ export interface EvalTraining {
   learningRate: number;
   /** Fine-tuning's learning-rate schedule. */
   schedule: LearningRateSchedule;
-  /** 'calibrated': the foreground threshold is chosen on the labeled images (src/engine/train/calibrate.ts); 'fixed': 0.5. */
-  threshold: ForegroundThreshold;
   onProgress?: (p: TrainingProgress) => void;
   signal?: AbortSignal;
 }
@@ -189,7 +186,13 @@ export async function finetuneOn(
   ds: EvalDataset,
   images: EvalImage[],
   init: Initialisation | undefined,
-  options: EvalTraining & { steps: number; seed: number; warmStart?: boolean },
+  options: EvalTraining & {
+    steps: number;
+    seed: number;
+    warmStart?: boolean;
+    /** Held-out images on which the model's foreground threshold is calibrated (none: it decides at 0.5). */
+    calibrateOn?: EvalImage[];
+  },
 ) {
   const result = await finetune({
     images: asLabeled(images), target: segmentationTarget(ds.target), config: options.arch, init,
@@ -199,7 +202,7 @@ export async function finetuneOn(
     // at the from-scratch rate), so warm starts move more gently.
     learningRate: options.warmStart ? options.learningRate * WARM_START_RATE : options.learningRate,
     schedule: options.schedule,
-    calibrate: options.threshold === 'calibrated',
+    calibrationImages: options.calibrateOn ? asLabeled(options.calibrateOn) : undefined,
     seed: options.seed,
     // A pretrained encoder stays frozen briefly while the new decoder settles; a warm start from
     // an earlier segmentation model has nothing new to settle.

@@ -1,11 +1,11 @@
 /**
  * Calibrating the foreground decision after fine-tuning. A short fine-tuning ends with a network
  * whose probabilities are off by a run-dependent bias: measured on BBBC039 and ISBI, 50-step
- * models marked 1.5x to 4x more false-positive than false-negative pixels at 0.5, and the
- * Dice-best threshold on the test split ranged from 0.6 to 0.8 between runs. The threshold that
- * is best on the labeled images themselves was, in those runs, within 0.05 of the test split's
- * best one, so it is chosen there and folded into the head's background bias: every consumer of
- * the model (proposals, exports, the app) then gets the calibrated decision at its usual 0.5.
+ * models at 0.5 marked up to 4x more false-positive than false-negative pixels, and the
+ * Dice-best threshold on the test split ranged from 0.4 to 0.8 between runs. The threshold that
+ * is best on held-out labeled images (the val split) is chosen and folded into the head's
+ * background bias: every consumer of the model (proposals, exports, the app) then gets the
+ * calibrated decision at its usual 0.5.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { LabeledImage } from '../data';
@@ -14,15 +14,15 @@ import { imageSource, predictTiled } from '../infer/predict';
 import type { UNet } from '../model/unet';
 import type { SegmentationTarget } from './finetune';
 
-/** Labeled images predicted for the calibration, spread over the training set. */
+/** Labeled images predicted for the calibration, spread over those given. */
 export const CALIBRATION_IMAGES = 16;
 /** Larger images are calibrated on a central window of this edge, which bounds its time. */
 export const CALIBRATION_WINDOW = 2048;
 /** Thresholds considered: 0.1 to 0.9 in steps of 0.05. */
 export const CALIBRATION_THRESHOLDS = Array.from({ length: 17 }, (_, i) => Math.round((0.1 + 0.05 * i) * 100) / 100);
 /**
- * Dice on the labeled images a threshold must gain over 0.5 to replace it: a model that fits its
- * few labels scores about the same at any threshold there, and then the labels say nothing.
+ * Dice on the calibration images a threshold must gain over 0.5 to replace it: where several
+ * thresholds score about the same, the images say nothing about which is better.
  */
 export const CALIBRATION_MIN_GAIN = 0.002;
 
@@ -122,7 +122,7 @@ export function foldThreshold(model: UNet, threshold: number): void {
   shifted.dispose();
 }
 
-/** Chooses the foreground threshold on (up to CALIBRATION_IMAGES of) the labeled images and folds it into the model. */
+/** Chooses the foreground threshold on (up to CALIBRATION_IMAGES of) the given labeled images and folds it into the model. */
 export async function calibrateForeground(model: UNet, target: SegmentationTarget, images: LabeledImage[]): Promise<Calibration> {
   const unchanged = { threshold: 0.5, diceBefore: NaN, diceAfter: NaN };
   if (!hasForegroundThreshold(target) || images.length === 0) return unchanged;

@@ -79,7 +79,8 @@ export async function selectInitialisation(
   const scores: CandidateScore[] = [];
   for (const init of candidates) {
     const checkpointFile = options.checkpointFor?.(init.name);
-    const result = await finetune({ ...options, init, checkpointFile, resume: Boolean(checkpointFile) });
+    // The val images both calibrate each candidate's foreground threshold and judge it.
+    const result = await finetune({ ...options, init, checkpointFile, resume: Boolean(checkpointFile), calibrationImages: val });
     const valDice = await evaluateDice(result.model, options.target, val, tiling);
     scores.push({ name: init.name, valDice });
     if (best === null || displaces(valDice, bestDice, bestName === 'scratch')) {
