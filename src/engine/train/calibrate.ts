@@ -28,7 +28,7 @@ export const CALIBRATION_MIN_GAIN = 0.002;
 
 const BINS = 200;
 
-/** How a model's foreground decision is made: calibrated on its labeled images, or fixed at 0.5. */
+/** How an evaluation sets a model's foreground decision: calibrated on held-out labeled images (val), or fixed at 0.5. */
 export const FOREGROUND_THRESHOLDS = ['calibrated', 'fixed'] as const;
 export type ForegroundThreshold = (typeof FOREGROUND_THRESHOLDS)[number];
 
@@ -44,7 +44,7 @@ export interface Calibration {
  * Whether the foreground decision is a threshold on one probability (a binary model's sigmoid,
  * or 1 − background for the instance target); a multi-class model takes the most probable class.
  */
-export function hasForegroundThreshold(target: SegmentationTarget): boolean {
+function hasForegroundThreshold(target: SegmentationTarget): boolean {
   return target.kind === 'instance' || target.classes === 1;
 }
 
