@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { initEngine, type BackendInfo } from '../engine/backend';
-import { ALL_LABELS, COMBINATION, runCurve, runKey, type CurveRun } from '../engine/eval/curve';
+import { ALL_LABELS, COMBINATION, FOREGROUND_THRESHOLDS, runCurve, runKey, type CurveRun } from '../engine/eval/curve';
 import { runExperiment } from '../engine/eval/experiment';
 import { simulateSession, type LabelOrder, type LoopRound } from '../engine/eval/session';
 import { readJsonLines, writeCurveReport, writeLoopReport, type EvalContext } from '../engine/eval/report';
@@ -14,7 +14,6 @@ import { DEFAULT_ARCH, NORMALISATIONS } from '../engine/model/unet';
 import { disposeInit, otsuScores, prepareDataset, pretrainedInit, type EvalDataset, type EvalTraining, type TargetKind } from '../engine/eval/setup';
 import { pretextTask, pretextTaskNames } from '../engine/pretext/registry';
 import { DEFAULT_SCHEDULE, LEARNING_RATE_SCHEDULES } from '../engine/train/optimizerState';
-import { FOREGROUND_THRESHOLDS } from '../engine/train/calibrate';
 import { PRETRAINED_MARGIN } from '../engine/train/select';
 import { DATASET_NAMES, loadDataset, type DatasetName } from '../imaging/datasets';
 import { EXIT, UsageError, choiceOption, intOption, numberOption, type Command, type CommandContext, type OptionSpec } from './command';

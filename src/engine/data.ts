@@ -42,6 +42,12 @@ export interface AugmentOptions {
 export const DEFAULT_AUGMENT: AugmentOptions = { flips: true, rotations: true, intensity: 1, noise: 0.02 };
 export const NO_AUGMENT: AugmentOptions = { flips: false, rotations: false, intensity: 0, noise: 0 };
 
+/** n items spread evenly over the list, first included; all of it when n is 0 or undefined. */
+export function evenlySpread<T>(list: T[], n: number | undefined): T[] {
+  if (!n || n >= list.length) return list;
+  return Array.from({ length: n }, (_, i) => list[Math.floor((i * list.length) / n)]);
+}
+
 /**
  * Reflect index into [0, n) (…2 1 0 1 2…, edge pixel not repeated) so that crops larger than the
  * image stay image-like. Tiles read from files use the same rule, so they equal in-memory crops.

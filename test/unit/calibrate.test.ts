@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { UNKNOWN, type LabeledImage } from '../../src/engine/data';
-import { predictImage } from '../../src/engine/infer/predict';
+import { foregroundProbability, predictImage } from '../../src/engine/infer/predict';
 import { instanceLabels, labeled, prepareImage } from '../../src/engine/input';
 import { UNet } from '../../src/engine/model/unet';
 import { calibrateForeground, chooseThreshold, foldThreshold } from '../../src/engine/train/calibrate';
@@ -17,18 +17,16 @@ const arch = { depth: 3, baseFilters: 8 };
 const binary = { kind: 'semantic', classes: 1 } as const;
 
 /** Foreground probability per pixel: the sigmoid, or 1 − background for softmax heads. */
-async function foregroundProbability(model: UNet, image: LabeledImage): Promise<Float32Array> {
+async function foregroundMap(model: UNet, image: LabeledImage): Promise<Float32Array> {
   const p = await predictImage(model, image);
-  const out = new Float32Array(image.width * image.height);
-  for (let i = 0; i < out.length; i++) out[i] = p.channels === 1 ? p.probabilities[i] : 1 - p.probabilities[i * p.channels];
-  return out;
+  return Float32Array.from({ length: image.width * image.height }, (_, i) => foregroundProbability(p.probabilities, i * p.channels, p.channels));
 }
 
 /** Pooled foreground Dice of "probability ≥ threshold" on the labeled pixels, computed directly. */
 async function pooledDice(model: UNet, images: LabeledImage[], threshold = 0.5): Promise<number> {
   let [tp, fp, fn] = [0, 0, 0];
   for (const im of images) {
-    const p = await foregroundProbability(model, im);
+    const p = await foregroundMap(model, im);
     for (let i = 0; i < p.length; i++) {
       if (im.labels[i] === UNKNOWN) continue;
       const marked = p[i] >= threshold;
@@ -66,12 +64,12 @@ describe('foreground calibration', () => {
     const image = labeledNuclei(nuclei(1, 64, 5))[0];
     for (const outChannels of [1, 3]) {
       const model = UNet.create({ inChannels: 1, outChannels, ...arch, norm: 'batch' }, 7);
-      const before = await foregroundProbability(model, image);
+      const before = await foregroundMap(model, image);
       const sorted = Float32Array.from(before).sort();
       // A threshold inside the model's range, so that the decision actually moves.
       const t = sorted[Math.floor(sorted.length * 0.3)];
       foldThreshold(model, t);
-      const after = await foregroundProbability(model, image);
+      const after = await foregroundMap(model, image);
       let moved = 0;
       let disagree = 0;
       for (let i = 0; i < before.length; i++) {

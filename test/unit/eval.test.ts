@@ -13,7 +13,8 @@ import { autoRuns, bestTasks, curveCells, stat, summarizeCurve, type CurveRun } 
 import { lineChartSvg, writeChart } from '../../src/engine/eval/plot';
 import { curveCriteria, toCsv, writeLoopReport } from '../../src/engine/eval/report';
 import type { LoopRound } from '../../src/engine/eval/session';
-import { evenlySpread, otsuScores, type EvalDataset, type EvalImage } from '../../src/engine/eval/setup';
+import { evenlySpread } from '../../src/engine/data';
+import { otsuScores, type EvalDataset, type EvalImage } from '../../src/engine/eval/setup';
 import { otsuSegment } from '../../src/engine/metrics';
 import { Rng } from '../../src/engine/rng';
 import { displaces, PRETRAINED_MARGIN } from '../../src/engine/train/select';

@@ -11,13 +11,16 @@ import { backendInfo } from '../backend';
 import type { Initialisation } from '../train/finetune';
 import type { Normalisation } from '../model/unet';
 import type { LearningRateSchedule } from '../train/optimizerState';
-import type { ForegroundThreshold } from '../train/calibrate';
 import { displaces } from '../train/select';
 import { chooseLabeled, disposeInit, finetuneOn, pretrainedInit, scoreSplit, type EvalDataset, type EvalTraining } from './setup';
 
 export const ALL_LABELS = 0;
 export const COMBINATION = 'combo';
 export const AUTO = 'auto';
+
+/** How a curve sets each model's foreground decision: calibrated on the val split, or fixed at 0.5. */
+export const FOREGROUND_THRESHOLDS = ['calibrated', 'fixed'] as const;
+export type ForegroundThreshold = (typeof FOREGROUND_THRESHOLDS)[number];
 
 export interface CurveOptions {
   /** Labeled-image counts; ALL_LABELS (0) = the whole train split. */
@@ -132,7 +135,7 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
     try {
       for (const cell of todo) {
         const t0 = performance.now();
-        const model = await finetuneOn(ds, cell.images, init, { ...options.training, steps: options.finetuneSteps, seed: cell.seed, calibrateOn: options.threshold === 'calibrated' ? ds.val : undefined });
+        const model = await finetuneOn(ds, cell.images, init, { ...options.training, steps: options.finetuneSteps, seed: cell.seed, calibrationImages: options.threshold === 'calibrated' ? ds.val : undefined });
         try {
           const val = ds.val.length > 0 ? await scoreSplit(model, ds, ds.val) : { dice: NaN };
           const test = await scoreSplit(model, ds, ds.test);

@@ -84,7 +84,7 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         // Warm start: the next model continues from the current one, head included (or from the initialisation).
         const init: Initialisation | undefined = model ? { name: options.initName, weights: model.weights(), trained: 'segmentation' } : options.init;
         const next = await finetuneOn(ds, labeled, init, {
-          ...options.training, steps: options.stepsPerRetrain, seed: options.seed + round, warmStart: model !== null,
+          ...options.training, steps: options.stepsPerRetrain, seed: options.seed + round,
         });
         retrained = true;
         // As in the app, a retrained model replaces the current one only if it is not worse on

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { LabeledImage } from '../data';
+import { evenlySpread, type LabeledImage } from '../data';
 import { imageSource } from '../infer/predict';
 import { foregroundOf, propose, type Proposal } from '../infer/propose';
 import { instanceLabels, labeled, prepareImage, semanticLabels, type PreparedImage } from '../input';
@@ -94,12 +94,6 @@ export function prepareDataset(data: Dataset, target: TargetKind, options: { val
     test: prep(evenlySpread(data.splits.test ?? [], options.testImages)),
     unlabeled: data.unlabeled.map((u) => workingImage(u.image, factor, minSpans)),
   };
-}
-
-/** n items spread evenly over the list, first included; all of it when n is 0 or undefined. */
-export function evenlySpread<T>(list: T[], n: number | undefined): T[] {
-  if (!n || n >= list.length) return list;
-  return Array.from({ length: n }, (_, i) => list[Math.floor((i * list.length) / n)]);
 }
 
 /** The k training images of a run: a seeded random subset, so several seeds give several subsets. */
@@ -189,24 +183,25 @@ export async function finetuneOn(
   options: EvalTraining & {
     steps: number;
     seed: number;
-    warmStart?: boolean;
     /** Held-out images on which the model's foreground threshold is calibrated (none: it decides at 0.5). */
-    calibrateOn?: EvalImage[];
+    calibrationImages?: EvalImage[];
   },
 ) {
+  // A warm start continues an earlier segmentation model of this session.
+  const warmStart = init?.trained === 'segmentation';
   const result = await finetune({
     images: asLabeled(images), target: segmentationTarget(ds.target), config: options.arch, init,
     steps: options.steps, batchSize: options.batchSize, patchSize: options.patchSize,
     // A fresh Adam takes full-size steps at once; on an already trained model that undoes what it
     // learned (measured: a BBBC039 session's proposals collapsed to Dice 0.09 after a warm retrain
     // at the from-scratch rate), so warm starts move more gently.
-    learningRate: options.warmStart ? options.learningRate * WARM_START_RATE : options.learningRate,
+    learningRate: warmStart ? options.learningRate * WARM_START_RATE : options.learningRate,
     schedule: options.schedule,
-    calibrationImages: options.calibrateOn ? asLabeled(options.calibrateOn) : undefined,
+    calibrationImages: options.calibrationImages ? asLabeled(options.calibrationImages) : undefined,
     seed: options.seed,
     // A pretrained encoder stays frozen briefly while the new decoder settles; a warm start from
     // an earlier segmentation model has nothing new to settle.
-    encoderWarmupSteps: init?.weights && !options.warmStart ? Math.floor(options.steps / 10) : 0,
+    encoderWarmupSteps: init?.weights && !warmStart ? Math.floor(options.steps / 10) : 0,
     onProgress: options.onProgress, signal: options.signal,
   });
   if (result.status === 'cancelled') {

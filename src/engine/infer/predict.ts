@@ -201,6 +201,14 @@ export async function predictImage(model: UNet, image: EngineImage, options: Til
 }
 
 /**
+ * Probability that a pixel is not background: a binary model's sigmoid, else 1 − p(background).
+ * `offset` is the pixel's first channel in `probabilities`.
+ */
+export function foregroundProbability(probabilities: Float32Array, offset: number, channels: number): number {
+  return channels === 1 ? probabilities[offset] : 1 - probabilities[offset];
+}
+
+/**
  * The class of one pixel: binary models threshold at 0.5 (1 = foreground), others take the most
  * probable class. `offset` is the pixel's first channel in `probabilities`.
  */

@@ -6,7 +6,7 @@
 import { instancesFromInterior } from '../../imaging/instances';
 import type { UNet } from '../model/unet';
 import type { SegmentationTarget } from '../train/finetune';
-import { pixelClass, predictTiled, type PixelSource, type TilingOptions } from './predict';
+import { foregroundProbability, pixelClass, predictTiled, type PixelSource, type TilingOptions } from './predict';
 
 export interface Proposal {
   width: number;
@@ -24,7 +24,7 @@ export interface Proposal {
  * (interior and boundary together make the object). Semantic: its class is not background.
  */
 export function isForegroundPixel(target: SegmentationTarget, probabilities: Float32Array, offset: number, channels: number): boolean {
-  return target.kind === 'instance' ? probabilities[offset] < 0.5 : pixelClass(probabilities, offset, channels) > 0;
+  return target.kind === 'instance' ? foregroundProbability(probabilities, offset, channels) > 0.5 : pixelClass(probabilities, offset, channels) > 0;
 }
 
 /** Smallest object kept when separating instances, in pixels: specks are noise, not nuclei. */

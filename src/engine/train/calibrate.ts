@@ -9,8 +9,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { LabeledImage } from '../data';
-import { cropRect, UNKNOWN } from '../data';
-import { imageSource, predictTiled } from '../infer/predict';
+import { cropRect, evenlySpread, UNKNOWN } from '../data';
+import { foregroundProbability, imageSource, predictTiled } from '../infer/predict';
 import type { UNet } from '../model/unet';
 import type { SegmentationTarget } from './finetune';
 
@@ -27,10 +27,6 @@ export const CALIBRATION_THRESHOLDS = Array.from({ length: 17 }, (_, i) => Math.
 export const CALIBRATION_MIN_GAIN = 0.002;
 
 const BINS = 200;
-
-/** How an evaluation sets a model's foreground decision: calibrated on held-out labeled images (val), or fixed at 0.5. */
-export const FOREGROUND_THRESHOLDS = ['calibrated', 'fixed'] as const;
-export type ForegroundThreshold = (typeof FOREGROUND_THRESHOLDS)[number];
 
 export interface Calibration {
   /** The foreground threshold chosen (0.5 = unchanged). */
@@ -60,7 +56,7 @@ async function probabilityHistograms(model: UNet, images: LabeledImage[]) {
       for (let i = 0; i < rows * image.width; i++) {
         const label = image.labels[base + i];
         if (label === UNKNOWN) continue;
-        const p = channels === 1 ? probs[i] : 1 - probs[i * channels];
+        const p = foregroundProbability(probs, i * channels, channels);
         const bin = Math.min(BINS - 1, Math.max(0, Math.floor(p * BINS)));
         (label > 0 ? foreground : background)[bin]++;
       }
@@ -126,8 +122,7 @@ export function foldThreshold(model: UNet, threshold: number): void {
 export async function calibrateForeground(model: UNet, target: SegmentationTarget, images: LabeledImage[]): Promise<Calibration> {
   const unchanged = { threshold: 0.5, diceBefore: NaN, diceAfter: NaN };
   if (!hasForegroundThreshold(target) || images.length === 0) return unchanged;
-  const spread = images.length <= CALIBRATION_IMAGES ? images : Array.from({ length: CALIBRATION_IMAGES }, (_, i) => images[Math.floor((i * images.length) / CALIBRATION_IMAGES)]);
-  const { foreground, background } = await probabilityHistograms(model, spread);
+  const { foreground, background } = await probabilityHistograms(model, evenlySpread(images, CALIBRATION_IMAGES));
   // Without both kinds of labeled pixels no threshold is better than another.
   if (foreground.every((v) => v === 0) || background.every((v) => v === 0)) return unchanged;
   const calibration = chooseThreshold(foreground, background);
