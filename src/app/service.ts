@@ -73,11 +73,14 @@ function numberOrNull(value: unknown): number | null {
 export function modelSummary(m: ModelRecord): ModelSummary {
   const metrics = m.valMetrics ?? {};
   const candidates = Array.isArray(metrics.candidates)
-    ? metrics.candidates.flatMap((c) => (c && typeof c === 'object' && !Array.isArray(c) && typeof c.name === 'string' && typeof c.dice === 'number' ? [{ name: c.name, dice: c.dice }] : []))
+    ? metrics.candidates.flatMap((c) => (c && typeof c === 'object' && !Array.isArray(c) && typeof c.name === 'string' && typeof c.dice === 'number'
+      ? [{ name: c.name, dice: c.dice, ...(typeof c.f1 === 'number' ? { f1: c.f1 } : {}) }]
+      : []))
     : [];
   return {
     id: m.id, kind: m.kind, parentId: m.parentId, pretextInit: m.pretextInit, createdAt: m.createdAt, promoted: m.promoted,
-    valDice: numberOrNull(metrics.dice), incumbentDice: numberOrNull(metrics.incumbentDice), incumbentId: numberOrNull(metrics.incumbentId),
+    valDice: numberOrNull(metrics.dice), incumbentDice: numberOrNull(metrics.incumbentDice),
+    valF1: numberOrNull(metrics.f1), incumbentF1: numberOrNull(metrics.incumbentF1), incumbentId: numberOrNull(metrics.incumbentId),
     trainImages: numberOrNull(metrics.trainImages), valImages: numberOrNull(metrics.valImages), candidates,
     decision: typeof metrics.decision === 'string' ? metrics.decision : null,
   };

@@ -195,7 +195,7 @@ export const evalCurveCommand: Command = {
     'all-repeats': { type: 'string', description: `seeds for k = all (quick ${MODES.quick.allRepeats}, full ${MODES.full.allRepeats})`, valueName: 'n' },
     steps: { type: 'string', description: `fine-tuning steps per run (quick ${MODES.quick.steps}, full ${MODES.full.steps})`, valueName: 'n' },
     threshold: { type: 'string', default: 'calibrated', description: "each model's foreground decision: 'calibrated' on the val split, or 'fixed' at 0.5 (reproduces figures measured before calibration)", valueName: 'kind' },
-    'auto-margin': { type: 'string', default: String(PRETRAINED_MARGIN), description: 'val Dice a pretrained initialisation must gain over scratch to be chosen (as in maskloop train)', valueName: 'dice' },
+    'auto-margin': { type: 'string', default: String(PRETRAINED_MARGIN), description: 'val Dice (instance sets: F1) a pretrained initialisation must gain over scratch to be chosen (as in maskloop train)', valueName: 'score' },
     ...TRAINING_OPTIONS,
   },
   async run(ctx) {

@@ -171,6 +171,7 @@ export const trainCommand: Command = {
       if (result.status === 'cancelled') return EXIT.cancelled;
       out(json, result.message, {
         event: 'trained', modelId: result.modelId, init: result.init, valDice: result.valDice, incumbentDice: result.incumbentDice,
+        ...(result.valF1 !== null ? { valF1: result.valF1, incumbentF1: result.incumbentF1 } : {}),
         promoted: result.promoted, candidates: result.candidates,
       });
     });

@@ -151,6 +151,8 @@ export interface CandidateScore {
   /** 'scratch' or the pretext task(s) the encoder started from. */
   name: string;
   dice: number;
+  /** Instance targets: val F1 at IoU 0.5, which chose among the candidates (Dice held within 0.01 of scratch). */
+  f1?: number;
 }
 
 export interface ModelSummary {
@@ -164,6 +166,9 @@ export interface ModelSummary {
   valDice: number | null;
   /** The promoted model's val Dice on the same val images, measured when this one was trained; null: there was none. */
   incumbentDice: number | null;
+  /** Instance targets: val F1 at IoU 0.5 of this model and of the promoted one it had to beat (promotion compares F1). */
+  valF1: number | null;
+  incumbentF1: number | null;
   incumbentId: number | null;
   trainImages: number | null;
   valImages: number | null;
@@ -209,6 +214,9 @@ export interface TrainOutcome {
   valDice: number;
   incumbentId: number | null;
   incumbentDice: number | null;
+  /** Instance targets: val F1 at IoU 0.5 (promotion compares it); null otherwise. */
+  valF1: number | null;
+  incumbentF1: number | null;
   promoted: boolean;
   candidates: CandidateScore[];
 }

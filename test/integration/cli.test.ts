@@ -108,7 +108,7 @@ describe('maskloop command line', () => {
     expect(p.labelNext({ limit: 20 }).every((e) => e.uncertaintyScore !== null)).toBe(true);
     // The model keeps the window floor it was trained with, for prelabeling; none of these fields is empty, so it changes none of their windows.
     const { minSpans, foregroundThreshold } = readCheckpointMeta<SegmentationModelMeta>(p.promotedModel()!.absoluteCheckpointPath);
-    // Its foreground threshold was calibrated on the labeled images (and folded into its head).
+    // Its foreground threshold was calibrated on the val images (and folded into its head).
     expect(foregroundThreshold).toBeGreaterThanOrEqual(0.1);
     expect(foregroundThreshold).toBeLessThanOrEqual(0.9);
     const spans = await Promise.all(p.listImages().map(async (im) => (await fileRanges(im.absolutePath)).map((r) => r.high - r.low)[0]));
@@ -232,6 +232,27 @@ describe('maskloop command line', () => {
       expect(rolledBack).toBeLessThan(segmentation.length);
     }
     expect((await listed()).find((m) => m.promoted)?.id).toBe(Math.min(...segmentation));
+  });
+
+  test('an instance project chooses and promotes models by the F1 of their objects, within the Dice margin', async () => {
+    const nucleiProject = path.join(work, 'instance project');
+    expect((await cli('init', nucleiProject)).status).toBe(0);
+    expect((await cli('import', images, '--project', nucleiProject, '--json')).last).toMatchObject({ added: 10 });
+    expect((await cli('labels', 'import', masks, '--project', nucleiProject, '--json')).last).toMatchObject({ imported: 6 });
+    const train = async () => (await cli('train', '--target', 'instance', '--project', nucleiProject, '--steps', '12', '--json')).last;
+    const first = await train();
+    expect(first).toMatchObject({ event: 'trained', promoted: true, incumbentDice: null, incumbentF1: null });
+    expect(first.valF1).toBeGreaterThanOrEqual(0);
+    expect(first.valF1).toBeLessThanOrEqual(1);
+    expect(first.candidates[0]).toMatchObject({ name: 'scratch', dice: first.valDice, f1: first.valF1 });
+    // The same labels and seed train the same model again: its F1 ties the promoted one's, and a tie keeps the promoted model.
+    const second = await train();
+    expect(second).toMatchObject({ promoted: false, valF1: first.valF1, incumbentF1: first.valF1, incumbentDice: first.valDice });
+    const p = openProject(nucleiProject);
+    const newest = p.listModels({ kind: 'segmentation' }).at(-1)!;
+    expect(newest.valMetrics).toMatchObject({ f1: first.valF1, incumbentF1: first.valF1 });
+    expect(String(newest.valMetrics?.decision)).toMatch(/^not promoted: val Dice [\d.]+, F1 [\d.]+ does not beat model #\d+ \(val Dice [\d.]+, F1 [\d.]+\)$/);
+    p.close();
   });
 
   test('status --verify reports moved and duplicate image files', async () => {

@@ -6,7 +6,7 @@ import { instanceLabels, labeled, prepareImage } from '../../src/engine/input';
 import { UNet } from '../../src/engine/model/unet';
 import { calibrateForeground, chooseThreshold, foldThreshold } from '../../src/engine/train/calibrate';
 import { finetune } from '../../src/engine/train/finetune';
-import { evaluateDice } from '../../src/engine/train/select';
+import { evaluateOnVal } from '../../src/engine/train/select';
 import { engine, labeledNuclei, nuclei } from '../helpers/engine';
 
 beforeAll(async () => {
@@ -130,7 +130,7 @@ describe('foreground calibration', () => {
     const { model } = await finetune({ images, target: { kind: 'instance' }, config: arch, steps: 6, batchSize: 2, patchSize: 64 });
     let expected = 0;
     for (const im of images) expected += (await pooledDice(model, [im])) / images.length;
-    expect(await evaluateDice(model, { kind: 'instance' }, images)).toBeCloseTo(expected, 4);
+    expect((await evaluateOnVal(model, { kind: 'instance' }, images)).dice).toBeCloseTo(expected, 4);
     model.dispose();
   });
 

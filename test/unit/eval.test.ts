@@ -202,10 +202,35 @@ describe('the val-chosen line', () => {
 
   test('the same rule as maskloop train: scratch keeps the benefit of the doubt', () => {
     expect(PRETRAINED_MARGIN).toBe(0.01);
-    expect(displaces(0.705, 0.7, true)).toBe(false);
-    expect(displaces(0.711, 0.7, true)).toBe(true);
-    expect(displaces(0.701, 0.7, false)).toBe(true);
-    expect(displaces(0.7, 0.7, false)).toBe(false);
+    const scratch = { dice: 0.7 };
+    expect(displaces({ dice: 0.705 }, scratch, true, scratch)).toBe(false);
+    expect(displaces({ dice: 0.711 }, scratch, true, scratch)).toBe(true);
+    expect(displaces({ dice: 0.701 }, { dice: 0.7 }, false, scratch)).toBe(true);
+    expect(displaces({ dice: 0.7 }, { dice: 0.7 }, false, scratch)).toBe(false);
+  });
+
+  test('instance targets are chosen by F1, while Dice may not fall more than the margin below scratch', () => {
+    const scratch = { dice: 0.95, f1: 0.80 };
+    // Better objects at nearly the same Dice win; a small F1 gain does not displace scratch.
+    expect(displaces({ dice: 0.945, f1: 0.84 }, scratch, true, scratch)).toBe(true);
+    expect(displaces({ dice: 0.96, f1: 0.805 }, scratch, true, scratch)).toBe(false);
+    // Better objects bought with Dice more than the margin below scratch's lose.
+    expect(displaces({ dice: 0.935, f1: 0.90 }, scratch, true, scratch)).toBe(false);
+    // Against a pretrained incumbent the Dice floor is still scratch's, so choices cannot drift down step by step.
+    const pretrained = { dice: 0.942, f1: 0.84 };
+    expect(displaces({ dice: 0.939, f1: 0.85 }, pretrained, false, scratch)).toBe(false);
+    expect(displaces({ dice: 0.941, f1: 0.85 }, pretrained, false, scratch)).toBe(true);
+    // Without scratch (a promoted model), the floor is the incumbent's Dice.
+    expect(displaces({ dice: 0.933, f1: 0.85 }, pretrained, false, undefined)).toBe(true);
+    expect(displaces({ dice: 0.931, f1: 0.85 }, pretrained, false, undefined)).toBe(false);
+  });
+
+  test('instance curves pick by val F1; runs without a val F1 fall back to val Dice', () => {
+    const withF1 = (r: CurveRun, valF1: number): CurveRun => ({ ...r, target: 'instance', valF1 });
+    const cell = [withF1(run('scratch', '1', 0, 0.95, 0.94), 0.80), withF1(run('inpainting', '1', 0, 0.945, 0.945), 0.85), withF1(run('rotation', '1', 0, 0.93, 0.93), 0.90)];
+    expect(autoRuns(cell, 0.01).map((r) => r.chosenInit)).toEqual(['inpainting']);
+    const old = cell.map(({ valF1: _dropped, ...r }) => r);
+    expect(autoRuns(old, 0.01).map((r) => r.chosenInit)).toEqual(['scratch']);
   });
 
   test('best tasks rank pretext tasks by mean val Dice at few labels', () => {

@@ -11,6 +11,11 @@ export function formatDice(value: number | null | undefined): string {
   return value === null || value === undefined ? '–' : value.toFixed(3);
 }
 
+/** Val Dice, and for instance projects the F1 of their objects, which decides promotion there. */
+export function formatValScore(dice: number | null | undefined, f1: number | null | undefined): string {
+  return f1 === null || f1 === undefined ? formatDice(dice) : `${formatDice(dice)} · F1 ${f1.toFixed(3)}`;
+}
+
 export function formatDate(ms: number): string {
   return new Date(ms).toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'short' });
 }

@@ -5,13 +5,14 @@
  * fine-tuning seed, so differences between initialisations are paired, not subset noise.
  *
  * The 'auto' line is what maskloop does for a user: per label subset, keep the initialisation
- * with the best val Dice (scratch included), and report that model's test scores.
+ * with the best val scores (scratch included; the rule of `maskloop train`, select.ts), and
+ * report that model's test scores.
  */
 import { backendInfo } from '../backend';
 import type { Initialisation } from '../train/finetune';
 import type { Normalisation } from '../model/unet';
 import type { LearningRateSchedule } from '../train/optimizerState';
-import { displaces } from '../train/select';
+import { displaces, type ValScore } from '../train/select';
 import { chooseLabeled, disposeInit, finetuneOn, pretrainedInit, scoreSplit, type EvalDataset, type EvalTraining } from './setup';
 
 export const ALL_LABELS = 0;
@@ -57,6 +58,8 @@ export interface CurveRun {
   subset: number;
   seed: number;
   valDice: number;
+  /** Instance sets: val F1 at IoU 0.5 (absent in runs measured before it was recorded). */
+  valF1?: number;
   testDice: number;
   testIoU: number;
   testF1?: number;
@@ -137,11 +140,11 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
         const t0 = performance.now();
         const model = await finetuneOn(ds, cell.images, init, { ...options.training, steps: options.finetuneSteps, seed: cell.seed, calibrationImages: options.threshold === 'calibrated' ? ds.val : undefined });
         try {
-          const val = ds.val.length > 0 ? await scoreSplit(model, ds, ds.val) : { dice: NaN };
+          const val = ds.val.length > 0 ? await scoreSplit(model, ds, ds.val) : { dice: NaN, f1: undefined };
           const test = await scoreSplit(model, ds, ds.test);
           const run: CurveRun = {
             dataset: ds.name, target: ds.target, init: name, k: cell.images.length, kLabel: cell.kLabel, subset: cell.subset, seed: cell.seed,
-            valDice: val.dice, testDice: test.dice, testIoU: test.iou,
+            valDice: val.dice, ...(val.f1 !== undefined ? { valF1: val.f1 } : {}), testDice: test.dice, testIoU: test.iou,
             ...(test.f1 !== undefined ? { testF1: test.f1, testAP: test.ap } : {}),
             ...(test.emptyForeground !== undefined ? { testEmptyForeground: test.emptyForeground } : {}),
             pretrainSteps: tasks ? options.pretrainSteps : 0, finetuneSteps: options.finetuneSteps, norm: options.training.arch.norm ?? 'none',
@@ -191,16 +194,19 @@ function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
 }
 
 /**
- * maskloop's own choice per (k, subset), the rule `maskloop train` applies: the initialisation
- * with the best val Dice, where a pretrained one must beat scratch by `margin`.
+ * maskloop's own choice per (k, subset), the rule `maskloop train` applies (`displaces`): the
+ * initialisation with the best val scores, where a pretrained one must beat scratch by `margin`.
+ * Runs recorded before val F1 was are compared by val Dice alone.
  */
 export function autoRuns(runs: CurveRun[], margin: number): CurveRun[] {
   const chosen: CurveRun[] = [];
+  const valScore = (r: CurveRun): ValScore => ({ dice: r.valDice, f1: r.valF1 });
   for (const cell of groupBy(runs, (r) => `${r.kLabel}|${r.subset}`).values()) {
     const scratch = cell.find((r) => r.init === 'scratch');
+    const scratchScore = scratch && valScore(scratch);
     let best = scratch;
     for (const r of cell) {
-      if (r !== scratch && (!best || displaces(r.valDice, best.valDice, best === scratch, margin))) best = r;
+      if (r !== scratch && (!best || displaces(valScore(r), valScore(best), best === scratch, scratchScore, margin))) best = r;
     }
     if (best) chosen.push({ ...best, init: AUTO, chosenInit: best.init });
   }

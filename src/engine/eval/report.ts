@@ -151,7 +151,7 @@ export async function writeCurveReport(outDir: string, runs: CurveRun[], ctx: Ev
     `Otsu on the test split: Dice ${f3(ctx.otsu.dice)}, IoU ${f3(ctx.otsu.iou)}${ctx.otsu.f1 !== undefined ? `, F1 ${f3(ctx.otsu.f1)}` : ''}.`,
     '',
     ...emptyFieldLines(runs, ctx.otsu),
-    `Initialisation chosen on val (margin ${autoMargin} over scratch): ${chosenLine}.`,
+    `Initialisation chosen on val (margin ${autoMargin} over scratch${runs.some((r) => r.valF1 !== undefined) ? `; by val F1, with val Dice at most ${autoMargin} below scratch's` : ''}): ${chosenLine}.`,
     '',
     'Criteria:',
     ...c.pretextGain.map((g) => `- k=${g.k}: best pretext (${g.best}) − scratch = ${g.gain >= 0 ? '+' : ''}${g.gain.toFixed(3)} Dice (target ≥ +0.05); val-chosen − scratch = ${g.autoGain >= 0 ? '+' : ''}${g.autoGain.toFixed(3)}`),

@@ -7,49 +7,79 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LabeledImage } from '../data';
 import { UNKNOWN } from '../data';
-import { predictImage, type TilingOptions } from '../infer/predict';
-import { isForegroundPixel } from '../infer/propose';
-import { dice } from '../metrics';
+import { instancesFromInterior } from '../../imaging/instances';
+import { imageSource, type TilingOptions } from '../infer/predict';
+import { foregroundOf, propose } from '../infer/propose';
+import { dice, matchInstances } from '../metrics';
 import type { UNet } from '../model/unet';
 import { finetune, type FinetuneOptions, type FinetuneResult, type Initialisation, type SegmentationTarget } from './finetune';
 
-/**
- * Mean per-image Dice of the foreground (every class > 0 counts as foreground) on labeled images,
- * decided as proposals decide it; UNKNOWN pixels are ignored.
- */
-export async function evaluateDice(model: UNet, target: SegmentationTarget, images: LabeledImage[], tiling: TilingOptions = {}): Promise<number> {
-  if (images.length === 0) throw new Error('evaluation needs at least one labeled image');
-  let total = 0;
-  for (const image of images) {
-    const prediction = await predictImage(model, image, tiling);
-    const predicted = new Uint8Array(image.labels.length);
-    const truth = new Uint8Array(image.labels.length);
-    const ignore = new Uint8Array(image.labels.length);
-    for (let i = 0; i < truth.length; i++) {
-      if (image.labels[i] === UNKNOWN) ignore[i] = 1;
-      else truth[i] = image.labels[i] > 0 ? 1 : 0;
-      predicted[i] = isForegroundPixel(target, prediction.probabilities, i * prediction.channels, prediction.channels) ? 1 : 0;
-    }
-    total += dice(predicted, truth, ignore);
-  }
-  return total / images.length;
+/** A model's scores on held-out labeled images: what the initialisation choice and promotion compare. */
+export interface ValScore {
+  /** Mean per-image Dice of the foreground (every class > 0), decided as proposals decide it. */
+  dice: number;
+  /** Instance targets only: mean per-image F1 of the proposed objects at IoU 0.5. */
+  f1?: number;
 }
 
 /**
- * Val Dice a pretrained initialisation must gain over scratch to replace it. A val split is a
+ * Scores a model's proposals on labeled images. UNKNOWN pixels are ignored: they count for
+ * neither Dice nor objects. Instance targets' true objects are rebuilt from the three-class labels
+ * the way proposals build theirs (interiors grown into the foreground).
+ */
+export async function evaluateOnVal(model: UNet, target: SegmentationTarget, images: LabeledImage[], tiling: TilingOptions = {}): Promise<ValScore> {
+  if (images.length === 0) throw new Error('evaluation needs at least one labeled image');
+  let diceTotal = 0;
+  let f1Total = 0;
+  for (const image of images) {
+    const { mask } = await propose(model, target, imageSource(image), tiling);
+    const n = image.labels.length;
+    const truth = new Uint8Array(n);
+    const ignore = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      if (image.labels[i] === UNKNOWN) ignore[i] = 1;
+      else truth[i] = image.labels[i] > 0 ? 1 : 0;
+    }
+    diceTotal += dice(foregroundOf(mask), truth, ignore);
+    if (target.kind === 'instance') {
+      const interior = image.labels.map((c) => (c === 1 ? 1 : 0));
+      const trueObjects = instancesFromInterior(interior, image.width, image.height, { foreground: truth }).labels;
+      const objects = (mask as Int32Array).map((id, i) => (ignore[i] ? 0 : id));
+      f1Total += matchInstances(objects, trueObjects, [0.5])[0].f1;
+    }
+  }
+  const score: ValScore = { dice: diceTotal / images.length };
+  if (target.kind === 'instance') score.f1 = f1Total / images.length;
+  return score;
+}
+
+/**
+ * Val score a pretrained initialisation must gain over scratch to replace it. A val split is a
  * handful of images, so small val differences are noise; scratch keeps the benefit of the doubt
  * because self-supervision must never cost the user.
  */
 export const PRETRAINED_MARGIN = 0.01;
 
-/** Whether a candidate's val Dice displaces the current best (ties keep the incumbent). */
-export function displaces(candidateDice: number, bestDice: number, bestIsScratch: boolean, margin = PRETRAINED_MARGIN): boolean {
-  return candidateDice > bestDice + (bestIsScratch ? margin : 0);
+/**
+ * Whether a candidate's val scores displace the current best; ties keep the incumbent, and a
+ * candidate must beat scratch by `margin`. Semantic targets compare Dice. Instance targets compare
+ * F1 — whether each object comes out whole and separate, which is what counting and measuring
+ * objects needs and what Dice barely sees — while the candidate's Dice may not fall more than
+ * `margin` below scratch's (or the incumbent's, when there is no scratch to compare with).
+ */
+export function displaces(candidate: ValScore, best: ValScore, bestIsScratch: boolean, scratch: ValScore | undefined, margin = PRETRAINED_MARGIN): boolean {
+  const gain = bestIsScratch ? margin : 0;
+  if (candidate.f1 === undefined || best.f1 === undefined) return candidate.dice > best.dice + gain;
+  return candidate.f1 > best.f1 + gain && candidate.dice >= (scratch ?? best).dice - margin;
 }
 
-export interface CandidateScore {
+/** 'val Dice 0.9512' or, for instance targets, 'val Dice 0.9512, F1 0.8410'. */
+export function formatValScore(score: ValScore): string {
+  return `val Dice ${score.dice.toFixed(4)}${score.f1 !== undefined ? `, F1 ${score.f1.toFixed(4)}` : ''}`;
+}
+
+export interface CandidateScore extends ValScore {
   name: string;
-  valDice: number;
 }
 
 export interface Selection {
@@ -60,8 +90,8 @@ export interface Selection {
 
 /**
  * Fine-tunes from each initialisation with identical options and keeps the one with the best val
- * Dice; ties go to the earlier candidate, and a pretrained candidate must beat scratch by
- * PRETRAINED_MARGIN (put 'scratch' first).
+ * scores (displaces); ties go to the earlier candidate, and a pretrained candidate must beat
+ * scratch by PRETRAINED_MARGIN (put 'scratch' first).
  */
 export async function selectInitialisation(
   candidates: Initialisation[],
@@ -74,25 +104,24 @@ export async function selectInitialisation(
 ): Promise<Selection> {
   if (candidates.length === 0) throw new Error('no initialisation to choose from');
   let best: FinetuneResult | null = null;
-  let bestName = '';
-  let bestDice = -Infinity;
+  let bestScore: CandidateScore | null = null;
   const scores: CandidateScore[] = [];
   for (const init of candidates) {
     const checkpointFile = options.checkpointFor?.(init.name);
     // The val images both calibrate each candidate's foreground threshold and judge it.
     const result = await finetune({ ...options, init, checkpointFile, resume: Boolean(checkpointFile), calibrationImages: val });
-    const valDice = await evaluateDice(result.model, options.target, val, tiling);
-    scores.push({ name: init.name, valDice });
-    if (best === null || displaces(valDice, bestDice, bestName === 'scratch')) {
+    const score: CandidateScore = { name: init.name, ...(await evaluateOnVal(result.model, options.target, val, tiling)) };
+    scores.push(score);
+    const scratch = scores.find((s) => s.name === 'scratch');
+    if (best === null || bestScore === null || displaces(score, bestScore, bestScore === scratch, scratch)) {
       best?.model.dispose();
       best = result;
-      bestName = init.name;
-      bestDice = valDice;
+      bestScore = score;
     } else {
       result.model.dispose();
     }
     // Let the event loop breathe between candidates (progress, cancel).
     await tf.nextFrame();
   }
-  return { best: best as FinetuneResult, bestName, scores };
+  return { best: best as FinetuneResult, bestName: (bestScore as CandidateScore).name, scores };
 }

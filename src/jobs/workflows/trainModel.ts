@@ -9,7 +9,7 @@ import { initEngine } from '../../engine/backend';
 import { architectureOf, DEFAULT_ARCH } from '../../engine/model/unet';
 import { loadSegmentationModel, saveSegmentationModel, type Initialisation, type SegmentationTarget } from '../../engine/train/finetune';
 import { loadPretextWeights } from '../../engine/train/pretrain';
-import { evaluateDice, selectInitialisation, type CandidateScore } from '../../engine/train/select';
+import { displaces, evaluateOnVal, formatValScore, selectInitialisation, type CandidateScore, type ValScore } from '../../engine/train/select';
 import type { JsonObject, Project } from '../../store';
 import type { TrainOutcome } from '../../shared/types';
 import { loadLabeled, projectSpanFloor } from '../data';
@@ -131,7 +131,7 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
       return { status: 'cancelled', runId: run.id };
     }
     for (const c of candidates) fs.rmSync(checkpointFor(c.name), { force: true });
-    const valDice = scores.find((s) => s.name === bestName)?.valDice ?? 0;
+    const chosen = scores.find((s) => s.name === bestName) as CandidateScore;
     const file = project.cachePath('checkpoints', `model-run${run.id}.mlckpt`);
     // Prelabeling normalises with the floor the model was trained with, whatever folder it reads.
     await saveSegmentationModel(file, best.model, { ...best.meta, minSpans });
@@ -140,27 +140,29 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
     const { depth, baseFilters, norm } = architectureOf(best.meta.config);
     const promoted = project.promotedModel();
     // The promoted model is re-scored on today's val split: the split may have grown since.
-    let incumbent: number | null = null;
+    let incumbent: ValScore | null = null;
     if (promoted && fs.existsSync(promoted.absoluteCheckpointPath)) {
       const old = loadSegmentationModel(promoted.absoluteCheckpointPath);
-      incumbent = JSON.stringify(old.meta.target) === JSON.stringify(target) ? await evaluateDice(old.model, target, val.images) : null;
+      incumbent = JSON.stringify(old.meta.target) === JSON.stringify(target) ? await evaluateOnVal(old.model, target, val.images) : null;
       old.model.dispose();
     }
-    const better = incumbent === null || valDice > incumbent;
-    const decision = better ? 'promoted' : `not promoted: val Dice ${valDice.toFixed(4)} does not beat model #${promoted?.id} (${incumbent?.toFixed(4)})`;
+    // The rule that chose the initialisation, without scratch's margin: the newer model wins ties of nothing.
+    const better = incumbent === null || displaces(chosen, incumbent, false, undefined);
+    const decision = better ? 'promoted' : `not promoted: ${formatValScore(chosen)} does not beat model #${promoted?.id} (${formatValScore(incumbent as ValScore)})`;
     const metrics: JsonObject = {
-      dice: valDice, valImages: val.images.length, trainImages: train.images.length,
-      candidates: scores.map((s) => ({ name: s.name, dice: s.valDice })),
-      incumbentId: incumbent === null ? null : (promoted?.id ?? null), incumbentDice: incumbent, decision,
+      dice: chosen.dice, ...(chosen.f1 !== undefined ? { f1: chosen.f1 } : {}), valImages: val.images.length, trainImages: train.images.length,
+      candidates: scores.map((s) => ({ name: s.name, dice: s.dice, ...(s.f1 !== undefined ? { f1: s.f1 } : {}) })),
+      incumbentId: incumbent === null ? null : (promoted?.id ?? null), incumbentDice: incumbent?.dice ?? null,
+      ...(incumbent?.f1 !== undefined ? { incumbentF1: incumbent.f1 } : {}), decision,
     };
     const model = project.addModel({ kind: 'segmentation', checkpointPath: file, parentId: promoted?.id ?? null, pretextInit: bestName === 'scratch' ? null : bestName, config: { depth, baseFilters, norm, target: JSON.stringify(target) }, valMetrics: metrics });
-    if (better) project.promoteModel(model.id, { reason: `val Dice ${valDice.toFixed(4)} vs ${incumbent === null ? 'none' : incumbent.toFixed(4)}` });
-    const message = `model #${model.id} (${bestName}): val Dice ${valDice.toFixed(4)}${incumbent === null ? '' : ` vs promoted ${incumbent.toFixed(4)}`} — ${better ? 'promoted' : 'kept for comparison, not promoted'}`;
+    if (better) project.promoteModel(model.id, { reason: `${formatValScore(chosen)} vs ${incumbent === null ? 'none' : formatValScore(incumbent)}` });
+    const message = `model #${model.id} (${bestName}): ${formatValScore(chosen)}${incumbent === null ? '' : ` vs promoted ${formatValScore(incumbent)}`} — ${better ? 'promoted' : 'kept for comparison, not promoted'}`;
     project.updateRunProgress(run.id, { step: total });
     project.finishRun(run.id, { status: 'completed', modelId: model.id, message });
     return {
-      status: 'completed', runId: run.id, message, modelId: model.id, init: bestName, valDice,
-      incumbentId: incumbent === null ? null : (promoted?.id ?? null), incumbentDice: incumbent, promoted: better,
+      status: 'completed', runId: run.id, message, modelId: model.id, init: bestName, valDice: chosen.dice, valF1: chosen.f1 ?? null,
+      incumbentId: incumbent === null ? null : (promoted?.id ?? null), incumbentDice: incumbent?.dice ?? null, incumbentF1: incumbent?.f1 ?? null, promoted: better,
       candidates: scores, trainImages: train.images.length, valImages: val.images.length,
     };
   } catch (err) {
