@@ -6,13 +6,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { initEngine, type BackendInfo } from '../engine/backend';
-import { ALL_LABELS, COMBINATION, FOREGROUND_THRESHOLDS, runCurve, runKey, type CurveRun } from '../engine/eval/curve';
+import { ALL_LABELS, COMBINATION, FOREGROUND_THRESHOLDS, KEPT_WEIGHTS, runCurve, runKey, type CurveRun } from '../engine/eval/curve';
 import { runExperiment } from '../engine/eval/experiment';
 import { simulateSession, type LabelOrder, type LoopRound } from '../engine/eval/session';
 import { readJsonLines, writeCurveReport, writeLoopReport, type EvalContext } from '../engine/eval/report';
 import { DEFAULT_ARCH, NORMALISATIONS } from '../engine/model/unet';
 import { disposeInit, otsuScores, prepareDataset, pretrainedInit, type EvalDataset, type EvalTraining, type TargetKind } from '../engine/eval/setup';
 import { pretextTask, pretextTaskNames } from '../engine/pretext/registry';
+import { BEST_CHECK_EVERY } from '../engine/train/finetune';
 import { DEFAULT_SCHEDULE, LEARNING_RATE_SCHEDULES } from '../engine/train/optimizerState';
 import { PRETRAINED_MARGIN } from '../engine/train/select';
 import { DATASET_NAMES, loadDataset, type DatasetName } from '../imaging/datasets';
@@ -195,6 +196,7 @@ export const evalCurveCommand: Command = {
     'all-repeats': { type: 'string', description: `seeds for k = all (quick ${MODES.quick.allRepeats}, full ${MODES.full.allRepeats})`, valueName: 'n' },
     steps: { type: 'string', description: `fine-tuning steps per run (quick ${MODES.quick.steps}, full ${MODES.full.steps})`, valueName: 'n' },
     threshold: { type: 'string', default: 'calibrated', description: "each model's foreground decision: 'calibrated' on the val split, or 'fixed' at 0.5 (reproduces figures measured before calibration)", valueName: 'kind' },
+    weights: { type: 'string', default: 'best', description: `which weights of each fine-tuning are scored: 'best' of the val checks every ${BEST_CHECK_EVERY} steps, or 'last' (reproduces figures measured before the checks)`, valueName: 'kind' },
     'auto-margin': { type: 'string', default: String(PRETRAINED_MARGIN), description: 'val Dice (instance sets: F1) a pretrained initialisation must gain over scratch to be chosen (as in maskloop train)', valueName: 'score' },
     ...TRAINING_OPTIONS,
   },
@@ -224,17 +226,17 @@ export const evalCurveCommand: Command = {
       ks: ks.map((k) => (k === ALL_LABELS ? 'all' : k)), inits,
       subsets: optionalInt(values, 'subsets', mode.subsets), largeSubsets: optionalInt(values, 'large-subsets', mode.largeSubsets), allRepeats: optionalInt(values, 'all-repeats', mode.allRepeats),
       pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), finetuneSteps: optionalInt(values, 'steps', mode.steps),
-      batch: setup.training.batchSize, patch: setup.training.patchSize, learningRate: setup.training.learningRate, schedule: setup.training.schedule, threshold: choiceOption(values, 'threshold', FOREGROUND_THRESHOLDS), norm: setup.training.arch.norm,
+      batch: setup.training.batchSize, patch: setup.training.patchSize, learningRate: setup.training.learningRate, schedule: setup.training.schedule, threshold: choiceOption(values, 'threshold', FOREGROUND_THRESHOLDS), weights: choiceOption(values, 'weights', KEPT_WEIGHTS), norm: setup.training.arch.norm,
       valImages: ds.val.length, testImages: ds.test.length, downsample: ds.downsample, seed: setup.seed,
     };
     // Every finished run is appended at once, so an interrupted curve continues where it stopped.
     const log = path.join(outDir, 'runs.jsonl');
-    const sameSettings = (r: CurveRun) => (r.pretrainSteps === 0 || r.pretrainSteps === settings.pretrainSteps) && r.finetuneSteps === settings.finetuneSteps && r.dataset === ds.name && r.target === ds.target && (r.norm ?? 'none') === settings.norm && (r.schedule ?? 'constant') === settings.schedule && (r.threshold ?? 'fixed') === settings.threshold;
+    const sameSettings = (r: CurveRun) => (r.pretrainSteps === 0 || r.pretrainSteps === settings.pretrainSteps) && r.finetuneSteps === settings.finetuneSteps && r.dataset === ds.name && r.target === ds.target && (r.norm ?? 'none') === settings.norm && (r.schedule ?? 'constant') === settings.schedule && (r.threshold ?? 'fixed') === settings.threshold && (r.weights ?? 'last') === settings.weights;
     const done = readJsonLines<CurveRun>(log).filter(sameSettings);
     if (done.length) report.message(`continuing: ${done.length} runs already measured in ${log}`);
     const runs = await runCurve(ds, {
       ks, inits, subsets: settings.subsets, largeSubsets: settings.largeSubsets, allRepeats: settings.allRepeats, pretrainSteps: settings.pretrainSteps,
-      finetuneSteps: settings.finetuneSteps, training: setup.training, threshold: settings.threshold, seed: setup.seed,
+      finetuneSteps: settings.finetuneSteps, training: setup.training, threshold: settings.threshold, weights: settings.weights, seed: setup.seed,
       cacheDir: path.join(outDir, 'pretrained'), done,
       onRun: (r) => {
         fs.appendFileSync(log, JSON.stringify(r) + '\n');

@@ -63,7 +63,7 @@ describe.skipIf(missing !== null)(`eval on isbi2012-em${missing ? ` (skipped: ${
     expect(second.status, second.stderr).toBe(0);
     expect(second.stderr).toContain('continuing: 12 runs already measured');
     expect(second.stderr).not.toContain('pretraining');
-    expect(runs.every((r) => r.norm === 'batch' && r.schedule === 'cosine' && r.threshold === 'calibrated')).toBe(true);
+    expect(runs.every((r) => r.norm === 'batch' && r.schedule === 'cosine' && r.threshold === 'calibrated' && r.weights === 'best')).toBe(true);
 
     // A network of another kind is another measurement: nothing is continued from the runs above.
     const plain = await cli(...args.map((a) => (a === '1,all' ? '1' : a)), '--inits', 'scratch', '--norm', 'none');
@@ -75,9 +75,15 @@ describe.skipIf(missing !== null)(`eval on isbi2012-em${missing ? ` (skipped: ${
     expect(constant.status, constant.stderr).toBe(0);
     expect(constant.stderr).not.toContain('continuing');
     expect(fs.readFileSync(path.join(dir, 'report.md'), 'utf8')).toContain('(constant learning rate)');
+    // Nor from runs that scored their last weights.
+    const last = await cli(...args.map((a) => (a === '1,all' ? '1' : a)), '--inits', 'scratch', '--weights', 'last');
+    expect(last.status, last.stderr).toBe(0);
+    expect(last.stderr).not.toContain('continuing');
+    expect(fs.readFileSync(path.join(dir, 'report.md'), 'utf8')).toContain('(last weights, no val checks)');
     const bad = await cli(...args, '--lr-schedule', 'linear');
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain("--lr-schedule takes cosine or constant, got 'linear'");
+    expect((await cli(...args, '--weights', 'first')).status).toBe(2);
   });
 
   test('loop: round 1 is drawn from nothing, later rounds are proposals, both orders', async () => {

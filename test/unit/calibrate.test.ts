@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { UNKNOWN, type LabeledImage } from '../../src/engine/data';
-import { foregroundProbability, predictImage } from '../../src/engine/infer/predict';
+import { classMap, foregroundProbability, predictImage } from '../../src/engine/infer/predict';
 import { instanceLabels, labeled, prepareImage } from '../../src/engine/input';
 import { UNet } from '../../src/engine/model/unet';
-import { calibrateForeground, chooseThreshold, foldThreshold } from '../../src/engine/train/calibrate';
+import { calibrateForeground, chooseThreshold, foldThreshold, heldOutDice } from '../../src/engine/train/calibrate';
 import { finetune } from '../../src/engine/train/finetune';
 import { evaluateOnVal } from '../../src/engine/train/select';
 import { engine, labeledNuclei, nuclei } from '../helpers/engine';
@@ -103,7 +103,7 @@ describe('foreground calibration', () => {
     const samples = nuclei(4, 96, 41);
     const images = labeledNuclei(samples);
     const [train, heldOut] = [images.slice(0, 2), images.slice(2)];
-    const semantic = await finetune({ images: train, target: binary, config: arch, steps: 4, batchSize: 2, patchSize: 64, calibrationImages: heldOut });
+    const semantic = await finetune({ images: train, target: binary, config: arch, steps: 4, batchSize: 2, patchSize: 64, valImages: heldOut });
     expect(semantic.meta.foregroundThreshold).toBeGreaterThanOrEqual(0.1);
     expect(semantic.meta.foregroundThreshold).toBeLessThanOrEqual(0.9);
     // Without held-out images the model keeps its own 0.5 decision: its training images would mislead.
@@ -111,16 +111,29 @@ describe('foreground calibration', () => {
     expect(uncalibrated.meta.foregroundThreshold).toBeUndefined();
 
     const instanceImages = samples.map((s) => labeled(prepareImage(s.image), instanceLabels(s.instances, s.image.width, s.image.height)));
-    const instance = await finetune({ images: instanceImages.slice(0, 2), target: { kind: 'instance' }, config: arch, steps: 4, batchSize: 2, patchSize: 64, calibrationImages: instanceImages.slice(2) });
+    const instance = await finetune({ images: instanceImages.slice(0, 2), target: { kind: 'instance' }, config: arch, steps: 4, batchSize: 2, patchSize: 64, valImages: instanceImages.slice(2) });
     expect(instance.meta.foregroundThreshold).toBeDefined();
 
     // Two classes take the most probable one; a threshold on "not background" would change that rule.
     const twoClass = images.map((im) => ({ ...im, labels: im.labels.map((v, i) => (v === 1 && i % 2 ? 2 : v)) }));
-    const multi = await finetune({ images: twoClass.slice(0, 2), target: { kind: 'semantic', classes: 2 }, config: arch, steps: 2, batchSize: 2, patchSize: 64, learningRate: 0, calibrationImages: twoClass.slice(2) });
+    const multi = await finetune({ images: twoClass.slice(0, 2), target: { kind: 'semantic', classes: 2 }, config: arch, steps: 2, batchSize: 2, patchSize: 64, learningRate: 0, valImages: twoClass.slice(2) });
     const head = multi.model.params.get('head.b') as tf.Variable;
     const fresh = UNet.create(multi.meta.config, 1).params.get('head.b') as tf.Variable;
     expect(Array.from(head.dataSync())).toEqual(Array.from(fresh.dataSync()));
     expect(multi.meta.foregroundThreshold).toBe(0.5);
+    // Its val score (what keeping the best weights compares) is the Dice of its most probable class.
+    let [tp, fp, fn] = [0, 0, 0];
+    for (const im of twoClass.slice(2)) {
+      const classes = classMap(await predictImage(multi.model, im));
+      for (let i = 0; i < classes.length; i++) {
+        const marked = classes[i] > 0;
+        const truth = im.labels[i] > 0;
+        tp += Number(marked && truth);
+        fp += Number(marked && !truth);
+        fn += Number(!marked && truth);
+      }
+    }
+    expect(await heldOutDice(multi.model, { kind: 'semantic', classes: 2 }, twoClass.slice(2), true)).toBeCloseTo((2 * tp) / (2 * tp + fp + fn), 10);
     for (const m of [semantic.model, uncalibrated.model, instance.model, multi.model]) m.dispose();
   });
 

@@ -23,6 +23,10 @@ export const AUTO = 'auto';
 export const FOREGROUND_THRESHOLDS = ['calibrated', 'fixed'] as const;
 export type ForegroundThreshold = (typeof FOREGROUND_THRESHOLDS)[number];
 
+/** Which weights of a fine-tuning a curve scores: the best of the val checks (finetune.ts' keepBest), or the last. */
+export const KEPT_WEIGHTS = ['best', 'last'] as const;
+export type KeptWeights = (typeof KEPT_WEIGHTS)[number];
+
 export interface CurveOptions {
   /** Labeled-image counts; ALL_LABELS (0) = the whole train split. */
   ks: number[];
@@ -38,6 +42,7 @@ export interface CurveOptions {
   training: EvalTraining;
   /** 'calibrated': each model's foreground threshold is chosen on the val split (calibrate.ts); 'fixed': 0.5. */
   threshold: ForegroundThreshold;
+  weights: KeptWeights;
   seed: number;
   /** Pretrained checkpoints are kept here and reused. */
   cacheDir?: string;
@@ -74,6 +79,10 @@ export interface CurveRun {
   schedule?: LearningRateSchedule;
   /** How the foreground threshold was set (absent in runs measured before calibration: 'fixed'). */
   threshold?: ForegroundThreshold;
+  /** Which weights were scored (absent in runs measured before the val checks: 'last'). */
+  weights?: KeptWeights;
+  /** With 'best': the fine-tuning step whose weights the val checks kept. */
+  bestStep?: number;
   /** Pretraining wall time, paid once per initialisation and shared by its runs. */
   pretrainSeconds: number;
   /** Fine-tuning plus scoring wall time of this run. */
@@ -138,7 +147,10 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
     try {
       for (const cell of todo) {
         const t0 = performance.now();
-        const model = await finetuneOn(ds, cell.images, init, { ...options.training, steps: options.finetuneSteps, seed: cell.seed, calibrationImages: options.threshold === 'calibrated' ? ds.val : undefined });
+        const { model, meta } = await finetuneOn(ds, cell.images, init, {
+          ...options.training, steps: options.finetuneSteps, seed: cell.seed,
+          valImages: ds.val, calibrate: options.threshold === 'calibrated', keepBest: options.weights === 'best',
+        });
         try {
           const val = ds.val.length > 0 ? await scoreSplit(model, ds, ds.val) : { dice: NaN, f1: undefined };
           const test = await scoreSplit(model, ds, ds.test);
@@ -148,7 +160,8 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
             ...(test.f1 !== undefined ? { testF1: test.f1, testAP: test.ap } : {}),
             ...(test.emptyForeground !== undefined ? { testEmptyForeground: test.emptyForeground } : {}),
             pretrainSteps: tasks ? options.pretrainSteps : 0, finetuneSteps: options.finetuneSteps, norm: options.training.arch.norm ?? 'none',
-            schedule: options.training.schedule, threshold: options.threshold, pretrainSeconds,
+            schedule: options.training.schedule, threshold: options.threshold, weights: options.weights,
+            ...(meta.best ? { bestStep: meta.best.step } : {}), pretrainSeconds,
             wallSeconds: (performance.now() - t0) / 1000,
             backend: backendInfo()?.choice ?? 'unknown', threads: backendInfo()?.threads ?? 0,
             trainImages: cell.images.map((im) => im.name),

@@ -65,7 +65,8 @@ export async function runExperiment(data: Dataset, options: ExperimentOptions): 
   };
   const train = chooseLabeled(ds.train, options.labels, seed);
   const pretrained = options.init === 'scratch' ? undefined : await pretrainedInit(ds, options.init, { ...training, steps: options.pretrainSteps, seed });
-  const model = await finetuneOn(ds, train, pretrained?.init, { ...training, steps: options.finetuneSteps, seed });
+  // As `maskloop train` does: the val split picks the best weights and calibrates the threshold.
+  const { model } = await finetuneOn(ds, train, pretrained?.init, { ...training, steps: options.finetuneSteps, seed, valImages: ds.val });
   if (pretrained) disposeInit(pretrained.init);
   const test = await scoreSplit(model, ds, ds.test);
   model.dispose();

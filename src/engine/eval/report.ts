@@ -39,12 +39,13 @@ export interface EvalContext {
 
 function header(title: string, ctx: EvalContext): string[] {
   // Results measured before the U-Net had normalisation, before fine-tuning had its
-  // learning-rate schedule, or before the foreground threshold was calibrated, stay comparable
-  // side by side with today's.
+  // learning-rate schedule, before the foreground threshold was calibrated, or before fine-tuning
+  // kept its best weights on val, stay comparable side by side with today's.
   const differences = [
     ...(ctx.settings.norm === 'none' ? ['U-Net without normalisation'] : []),
     ...((ctx.settings.schedule ?? 'constant') === 'constant' ? ['constant learning rate'] : []),
     ...(ctx.settings.threshold === 'fixed' ? ['foreground threshold 0.5'] : []),
+    ...(ctx.settings.weights === 'last' ? ['last weights, no val checks'] : []),
   ];
   return [
     `### ${title}${differences.length ? ` (${differences.join(', ')})` : ''}`,
@@ -135,6 +136,13 @@ export async function writeCurveReport(outDir: string, runs: CurveRun[], ctx: Ev
     const p = points.find((q) => q.init === AUTO && q.kLabel === k);
     return p?.chosen ? `k=${k}: ${Object.entries(p.chosen).map(([n, v]) => `${n}×${v}`).join(', ')}` : '';
   }).filter(Boolean).join('; ');
+  // How far into each fine-tuning the val checks found the weights they kept, over all
+  // initialisations; reported where some run kept earlier weights than its last.
+  const keptSteps = kLabels.map((k) => {
+    const steps = runs.filter((r) => r.kLabel === k && r.bestStep !== undefined).map((r) => r.bestStep as number).sort((a, b) => a - b);
+    const counts = [...new Set(steps)].map((s) => `${s}×${steps.filter((t) => t === s).length}`);
+    return counts.length ? `k=${k}: ${counts.join(', ')}` : '';
+  }).filter(Boolean).join('; ');
   // A curve may have been measured over several invocations (continued after an interruption):
   // its time is that of its runs, each pretraining counted once.
   const pretraining = new Map(runs.map((r) => [r.init, r.pretrainSeconds]));
@@ -151,6 +159,7 @@ export async function writeCurveReport(outDir: string, runs: CurveRun[], ctx: Ev
     `Otsu on the test split: Dice ${f3(ctx.otsu.dice)}, IoU ${f3(ctx.otsu.iou)}${ctx.otsu.f1 !== undefined ? `, F1 ${f3(ctx.otsu.f1)}` : ''}.`,
     '',
     ...emptyFieldLines(runs, ctx.otsu),
+    ...(runs.some((r) => r.bestStep !== undefined && r.bestStep !== r.finetuneSteps) ? [`Weights kept by the val checks (fine-tuning step × runs): ${keptSteps}.`, ''] : []),
     `Initialisation chosen on val (margin ${autoMargin} over scratch${runs.some((r) => r.valF1 !== undefined) ? `; by val F1, with val Dice at most ${autoMargin} below scratch's` : ''}): ${chosenLine}.`,
     '',
     'Criteria:',

@@ -83,7 +83,7 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         const t0 = performance.now();
         // Warm start: the next model continues from the current one, head included (or from the initialisation).
         const init: Initialisation | undefined = model ? { name: options.initName, weights: model.weights(), trained: 'segmentation' } : options.init;
-        const next = await finetuneOn(ds, labeled, init, {
+        const { model: next } = await finetuneOn(ds, labeled, init, {
           ...options.training, steps: options.stepsPerRetrain, seed: options.seed + round,
         });
         retrained = true;

@@ -183,8 +183,10 @@ export async function finetuneOn(
   options: EvalTraining & {
     steps: number;
     seed: number;
-    /** Held-out images on which the model's foreground threshold is calibrated (none: it decides at 0.5). */
-    calibrationImages?: EvalImage[];
+    /** Held-out images (the val split): what they decide is FinetuneOptions' `calibrate` and `keepBest`. */
+    valImages?: EvalImage[];
+    calibrate?: boolean;
+    keepBest?: boolean;
   },
 ) {
   // A warm start continues an earlier segmentation model of this session.
@@ -197,7 +199,7 @@ export async function finetuneOn(
     // at the from-scratch rate), so warm starts move more gently.
     learningRate: warmStart ? options.learningRate * WARM_START_RATE : options.learningRate,
     schedule: options.schedule,
-    calibrationImages: options.calibrationImages ? asLabeled(options.calibrationImages) : undefined,
+    valImages: options.valImages ? asLabeled(options.valImages) : undefined, calibrate: options.calibrate, keepBest: options.keepBest,
     seed: options.seed,
     // A pretrained encoder stays frozen briefly while the new decoder settles; a warm start from
     // an earlier segmentation model has nothing new to settle.
@@ -208,7 +210,7 @@ export async function finetuneOn(
     result.model.dispose();
     throw new EvalCancelled();
   }
-  return result.model;
+  return { model: result.model, meta: result.meta };
 }
 
 export interface SplitScores {

@@ -333,6 +333,20 @@ export class UNet {
     return new Map([...this.params].map(([name, v]) => [name, v as tf.Tensor]));
   }
 
+  /** Copies of every parameter, running statistics included, for `restore`; the caller disposes them. */
+  snapshot(): Map<string, tf.Tensor> {
+    return new Map([...this.params].map(([name, v]) => [name, tf.clone(v)]));
+  }
+
+  /** Puts back the parameters of a snapshot of this model. */
+  restore(snapshot: Map<string, tf.Tensor>): void {
+    for (const [name, v] of this.params) {
+      const saved = snapshot.get(name);
+      if (!saved || !tf.util.arraysEqual(saved.shape, v.shape)) throw new Error(`snapshot has no parameter '${name}' of shape [${v.shape}]`);
+      v.assign(saved);
+    }
+  }
+
   dispose(): void {
     for (const v of this.params.values()) v.dispose();
     this.params.clear();

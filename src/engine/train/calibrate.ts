@@ -10,7 +10,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LabeledImage } from '../data';
 import { cropRect, evenlySpread, UNKNOWN } from '../data';
-import { foregroundProbability, imageSource, predictTiled } from '../infer/predict';
+import { foregroundProbability, imageSource, pixelClass, predictTiled } from '../infer/predict';
+import { diceOf } from '../metrics';
 import type { UNet } from '../model/unet';
 import type { SegmentationTarget } from './finetune';
 
@@ -44,10 +45,14 @@ function hasForegroundThreshold(target: SegmentationTarget): boolean {
   return target.kind === 'instance' || target.classes === 1;
 }
 
-/** Histograms of the foreground probability over labeled foreground and background pixels. */
+/**
+ * Histograms of the foreground probability over labeled foreground and background pixels, and
+ * the counts of the most-probable-class decision (the multi-class rule).
+ */
 async function probabilityHistograms(model: UNet, images: LabeledImage[]) {
   const foreground = new Float64Array(BINS);
   const background = new Float64Array(BINS);
+  const mostProbable = { tp: 0, fp: 0, fn: 0, tn: 0 };
   const channels = model.config.outChannels;
   for (const full of images) {
     const image = windowOf(full);
@@ -59,10 +64,15 @@ async function probabilityHistograms(model: UNet, images: LabeledImage[]) {
         const p = foregroundProbability(probs, i * channels, channels);
         const bin = Math.min(BINS - 1, Math.max(0, Math.floor(p * BINS)));
         (label > 0 ? foreground : background)[bin]++;
+        const marked = pixelClass(probs, i * channels, channels) > 0;
+        if (marked && label > 0) mostProbable.tp++;
+        else if (marked) mostProbable.fp++;
+        else if (label > 0) mostProbable.fn++;
+        else mostProbable.tn++;
       }
     });
   }
-  return { foreground, background };
+  return { foreground, background, mostProbable };
 }
 
 function windowOf(image: LabeledImage): LabeledImage {
@@ -116,6 +126,17 @@ export function foldThreshold(model: UNet, threshold: number): void {
   const shifted = tf.tensor(values, bias.shape);
   bias.assign(shifted);
   shifted.dispose();
+}
+
+/**
+ * Pooled foreground Dice on (up to CALIBRATION_IMAGES of) held-out labeled images: what the model
+ * scores there once calibrated (`calibrated`), or as it decides now. Fine-tuning compares its
+ * weights along the way by it.
+ */
+export async function heldOutDice(model: UNet, target: SegmentationTarget, images: LabeledImage[], calibrated: boolean): Promise<number> {
+  const { foreground, background, mostProbable } = await probabilityHistograms(model, evenlySpread(images, CALIBRATION_IMAGES));
+  if (!hasForegroundThreshold(target)) return diceOf(mostProbable);
+  return calibrated ? chooseThreshold(foreground, background).diceAfter : diceAt(0.5, foreground, background);
 }
 
 /** Chooses the foreground threshold on (up to CALIBRATION_IMAGES of) the given labeled images and folds it into the model. */

@@ -7,7 +7,7 @@ import { augmentPatch, cropAt, DEFAULT_AUGMENT, knownPixels, randomCrop, stackLa
 import { isEncoderParam, isHeadParam, normalisationOf, UNet, type Architecture, type UNetConfig } from '../model/unet';
 import { Rng } from '../rng';
 import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint';
-import { calibrateForeground } from './calibrate';
+import { calibrateForeground, heldOutDice } from './calibrate';
 import { DEFAULT_LOSS_WEIGHTS, segmentationLoss, type LossWeights } from './losses';
 import { loopOptionsFor, runLoop, type TrainingRunOptions } from './loop';
 import { createOptimizer, DEFAULT_SCHEDULE, learningRateAt, networkToTrain, setLearningRate, type LearningRateSchedule, resumePoint, saveTrainingCheckpoint } from './optimizerState';
@@ -55,13 +55,52 @@ export interface FinetuneOptions extends TrainingRunOptions {
   /** Default DEFAULT_SCHEDULE. Pretraining keeps a constant rate: the decay was measured for fine-tuning only. */
   schedule?: LearningRateSchedule;
   /**
-   * Held-out labeled images (a val split) on which a completed fine-tuning chooses its foreground
-   * threshold and folds it into the head (calibrate.ts). Never the training images: a model that
-   * has seen them is more sure of their foreground than of new images' (measured on ISBI with one
-   * label: Dice-best threshold 0.8 on its training image, 0.4 on val and test). Without them the
-   * model decides at 0.5.
+   * Held-out labeled images (a val split), never the training images: a model that has seen them
+   * is more sure of their foreground than of new images' (measured on ISBI with one label:
+   * Dice-best threshold 0.8 on its training image, 0.4 on val and test). What they decide:
+   * - `calibrate` (default true): a completed fine-tuning chooses its foreground threshold on them
+   *   and folds it into the head (calibrate.ts); otherwise the model decides at 0.5.
+   * - `keepBest` (default true): the weights are scored on them every BEST_CHECK_EVERY steps and
+   *   at the end, and the best (the later on a tie) are returned rather than the last.
    */
-  calibrationImages?: LabeledImage[];
+  valImages?: LabeledImage[];
+  calibrate?: boolean;
+  keepBest?: boolean;
+}
+
+/**
+ * Steps between two checks of the weights on the val images. A long fine-tuning on few labels
+ * overfits: on ISBI with one labeled image, 400 steps ended at test Dice 0.46 and 0.72 on two
+ * label subsets where 50 steps reached 0.75 and 0.74.
+ */
+export const BEST_CHECK_EVERY = 50;
+
+/** The best weights the val checks have seen: their step, pooled val Dice and a copy of them. */
+class BestWeights {
+  step = -1;
+  valDice = -Infinity;
+  weights: Map<string, tf.Tensor> | null = null;
+
+  /** Keeps the model's weights if they score at least as well as the best so far (later wins ties). */
+  offer(model: UNet, step: number, valDice: number): void {
+    if (valDice < this.valDice) return;
+    this.take(step, valDice, model.snapshot());
+  }
+
+  /** Takes ownership of the weights. */
+  take(step: number, valDice: number, weights: Map<string, tf.Tensor>): void {
+    this.dispose();
+    Object.assign(this, { step, valDice, weights });
+  }
+
+  record(): { step: number; valDice: number } | undefined {
+    return this.weights ? { step: this.step, valDice: this.valDice } : undefined;
+  }
+
+  dispose(): void {
+    tf.dispose([...(this.weights?.values() ?? [])]);
+    this.weights = null;
+  }
 }
 
 export interface SegmentationModelMeta {
@@ -85,6 +124,11 @@ export interface SegmentationModelMeta {
    * bias (so the model decides at 0.5); for the record. Absent in uncalibrated models.
    */
   foregroundThreshold?: number;
+  /**
+   * With val checks (keepBest): the step whose weights these are and their pooled val Dice. In a
+   * training checkpoint, the best weights so far (saved alongside as the group 'best').
+   */
+  best?: { step: number; valDice: number };
 }
 
 export interface FinetuneResult {
@@ -124,11 +168,19 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
     pretrained = true;
   }
 
+  const valImages = options.valImages?.length ? options.valImages : undefined;
+  const calibrate = Boolean(valImages) && options.calibrate !== false;
+  const best = valImages && options.keepBest !== false ? new BestWeights() : null;
+
   const optimizer = createOptimizer(learningRate);
   const { startStep, history } = await resumePoint<SegmentationModelMeta>(options, optimizer, (ckpt) => {
     model.loadMatching(ckpt.groups.weights);
     assignHead(model, ckpt.groups.weights);
+    // The best weights from before an interruption still compete.
+    const saved = ckpt.groups.best;
+    if (best && ckpt.meta.best && saved) best.take(ckpt.meta.best.step, ckpt.meta.best.valDice, new Map([...saved].map(([k, v]) => [k, tf.clone(v)])));
   });
+  const checkOnVal = async (step: number) => best?.offer(model, step, await heldOutDice(model, options.target, valImages as LabeledImage[], calibrate));
 
   const warmup = pretrained ? (options.encoderWarmupSteps ?? 0) : 0;
   const everything = model.variables();
@@ -139,7 +191,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   const losses: number[] = [];
   const meta = (step: number): SegmentationModelMeta => ({
     kind: 'segmentation', config, target: options.target, init: initName, step, totalSteps: options.steps,
-    seed, patchSize, losses: [...history, ...losses], trainedOn: images.length,
+    seed, patchSize, losses: [...history, ...losses], trainedOn: images.length, best: best?.record(),
   });
 
   const result = await runLoop(
@@ -163,19 +215,26 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
         const value = (await (cost as tf.Scalar).data())[0];
         cost?.dispose();
         losses.push(value);
+        if ((i + 1) % BEST_CHECK_EVERY === 0 && i + 1 < options.steps) await checkOnVal(i + 1);
         return value;
       } finally {
         x.dispose();
         y.dispose();
       }
     },
-    loopOptionsFor(options, 'finetune', startStep, batchSize, (done) => saveTrainingCheckpoint(options.checkpointFile as string, meta(done), model.weights(), optimizer)),
+    loopOptionsFor(options, 'finetune', startStep, batchSize, (done) =>
+      saveTrainingCheckpoint(options.checkpointFile as string, meta(done), model.weights(), optimizer, best?.weights ? { best: best.weights } : {})),
   );
   optimizer.dispose();
   warmupOptimizer?.dispose();
+  if (result.status === 'completed' && best) {
+    await checkOnVal(result.stepsDone);
+    if (best.step !== result.stepsDone && best.weights) model.restore(best.weights);
+  }
   const finalMeta = meta(result.stepsDone);
-  if (result.status === 'completed' && options.calibrationImages?.length) {
-    finalMeta.foregroundThreshold = (await calibrateForeground(model, options.target, options.calibrationImages)).threshold;
+  best?.dispose();
+  if (result.status === 'completed' && calibrate) {
+    finalMeta.foregroundThreshold = (await calibrateForeground(model, options.target, valImages as LabeledImage[])).threshold;
   }
   return { model, meta: finalMeta, status: result.status, losses: result.losses, imagesPerSecond: result.imagesPerSecond };
 }

@@ -52,10 +52,11 @@ export async function restoreOptimizer(optimizer: tf.Optimizer, state: Map<strin
 }
 
 /** Saves weights, Adam's state and meta atomically: everything a resumed run needs. */
-export async function saveTrainingCheckpoint<M>(file: string, meta: M, weights: Map<string, tf.Tensor>, optimizer: tf.Optimizer): Promise<void> {
+/** `extra`: further tensor groups the run needs to continue (fine-tuning's best weights so far). */
+export async function saveTrainingCheckpoint<M>(file: string, meta: M, weights: Map<string, tf.Tensor>, optimizer: tf.Optimizer, extra: Record<string, Map<string, tf.Tensor>> = {}): Promise<void> {
   const state = await optimizerState(optimizer);
   try {
-    await saveCheckpoint(file, { meta, groups: { weights, optimizer: state } });
+    await saveCheckpoint(file, { meta, groups: { ...extra, weights, optimizer: state } });
   } finally {
     state.get('0000')?.dispose(); // the iteration count is a fresh tensor; the slots belong to the optimizer
   }

@@ -108,8 +108,8 @@ export async function selectInitialisation(
   const scores: CandidateScore[] = [];
   for (const init of candidates) {
     const checkpointFile = options.checkpointFor?.(init.name);
-    // The val images both calibrate each candidate's foreground threshold and judge it.
-    const result = await finetune({ ...options, init, checkpointFile, resume: Boolean(checkpointFile), calibrationImages: val });
+    // The val images pick each candidate's best weights and foreground threshold, then judge it.
+    const result = await finetune({ ...options, init, checkpointFile, resume: Boolean(checkpointFile), valImages: val });
     const score: CandidateScore = { name: init.name, ...(await evaluateOnVal(result.model, options.target, val, tiling)) };
     scores.push(score);
     const scratch = scores.find((s) => s.name === 'scratch');
