@@ -61,7 +61,8 @@ export interface FinetuneOptions extends TrainingRunOptions {
    * - `calibrate` (default true): a completed fine-tuning chooses its foreground threshold on them
    *   and folds it into the head (calibrate.ts); otherwise the model decides at 0.5.
    * - `keepBest` (default true): the weights are scored on them every BEST_CHECK_EVERY steps and
-   *   at the end, and the best (the later on a tie) are returned rather than the last.
+   *   at the end, and the best (the later on a tie) are returned rather than the last. Runs of at
+   *   most BEST_CHECK_EVERY steps are not checked.
    */
   valImages?: LabeledImage[];
   calibrate?: boolean;
@@ -227,9 +228,10 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   );
   optimizer.dispose();
   warmupOptimizer?.dispose();
-  if (result.status === 'completed' && best) {
+  // A run too short for a check along the way has nothing to compare its last weights with.
+  if (result.status === 'completed' && best?.weights) {
     await checkOnVal(result.stepsDone);
-    if (best.step !== result.stepsDone && best.weights) model.restore(best.weights);
+    if (best.step !== result.stepsDone) model.restore(best.weights);
   }
   const finalMeta = meta(result.stepsDone);
   best?.dispose();
