@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { initEngine, type BackendInfo } from '../engine/backend';
-import { ALL_LABELS, COMBINATION, FOREGROUND_THRESHOLDS, KEPT_WEIGHTS, runCurve, runKey, type CurveRun } from '../engine/eval/curve';
+import { ALL_LABELS, COMBINATION, FOREGROUND_THRESHOLDS, KEPT_WEIGHTS, runCurve, runKey, weightsInEffect, type CurveRun } from '../engine/eval/curve';
 import { runExperiment } from '../engine/eval/experiment';
 import { simulateSession, type LabelOrder, type LoopRound } from '../engine/eval/session';
 import { readJsonLines, writeCurveReport, writeLoopReport, type EvalContext } from '../engine/eval/report';
@@ -231,7 +231,7 @@ export const evalCurveCommand: Command = {
     };
     // Every finished run is appended at once, so an interrupted curve continues where it stopped.
     const log = path.join(outDir, 'runs.jsonl');
-    const sameSettings = (r: CurveRun) => (r.pretrainSteps === 0 || r.pretrainSteps === settings.pretrainSteps) && r.finetuneSteps === settings.finetuneSteps && r.dataset === ds.name && r.target === ds.target && (r.norm ?? 'none') === settings.norm && (r.schedule ?? 'constant') === settings.schedule && (r.threshold ?? 'fixed') === settings.threshold && (r.weights ?? 'last') === settings.weights;
+    const sameSettings = (r: CurveRun) => (r.pretrainSteps === 0 || r.pretrainSteps === settings.pretrainSteps) && r.finetuneSteps === settings.finetuneSteps && r.dataset === ds.name && r.target === ds.target && (r.norm ?? 'none') === settings.norm && (r.schedule ?? 'constant') === settings.schedule && (r.threshold ?? 'fixed') === settings.threshold && weightsInEffect(r.finetuneSteps, r.weights) === weightsInEffect(settings.finetuneSteps, settings.weights);
     const done = readJsonLines<CurveRun>(log).filter(sameSettings);
     if (done.length) report.message(`continuing: ${done.length} runs already measured in ${log}`);
     const runs = await runCurve(ds, {

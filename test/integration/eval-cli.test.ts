@@ -11,6 +11,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, test } from 'vitest';
 import type { CurveRun } from '../../src/engine/eval/curve';
+import { readJsonLines } from '../../src/engine/eval/report';
 import type { LoopRound } from '../../src/engine/eval/session';
 import { datasetUnavailableReason } from '../../src/imaging/datasets';
 
@@ -75,11 +76,20 @@ describe.skipIf(missing !== null)(`eval on isbi2012-em${missing ? ` (skipped: ${
     expect(constant.status, constant.stderr).toBe(0);
     expect(constant.stderr).not.toContain('continuing');
     expect(fs.readFileSync(path.join(dir, 'report.md'), 'utf8')).toContain('(constant learning rate)');
-    // Nor from runs that scored their last weights.
-    const last = await cli(...args.map((a) => (a === '1,all' ? '1' : a)), '--inits', 'scratch', '--weights', 'last');
+    // Runs too short for a val check along the way are the same measurement with either weights…
+    const short = await cli(...args.map((a) => (a === '1,all' ? '1' : a)), '--inits', 'scratch', '--weights', 'last');
+    expect(short.status, short.stderr).toBe(0);
+    expect(short.stderr).toMatch(/continuing: \d+ runs already measured/);
+    expect(fs.readFileSync(path.join(dir, 'report.md'), 'utf8')).not.toContain('last weights');
+    // …longer ones that scored their last weights are not continued by ones that kept the best.
+    const longer = (weights: string) => cli(...args.map((a, i) => (a === '1,all' ? '1' : args[i - 1] === '--steps' ? '51' : a)), '--inits', 'scratch', '--subsets', '1', '--weights', weights);
+    expect((await longer('best')).status).toBe(0);
+    const last = await longer('last');
     expect(last.status, last.stderr).toBe(0);
     expect(last.stderr).not.toContain('continuing');
     expect(fs.readFileSync(path.join(dir, 'report.md'), 'utf8')).toContain('(last weights, no val checks)');
+    const kept = readJsonLines<CurveRun>(path.join(dir, 'runs.jsonl')).filter((r) => r.finetuneSteps === 51);
+    expect(kept.map((r) => [r.weights, r.bestStep])).toEqual([['best', expect.any(Number)], ['last', undefined]]);
     const bad = await cli(...args, '--lr-schedule', 'linear');
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain("--lr-schedule takes cosine or constant, got 'linear'");

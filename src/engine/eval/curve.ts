@@ -9,7 +9,7 @@
  * report that model's test scores.
  */
 import { backendInfo } from '../backend';
-import type { Initialisation } from '../train/finetune';
+import { BEST_CHECK_EVERY, type Initialisation } from '../train/finetune';
 import type { Normalisation } from '../model/unet';
 import type { LearningRateSchedule } from '../train/optimizerState';
 import { displaces, type ValScore } from '../train/select';
@@ -26,6 +26,14 @@ export type ForegroundThreshold = (typeof FOREGROUND_THRESHOLDS)[number];
 /** Which weights of a fine-tuning a curve scores: the best of the val checks (finetune.ts' keepBest), or the last. */
 export const KEPT_WEIGHTS = ['best', 'last'] as const;
 export type KeptWeights = (typeof KEPT_WEIGHTS)[number];
+
+/**
+ * Which weights a curve with these settings scores in effect: a run too short for a val check
+ * along the way keeps its last weights either way, so its 'best' and 'last' are one measurement.
+ */
+export function weightsInEffect(finetuneSteps: number, weights: KeptWeights | undefined): KeptWeights {
+  return finetuneSteps <= BEST_CHECK_EVERY ? 'last' : (weights ?? 'last');
+}
 
 export interface CurveOptions {
   /** Labeled-image counts; ALL_LABELS (0) = the whole train split. */

@@ -8,6 +8,7 @@ import { AUTO, summarizeCurve, type CurvePoint, type CurveRun, type Stat } from 
 import type { LoopRound } from './session';
 import { writeChart, type Series } from './plot';
 import type { SplitScores } from './setup';
+import { BEST_CHECK_EVERY } from '../train/finetune';
 
 export function toCsv(rows: Record<string, unknown>[]): string {
   const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
@@ -45,7 +46,7 @@ function header(title: string, ctx: EvalContext): string[] {
     ...(ctx.settings.norm === 'none' ? ['U-Net without normalisation'] : []),
     ...((ctx.settings.schedule ?? 'constant') === 'constant' ? ['constant learning rate'] : []),
     ...(ctx.settings.threshold === 'fixed' ? ['foreground threshold 0.5'] : []),
-    ...(ctx.settings.weights === 'last' ? ['last weights, no val checks'] : []),
+    ...(ctx.settings.weights === 'last' && Number(ctx.settings.finetuneSteps) > BEST_CHECK_EVERY ? ['last weights, no val checks'] : []),
   ];
   return [
     `### ${title}${differences.length ? ` (${differences.join(', ')})` : ''}`,
@@ -116,7 +117,8 @@ export async function writeCurveReport(outDir: string, runs: CurveRun[], ctx: Ev
     yLabel: 'test Dice (foreground class), mean ± sd over subsets',
     series,
     logX: true,
-    xTickLabels: new Map([[allK, `all (${allK})`]]),
+    // A curve without k = all (--ks 1,2,5) keeps its largest k as a number.
+    xTickLabels: new Map(runs.some((r) => r.kLabel === 'all') ? [[allK, `all (${allK})`]] : []),
     references: [{ y: ctx.otsu.dice, label: `Otsu ${ctx.otsu.dice.toFixed(3)}` }],
   });
 
