@@ -108,7 +108,9 @@ describe.skipIf(missing !== null)(`eval on isbi2012-em${missing ? ` (skipped: ${
       expect(mine[0].modelLabels).toBe(0);
       expect(mine[0].changedFraction).toBe(1);
       expect(mine[1].modelLabels).toBe(1);
-      // A retrained model proposes only once it is promoted (not worse on the newest labels).
+      // The second label is held out as val, as the app's training would; a retrained model
+      // proposes only once it is promoted (better on val).
+      expect(mine.map((q) => q.heldOut)).toEqual([false, true, false]);
       expect(mine[2].modelLabels).toBe(mine[1].promoted ? 2 : 1);
       expect(mine[1].retrained).toBe(true);
       expect(new Set(mine.map((q) => q.image)).size).toBe(3);

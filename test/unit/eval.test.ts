@@ -266,7 +266,7 @@ describe('outputs', () => {
   test('a session round whose image has nothing to draw reports pixels to erase, not a ratio', async () => {
     const round = (n: number, drawPixels: number, changedPixels: number): LoopRound => ({
       dataset: 'set', order: 'active', init: 'scratch', round: n, image: `im${n}`, modelLabels: n - 1, proposalDice: 0.9, uncertainty: 0.1,
-      retrained: true, promoted: true, trainSeconds: 1, drawPixels, changedPixels,
+      retrained: true, promoted: true, heldOut: false, trainSeconds: 1, drawPixels, changedPixels,
       changedFraction: drawPixels > 0 ? changedPixels / drawPixels : Infinity, strokes: 3, drawStrokes: drawPixels > 0 ? 10 : 0,
     });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskloop-loop-'));

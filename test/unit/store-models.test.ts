@@ -4,6 +4,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createProject, openProject, type NewModel, type Project } from '../../src/store';
 import { expectStoreError } from '../helpers/store';
+import { valImagesFor } from '../../src/engine/train/select';
+import { ensureValidationSplit } from '../../src/jobs/workflows/trainModel';
 
 let dir: string;
 let project: Project;
@@ -195,5 +197,32 @@ describe('predictions and label next', () => {
     project = openProject(path.join(dir, 'proj'));
     expect(project.promotedModel()!.id).toBe(m.id);
     expect(project.getPrediction(img)!.mask.data).toEqual(new Uint16Array(W * H).fill(300));
+  });
+});
+
+describe('the val split training judges by', () => {
+  it('grows to a fifth of the labeled images as labels arrive, taking only images without a split', async () => {
+    const ids = await addImages(12);
+    const label = (id: number) => project.addLabelVersion({ imageId: id, mask: { width: W, height: H, data: new Uint8Array(W * H).fill(1) }, source: 'manual' });
+    const valIds = () => project.labeledImages({ split: 'val' }).map((l) => l.image.id);
+    expect([0, 1, 2, 4, 5, 7, 8, 12].map(valImagesFor)).toEqual([0, 0, 1, 1, 1, 1, 2, 2]);
+    label(ids[0]);
+    ensureValidationSplit(project);
+    expect(valIds()).toEqual([]);
+    label(ids[1]);
+    ensureValidationSplit(project);
+    const first = valIds();
+    expect(first).toHaveLength(1);
+    // An image the user put in train stays there; the next val image comes from the unassigned ones.
+    project.setImageSplit(ids[2], 'train');
+    for (const id of ids.slice(2, 8)) label(id);
+    ensureValidationSplit(project);
+    const grown = valIds();
+    expect(grown).toHaveLength(2);
+    expect(grown).toEqual(expect.arrayContaining(first));
+    expect(grown).not.toContain(ids[2]);
+    // Enough val images: nothing moves.
+    ensureValidationSplit(project);
+    expect(valIds()).toEqual(grown);
   });
 });

@@ -3,16 +3,19 @@
  * no labels. Each round the current model proposes a mask for the next image (the most uncertain
  * one, or the next in a random order), a simulated annotator corrects it to the ground truth, and
  * what that correction costs is recorded against drawing the mask from nothing. The corrected
- * label joins the training set and, per the retraining policy, the model is fine-tuned again,
- * warm-started from the model before it, as the app does between labeling rounds.
+ * label joins the labels and, per the retraining policy, the model is fine-tuned again,
+ * warm-started from the model before it. As in the app's training, a fifth of the labels (one
+ * from the second on) are held out as val: the retrained model's foreground threshold is
+ * calibrated on them, and it replaces the current model only if it scores better there.
  */
 import { foregroundOf, type Proposal } from '../infer/propose';
 import { dice } from '../metrics';
 import { Rng } from '../rng';
 import type { UNet } from '../model/unet';
 import type { Initialisation } from '../train/finetune';
+import { displaces, evaluateOnVal, valImagesFor } from '../train/select';
 import { correctionCost, DEFAULT_BRUSH, type BrushModel, type CorrectionCost } from './correction';
-import { finetuneOn, proposalFor, scoreSplit, type EvalDataset, type EvalImage, type EvalTraining } from './setup';
+import { asLabeled, finetuneOn, proposalFor, segmentationTarget, type EvalDataset, type EvalImage, type EvalTraining } from './setup';
 
 export type LabelOrder = 'active' | 'random';
 
@@ -39,30 +42,27 @@ export interface LoopRound extends CorrectionCost {
   init: string;
   round: number;
   image: string;
-  /** Labels the proposing model was trained on (0 = no model yet: the image is drawn from nothing). */
+  /** Labels there were when the proposing model was trained, val included (0 = no model yet: the image is drawn from nothing). */
   modelLabels: number;
   /** The proposal's foreground Dice against the ground truth (0 without a proposal). */
   proposalDice: number;
   /** Mean uncertainty of the proposal, the active order's criterion. */
   uncertainty: number;
   retrained: boolean;
-  /** Whether the retrained model replaced the previous one (it must not be worse on recent labels). */
+  /** Whether the retrained model replaced the previous one (it must score better on val). */
   promoted: boolean;
+  /** Whether this round's label was held out as val rather than trained on. */
+  heldOut: boolean;
   trainSeconds: number;
-}
-
-/** Labeled images the promotion check scores: the newest ones, where the two models differ most. */
-const PROMOTION_IMAGES = 3;
-
-async function keepsUp(ds: EvalDataset, candidate: UNet, current: UNet, images: EvalImage[]): Promise<boolean> {
-  const [a, b] = [await scoreSplit(candidate, ds, images), await scoreSplit(current, ds, images)];
-  return a.dice >= b.dice;
 }
 
 export async function simulateSession(ds: EvalDataset, options: SessionOptions): Promise<LoopRound[]> {
   const pool = new Rng(options.seed).shuffle([...ds.train]);
   const rounds = Math.min(options.rounds, pool.length);
   const labeled: EvalImage[] = [];
+  const train: EvalImage[] = [];
+  const val: EvalImage[] = [];
+  const valScore = (m: UNet) => evaluateOnVal(m, segmentationTarget(ds.target), asLabeled(val));
   const results: LoopRound[] = [];
   let model: UNet | null = null;
   let modelLabels = 0;
@@ -75,6 +75,8 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
       const fg = proposal ? foregroundOf(proposal.mask) : null;
       const cost = correctionCost(fg, image.gt.foreground, image.gt.image.width, image.gt.image.height, options.brush ?? DEFAULT_BRUSH);
       labeled.push(image);
+      const heldOut = val.length < valImagesFor(labeled.length);
+      (heldOut ? val : train).push(image);
 
       let retrained = false;
       let promoted = false;
@@ -83,14 +85,14 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         const t0 = performance.now();
         // Warm start: the next model continues from the current one, head included (or from the initialisation).
         const init: Initialisation | undefined = model ? { name: options.initName, weights: model.weights(), trained: 'segmentation' } : options.init;
-        const { model: next } = await finetuneOn(ds, labeled, init, {
+        const { model: next } = await finetuneOn(ds, train, init, {
           ...options.training, steps: options.stepsPerRetrain, seed: options.seed + round,
+          valImages: val.length ? val : undefined,
         });
         retrained = true;
-        // As in the app, a retrained model replaces the current one only if it is not worse on
-        // held labels: here the most recent ones (a short retraining occasionally collapses a
-        // model without normalisation layers to uniform outputs).
-        promoted = !model || (await keepsUp(ds, next, model, labeled.slice(-PROMOTION_IMAGES)));
+        // The app's promotion rule, on the val split as it is now (the current model re-scored):
+        // a short retraining is sometimes worse than the model it continues.
+        promoted = !model || displaces(await valScore(next), await valScore(model), false, undefined);
         if (promoted) {
           model?.dispose();
           model = next;
@@ -105,7 +107,7 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         modelLabels: proposedBy,
         proposalDice: fg ? dice(fg, image.gt.foreground) : 0,
         uncertainty: proposal?.score ?? NaN,
-        retrained, promoted, trainSeconds, ...cost,
+        retrained, promoted, heldOut, trainSeconds, ...cost,
       };
       results.push(result);
       options.onRound?.(result);

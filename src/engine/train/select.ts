@@ -54,6 +54,16 @@ export async function evaluateOnVal(model: UNet, target: SegmentationTarget, ima
 }
 
 /**
+ * How many of a project's labeled images the val split holds: one in five, and one as soon as
+ * there are two, so that every training from the second label on is judged and calibrated on
+ * images it did not learn from. The split grows with the labels; a single val image decides a
+ * threshold and a promotion by the quirks of one image.
+ */
+export function valImagesFor(labeled: number): number {
+  return labeled < 2 ? 0 : Math.max(1, Math.round(labeled / 5));
+}
+
+/**
  * Val score a pretrained initialisation must gain over scratch to replace it. A val split is a
  * handful of images, so small val differences are noise; scratch keeps the benefit of the doubt
  * because self-supervision must never cost the user.

@@ -9,7 +9,7 @@ import { initEngine } from '../../engine/backend';
 import { architectureOf, DEFAULT_ARCH } from '../../engine/model/unet';
 import { loadSegmentationModel, saveSegmentationModel, type Initialisation, type SegmentationTarget } from '../../engine/train/finetune';
 import { loadPretextWeights } from '../../engine/train/pretrain';
-import { displaces, evaluateOnVal, formatValScore, selectInitialisation, type CandidateScore, type ValScore } from '../../engine/train/select';
+import { displaces, evaluateOnVal, formatValScore, selectInitialisation, valImagesFor, type CandidateScore, type ValScore } from '../../engine/train/select';
 import type { JsonObject, Project } from '../../store';
 import type { TrainOutcome } from '../../shared/types';
 import { loadLabeled, projectSpanFloor } from '../data';
@@ -57,12 +57,16 @@ export type TrainModelResult =
   | { status: 'cancelled'; runId: number }
   | ({ status: 'completed'; runId: number; message: string } & TrainComparison);
 
-/** Assigns roughly a fifth of the labeled, unassigned images to val so promotion has something to judge by. */
+/**
+ * Tops the val split up to a fifth of the labeled images (valImagesFor) from those without a
+ * split, in content-hash order: a fixed pseudo-random pick that does not depend on import order.
+ */
 export function ensureValidationSplit(project: Project): void {
   const labeled = project.labeledImages({ split: ['unassigned', 'train', 'val'] }).map((l) => l.image);
-  if (labeled.some((im) => im.split === 'val') || labeled.length < 2) return;
+  const missing = valImagesFor(labeled.length) - labeled.filter((im) => im.split === 'val').length;
+  if (missing <= 0) return;
   const unassigned = labeled.filter((im) => im.split === 'unassigned').sort((a, b) => a.contentHash.localeCompare(b.contentHash));
-  const val = unassigned.filter((_, i) => i % 5 === 0).map((im) => im.id);
+  const val = unassigned.slice(0, missing).map((im) => im.id);
   if (val.length) project.setImageSplit(val, 'val');
 }
 
