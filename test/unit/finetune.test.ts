@@ -5,8 +5,8 @@ import { classMap, imageSource, predictImage, predictTiled, tileOrigins } from '
 import { foregroundOf, propose } from '../../src/engine/infer/propose';
 import { instanceLabels, labeled, prepareImage } from '../../src/engine/input';
 import { dice, matchInstances } from '../../src/engine/metrics';
-import { sizeMultiple, UNet } from '../../src/engine/model/unet';
-import { finetune, FOREGROUND_PATCH_SHARE, sampleLabeledPatch } from '../../src/engine/train/finetune';
+import { isEncoderParam, sizeMultiple, UNet } from '../../src/engine/model/unet';
+import { encoderWarmupFor, finetune, FOREGROUND_PATCH_SHARE, sampleLabeledPatch, type Initialisation } from '../../src/engine/train/finetune';
 import { Rng } from '../../src/engine/rng';
 import { createOptimizer, learningRateAt, setLearningRate } from '../../src/engine/train/optimizerState';
 import { evaluateOnVal, selectInitialisation } from '../../src/engine/train/select';
@@ -62,6 +62,41 @@ describe('fine-tuning', () => {
     const score = dice(classMap(await predictImage(model, prepareImage(s.image), { tile: 64, overlap: 16 })), s.foreground);
     expect(score).toBeGreaterThan(0.6);
     model.dispose();
+  });
+
+  test('a pretext encoder stays frozen for the first tenth of the steps by default; scratch and warm starts train at once', async () => {
+    const weights = new Map([['enc0.w', tf.zeros([1])]]);
+    expect(encoderWarmupFor({ name: 'rotation', weights, trained: 'encoder' }, 400)).toBe(40);
+    expect(encoderWarmupFor({ name: 'inpainting', weights, trained: 'unet' }, 55)).toBe(5);
+    expect(encoderWarmupFor({ name: 'earlier', weights, trained: 'segmentation' }, 400)).toBe(0);
+    expect(encoderWarmupFor(undefined, 400)).toBe(0);
+    tf.dispose([...weights.values()]);
+
+    // One step of a ten-step run (stopped there): a tenth of ten is one frozen step.
+    const train = labeledNuclei(nuclei(1, 64, 11));
+    const target = { kind: 'semantic', classes: 1 } as const;
+    const pretext = UNet.create({ inChannels: 1, outChannels: 1, ...arch }, 5);
+    const afterOneStep = async (init: Initialisation | undefined) => {
+      const stop = new AbortController();
+      const { model, status } = await finetune({ images: train, target, config: arch, init, steps: 10, batchSize: 2, patchSize: 64, seed: 2, signal: stop.signal, onProgress: () => stop.abort() });
+      expect(status).toBe('cancelled');
+      // Scratch starts from the same seeded weights as this.
+      const untrained = init ? null : UNet.create({ inChannels: 1, outChannels: 1, ...arch }, 2);
+      const before = init?.weights ?? (untrained as UNet).weights();
+      const moved = (encoder: boolean) =>
+        [...model.weights()].filter(([name, w]) => isEncoderParam(name) === encoder && tf.tidy(() => tf.any(tf.notEqual(w, before.get(name) as tf.Tensor)).dataSync()[0] === 1)).length;
+      const result = { encoder: moved(true), rest: moved(false) };
+      model.dispose();
+      untrained?.dispose();
+      return result;
+    };
+    const fromPretext = await afterOneStep({ name: 'inpainting', weights: pretext.weights(), trained: 'unet' });
+    expect(fromPretext.encoder).toBe(0);
+    expect(fromPretext.rest).toBeGreaterThan(0);
+    const warm = await afterOneStep({ name: 'earlier', weights: pretext.weights(), trained: 'segmentation' });
+    expect(warm.encoder).toBeGreaterThan(0);
+    expect((await afterOneStep(undefined)).encoder).toBeGreaterThan(0);
+    pretext.dispose();
   });
 
   test('labels outside the target classes are refused', async () => {

@@ -201,9 +201,6 @@ export async function finetuneOn(
     schedule: options.schedule,
     valImages: options.valImages ? asLabeled(options.valImages) : undefined, calibrate: options.calibrate, keepBest: options.keepBest,
     seed: options.seed,
-    // A pretrained encoder stays frozen briefly while the new decoder settles; a warm start from
-    // an earlier segmentation model has nothing new to settle.
-    encoderWarmupSteps: init?.weights && !warmStart ? Math.floor(options.steps / 10) : 0,
     onProgress: options.onProgress, signal: options.signal,
   });
   if (result.status === 'cancelled') {

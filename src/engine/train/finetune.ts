@@ -50,6 +50,7 @@ export interface FinetuneOptions extends TrainingRunOptions {
   /**
    * Steps at the start during which a pretrained encoder stays frozen while the new decoder and
    * head settle, so that their random initial gradients do not wash out pretrained features.
+   * Default encoderWarmupFor(init, steps).
    */
   encoderWarmupSteps?: number;
   /** Default DEFAULT_SCHEDULE. Pretraining keeps a constant rate: the decay was measured for fine-tuning only. */
@@ -140,6 +141,15 @@ export interface FinetuneResult {
   imagesPerSecond: number;
 }
 
+/**
+ * Frozen-encoder steps by default: a tenth of the run from pretext weights, whose decoder and head
+ * are new; none from scratch, or when continuing a segmentation model, which has nothing new to
+ * settle. The curves measure initialisations with this, so `maskloop train` uses it too.
+ */
+export function encoderWarmupFor(init: Initialisation | undefined, steps: number): number {
+  return init?.weights && init.trained !== 'segmentation' ? Math.floor(steps / 10) : 0;
+}
+
 export async function finetune(options: FinetuneOptions): Promise<FinetuneResult> {
   const images = options.images;
   if (images.length === 0) throw new Error('fine-tuning needs at least one labeled image');
@@ -183,7 +193,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   });
   const checkOnVal = async (step: number) => best?.offer(model, step, await heldOutDice(model, options.target, valImages as LabeledImage[], calibrate));
 
-  const warmup = pretrained ? (options.encoderWarmupSteps ?? 0) : 0;
+  const warmup = pretrained ? (options.encoderWarmupSteps ?? encoderWarmupFor(options.init, options.steps)) : 0;
   const everything = model.variables();
   const withoutEncoder = model.variables((name) => !isEncoderParam(name));
   // Adam keeps its slots by position, so frozen-encoder steps use a separate optimizer.
