@@ -15,6 +15,7 @@ import { disposeInit, otsuScores, prepareDataset, pretrainedInit, type EvalDatas
 import { pretextTask, pretextTaskNames } from '../engine/pretext/registry';
 import { BEST_CHECK_EVERY } from '../engine/train/finetune';
 import { DEFAULT_SCHEDULE, LEARNING_RATE_SCHEDULES } from '../engine/train/optimizerState';
+import { PRETRAIN_LEARNING_RATE } from '../engine/train/pretrain';
 import { PRETRAINED_MARGIN } from '../engine/train/select';
 import { DATASET_NAMES, loadDataset, type DatasetName } from '../imaging/datasets';
 import { EXIT, UsageError, choiceOption, intOption, numberOption, type Command, type CommandContext, type OptionSpec } from './command';
@@ -115,6 +116,7 @@ const TRAINING_OPTIONS: Record<string, OptionSpec> = {
   batch: { type: 'string', default: '8', description: 'patches per step', valueName: 'n' },
   patch: { type: 'string', default: '128', description: 'patch size in pixels', valueName: 'px' },
   'learning-rate': { type: 'string', default: '0.002', description: 'fine-tuning learning rate', valueName: 'lr' },
+  'pretrain-learning-rate': { type: 'string', default: String(PRETRAIN_LEARNING_RATE), description: 'pretraining learning rate (constant)', valueName: 'lr' },
   norm: NORM_OPTION,
   'lr-schedule': { type: 'string', default: DEFAULT_SCHEDULE, description: `fine-tuning's learning-rate schedule: ${LEARNING_RATE_SCHEDULES.map((s) => `'${s}'`).join(' or ')} (constant reproduces figures measured before the schedule)`, valueName: 'kind' },
   'val-images': { type: 'string', description: `val images scored to choose the initialisation (0 = all; quick ${MODES.quick.valImages})`, valueName: 'n' },
@@ -153,6 +155,7 @@ async function setUp(ctx: CommandContext, command: 'curve' | 'loop'): Promise<Ev
     patchSize: intOption(values, 'patch', 16),
     learningRate: numberOption(values, 'learning-rate'),
     schedule: choiceOption(values, 'lr-schedule', LEARNING_RATE_SCHEDULES),
+    pretrainLearningRate: numberOption(values, 'pretrain-learning-rate'),
     signal,
   };
   const valImages = optionalInt(values, 'val-images', mode.valImages, 0);
@@ -225,13 +228,14 @@ export const evalCurveCommand: Command = {
     const settings = {
       ks: ks.map((k) => (k === ALL_LABELS ? 'all' : k)), inits,
       subsets: optionalInt(values, 'subsets', mode.subsets), largeSubsets: optionalInt(values, 'large-subsets', mode.largeSubsets), allRepeats: optionalInt(values, 'all-repeats', mode.allRepeats),
-      pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), finetuneSteps: optionalInt(values, 'steps', mode.steps),
+      pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), pretrainLearningRate: setup.training.pretrainLearningRate, finetuneSteps: optionalInt(values, 'steps', mode.steps),
       batch: setup.training.batchSize, patch: setup.training.patchSize, learningRate: setup.training.learningRate, schedule: setup.training.schedule, threshold: choiceOption(values, 'threshold', FOREGROUND_THRESHOLDS), weights: choiceOption(values, 'weights', KEPT_WEIGHTS), norm: setup.training.arch.norm,
       valImages: ds.val.length, testImages: ds.test.length, downsample: ds.downsample, seed: setup.seed,
     };
     // Every finished run is appended at once, so an interrupted curve continues where it stopped.
     const log = path.join(outDir, 'runs.jsonl');
-    const sameSettings = (r: CurveRun) => (r.pretrainSteps === 0 || r.pretrainSteps === settings.pretrainSteps) && r.finetuneSteps === settings.finetuneSteps && r.dataset === ds.name && r.target === ds.target && (r.norm ?? 'none') === settings.norm && (r.schedule ?? 'constant') === settings.schedule && (r.threshold ?? 'fixed') === settings.threshold && weightsInEffect(r.finetuneSteps, r.weights) === weightsInEffect(settings.finetuneSteps, settings.weights);
+    const samePretraining = (r: CurveRun) => r.pretrainSteps === 0 || (r.pretrainSteps === settings.pretrainSteps && (r.pretrainLearningRate ?? PRETRAIN_LEARNING_RATE) === settings.pretrainLearningRate);
+    const sameSettings = (r: CurveRun) => samePretraining(r) && r.finetuneSteps === settings.finetuneSteps && r.dataset === ds.name && r.target === ds.target && (r.norm ?? 'none') === settings.norm && (r.schedule ?? 'constant') === settings.schedule && (r.threshold ?? 'fixed') === settings.threshold && weightsInEffect(r.finetuneSteps, r.weights) === weightsInEffect(settings.finetuneSteps, settings.weights);
     const done = readJsonLines<CurveRun>(log).filter(sameSettings);
     if (done.length) report.message(`continuing: ${done.length} runs already measured in ${log}`);
     const runs = await runCurve(ds, {
@@ -284,7 +288,7 @@ export const evalLoopCommand: Command = {
     const settings = {
       inits, orders, rounds: optionalInt(values, 'rounds', mode.rounds), retrainEvery: intOption(values, 'retrain-every'),
       retrainSteps: optionalInt(values, 'retrain-steps', mode.retrainSteps), candidates: optionalInt(values, 'candidates', mode.candidates, 0),
-      pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), batch: setup.training.batchSize, patch: setup.training.patchSize,
+      pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), pretrainLearningRate: setup.training.pretrainLearningRate, batch: setup.training.batchSize, patch: setup.training.patchSize,
       learningRate: setup.training.learningRate, schedule: setup.training.schedule, norm: setup.training.arch.norm, downsample: ds.downsample, seed: setup.seed,
     };
     const log = path.join(outDir, 'rounds.jsonl');

@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { pretextTask, pretextTaskNames } from '../engine/pretext/registry';
+import { PRETRAIN_LEARNING_RATE } from '../engine/train/pretrain';
 import { prelabel } from '../jobs/workflows/prelabel';
 import { pretrainEncoder } from '../jobs/workflows/pretrainEncoder';
 import { trainModel } from '../jobs/workflows/trainModel';
@@ -120,7 +121,7 @@ export const pretrainCommand: Command = {
     tasks: { type: 'string', default: 'inpainting', description: `pretext tasks joined by + (${pretextTaskNames().join(', ')})`, valueName: 'tasks' },
     steps: { type: 'string', default: '1000', description: 'training steps (batch 8, 128x128 crops)', valueName: 'n' },
     'max-images': { type: 'string', default: '256', description: 'images held in memory for sampling crops', valueName: 'n' },
-    'learning-rate': { type: 'string', default: '0.001', description: 'learning rate', valueName: 'lr' },
+    'learning-rate': { type: 'string', default: String(PRETRAIN_LEARNING_RATE), description: 'learning rate', valueName: 'lr' },
     resume: { type: 'boolean', description: 'continue the last interrupted or cancelled pretraining run' },
   },
   async run({ values, json, signal }) {

@@ -76,6 +76,14 @@ describe.skipIf(missing !== null)(`eval on isbi2012-em${missing ? ` (skipped: ${
     expect(constant.status, constant.stderr).toBe(0);
     expect(constant.stderr).not.toContain('continuing');
     expect(fs.readFileSync(path.join(dir, 'report.md'), 'utf8')).toContain('(constant learning rate)');
+    // Pretrained runs at another pretraining rate are another measurement; scratch runs are the same.
+    const fasterPretraining = await cli(...args.map((a) => (a === '1,all' ? '1' : a)), '--inits', 'scratch,rotation', '--pretrain-learning-rate', '0.003');
+    expect(fasterPretraining.status, fasterPretraining.stderr).toBe(0);
+    expect(fasterPretraining.stderr).toContain('continuing: 3 runs already measured');
+    expect(fasterPretraining.stderr).toContain('pretraining rotation');
+    expect(fs.readFileSync(path.join(dir, 'report.md'), 'utf8')).toContain('(pretraining rate 0.003)');
+    const rates = readJsonLines<CurveRun>(path.join(dir, 'runs.jsonl')).filter((r) => r.init === 'rotation').map((r) => r.pretrainLearningRate);
+    expect(rates).toEqual([0.001, 0.001, 0.001, 0.003, 0.003]);
     // Runs too short for a val check along the way are the same measurement with either weights…
     const short = await cli(...args.map((a) => (a === '1,all' ? '1' : a)), '--inits', 'scratch', '--weights', 'last');
     expect(short.status, short.stderr).toBe(0);

@@ -17,7 +17,7 @@ import { Rng } from '../rng';
 import { finetune, type Initialisation, type SegmentationTarget } from '../train/finetune';
 import type { TrainingProgress } from '../train/loop';
 import type { LearningRateSchedule } from '../train/optimizerState';
-import { loadPretextWeights, pretrain } from '../train/pretrain';
+import { loadPretextWeights, pretrain, PRETRAIN_LEARNING_RATE } from '../train/pretrain';
 import { connectedComponents } from '../../imaging/instances';
 import { percentileRanges, spanFloor } from '../../imaging/normalize';
 import { downsampleMask, downsamplePixels, upsampleMask } from '../../imaging/resample';
@@ -114,6 +114,8 @@ export interface EvalTraining {
   learningRate: number;
   /** Fine-tuning's learning-rate schedule. */
   schedule: LearningRateSchedule;
+  /** Pretraining's (constant) learning rate. */
+  pretrainLearningRate: number;
   onProgress?: (p: TrainingProgress) => void;
   signal?: AbortSignal;
 }
@@ -138,7 +140,7 @@ export async function pretrainedInit(
 ): Promise<PretrainedInit> {
   const name = tasks.join('+');
   const file = options.cacheDir
-    ? path.join(options.cacheDir, `${ds.name}-${name}-${options.steps}steps-b${options.batchSize}p${options.patchSize}-seed${options.seed}${options.arch.norm === 'batch' ? '-bn' : ''}.mlckpt`)
+    ? path.join(options.cacheDir, `${ds.name}-${name}-${options.steps}steps-b${options.batchSize}p${options.patchSize}-seed${options.seed}${options.arch.norm === 'batch' ? '-bn' : ''}${options.pretrainLearningRate === PRETRAIN_LEARNING_RATE ? '' : `-lr${options.pretrainLearningRate}`}.mlckpt`)
     : undefined;
   if (file && fs.existsSync(file)) {
     const ckpt = loadPretextWeights(file);
@@ -149,7 +151,7 @@ export async function pretrainedInit(
   const t0 = performance.now();
   const images = [...ds.train.map((im) => im.image), ...ds.unlabeled];
   const result = await pretrain({
-    tasks, images, config: options.arch, steps: options.steps, batchSize: options.batchSize, patchSize: options.patchSize,
+    tasks, images, config: options.arch, steps: options.steps, batchSize: options.batchSize, patchSize: options.patchSize, learningRate: options.pretrainLearningRate,
     seed: options.seed, checkpointFile: file, resume: true, checkpointEvery: 100, onProgress: options.onProgress, signal: options.signal,
   });
   const weights = new Map<string, tf.Tensor>([...result.model.weights()].map(([n, v]) => [n, tf.clone(v)]));

@@ -45,6 +45,9 @@ export interface PretrainResult {
   trained: PretextCheckpointMeta['trained'];
 }
 
+/** Pretraining's Adam rate, constant over the run (`maskloop pretrain` and the evaluations). */
+export const PRETRAIN_LEARNING_RATE = 1e-3;
+
 export async function pretrain(options: PretrainOptions): Promise<PretrainResult> {
   if (options.images.length === 0) throw new Error('pretraining needs at least one image');
   const channels = options.images[0].channels;
@@ -56,7 +59,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
   }
   const batchSize = options.batchSize ?? 8;
   const patchSize = options.patchSize ?? 128;
-  const learningRate = options.learningRate ?? 1e-3;
+  const learningRate = options.learningRate ?? PRETRAIN_LEARNING_RATE;
   const seed = options.seed ?? 1;
   const config: UNetConfig = { ...networkToTrain(options, options.config), inChannels: channels, outChannels: 1 };
   const trained = tasks.some((t) => t.trains === 'unet') ? 'unet' : 'encoder';
