@@ -13,7 +13,7 @@ import { dice } from '../metrics';
 import { Rng } from '../rng';
 import type { UNet } from '../model/unet';
 import type { Initialisation } from '../train/finetune';
-import { displaces, evaluateOnVal, valImagesFor } from '../train/select';
+import { displaces, evaluateOnVal, valImagesFor, type ValScore } from '../train/select';
 import { correctionCost, DEFAULT_BRUSH, type BrushModel, type CorrectionCost } from './correction';
 import { asLabeled, finetuneOn, proposalFor, segmentationTarget, type EvalDataset, type EvalImage, type EvalTraining } from './setup';
 
@@ -59,13 +59,14 @@ export interface LoopRound extends CorrectionCost {
 export async function simulateSession(ds: EvalDataset, options: SessionOptions): Promise<LoopRound[]> {
   const pool = new Rng(options.seed).shuffle([...ds.train]);
   const rounds = Math.min(options.rounds, pool.length);
-  const labeled: EvalImage[] = [];
   const train: EvalImage[] = [];
   const val: EvalImage[] = [];
   const valScore = (m: UNet) => evaluateOnVal(m, segmentationTarget(ds.target), asLabeled(val));
   const results: LoopRound[] = [];
   let model: UNet | null = null;
   let modelLabels = 0;
+  /** The current model's score on val as it is now: kept until val grows or the model changes. */
+  let modelScore: ValScore | null = null;
   const pickRng = new Rng(options.seed + 7);
   try {
     for (let round = 1; round <= rounds; round++) {
@@ -74,14 +75,19 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
       pool.splice(pool.indexOf(image), 1);
       const fg = proposal ? foregroundOf(proposal.mask) : null;
       const cost = correctionCost(fg, image.gt.foreground, image.gt.image.width, image.gt.image.height, options.brush ?? DEFAULT_BRUSH);
-      labeled.push(image);
-      const heldOut = val.length < valImagesFor(labeled.length);
-      (heldOut ? val : train).push(image);
+      // One label per round: `round` is the number of labels.
+      const heldOut = val.length < valImagesFor(round);
+      if (heldOut) {
+        val.push(image);
+        modelScore = null;
+      } else {
+        train.push(image);
+      }
 
       let retrained = false;
       let promoted = false;
       let trainSeconds = 0;
-      if (labeled.length % options.retrainEvery === 0 && round < rounds) {
+      if (round % options.retrainEvery === 0 && round < rounds) {
         const t0 = performance.now();
         // Warm start: the next model continues from the current one, head included (or from the initialisation).
         const init: Initialisation | undefined = model ? { name: options.initName, weights: model.weights(), trained: 'segmentation' } : options.init;
@@ -92,11 +98,19 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         retrained = true;
         // The app's promotion rule, on the val split as it is now (the current model re-scored):
         // a short retraining is sometimes worse than the model it continues.
-        promoted = !model || displaces(await valScore(next), await valScore(model), false, undefined);
+        let nextScore: ValScore | null = null;
+        if (model) {
+          nextScore = await valScore(next);
+          modelScore ??= await valScore(model);
+          promoted = displaces(nextScore, modelScore, false, undefined);
+        } else {
+          promoted = true;
+        }
         if (promoted) {
           model?.dispose();
           model = next;
-          modelLabels = labeled.length;
+          modelScore = nextScore;
+          modelLabels = round;
         } else {
           next.dispose();
         }
