@@ -172,21 +172,25 @@ export function countLabelVersionsSince(ctx: Ctx, sinceMs: number): number {
   return (ctx.stmt('SELECT count(*) AS n FROM label_versions WHERE created_at > ?').get(sinceMs) as { n: number }).n;
 }
 
-/** Images that have a label, with their latest version number: the training set of a split. */
+/**
+ * Images that have a label, with their latest version number: the training set of a split. And
+ * when the image was first labeled: a model created before then cannot have learned from it.
+ */
 export function labeledImages(
   ctx: Ctx,
   filter: { split?: ImageSplit | readonly ImageSplit[]; limit?: number } = {},
-): { image: ImageRecord; version: number }[] {
+): { image: ImageRecord; version: number; firstLabeledAt: number }[] {
   const f = parseArgument(z.object({ split: oneOrMany(IMAGE_SPLITS), limit: count.optional() }), filter, 'labeledImages');
   const splits = asList(f.split);
   const rows = ctx
     .stmt(
-      `SELECT i.*, (SELECT max(version) FROM label_versions l WHERE l.image_id = i.id) AS latest_version
+      `SELECT i.*, (SELECT max(version) FROM label_versions l WHERE l.image_id = i.id) AS latest_version,
+              (SELECT min(created_at) FROM label_versions l WHERE l.image_id = i.id) AS first_labeled_at
        FROM images i
        WHERE EXISTS (SELECT 1 FROM label_versions l WHERE l.image_id = i.id)
        ${splits ? `AND i.split IN (${splits.map(() => '?').join(', ')})` : ''}
        ORDER BY i.id LIMIT ${f.limit ?? -1}`,
     )
-    .all(...(splits ?? [])) as (Parameters<typeof imageFromRow>[1] & { latest_version: number })[];
-  return rows.map((r) => ({ image: imageFromRow(ctx, r), version: r.latest_version }));
+    .all(...(splits ?? [])) as (Parameters<typeof imageFromRow>[1] & { latest_version: number; first_labeled_at: number })[];
+  return rows.map((r) => ({ image: imageFromRow(ctx, r), version: r.latest_version, firstLabeledAt: r.first_labeled_at }));
 }

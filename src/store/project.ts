@@ -155,7 +155,7 @@ export class Project {
     return labels.restoreLabelVersion(this.c, imageId, version, options);
   }
   countLabelVersionsSince(sinceMs: number): number { return labels.countLabelVersionsSince(this.c, sinceMs); }
-  labeledImages(filter?: { split?: ImageSplit | readonly ImageSplit[]; limit?: number }): { image: ImageRecord; version: number }[] {
+  labeledImages(filter?: { split?: ImageSplit | readonly ImageSplit[]; limit?: number }): { image: ImageRecord; version: number; firstLabeledAt: number }[] {
     return labels.labeledImages(this.c, filter);
   }
 

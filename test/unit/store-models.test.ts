@@ -225,4 +225,27 @@ describe('the val split training judges by', () => {
     ensureValidationSplit(project);
     expect(valIds()).toEqual(grown);
   });
+
+  it('grows from images the promoted model cannot have trained on, before older ones', async () => {
+    const ids = await addImages(10);
+    const hashOf = new Map(project.listImages().map((im) => [im.id, im.contentHash]));
+    // Label in hash order, so that hash order alone would pick the oldest labels.
+    const byHash = [...ids].sort((a, b) => (hashOf.get(a) as string).localeCompare(hashOf.get(b) as string));
+    const label = (id: number) => project.addLabelVersion({ imageId: id, mask: { width: W, height: H, data: new Uint8Array(W * H).fill(1) }, source: 'manual' });
+    for (const id of byHash.slice(0, 4)) label(id);
+    ensureValidationSplit(project);
+    const [firstVal] = project.labeledImages({ split: 'val' }).map((l) => l.image.id);
+    const trainedOn = byHash.slice(0, 4).filter((id) => id !== firstVal);
+    project.promoteModel(project.addModel(model('seg.ckpt')).id);
+    await new Promise((r) => setTimeout(r, 5)); // labels after the model, not in the same millisecond
+    const fresh = byHash.slice(4, 10);
+    for (const id of fresh) label(id);
+    ensureValidationSplit(project);
+    const added = project.labeledImages({ split: 'val' }).map((l) => l.image.id).filter((id) => id !== firstVal);
+    expect(added).toHaveLength(1);
+    expect(fresh).toContain(added[0]);
+    // Without the preference, the smallest hash among the unassigned would have been a trained-on image.
+    const unassignedBefore = [...trainedOn, ...fresh].sort((a, b) => (hashOf.get(a) as string).localeCompare(hashOf.get(b) as string));
+    expect(trainedOn).toContain(unassignedBefore[0]);
+  });
 });

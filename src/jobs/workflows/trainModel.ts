@@ -59,14 +59,21 @@ export type TrainModelResult =
 
 /**
  * Tops the val split up to a fifth of the labeled images (valImagesFor) from those without a
- * split, in content-hash order: a fixed pseudo-random pick that does not depend on import order.
+ * split. Images first labeled after the promoted model was made come first: the promoted model is
+ * re-scored on the val split to decide promotion, and an image it trained on would flatter it.
+ * Within each group the order is by content hash, a fixed pseudo-random pick that does not depend
+ * on import order.
  */
 export function ensureValidationSplit(project: Project): void {
-  const labeled = project.labeledImages({ split: ['unassigned', 'train', 'val'] }).map((l) => l.image);
-  const missing = valImagesFor(labeled.length) - labeled.filter((im) => im.split === 'val').length;
+  const labeled = project.labeledImages({ split: ['unassigned', 'train', 'val'] });
+  const missing = valImagesFor(labeled.length) - labeled.filter((l) => l.image.split === 'val').length;
   if (missing <= 0) return;
-  const unassigned = labeled.filter((im) => im.split === 'unassigned').sort((a, b) => a.contentHash.localeCompare(b.contentHash));
-  const val = unassigned.slice(0, missing).map((im) => im.id);
+  const promotedAt = project.promotedModel()?.createdAt ?? -Infinity;
+  const unseenFirst = (l: (typeof labeled)[number]) => (l.firstLabeledAt > promotedAt ? 0 : 1);
+  const unassigned = labeled
+    .filter((l) => l.image.split === 'unassigned')
+    .sort((a, b) => unseenFirst(a) - unseenFirst(b) || a.image.contentHash.localeCompare(b.image.contentHash));
+  const val = unassigned.slice(0, missing).map((l) => l.image.id);
   if (val.length) project.setImageSplit(val, 'val');
 }
 
