@@ -5,7 +5,7 @@ import { classMap, imageSource, predictImage, predictTiled, tileOrigins } from '
 import { foregroundOf, propose } from '../../src/engine/infer/propose';
 import { instanceLabels, labeled, prepareImage } from '../../src/engine/input';
 import { dice, matchInstances } from '../../src/engine/metrics';
-import { isEncoderParam, sizeMultiple, UNet } from '../../src/engine/model/unet';
+import { isEncoderParam, isHeadParam, isStatistic, sizeMultiple, UNet } from '../../src/engine/model/unet';
 import { encoderWarmupFor, finetune, FOREGROUND_PATCH_SHARE, sampleLabeledPatch, type Initialisation } from '../../src/engine/train/finetune';
 import { Rng } from '../../src/engine/rng';
 import { createOptimizer, learningRateAt, setLearningRate } from '../../src/engine/train/optimizerState';
@@ -96,6 +96,35 @@ describe('fine-tuning', () => {
     const warm = await afterOneStep({ name: 'earlier', weights: pretext.weights(), trained: 'segmentation' });
     expect(warm.encoder).toBeGreaterThan(0);
     expect((await afterOneStep(undefined)).encoder).toBeGreaterThan(0);
+    pretext.dispose();
+  });
+
+  test("a pretrained encoder's rate can be a share of the decoder's", async () => {
+    const train = labeledNuclei(nuclei(1, 64, 11));
+    const pretext = UNet.create({ inChannels: 1, outChannels: 1, ...arch }, 5);
+    const before = pretext.weights();
+    // Adam's first step moves every parameter by about the rate, whatever its gradient.
+    const largestMove = async (encoderRateFactor: number) => {
+      const stop = new AbortController();
+      const { model } = await finetune({
+        images: train, target: { kind: 'semantic', classes: 1 }, config: arch, init: { name: 'inpainting', weights: before, trained: 'unet' },
+        steps: 10, batchSize: 2, patchSize: 64, seed: 2, learningRate: 0.01, schedule: 'constant', encoderWarmupSteps: 0, encoderRateFactor,
+        signal: stop.signal, onProgress: () => stop.abort(),
+      });
+      const move = (encoder: boolean) => Math.max(...[...model.weights()]
+        .filter(([name]) => !isStatistic(name) && !isHeadParam(name) && isEncoderParam(name) === encoder)
+        .map(([name, w]) => tf.tidy(() => tf.max(tf.abs(tf.sub(w, before.get(name) as tf.Tensor))).dataSync()[0])));
+      const result = { encoder: move(true), decoder: move(false) };
+      model.dispose();
+      return result;
+    };
+    const even = await largestMove(1);
+    expect(even.encoder).toBeCloseTo(0.01, 3);
+    expect(even.decoder).toBeCloseTo(0.01, 3);
+    const slow = await largestMove(0.1);
+    expect(slow.encoder).toBeCloseTo(0.001, 4);
+    expect(slow.decoder).toBeCloseTo(0.01, 3);
+    await expect(largestMove(0)).rejects.toThrow(/encoderRateFactor must be > 0/);
     pretext.dispose();
   });
 

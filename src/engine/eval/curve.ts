@@ -82,6 +82,8 @@ export interface CurveRun {
   pretrainSteps: number;
   /** Pretrained runs: pretraining's learning rate (absent in runs from before it was recorded: PRETRAIN_LEARNING_RATE). */
   pretrainLearningRate?: number;
+  /** Pretrained runs: the encoder's fine-tuning rate as a share of the decoder's (absent in runs from before it was recorded: 1). */
+  encoderRateFactor?: number;
   finetuneSteps: number;
   /** The U-Net's normalisation (absent in runs measured before it existed: 'none'). */
   norm?: Normalisation;
@@ -169,7 +171,7 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
             valDice: val.dice, ...(val.f1 !== undefined ? { valF1: val.f1 } : {}), testDice: test.dice, testIoU: test.iou,
             ...(test.f1 !== undefined ? { testF1: test.f1, testAP: test.ap } : {}),
             ...(test.emptyForeground !== undefined ? { testEmptyForeground: test.emptyForeground } : {}),
-            pretrainSteps: tasks ? options.pretrainSteps : 0, ...(tasks ? { pretrainLearningRate: options.training.pretrainLearningRate } : {}), finetuneSteps: options.finetuneSteps, norm: options.training.arch.norm ?? 'none',
+            pretrainSteps: tasks ? options.pretrainSteps : 0, ...(tasks ? { pretrainLearningRate: options.training.pretrainLearningRate, encoderRateFactor: options.training.encoderRateFactor ?? 1 } : {}), finetuneSteps: options.finetuneSteps, norm: options.training.arch.norm ?? 'none',
             schedule: options.training.schedule, threshold: options.threshold, weights: options.weights,
             ...(meta.best ? { bestStep: meta.best.step } : {}), pretrainSeconds,
             wallSeconds: (performance.now() - t0) / 1000,

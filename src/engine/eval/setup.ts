@@ -116,6 +116,8 @@ export interface EvalTraining {
   schedule: LearningRateSchedule;
   /** Pretraining's (constant) learning rate. */
   pretrainLearningRate: number;
+  /** A pretrained encoder's fine-tuning rate as a share of the decoder's (FinetuneOptions.encoderRateFactor). */
+  encoderRateFactor?: number;
   onProgress?: (p: TrainingProgress) => void;
   signal?: AbortSignal;
 }
@@ -200,7 +202,7 @@ export async function finetuneOn(
     // learned (measured: a BBBC039 session's proposals collapsed to Dice 0.09 after a warm retrain
     // at the from-scratch rate), so warm starts move more gently.
     learningRate: warmStart ? options.learningRate * WARM_START_RATE : options.learningRate,
-    schedule: options.schedule,
+    schedule: options.schedule, encoderRateFactor: options.encoderRateFactor,
     valImages: options.valImages ? asLabeled(options.valImages) : undefined, calibrate: options.calibrate, keepBest: options.keepBest,
     seed: options.seed,
     onProgress: options.onProgress, signal: options.signal,

@@ -53,6 +53,14 @@ export interface FinetuneOptions extends TrainingRunOptions {
    * Default encoderWarmupFor(init, steps).
    */
   encoderWarmupSteps?: number;
+  /**
+   * A pretrained encoder's learning rate after the warmup, as a share of the decoder's (default 1):
+   * discriminative fine-tuning, so that the few labels adapt the pretrained features more gently
+   * than they train the new decoder. Measured worse on ISBI (docs/RESULTS.md), so only the
+   * evaluations set it, and they keep no training checkpoint: a checkpointed run refuses it rather
+   * than save one optimizer's state of two.
+   */
+  encoderRateFactor?: number;
   /** Default DEFAULT_SCHEDULE. Pretraining keeps a constant rate: the decay was measured for fine-tuning only. */
   schedule?: LearningRateSchedule;
   /**
@@ -198,6 +206,12 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   const withoutEncoder = model.variables((name) => !isEncoderParam(name));
   // Adam keeps its slots by position, so frozen-encoder steps use a separate optimizer.
   const warmupOptimizer = warmup > 0 ? createOptimizer(learningRate) : null;
+  const encoderRateFactor = pretrained && options.init?.trained !== 'segmentation' ? (options.encoderRateFactor ?? 1) : 1;
+  if (!(encoderRateFactor > 0)) throw new Error(`encoderRateFactor must be > 0, got ${encoderRateFactor}`);
+  if (encoderRateFactor !== 1 && options.checkpointFile) throw new Error('encoderRateFactor cannot be combined with a training checkpoint');
+  // Adam ignores the scale of its gradients, so a slower encoder needs an optimizer of its own.
+  const encoderOptimizer = encoderRateFactor !== 1 ? createOptimizer(learningRate * encoderRateFactor) : null;
+  const encoder = model.variables(isEncoderParam);
 
   const losses: number[] = [];
   const meta = (step: number): SegmentationModelMeta => ({
@@ -220,11 +234,24 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
       const y = stackLabels(labels, patchSize);
       try {
         const frozen = i < warmup && warmupOptimizer;
-        const opt = frozen ? warmupOptimizer : optimizer;
-        setLearningRate(opt, learningRateAt(learningRate, i, options.steps, options.schedule ?? DEFAULT_SCHEDULE));
-        const cost = opt.minimize(() => segmentationLoss(model.forward(x, true), y, options.lossWeights ?? DEFAULT_LOSS_WEIGHTS), true, frozen ? withoutEncoder : everything);
-        const value = (await (cost as tf.Scalar).data())[0];
-        cost?.dispose();
+        const rate = learningRateAt(learningRate, i, options.steps, options.schedule ?? DEFAULT_SCHEDULE);
+        const loss = () => segmentationLoss(model.forward(x, true), y, options.lossWeights ?? DEFAULT_LOSS_WEIGHTS);
+        let cost: tf.Scalar;
+        if (!frozen && encoderOptimizer) {
+          setLearningRate(optimizer, rate);
+          setLearningRate(encoderOptimizer, rate * encoderRateFactor);
+          const { value: c, grads } = tf.variableGrads(loss, everything);
+          optimizer.applyGradients(pick(grads, withoutEncoder));
+          encoderOptimizer.applyGradients(pick(grads, encoder));
+          tf.dispose(grads);
+          cost = c;
+        } else {
+          const opt = frozen ? warmupOptimizer : optimizer;
+          setLearningRate(opt, rate);
+          cost = opt.minimize(loss, true, frozen ? withoutEncoder : everything) as tf.Scalar;
+        }
+        const value = (await cost.data())[0];
+        cost.dispose();
         losses.push(value);
         if ((i + 1) % BEST_CHECK_EVERY === 0 && i + 1 < options.steps) await checkOnVal(i + 1);
         return value;
@@ -238,6 +265,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   );
   optimizer.dispose();
   warmupOptimizer?.dispose();
+  encoderOptimizer?.dispose();
   // A run too short for a check along the way has nothing to compare its last weights with.
   if (result.status === 'completed' && best?.weights) {
     await checkOnVal(result.stepsDone);
@@ -295,6 +323,10 @@ export function sampleLabeledPatch(images: LabeledImage[], size: number, rng: Rn
     const patch = randomCrop(image, size, rng, image.labels);
     if (attempt === 7 || knownPixels(patch.labels as Uint8Array) > 0.01 * size * size) return patch;
   }
+}
+
+function pick(grads: tf.NamedTensorMap, variables: tf.Variable[]): Array<{ name: string; tensor: tf.Tensor }> {
+  return variables.map((v) => ({ name: v.name, tensor: grads[v.name] }));
 }
 
 function assertLabelRange(labels: Uint8Array, classCount: number): void {
