@@ -117,6 +117,7 @@ const TRAINING_OPTIONS: Record<string, OptionSpec> = {
   patch: { type: 'string', default: '128', description: 'patch size in pixels', valueName: 'px' },
   'learning-rate': { type: 'string', default: '0.002', description: 'fine-tuning learning rate', valueName: 'lr' },
   'pretrain-learning-rate': { type: 'string', default: String(PRETRAIN_LEARNING_RATE), description: 'pretraining learning rate (constant)', valueName: 'lr' },
+  'encoder-rate': { type: 'string', default: '1', description: "a pretrained encoder's fine-tuning rate as a share of the decoder's", valueName: 'factor' },
   norm: NORM_OPTION,
   'lr-schedule': { type: 'string', default: DEFAULT_SCHEDULE, description: `fine-tuning's learning-rate schedule: ${LEARNING_RATE_SCHEDULES.map((s) => `'${s}'`).join(' or ')} (constant reproduces figures measured before the schedule)`, valueName: 'kind' },
   'val-images': { type: 'string', description: `val images scored to choose the initialisation (0 = all; quick ${MODES.quick.valImages})`, valueName: 'n' },
@@ -156,6 +157,7 @@ async function setUp(ctx: CommandContext, command: 'curve' | 'loop'): Promise<Ev
     learningRate: numberOption(values, 'learning-rate'),
     schedule: choiceOption(values, 'lr-schedule', LEARNING_RATE_SCHEDULES),
     pretrainLearningRate: numberOption(values, 'pretrain-learning-rate'),
+    encoderRateFactor: numberOption(values, 'encoder-rate'),
     signal,
   };
   const valImages = optionalInt(values, 'val-images', mode.valImages, 0);
@@ -228,13 +230,13 @@ export const evalCurveCommand: Command = {
     const settings = {
       ks: ks.map((k) => (k === ALL_LABELS ? 'all' : k)), inits,
       subsets: optionalInt(values, 'subsets', mode.subsets), largeSubsets: optionalInt(values, 'large-subsets', mode.largeSubsets), allRepeats: optionalInt(values, 'all-repeats', mode.allRepeats),
-      pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), pretrainLearningRate: setup.training.pretrainLearningRate, finetuneSteps: optionalInt(values, 'steps', mode.steps),
+      pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), pretrainLearningRate: setup.training.pretrainLearningRate, encoderRateFactor: setup.training.encoderRateFactor, finetuneSteps: optionalInt(values, 'steps', mode.steps),
       batch: setup.training.batchSize, patch: setup.training.patchSize, learningRate: setup.training.learningRate, schedule: setup.training.schedule, threshold: choiceOption(values, 'threshold', FOREGROUND_THRESHOLDS), weights: choiceOption(values, 'weights', KEPT_WEIGHTS), norm: setup.training.arch.norm,
       valImages: ds.val.length, testImages: ds.test.length, downsample: ds.downsample, seed: setup.seed,
     };
     // Every finished run is appended at once, so an interrupted curve continues where it stopped.
     const log = path.join(outDir, 'runs.jsonl');
-    const samePretraining = (r: CurveRun) => r.pretrainSteps === 0 || (r.pretrainSteps === settings.pretrainSteps && (r.pretrainLearningRate ?? PRETRAIN_LEARNING_RATE) === settings.pretrainLearningRate);
+    const samePretraining = (r: CurveRun) => r.pretrainSteps === 0 || (r.pretrainSteps === settings.pretrainSteps && (r.pretrainLearningRate ?? PRETRAIN_LEARNING_RATE) === settings.pretrainLearningRate && (r.encoderRateFactor ?? 1) === settings.encoderRateFactor);
     const sameSettings = (r: CurveRun) => samePretraining(r) && r.finetuneSteps === settings.finetuneSteps && r.dataset === ds.name && r.target === ds.target && (r.norm ?? 'none') === settings.norm && (r.schedule ?? 'constant') === settings.schedule && (r.threshold ?? 'fixed') === settings.threshold && weightsInEffect(r.finetuneSteps, r.weights) === weightsInEffect(settings.finetuneSteps, settings.weights);
     const done = readJsonLines<CurveRun>(log).filter(sameSettings);
     if (done.length) report.message(`continuing: ${done.length} runs already measured in ${log}`);
@@ -289,7 +291,7 @@ export const evalLoopCommand: Command = {
       inits, orders, rounds: optionalInt(values, 'rounds', mode.rounds), retrainEvery: intOption(values, 'retrain-every'),
       retrainSteps: optionalInt(values, 'retrain-steps', mode.retrainSteps), candidates: optionalInt(values, 'candidates', mode.candidates, 0),
       pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), pretrainLearningRate: setup.training.pretrainLearningRate, batch: setup.training.batchSize, patch: setup.training.patchSize,
-      learningRate: setup.training.learningRate, schedule: setup.training.schedule, norm: setup.training.arch.norm, downsample: ds.downsample, seed: setup.seed,
+      learningRate: setup.training.learningRate, schedule: setup.training.schedule, norm: setup.training.arch.norm, testImages: ds.test.length, downsample: ds.downsample, seed: setup.seed,
     };
     const log = path.join(outDir, 'rounds.jsonl');
     fs.rmSync(log, { force: true });
@@ -303,10 +305,11 @@ export const evalLoopCommand: Command = {
             report.message(`session: ${initName}, ${order} order`);
             rounds.push(...await simulateSession(ds, {
               order, rounds: settings.rounds, retrainEvery: settings.retrainEvery, stepsPerRetrain: settings.retrainSteps,
-              init: pretrained?.init, initName, candidates: settings.candidates, training: setup.training, seed: setup.seed,
+              init: pretrained?.init, initName, candidates: settings.candidates, training: setup.training, seed: setup.seed, scoreImages: ds.test,
               onRound: (r) => {
                 fs.appendFileSync(log, JSON.stringify(r) + '\n');
-                report.message(`${initName} ${order} round ${r.round} (${r.image}): correct ${(100 * r.changedFraction).toFixed(1)}% of a drawing, ${r.strokes}/${r.drawStrokes} strokes, proposal Dice ${r.proposalDice.toFixed(3)}`);
+                report.message(`${initName} ${order} round ${r.round} (${r.image}): correct ${(100 * r.changedFraction).toFixed(1)}% of a drawing, ${r.strokes}/${r.drawStrokes} strokes, proposal Dice ${r.proposalDice.toFixed(3)}` +
+                  (r.scoreChangedFraction !== undefined ? `; test split ${(100 * r.scoreChangedFraction).toFixed(1)}%` : ''));
               },
             }));
           }

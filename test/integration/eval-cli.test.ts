@@ -106,7 +106,7 @@ describe.skipIf(missing !== null)(`eval on isbi2012-em${missing ? ` (skipped: ${
 
   test('loop: round 1 is drawn from nothing, later rounds are proposals, both orders', async () => {
     const dir = path.join(out, 'loop');
-    const r = await cli('eval', 'loop', ...TINY, '--rounds', '3', '--retrain-steps', '4', '--candidates', '3', '--init', 'scratch', '--out', dir);
+    const r = await cli('eval', 'loop', ...TINY, '--rounds', '3', '--retrain-steps', '4', '--candidates', '3', '--init', 'scratch', '--test-images', '2', '--out', dir);
     expect(r.status, r.stderr).toBe(0);
     const rounds = JSON.parse(fs.readFileSync(path.join(dir, 'rounds.json'), 'utf8')) as LoopRound[];
     expect(rounds).toHaveLength(6);
@@ -123,10 +123,17 @@ describe.skipIf(missing !== null)(`eval on isbi2012-em${missing ? ` (skipped: ${
       expect(mine[1].retrained).toBe(true);
       expect(new Set(mine.map((q) => q.image)).size).toBe(3);
       for (const q of mine) expect(q.drawPixels).toBeGreaterThan(0);
+      // Every round's proposing model is also scored on the test split; without one, all is drawn.
+      expect(mine[0].scoreChangedFraction).toBe(1);
+      expect(mine[1].scoreChangedFraction).toBeGreaterThan(0);
+      expect(mine[1].scoreDice).toBeGreaterThan(0);
+      if (mine[2].modelLabels === mine[1].modelLabels) expect(mine[2].scoreChangedFraction).toBe(mine[1].scoreChangedFraction);
     }
     // Both sessions start from the same first image.
     expect(rounds.filter((q) => q.round === 1).map((q) => q.image)).toEqual([rounds[0].image, rounds[0].image]);
     expect((await sharp(path.join(dir, 'loop.png')).metadata()).format).toBe('png');
-    expect(fs.readFileSync(path.join(dir, 'report.md'), 'utf8')).toContain('simulated labeling session');
+    const report = fs.readFileSync(path.join(dir, 'report.md'), 'utf8');
+    expect(report).toContain('simulated labeling session');
+    expect(report).toContain("proposing models on the test split");
   });
 });

@@ -278,4 +278,21 @@ describe('outputs', () => {
     // The plot has a point for the rounds with something to draw only.
     expect(fs.readFileSync(path.join(dir, 'loop.svg'), 'utf8').match(/<circle/g)?.length).toBe(2);
   });
+
+  test("a session scored on the test split gets a table, a dashed line and round 10's figure", async () => {
+    const round = (n: number, score: number): LoopRound => ({
+      dataset: 'set', order: 'random', init: 'scratch', round: n, image: `im${n}`, modelLabels: n - 1, proposalDice: 0.9, uncertainty: 0.1,
+      retrained: true, promoted: true, heldOut: false, trainSeconds: 1, drawPixels: 1000, changedPixels: 100, changedFraction: 0.1, strokes: 3, drawStrokes: 10,
+      scoreChangedFraction: score, scoreDice: n === 1 ? 0 : 1 - score / 2,
+    });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskloop-loop-'));
+    const ctx = { command: 'eval loop', dataset: 'set', backend: 'cpu', threads: 1, wallSeconds: 1, settings: {}, otsu: { dice: 0, iou: 0 } };
+    const md = await writeLoopReport(dir, Array.from({ length: 10 }, (_, i) => round(i + 1, i === 0 ? 1 : 0.5 / i)), ctx);
+    expect(md).toContain('| 1 | 100.0% (–) |');
+    expect(md).toContain('| 2 | 50.0% (0.750) |');
+    expect(md).toContain("on the test split, round 10's model: 5.6% (target < 10%), Dice 0.972");
+    const svg = fs.readFileSync(path.join(dir, 'loop.svg'), 'utf8');
+    expect(svg).toContain('scratch · random · test split');
+    expect(svg.match(/<polyline/g)?.length).toBe(2);
+  });
 });

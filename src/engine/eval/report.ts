@@ -194,12 +194,17 @@ export async function writeLoopReport(outDir: string, rounds: LoopRound[], ctx: 
   fs.writeFileSync(path.join(outDir, 'rounds.csv'), toCsv(rounds as unknown as Record<string, unknown>[]));
   const sessions = [...new Set(rounds.map((r) => `${r.init} · ${r.order}`))];
   const of = (s: string) => rounds.filter((r) => `${r.init} · ${r.order}` === s);
+  // Sessions whose every round also scored its proposing model on the test split.
+  const scored = sessions.filter((s) => of(s).every((r) => r.scoreChangedFraction !== undefined));
   await writeChart(path.join(outDir, 'loop'), {
     title: `${ctx.dataset}: correction cost per labeling round`,
     xLabel: 'round (labels so far + 1)',
     yLabel: 'pixels to correct / pixels to draw (clipped at 1.5)',
     // A fraction of nothing has no place on the plot; the table gives those rounds' pixels.
-    series: sessions.map((s) => ({ name: s, points: of(s).filter((r) => r.drawPixels > 0).map((r) => ({ x: r.round, y: Math.min(r.changedFraction, 1.5) })) })),
+    series: [
+      ...sessions.map((s) => ({ name: s, points: of(s).filter((r) => r.drawPixels > 0).map((r) => ({ x: r.round, y: Math.min(r.changedFraction, 1.5) })) })),
+      ...scored.map((s) => ({ name: `${s} · test split`, emphasis: true, points: of(s).map((r) => ({ x: r.round, y: Math.min(r.scoreChangedFraction as number, 1.5) })) })),
+    ],
     references: [{ y: 0.1, label: '10% target' }],
   });
   const maxRound = Math.max(...rounds.map((r) => r.round));
@@ -221,6 +226,22 @@ export async function writeLoopReport(outDir: string, rounds: LoopRound[], ctx: 
     lines.push(`| ${round} | ${cells.join(' | ')} |`);
   }
   lines.push('');
+  if (scored.length) {
+    lines.push(
+      "The same rounds' proposing models on the test split: pixels to correct as a fraction of drawing, pooled over its images (their mean Dice):",
+      '',
+      `| round | ${scored.join(' | ')} |`,
+      `|---|${scored.map(() => '---').join('|')}|`,
+    );
+    for (let round = 1; round <= maxRound; round++) {
+      const cells = scored.map((s) => {
+        const r = of(s).find((q) => q.round === round);
+        return r ? `${(100 * (r.scoreChangedFraction as number)).toFixed(1)}% (${r.modelLabels ? (r.scoreDice as number).toFixed(3) : '–'})` : '–';
+      });
+      lines.push(`| ${round} | ${cells.join(' | ')} |`);
+    }
+    lines.push('');
+  }
   for (const s of sessions) {
     const rs = of(s).filter((r) => r.modelLabels > 0);
     const total = rs.reduce((a, r) => a + r.changedPixels, 0);
@@ -230,7 +251,8 @@ export async function writeLoopReport(outDir: string, rounds: LoopRound[], ctx: 
     const tenth = of(s).find((r) => r.round === 10);
     lines.push(`- ${s}: from round 2 on, ${(100 * total / draw).toFixed(1)}% of the pixels and ${(100 * strokes / drawStrokes).toFixed(1)}% of the strokes of drawing from nothing` +
       (!tenth ? '' : tenth.drawPixels > 0 ? `; round 10: ${(100 * tenth.changedFraction).toFixed(1)}% (target < 10%), proposal Dice ${tenth.proposalDice.toFixed(3)}`
-        : `; round 10's image has nothing to draw (${tenth.changedPixels} px to erase)`));
+        : `; round 10's image has nothing to draw (${tenth.changedPixels} px to erase)`) +
+      (tenth?.scoreChangedFraction !== undefined ? `; on the test split, round 10's model: ${(100 * tenth.scoreChangedFraction).toFixed(1)}% (target < 10%), Dice ${(tenth.scoreDice as number).toFixed(3)}` : ''));
   }
   lines.push('');
   const md = lines.join('\n');

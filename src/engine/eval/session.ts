@@ -32,6 +32,12 @@ export interface SessionOptions {
   candidates: number;
   training: EvalTraining;
   seed: number;
+  /**
+   * Images outside the session (the test split) that every round's proposing model is also scored
+   * on: one image per round makes the round's own cost swing with that image's difficulty, and an
+   * active order picks the hardest images, so only a fixed set compares rounds and orders fairly.
+   */
+  scoreImages?: EvalImage[];
   brush?: BrushModel;
   onRound?: (round: LoopRound) => void;
 }
@@ -48,6 +54,12 @@ export interface LoopRound extends CorrectionCost {
   proposalDice: number;
   /** Mean uncertainty of the proposal, the active order's criterion. */
   uncertainty: number;
+  /**
+   * With scoreImages: the proposing model's correction cost on them, pixels to correct over pixels
+   * to draw pooled over the images (1 without a model: everything is drawn), and its mean Dice.
+   */
+  scoreChangedFraction?: number;
+  scoreDice?: number;
   retrained: boolean;
   /** Whether the retrained model replaced the previous one (it must score better on val). */
   promoted: boolean;
@@ -68,9 +80,13 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
   /** The current model's score on val as it is now: kept until val grows or the model changes. */
   let modelScore: ValScore | null = null;
   const pickRng = new Rng(options.seed + 7);
+  /** The current model's cost on the score images: measured once per model. */
+  let modelCost: FixedSetCost | null = null;
   try {
     for (let round = 1; round <= rounds; round++) {
       const proposedBy = model ? modelLabels : 0;
+      if (options.scoreImages?.length && !modelCost) modelCost = await fixedSetCost(ds, model, options.scoreImages, options.brush ?? DEFAULT_BRUSH);
+      const proposerCost = modelCost;
       const { image, proposal } = await nextImage(ds, pool, model, options, pickRng);
       pool.splice(pool.indexOf(image), 1);
       const fg = proposal ? foregroundOf(proposal.mask) : null;
@@ -110,6 +126,7 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
           model?.dispose();
           model = next;
           modelScore = nextScore;
+          modelCost = null;
           modelLabels = round;
         } else {
           next.dispose();
@@ -121,6 +138,7 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         modelLabels: proposedBy,
         proposalDice: fg ? dice(fg, image.gt.foreground) : 0,
         uncertainty: proposal?.score ?? NaN,
+        ...(proposerCost ? { scoreChangedFraction: proposerCost.changedFraction, scoreDice: proposerCost.dice } : {}),
         retrained, promoted, heldOut, trainSeconds, ...cost,
       };
       results.push(result);
@@ -130,6 +148,29 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
     model?.dispose();
   }
   return results;
+}
+
+interface FixedSetCost {
+  changedFraction: number;
+  dice: number;
+}
+
+/** A model's pooled correction cost and mean Dice on fixed images; without a model every mask is drawn. */
+async function fixedSetCost(ds: EvalDataset, model: UNet | null, images: EvalImage[], brush: BrushModel): Promise<FixedSetCost> {
+  if (!model) return { changedFraction: 1, dice: 0 };
+  let changed = 0;
+  let drawn = 0;
+  const dices: number[] = [];
+  for (const image of images) {
+    const fg = foregroundOf((await proposalFor(model, ds, image)).mask);
+    const cost = correctionCost(fg, image.gt.foreground, image.gt.image.width, image.gt.image.height, brush);
+    changed += cost.changedPixels;
+    drawn += cost.drawPixels;
+    // An empty field's Dice is 0 or 1 by a single pixel; its erasing is in the pooled pixels.
+    if (cost.drawPixels > 0) dices.push(dice(fg, image.gt.foreground));
+    await new Promise((r) => setImmediate(r));
+  }
+  return { changedFraction: drawn > 0 ? changed / drawn : NaN, dice: dices.length ? dices.reduce((a, b) => a + b, 0) / dices.length : NaN };
 }
 
 /** The next image to label and the current model's proposal for it. */
