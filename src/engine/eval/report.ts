@@ -208,39 +208,34 @@ export async function writeLoopReport(outDir: string, rounds: LoopRound[], ctx: 
     references: [{ y: 0.1, label: '10% target' }],
   });
   const maxRound = Math.max(...rounds.map((r) => r.round));
+  /** A row per round, a column per session. */
+  const roundTable = (columns: string[], cell: (r: LoopRound) => string) => [
+    `| round | ${columns.join(' | ')} |`,
+    `|---|${columns.map(() => '---').join('|')}|`,
+    ...Array.from({ length: maxRound }, (_, i) => {
+      const cells = columns.map((s) => {
+        const r = of(s).find((q) => q.round === i + 1);
+        return r ? cell(r) : '–';
+      });
+      return `| ${i + 1} | ${cells.join(' | ')} |`;
+    }),
+    '',
+  ];
   const lines = [
     ...header(`${ctx.dataset} — simulated labeling session`, ctx),
     `![${ctx.dataset} correction cost](loop.png)`,
     '',
     'Pixels to correct as a fraction of drawing from nothing (strokes to correct / strokes to draw):',
     '',
-    `| round | ${sessions.join(' | ')} |`,
-    `|---|${sessions.map(() => '---').join('|')}|`,
+    ...roundTable(sessions, (r) =>
+      r.drawPixels > 0 ? `${(100 * r.changedFraction).toFixed(1)}% (${r.strokes}/${r.drawStrokes})` : `nothing to draw: ${r.changedPixels} px to erase (${r.strokes}/0)`),
   ];
-  for (let round = 1; round <= maxRound; round++) {
-    const cells = sessions.map((s) => {
-      const r = of(s).find((q) => q.round === round);
-      if (!r) return '–';
-      return r.drawPixels > 0 ? `${(100 * r.changedFraction).toFixed(1)}% (${r.strokes}/${r.drawStrokes})` : `nothing to draw: ${r.changedPixels} px to erase (${r.strokes}/0)`;
-    });
-    lines.push(`| ${round} | ${cells.join(' | ')} |`);
-  }
-  lines.push('');
   if (scored.length) {
     lines.push(
       "The same rounds' proposing models on the test split: pixels to correct as a fraction of drawing, pooled over its images (their mean Dice):",
       '',
-      `| round | ${scored.join(' | ')} |`,
-      `|---|${scored.map(() => '---').join('|')}|`,
+      ...roundTable(scored, (r) => `${(100 * (r.scoreChangedFraction as number)).toFixed(1)}% (${r.modelLabels ? (r.scoreDice as number).toFixed(3) : '–'})`),
     );
-    for (let round = 1; round <= maxRound; round++) {
-      const cells = scored.map((s) => {
-        const r = of(s).find((q) => q.round === round);
-        return r ? `${(100 * (r.scoreChangedFraction as number)).toFixed(1)}% (${r.modelLabels ? (r.scoreDice as number).toFixed(3) : '–'})` : '–';
-      });
-      lines.push(`| ${round} | ${cells.join(' | ')} |`);
-    }
-    lines.push('');
   }
   for (const s of sessions) {
     const rs = of(s).filter((r) => r.modelLabels > 0);
