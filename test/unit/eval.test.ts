@@ -293,6 +293,10 @@ describe('outputs', () => {
     expect(md).toContain("on the test split, round 10's model: 5.6% (target < 10%), Dice 0.972");
     const svg = fs.readFileSync(path.join(dir, 'loop.svg'), 'utf8');
     expect(svg).toContain('scratch · random · test split');
-    expect(svg.match(/<polyline/g)?.length).toBe(2);
+    // Two lines of one session, the test split's dashed, in the session's colour.
+    const lines = [...svg.matchAll(/<polyline[^>]*stroke="([^"]+)"[^>]*>/g)];
+    expect(lines).toHaveLength(2);
+    expect(lines[1][1]).toBe(lines[0][1]);
+    expect(lines[1][0]).toContain('stroke-dasharray');
   });
 });

@@ -18,6 +18,8 @@ export interface Series {
   points: SeriesPoint[];
   /** Drawn thicker and dashed, for a line that summarises the others. */
   emphasis?: boolean;
+  /** Palette index (default: the series' position), so that two views of one thing share a colour. */
+  colour?: number;
 }
 
 export interface ChartSpec {
@@ -104,7 +106,7 @@ export function lineChartSvg(spec: ChartSpec): string {
     out.push(`<text x="${M.left + pw - 4}" y="${y - 4}" text-anchor="end" fill="#777">${esc(r.label)}</text>`);
   }
   spec.series.forEach((s, i) => {
-    const color = PALETTE[i % PALETTE.length];
+    const color = PALETTE[(s.colour ?? i) % PALETTE.length];
     const sorted = [...s.points].sort((a, b) => a.x - b.x);
     // A small per-series x offset keeps overlapping error bars apart.
     const dx = (i - (spec.series.length - 1) / 2) * 2.5;

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AUTO, summarizeCurve, type CurvePoint, type CurveRun, type Stat } from './curve';
 import type { LoopRound } from './session';
-import { writeChart, type Series } from './plot';
+import { writeChart, type ChartSpec, type Series } from './plot';
 import type { SplitScores } from './setup';
 import { BEST_CHECK_EVERY } from '../train/finetune';
 import { PRETRAIN_LEARNING_RATE } from '../train/pretrain';
@@ -189,24 +189,38 @@ function emptyFieldLines(runs: CurveRun[], otsu: SplitScores): string[] {
   ];
 }
 
-export async function writeLoopReport(outDir: string, rounds: LoopRound[], ctx: EvalContext): Promise<string> {
-  fs.writeFileSync(path.join(outDir, 'rounds.json'), JSON.stringify(rounds, null, 1));
-  fs.writeFileSync(path.join(outDir, 'rounds.csv'), toCsv(rounds as unknown as Record<string, unknown>[]));
+/** The sessions in a loop's rounds ('init · order'), their rounds, and those also scored on the test split. */
+function loopSessions(rounds: LoopRound[]) {
   const sessions = [...new Set(rounds.map((r) => `${r.init} · ${r.order}`))];
   const of = (s: string) => rounds.filter((r) => `${r.init} · ${r.order}` === s);
-  // Sessions whose every round also scored its proposing model on the test split.
   const scored = sessions.filter((s) => of(s).every((r) => r.scoreChangedFraction !== undefined));
-  await writeChart(path.join(outDir, 'loop'), {
-    title: `${ctx.dataset}: correction cost per labeling round`,
+  return { sessions, of, scored };
+}
+
+/** The loop's plot: each session's cost per round, and its models' cost on the test split dashed in the same colour. */
+export function loopChart(dataset: string, rounds: LoopRound[]): ChartSpec {
+  const { sessions, of, scored } = loopSessions(rounds);
+  return {
+    title: `${dataset}: correction cost per labeling round`,
     xLabel: 'round (labels so far + 1)',
     yLabel: 'pixels to correct / pixels to draw (clipped at 1.5)',
     // A fraction of nothing has no place on the plot; the table gives those rounds' pixels.
     series: [
-      ...sessions.map((s) => ({ name: s, points: of(s).filter((r) => r.drawPixels > 0).map((r) => ({ x: r.round, y: Math.min(r.changedFraction, 1.5) })) })),
-      ...scored.map((s) => ({ name: `${s} · test split`, emphasis: true, points: of(s).map((r) => ({ x: r.round, y: Math.min(r.scoreChangedFraction as number, 1.5) })) })),
+      ...sessions.map((s, i) => ({ name: s, colour: i, points: of(s).filter((r) => r.drawPixels > 0).map((r) => ({ x: r.round, y: Math.min(r.changedFraction, 1.5) })) })),
+      ...scored.map((s) => ({
+        name: `${s} · test split`, colour: sessions.indexOf(s), emphasis: true,
+        points: of(s).map((r) => ({ x: r.round, y: Math.min(r.scoreChangedFraction as number, 1.5) })),
+      })),
     ],
     references: [{ y: 0.1, label: '10% target' }],
-  });
+  };
+}
+
+export async function writeLoopReport(outDir: string, rounds: LoopRound[], ctx: EvalContext): Promise<string> {
+  fs.writeFileSync(path.join(outDir, 'rounds.json'), JSON.stringify(rounds, null, 1));
+  fs.writeFileSync(path.join(outDir, 'rounds.csv'), toCsv(rounds as unknown as Record<string, unknown>[]));
+  const { sessions, of, scored } = loopSessions(rounds);
+  await writeChart(path.join(outDir, 'loop'), loopChart(ctx.dataset, rounds));
   const maxRound = Math.max(...rounds.map((r) => r.round));
   /** A row per round, a column per session. */
   const roundTable = (columns: string[], cell: (r: LoopRound) => string) => [
