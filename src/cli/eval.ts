@@ -290,7 +290,7 @@ export const evalLoopCommand: Command = {
     const settings = {
       inits, orders, rounds: optionalInt(values, 'rounds', mode.rounds), retrainEvery: intOption(values, 'retrain-every'),
       retrainSteps: optionalInt(values, 'retrain-steps', mode.retrainSteps), candidates: optionalInt(values, 'candidates', mode.candidates, 0),
-      pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), pretrainLearningRate: setup.training.pretrainLearningRate, batch: setup.training.batchSize, patch: setup.training.patchSize,
+      pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), pretrainLearningRate: setup.training.pretrainLearningRate, encoderRateFactor: setup.training.encoderRateFactor, batch: setup.training.batchSize, patch: setup.training.patchSize,
       learningRate: setup.training.learningRate, schedule: setup.training.schedule, norm: setup.training.arch.norm, testImages: ds.test.length, downsample: ds.downsample, seed: setup.seed,
     };
     const log = path.join(outDir, 'rounds.jsonl');

@@ -15,7 +15,7 @@ import type { UNet } from '../model/unet';
 import type { Initialisation } from '../train/finetune';
 import { displaces, evaluateOnVal, valImagesFor, type ValScore } from '../train/select';
 import { correctionCost, DEFAULT_BRUSH, type BrushModel, type CorrectionCost } from './correction';
-import { asLabeled, finetuneOn, proposalFor, segmentationTarget, type EvalDataset, type EvalImage, type EvalTraining } from './setup';
+import { asLabeled, finetuneOn, proposalFor, scoreSplit, segmentationTarget, type EvalDataset, type EvalImage, type EvalTraining, type ProposalScores } from './setup';
 
 export type LabelOrder = 'active' | 'random';
 
@@ -80,12 +80,12 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
   /** The current model's score on val as it is now: kept until val grows or the model changes. */
   let modelScore: ValScore | null = null;
   const pickRng = new Rng(options.seed + 7);
-  /** The current model's cost on the score images: measured once per model. */
-  let modelCost: FixedSetCost | null = null;
+  /** The current model's scores on the score images: measured once per model. */
+  let modelCost: Awaited<ReturnType<typeof fixedSetScores>> | null = null;
   try {
     for (let round = 1; round <= rounds; round++) {
       const proposedBy = model ? modelLabels : 0;
-      if (options.scoreImages?.length && !modelCost) modelCost = await fixedSetCost(ds, model, options.scoreImages, options.brush ?? DEFAULT_BRUSH);
+      if (options.scoreImages?.length && !modelCost) modelCost = await fixedSetScores(ds, model, options.scoreImages);
       const proposerCost = modelCost;
       const { image, proposal } = await nextImage(ds, pool, model, options, pickRng);
       pool.splice(pool.indexOf(image), 1);
@@ -138,7 +138,7 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         modelLabels: proposedBy,
         proposalDice: fg ? dice(fg, image.gt.foreground) : 0,
         uncertainty: proposal?.score ?? NaN,
-        ...(proposerCost ? { scoreChangedFraction: proposerCost.changedFraction, scoreDice: proposerCost.dice } : {}),
+        ...(proposerCost ? { scoreChangedFraction: proposerCost.correctionFraction, scoreDice: proposerCost.dice } : {}),
         retrained, promoted, heldOut, trainSeconds, ...cost,
       };
       results.push(result);
@@ -150,27 +150,9 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
   return results;
 }
 
-interface FixedSetCost {
-  changedFraction: number;
-  dice: number;
-}
-
-/** A model's pooled correction cost and mean Dice on fixed images; without a model every mask is drawn. */
-async function fixedSetCost(ds: EvalDataset, model: UNet | null, images: EvalImage[], brush: BrushModel): Promise<FixedSetCost> {
-  if (!model) return { changedFraction: 1, dice: 0 };
-  let changed = 0;
-  let drawn = 0;
-  const dices: number[] = [];
-  for (const image of images) {
-    const fg = foregroundOf((await proposalFor(model, ds, image)).mask);
-    const cost = correctionCost(fg, image.gt.foreground, image.gt.image.width, image.gt.image.height, brush);
-    changed += cost.changedPixels;
-    drawn += cost.drawPixels;
-    // An empty field's Dice is 0 or 1 by a single pixel; its erasing is in the pooled pixels.
-    if (cost.drawPixels > 0) dices.push(dice(fg, image.gt.foreground));
-    await new Promise((r) => setImmediate(r));
-  }
-  return { changedFraction: drawn > 0 ? changed / drawn : NaN, dice: dices.length ? dices.reduce((a, b) => a + b, 0) / dices.length : NaN };
+/** A model's scores on fixed images; without a model every mask is drawn from nothing. */
+async function fixedSetScores(ds: EvalDataset, model: UNet | null, images: EvalImage[]): Promise<Pick<ProposalScores, 'correctionFraction' | 'dice'>> {
+  return model ? scoreSplit(model, ds, images) : { correctionFraction: 1, dice: 0 };
 }
 
 /** The next image to label and the current model's proposal for it. */

@@ -250,6 +250,9 @@ interface ImageScores {
   empty: boolean;
   /** Share of the image's pixels segmented as foreground. */
   foregroundShare: number;
+  /** Pixels to correct (false positives and negatives) and pixels to draw (ground-truth foreground). */
+  changedPixels: number;
+  drawPixels: number;
 }
 
 /** Foreground Dice and IoU, and F1/AP at IoU 0.5 when there are objects, against the ground truth. */
@@ -258,6 +261,7 @@ function imageScores(seg: Segmentation, im: EvalImage): ImageScores {
   const scores = {
     dice: diceOf(counts), iou: iouOf(counts), f1: 0, ap: 0,
     empty: counts.tp + counts.fn === 0, foregroundShare: (counts.tp + counts.fp) / seg.foreground.length,
+    changedPixels: counts.fp + counts.fn, drawPixels: counts.tp + counts.fn,
   };
   if (seg.objects && im.gt.instances) {
     const [m] = matchInstances(seg.objects, im.gt.instances, [0.5]);
@@ -284,8 +288,17 @@ function meanScores(ds: EvalDataset, perImage: ImageScores[]): SplitScores {
   };
 }
 
-/** Mean per-image scores of the model's proposals on a split. */
-export async function scoreSplit(model: Parameters<typeof propose>[0], ds: EvalDataset, images: EvalImage[]): Promise<SplitScores> {
+export interface ProposalScores extends SplitScores {
+  /**
+   * What correcting the proposals into the ground truth costs against drawing it from nothing:
+   * pixels whose foreground state is wrong over ground-truth foreground pixels, pooled over every
+   * image (an empty field's pixels to erase included).
+   */
+  correctionFraction: number;
+}
+
+/** Mean per-image scores of the model's proposals on a split, and what correcting them costs. */
+export async function scoreSplit(model: Parameters<typeof propose>[0], ds: EvalDataset, images: EvalImage[]): Promise<ProposalScores> {
   const perImage: ImageScores[] = [];
   for (const im of images) {
     const { mask } = await proposalFor(model, ds, im);
@@ -293,7 +306,8 @@ export async function scoreSplit(model: Parameters<typeof propose>[0], ds: EvalD
     // Progress events and cancellation get a turn between images.
     await new Promise((r) => setImmediate(r));
   }
-  return meanScores(ds, perImage);
+  const drawn = perImage.reduce((a, s) => a + s.drawPixels, 0);
+  return { ...meanScores(ds, perImage), correctionFraction: drawn > 0 ? perImage.reduce((a, s) => a + s.changedPixels, 0) / drawn : NaN };
 }
 
 /** Otsu's threshold on the raw image, the baseline every learned figure is compared with. */

@@ -155,7 +155,12 @@ export interface FinetuneResult {
  * settle. The curves measure initialisations with this, so `maskloop train` uses it too.
  */
 export function encoderWarmupFor(init: Initialisation | undefined, steps: number): number {
-  return init?.weights && init.trained !== 'segmentation' ? Math.floor(steps / 10) : 0;
+  return fromPretextEncoder(init) ? Math.floor(steps / 10) : 0;
+}
+
+/** Whether fine-tuning starts from a pretext task's encoder, under a decoder and head that are new to the segmentation. */
+function fromPretextEncoder(init: Initialisation | undefined): boolean {
+  return Boolean(init?.weights) && init?.trained !== 'segmentation';
 }
 
 export async function finetune(options: FinetuneOptions): Promise<FinetuneResult> {
@@ -206,7 +211,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   const withoutEncoder = model.variables((name) => !isEncoderParam(name));
   // Adam keeps its slots by position, so frozen-encoder steps use a separate optimizer.
   const warmupOptimizer = warmup > 0 ? createOptimizer(learningRate) : null;
-  const encoderRateFactor = pretrained && options.init?.trained !== 'segmentation' ? (options.encoderRateFactor ?? 1) : 1;
+  const encoderRateFactor = fromPretextEncoder(options.init) ? (options.encoderRateFactor ?? 1) : 1;
   if (!(encoderRateFactor > 0)) throw new Error(`encoderRateFactor must be > 0, got ${encoderRateFactor}`);
   if (encoderRateFactor !== 1 && options.checkpointFile) throw new Error('encoderRateFactor cannot be combined with a training checkpoint');
   // Adam ignores the scale of its gradients, so a slower encoder needs an optimizer of its own.
