@@ -165,6 +165,18 @@ export class AppService {
     return this.project;
   }
 
+  /**
+   * The open project, for a write the renderer aimed at `projectUuid`: another window (or tab) may
+   * have switched projects since, and image ids repeat across projects.
+   */
+  private projectForWrite(projectUuid: string | undefined): Project {
+    const project = this.requireProject();
+    if (projectUuid !== undefined && projectUuid !== project.info.uuid) {
+      throw argumentError(`this edit belongs to another project than the one open now (${project.info.name}): reopen that project to save it`);
+    }
+    return project;
+  }
+
   private requireImage(imageId: number): ImageRecord {
     const image = this.requireProject().getImage(imageId);
     if (!image) throw argumentError(`image ${imageId} is not in this project`);
@@ -409,10 +421,10 @@ export class AppService {
         this.changed(['images'], [imageId]);
         return this.imageDetail(imageId);
       },
-      'labels:save': ({ imageId, mask, unknown, source, parentVersion, timeSpentMs, pixelsChanged }) =>
-        this.saveLabel(this.requireProject(), { imageId, data: mask.data, width: mask.width, height: mask.height, unknown: unknown ?? null, source, parentVersion, timeSpentMs, pixelsChanged }),
+      'labels:save': ({ projectUuid, imageId, mask, unknown, source, parentVersion, timeSpentMs, pixelsChanged }) =>
+        this.saveLabel(this.projectForWrite(projectUuid), { imageId, data: mask.data, width: mask.width, height: mask.height, unknown: unknown ?? null, source, parentVersion, timeSpentMs, pixelsChanged }),
       'labels:patch': (p) => {
-        const project = this.requireProject();
+        const project = this.projectForWrite(p.projectUuid);
         const image = this.requireImage(p.imageId);
         const base = project.latestLabel(p.imageId);
         if (!base) throw argumentError(`image ${p.imageId} has no label yet: save the whole mask first (labels:save)`);
@@ -447,8 +459,8 @@ export class AppService {
         this.changed(['labels', 'images'], [imageId]);
         return labelSummary(restored);
       },
-      'proposals:decide': ({ imageId, decision, timeSpentMs }) => {
-        const project = this.requireProject();
+      'proposals:decide': ({ projectUuid, imageId, decision, timeSpentMs }) => {
+        const project = this.projectForWrite(projectUuid);
         this.requireImage(imageId);
         const promoted = project.promotedModel();
         const prediction = (promoted && project.getPrediction(imageId, promoted.id)) || project.getPrediction(imageId);

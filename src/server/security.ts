@@ -4,7 +4,13 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { REQUEST_HEADER, SESSION_COOKIE } from '../shared/http';
+import { REQUEST_HEADER } from '../shared/http';
+
+/**
+ * Cookies are shared by every port of a host, so each server names its session cookie after its
+ * port: a second server's login must not sign the first one's page out.
+ */
+const sessionCookieName = (port: number): string => `maskloop_session_${port}`;
 
 /**
  * CSP for the renderer: only its own scripts; 'wasm-unsafe-eval' for tfjs' WebAssembly backend;
@@ -51,10 +57,10 @@ function cookie(req: IncomingMessage, name: string): string | null {
 }
 
 /** The session token from the Authorization header or the session cookie. */
-export function requestToken(req: IncomingMessage): string | null {
+export function requestToken(req: IncomingMessage, port: number): string | null {
   const auth = req.headers.authorization;
   if (auth?.startsWith('Bearer ')) return auth.slice('Bearer '.length).trim();
-  return cookie(req, SESSION_COOKIE);
+  return cookie(req, sessionCookieName(port));
 }
 
 /**
@@ -77,6 +83,6 @@ export function postAllowed(req: IncomingMessage, port: number): string | null {
   return null;
 }
 
-export function sessionCookie(token: string): string {
-  return `${SESSION_COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/`;
+export function sessionCookie(token: string, port: number): string {
+  return `${sessionCookieName(port)}=${token}; HttpOnly; SameSite=Strict; Path=/`;
 }

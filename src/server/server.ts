@@ -111,9 +111,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (queryToken !== null && req.method === 'GET' && !url.pathname.startsWith(API_PREFIX)) {
       if (!tokenMatches(token, queryToken)) return send(res, 401, { 'content-type': 'text/plain; charset=utf-8' }, 'wrong token');
       url.searchParams.delete('token');
-      return send(res, 302, { location: url.pathname + url.search, 'set-cookie': sessionCookie(token), 'cache-control': 'no-store' }, '');
+      return send(res, 302, { location: url.pathname + url.search, 'set-cookie': sessionCookie(token, port), 'cache-control': 'no-store' }, '');
     }
-    if (!tokenMatches(token, requestToken(req))) {
+    if (!tokenMatches(token, requestToken(req, port))) {
       if (url.pathname.startsWith(API_PREFIX)) return send(res, 401, { 'content-type': 'application/json; charset=utf-8' }, JSON.stringify(failure('argument', 'not authorised: this session needs its token')));
       return send(res, 401, { 'content-type': 'text/plain; charset=utf-8' }, 'maskloop: open the URL with ?token=… that `npm start` printed');
     }

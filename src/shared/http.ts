@@ -15,7 +15,6 @@ import { fromWire, toWire } from './wire';
 export const API_PREFIX = '/api';
 export const invokePath = (channel: Channel): string => `${API_PREFIX}/invoke/${channel}`;
 export const EVENTS_PATH = `${API_PREFIX}/events`;
-export const SESSION_COOKIE = 'maskloop_session';
 /** Required on every POST: a cross-site form cannot set it, and a cross-site fetch that sets it needs a CORS preflight the server never grants. */
 export const REQUEST_HEADER = 'x-maskloop-request';
 

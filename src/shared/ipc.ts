@@ -29,6 +29,7 @@ import {
 
 const id = z.number().int().positive();
 const count = z.number().int().nonnegative();
+const projectUuid = z.string().uuid();
 
 /** Absolute on POSIX ('/…') or Windows ('C:\…', '\\server\…'); no NUL bytes. The main side resolves and checks it again. */
 export const absolutePath = z
@@ -153,6 +154,8 @@ export const CHANNELS = {
    * recorded with it: manual -> 'annotate', edited_proposal -> 'correct', accepted_proposal -> 'accept'.
    */
   'labels:save': z.strictObject({
+    /** The project the caller is editing: refused when another project is open now (a stroke must never land in the wrong project). */
+    projectUuid: projectUuid.optional(),
     imageId: id,
     mask: labelMaskSchema,
     /** Nonzero = the annotator left this pixel unlabeled ('unknown' brush); length width x height. */
@@ -169,6 +172,8 @@ export const CHANNELS = {
    * silently overwrite each other. data/unknown cover the rectangle row-major.
    */
   'labels:patch': z.strictObject({
+    /** The project the caller is editing: refused when another project is open now (a stroke must never land in the wrong project). */
+    projectUuid: projectUuid.optional(),
     imageId: id,
     baseVersion: z.number().int().positive(),
     x: count,
@@ -189,7 +194,12 @@ export const CHANNELS = {
    * accept: the proposal becomes a label version (source accepted_proposal, event 'accept').
    * reject: recorded as a 'reject' annotation event; the proposal stays for comparison.
    */
-  'proposals:decide': z.strictObject({ imageId: id, decision: z.enum(['accept', 'reject']), timeSpentMs: count.max(86_400_000) }),
+  'proposals:decide': z.strictObject({
+    projectUuid: projectUuid.optional(),
+    imageId: id,
+    decision: z.enum(['accept', 'reject']),
+    timeSpentMs: count.max(86_400_000),
+  }),
 
   'models:list': z.strictObject({}),
   'models:promote': z.strictObject({ modelId: id }),

@@ -65,7 +65,7 @@ describe.skipIf(!haveData)('browser fallback server', () => {
     expect(login.status).toBe(302);
     expect(login.headers.location).toBe('/');
     const cookie = String(login.headers['set-cookie']);
-    expect(cookie).toMatch(/maskloop_session=[0-9a-f]{64}; HttpOnly; SameSite=Strict/);
+    expect(cookie).toMatch(new RegExp(`^maskloop_session_${server.port}=[0-9a-f]{64}; HttpOnly; SameSite=Strict`));
     const page = await raw(server.port, '/', { headers: { cookie: cookie.split(';')[0] } });
     expect(page.status).toBe(200);
     expect(page.body).toContain('<title>maskloop</title>');

@@ -234,3 +234,87 @@ describe('viewport', () => {
     expect(model.classCounts()[0]).toBe(400 * 200);
   });
 });
+
+describe('lasso closed next to its start (issue: a small nucleus started a polygon)', () => {
+  it('a drag that ends within a pixel of where it began fills the lasso and leaves no polygon behind', () => {
+    const { model, controller, commits } = setup();
+    controller.setTool('polygon');
+    drag(controller, [[20.5, 20.5], [30.5, 20.5], [30.5, 30.5], [20.5, 30.5], [21.5, 20.5]]);
+    expect(commits).toEqual(['stroke:Polygon']);
+    expect(model.classAt(25, 25)).toBe(1);
+    // The next lasso is a lasso of its own, not one more vertex of a polygon in progress.
+    drag(controller, [[40.5, 40.5], [50.5, 40.5], [50.5, 50.5], [40.5, 50.5], [40.5, 41.5]]);
+    expect(commits).toEqual(['stroke:Polygon', 'stroke:Polygon']);
+    expect(model.classAt(45, 45)).toBe(1);
+    expect(model.classAt(35, 35)).toBe(0);
+    expect(controller.currentPreview).toBeNull();
+  });
+});
+
+describe('objects in a mask with class labels (issue: instance mode deleted semantic labels)', () => {
+  it('the first object gives every labeled pixel an object, in the same undo step, so the stored mask keeps them all', async () => {
+    const { toStored, fromStored } = await import('../../renderer/src/editor/codec');
+    const { model, controller, commits } = setup();
+    controller.setTool('polygon');
+    // Two lassoed nuclei, no objects yet.
+    drag(controller, [[5.5, 5.5], [15.5, 5.5], [15.5, 15.5], [5.5, 15.5], [5.5, 6.5]]);
+    drag(controller, [[30.5, 5.5], [40.5, 5.5], [40.5, 15.5], [30.5, 15.5], [30.5, 6.5]]);
+    const labeled = model.classCounts()[1];
+    expect(model.hasInstances).toBe(false);
+    expect(controller.setInstanceMode(true)).toBe(true);
+    controller.setTool('instance-new');
+    controller.setBrushRadius(3);
+    drag(controller, [[50.5, 50.5], [55.5, 50.5]]);
+    expect(commits).toHaveLength(3);
+    const a = model.instanceAt(10, 10);
+    const b = model.instanceAt(35, 10);
+    const c = model.instanceAt(52, 50);
+    expect(new Set([a, b, c]).size).toBe(3);
+    expect(Math.min(a, b, c)).toBeGreaterThan(0);
+    // Stored and read back (as the annotator does on reload): every labeled pixel is still there.
+    const back = fromStored(toStored(model.width, model.height, model.classes, model.instances));
+    let kept = 0;
+    for (let i = 0; i < back.classes.length; i++) {
+      expect(back.classes[i]).toBe(model.classes[i]);
+      expect(back.instances[i]).toBe(model.instances[i]);
+      kept += back.classes[i] === 1 ? 1 : 0;
+    }
+    expect(kept).toBeGreaterThan(labeled);
+    // One undo takes the object and the conversion back together.
+    controller.undo();
+    expect(model.instanceAt(10, 10)).toBe(0);
+    expect(model.classAt(10, 10)).toBe(1);
+    expect(model.classAt(52, 50)).toBe(0);
+  });
+
+  it('painting with objects off in a mask that has objects still stores every pixel', async () => {
+    const { toStored, fromStored } = await import('../../renderer/src/editor/codec');
+    const { model, controller } = setup();
+    controller.setTool('instance-new');
+    controller.setBrushRadius(2);
+    drag(controller, [[10.5, 10.5]]);
+    controller.setInstanceMode(false);
+    controller.setTool('brush');
+    drag(controller, [[40.5, 40.5], [45.5, 40.5]]);
+    expect(model.instanceAt(42, 40)).toBeGreaterThan(0);
+    const back = fromStored(toStored(model.width, model.height, model.classes, model.instances));
+    expect(back.classes[40 * 64 + 42]).toBe(1);
+  });
+
+  it('objects are refused on a mask with a second class, and a second class is refused once objects exist', () => {
+    const { model, controller } = setup();
+    controller.setActiveClass(2);
+    drag(controller, [[10.5, 10.5]]);
+    expect(controller.setInstanceMode(true)).toBe(false);
+    expect(controller.settings.instanceMode).toBe(false);
+    controller.setTool('instance-new');
+    expect(controller.tool).toBe('brush');
+
+    const other = setup();
+    other.controller.setTool('instance-new');
+    drag(other.controller, [[10.5, 10.5]]);
+    other.controller.setActiveClass(3);
+    expect(other.controller.settings.activeClass).toBe(1);
+    expect(model.classAt(10, 10)).toBe(2);
+  });
+});

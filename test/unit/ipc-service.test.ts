@@ -51,6 +51,23 @@ describe('AppService', () => {
     expect(await app.invoke('dialog:chooseFolder', {})).toMatchObject({ ok: false, error: { kind: 'argument', message: expect.stringMatching(/fs:listFolders/) } });
   });
 
+  it('refuses a label write aimed at another project than the open one (image ids repeat across projects)', async () => {
+    const { app, imageId } = await projectWithImage();
+    const { uuid } = unwrap(await app.invoke('project:summary', {}));
+    const mask = { width: 16, height: 8, data: new Uint8Array(128).fill(1) };
+    const elsewhere = '6f0b3c1e-2d4a-4b8c-9e7f-0a1b2c3d4e5f';
+    for (const [channel, request] of [
+      ['labels:save', { projectUuid: elsewhere, imageId, mask, source: 'manual', timeSpentMs: 0 }],
+      ['proposals:decide', { projectUuid: elsewhere, imageId, decision: 'reject', timeSpentMs: 0 }],
+    ] as const) {
+      expect(await app.invoke(channel, request), channel).toMatchObject({ ok: false, error: { kind: 'argument', message: expect.stringMatching(/another project/) } });
+    }
+    const saved = unwrap(await app.invoke('labels:save', { projectUuid: uuid, imageId, mask, source: 'manual', timeSpentMs: 0 }));
+    expect(await app.invoke('labels:patch', { projectUuid: elsewhere, imageId, baseVersion: saved.version, x: 0, y: 0, width: 1, height: 1, data: new Uint8Array(1), source: 'manual', timeSpentMs: 0 }))
+      .toMatchObject({ ok: false, error: { kind: 'argument', message: expect.stringMatching(/another project/) } });
+    expect(unwrap(await app.invoke('labels:history', { imageId }))).toHaveLength(1);
+  });
+
   it('keeps the class names in the project: a reopened project shows them, bad lists are refused', async () => {
     const { app, dir } = await projectWithImage();
     expect(unwrap(await app.invoke('project:summary', {})).settings.classNames).toEqual(['foreground']);

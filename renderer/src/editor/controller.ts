@@ -1,6 +1,7 @@
 import { History } from './history';
 import type { MaskModel, Patch, Rect } from './model';
 import type { EditorSettings, PointerInput, Tool, ToolContext, ToolName, ToolPreview } from './tool';
+import { giveLoosePixelsObjects } from './raster';
 import { createTools } from './tools';
 import { fitViewport, pan, screenToImage, zoomAt, type Viewport } from './viewport';
 
@@ -86,9 +87,9 @@ export class EditorController {
 
   setTool(name: ToolName): void {
     if (name === this.toolName) return;
+    if (name.startsWith('instance-') && !this.settings.instanceMode && !this.setInstanceMode(true)) return;
     this.tools[this.toolName].cancel?.(this.context());
     this.toolName = name;
-    if (name.startsWith('instance-') && !this.settings.instanceMode) this.settings.instanceMode = true;
     this.changed();
   }
 
@@ -97,20 +98,35 @@ export class EditorController {
     this.changed();
   }
 
+  /**
+   * Objects are stored as object ids of one class (the engine's instance target), so with objects
+   * on, or in a mask that has objects, only class 1 is painted: a second class would be lost.
+   */
+  get singleClass(): boolean {
+    return this.settings.instanceMode || this.model.hasInstances;
+  }
+
   setActiveClass(cls: number): void {
-    this.settings.activeClass = Math.max(1, Math.min(254, Math.round(cls)));
+    this.settings.activeClass = this.singleClass ? 1 : Math.max(1, Math.min(254, Math.round(cls)));
     this.changed();
   }
 
-  setInstanceMode(on: boolean): void {
+  /** Returns false, changing nothing, when objects cannot be turned on: the mask holds a class other than 1. */
+  setInstanceMode(on: boolean): boolean {
+    if (on && !this.model.hasInstances) {
+      const counts = this.model.classCounts();
+      for (let c = 2; c < 255; c++) if (counts[c] > 0) return false;
+    }
     this.settings.instanceMode = on;
-    if (!on) this.settings.activeInstance = 0;
+    if (on) this.settings.activeClass = 1;
+    else this.settings.activeInstance = 0;
     this.changed();
+    return true;
   }
 
   /** Starts a new object: the next brush stroke paints a fresh id. */
   newObject(): void {
-    this.settings.instanceMode = true;
+    if (!this.settings.instanceMode && !this.setInstanceMode(true)) return;
     this.settings.activeInstance = 0;
     this.changed();
   }
@@ -239,7 +255,7 @@ export class EditorController {
       n: 'instance-new', m: 'instance-merge', s: 'instance-split', d: 'instance-delete',
     };
     if (toolKeys[lower] && !mods.shift) return this.setTool(toolKeys[lower]), true;
-    if (lower === 'i') return this.setInstanceMode(!this.settings.instanceMode), true;
+    if (lower === 'i') return this.setInstanceMode(!this.settings.instanceMode);
     if (/^[1-9]$/.test(key) && !mods.shift) return this.setActiveClass(Number(key)), true;
     if (key === '!' || (key === '1' && mods.shift)) return this.actualSize(), true;
     if (key === '0') return this.fit(), true;
@@ -285,6 +301,7 @@ export class EditorController {
   }
 
   private commitStroke(): void {
+    if (this.model.inStroke) giveLoosePixelsObjects(this.model);
     const patch = this.model.endStroke();
     if (!patch) return;
     this.history.push(patch);

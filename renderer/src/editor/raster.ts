@@ -2,7 +2,7 @@
  * Pixel operations shared by the tools. Each one touches (snapshots) the rectangle it will write
  * before writing, so it must run inside a stroke.
  */
-import { clipRect, type MaskModel, type Rect } from './model';
+import { clipRect, UNKNOWN, type MaskModel, type Rect } from './model';
 
 export interface Point {
   x: number;
@@ -226,4 +226,48 @@ export function separateComponents(model: MaskModel, instance: number, bounds: R
     for (const i of piece) model.set(i, model.classes[i], id);
   }
   return created;
+}
+
+/**
+ * The store holds a mask with objects as object ids only, so a labeled pixel of no object (painted
+ * with objects off, or lassoed before the first object) would be lost on saving. Each 4-connected
+ * group of such pixels becomes a new object of its own; the caller runs this inside the stroke
+ * that made the mask hold objects, so it is part of that undo step. Returns the objects made.
+ */
+export function giveLoosePixelsObjects(model: MaskModel): number {
+  if (!model.hasInstances) return 0;
+  const { width, height, classes, instances } = model;
+  const loose = (i: number) => instances[i] === 0 && classes[i] !== 0 && classes[i] !== UNKNOWN;
+  const seen = new Uint8Array(width * height);
+  const group: number[] = [];
+  let made = 0;
+  for (let start = 0; start < classes.length; start++) {
+    if (seen[start] || !loose(start)) continue;
+    const cls = classes[start];
+    group.length = 0;
+    seen[start] = 1;
+    group.push(start);
+    let minX = width, minY = height, maxX = 0, maxY = 0;
+    for (let k = 0; k < group.length; k++) {
+      const i = group[k];
+      const x = i % width;
+      const y = (i - x) / width;
+      if (x < minX) minX = x;
+      if (x > maxX) maxX = x;
+      if (y < minY) minY = y;
+      if (y > maxY) maxY = y;
+      const neighbours = [x > 0 ? i - 1 : -1, x < width - 1 ? i + 1 : -1, y > 0 ? i - width : -1, y < height - 1 ? i + width : -1];
+      for (const n of neighbours) {
+        if (n >= 0 && !seen[n] && loose(n) && classes[n] === cls) {
+          seen[n] = 1;
+          group.push(n);
+        }
+      }
+    }
+    model.touch({ x: minX, y: minY, width: maxX - minX + 1, height: maxY - minY + 1 });
+    const id = model.nextInstanceId();
+    for (const i of group) model.set(i, cls, id);
+    made++;
+  }
+  return made;
 }

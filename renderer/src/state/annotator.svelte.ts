@@ -1,4 +1,4 @@
-import type { ImageDetail, MaskBlock } from '../../../src/shared';
+import type { ImageDetail, LabelVersionSummary, MaskBlock } from '../../../src/shared';
 import { binaryUrls } from '../../../src/shared';
 import { encodeRegion, fromStored, type StoredMask } from '../editor/codec';
 import type { CommitKind } from '../editor/controller';
@@ -9,13 +9,15 @@ import { MaskModel, type Patch } from '../editor/model';
 import type { OverlayMode } from '../editor/overlay';
 import type { ToolName } from '../editor/tool';
 import { call, fetchMask, fetchPixels } from '../lib/api';
+import { SaveQueue, type SaveQueueState, type SaveTarget } from '../lib/saveQueue';
 import { app } from './app.svelte';
 
 /** Longest gap between two edits that still counts as working time (a coffee break does not). */
 const MAX_ACTIVE_GAP_MS = 2 * 60_000;
 
 export type ProposalState = 'none' | 'pending' | 'accepted' | 'editing' | 'rejected';
-export type SaveState = 'saved' | 'saving' | 'failed';
+/** retrying: a save failed; it is kept and retried until it lands. */
+export type SaveState = 'saved' | 'saving' | 'retrying';
 
 /**
  * One open image in the annotator: its pixels and display settings, the editor (model +
@@ -35,6 +37,8 @@ export class AnnotatorState {
   brushRadius = $state(6);
   activeClass = $state(1);
   instanceMode = $state(false);
+  /** Objects are of class 1 only: other classes cannot be chosen (see EditorController.singleClass). */
+  singleClass = $state(false);
   activeInstance = $state(0);
   canUndo = $state(false);
   canRedo = $state(false);
@@ -45,14 +49,27 @@ export class AnnotatorState {
   proposalModelId = $state<number | null>(null);
   saveState = $state<SaveState>('saved');
   saveError = $state<string | null>(null);
+  /** Saves not yet stored, in every image (a failed one stays queued and is retried). */
+  pendingSaves = $state(0);
   /** Latest stored label version of this image (what the next patch builds on). */
   version = $state<number | null>(null);
   savedCount = $state(0);
   controller = $state.raw<EditorController | null>(null);
 
+  /** The project and image shown: image ids repeat across projects. */
+  private target: SaveTarget | null = null;
   /** dtype the stored label has or will have once queued saves land; null: no label yet. */
   private plannedDtype: StoredMask['dtype'] | null = null;
-  private queue: Promise<void> = Promise.resolve();
+  /** The undo step that cleared a rejected proposal: undoing it brings the proposal back. */
+  private rejectPatch: Patch | null = null;
+  private readonly saves = new SaveQueue(
+    {
+      saveWhole: (request) => call('labels:save', request),
+      savePatch: (request) => call('labels:patch', request),
+      decide: (request) => call('proposals:decide', request),
+    },
+    (state, saved) => this.savesChanged(state, saved),
+  );
   private lastActivity = 0;
   private openedAt = 0;
   private loadToken = 0;
@@ -61,17 +78,27 @@ export class AnnotatorState {
     return this.detail?.id ?? null;
   }
 
+  /** Whether the annotator shows this image of this project. */
+  shows(projectUuid: string | undefined, imageId: number | null): boolean {
+    return this.target !== null && this.target.projectUuid === projectUuid && this.target.imageId === imageId;
+  }
+
   async open(imageId: number): Promise<void> {
+    const projectUuid = app.project?.uuid;
+    if (!projectUuid) return;
     const token = ++this.loadToken;
     this.close();
+    this.target = { projectUuid, imageId };
     this.loading = true;
     this.loadError = null;
     try {
       const detail = await call('images:get', { imageId });
+      // Edits still on their way to the project are newer than the stored label.
+      const unsaved = this.saves.pendingModel(this.target);
       const [pixels, label, proposal] = await Promise.all([
         fetchPixels(binaryUrls.pixels(imageId)),
-        detail.label ? fetchMask(binaryUrls.label(imageId)) : Promise.resolve(null),
-        detail.proposal && !detail.label ? fetchMask(binaryUrls.proposal(imageId)) : Promise.resolve(null),
+        detail.label && !unsaved ? fetchMask(binaryUrls.label(imageId)) : Promise.resolve(null),
+        detail.proposal && !detail.label && !unsaved ? fetchMask(binaryUrls.proposal(imageId)) : Promise.resolve(null),
       ]);
       if (token !== this.loadToken) return;
       if (pixels.dtype === 'float32') throw new Error('floating-point images are not shown yet');
@@ -86,10 +113,16 @@ export class AnnotatorState {
       // The server's auto window (1st-99.8th percentile) is what the engine normalises to.
       this.displays = detail.contrast.map((c, i) => ({ min: c.low, max: Math.max(c.high, c.low + 1), color: colors[i] ?? colors[0], visible: true }));
       let model: MaskModel;
-      if (label) {
+      if (unsaved) {
+        model = unsaved;
+        this.version = this.saves.knownVersion(this.target);
+        this.plannedDtype = model.hasInstances ? 'int32' : 'uint8';
+        this.proposal = 'none';
+      } else if (label) {
         const stored = fromStored(asStored(label));
         model = new MaskModel(image.width, image.height, stored.classes, stored.instances);
         this.version = label.version;
+        this.saves.setKnownVersion(this.target, label.version);
         this.plannedDtype = label.dtype;
         this.proposal = 'none';
       } else if (proposal) {
@@ -121,21 +154,47 @@ export class AnnotatorState {
   }
 
   close(): void {
+    this.loadToken++;
     this.controller?.dispose();
     this.controller = null;
+    this.target = null;
     this.detail = null;
     this.image = null;
     this.version = null;
     this.plannedDtype = null;
+    this.rejectPatch = null;
     this.proposal = 'none';
     this.proposalModelId = null;
-    this.saveError = null;
-    this.saveState = 'saved';
   }
 
   /** Resolves when every stroke so far is stored. */
   flushed(): Promise<void> {
-    return this.queue;
+    return this.saves.flushed();
+  }
+
+  /** Whether leaving now would leave saves behind (they stay queued, but a closed window loses them). */
+  get hasUnsaved(): boolean {
+    return this.pendingSaves > 0;
+  }
+
+  retrySavesNow(): void {
+    this.saves.retryNow();
+  }
+
+  /**
+   * The open image's label changed outside this editor (restored, saved by another window): shows
+   * the stored one, unless edits of ours are still on their way (they are the newer state).
+   */
+  async labelChangedElsewhere(): Promise<void> {
+    const target = this.target;
+    if (!target || this.saves.hasPending(target)) return;
+    try {
+      const detail = await call('images:get', { imageId: target.imageId });
+      if (!this.shows(target.projectUuid, target.imageId) || this.saves.hasPending(target)) return;
+      if ((detail.label?.version ?? null) !== this.saves.knownVersion(target)) await this.open(target.imageId);
+    } catch (error) {
+      app.error(error);
+    }
   }
 
   autoContrast(): void {
@@ -153,35 +212,45 @@ export class AnnotatorState {
   /** The proposal as it is becomes the label. */
   async acceptProposal(): Promise<void> {
     const detail = this.detail;
-    if (!detail || this.proposal !== 'pending') return;
-    this.plannedDtype = detail.proposal?.dtype ?? 'uint8';
-    await this.enqueue(async () => {
-      const saved = await call('proposals:decide', { imageId: detail.id, decision: 'accept', timeSpentMs: this.takeTime() });
-      if (saved) this.version = saved.version;
-      this.proposal = 'accepted';
-      this.savedCount++;
-      this.markLabeled();
-    });
+    const target = this.target;
+    if (!detail || !target || this.proposal !== 'pending') return;
+    this.plannedDtype = detail.proposal?.dtype === 'uint8' ? 'uint8' : 'int32';
+    this.proposal = 'accepted';
+    this.saves.enqueue({ kind: 'accept', target, timeSpentMs: this.takeTime() });
+    await this.flushed();
   }
 
   /** Records the rejection and clears the mask to draw from scratch (one undo step, not stored until drawn). */
   async rejectProposal(): Promise<void> {
-    const detail = this.detail;
+    const target = this.target;
     const controller = this.controller;
-    if (!detail || !controller || this.proposal !== 'pending') return;
-    await this.enqueue(async () => {
-      await call('proposals:decide', { imageId: detail.id, decision: 'reject', timeSpentMs: this.takeTime() });
-      this.proposal = 'rejected';
-    });
+    if (!target || !controller || this.proposal !== 'pending') return;
+    this.proposal = 'rejected';
+    this.saves.enqueue({ kind: 'reject', target, timeSpentMs: this.takeTime() });
     const { model } = controller;
     const empty = model.replaceAll(new Uint8Array(model.width * model.height), null, 'Reject proposal');
     // Not an edit to store: the rejection is recorded; the next stroke saves a manual label.
-    if (empty) controller.history.push(empty);
+    if (empty) {
+      controller.history.push(empty);
+      this.rejectPatch = empty;
+    }
     this.syncFromController();
+    await this.flushed();
   }
 
   setTool(tool: ToolName): void {
+    if (tool.startsWith('instance-') && !this.setObjects(true)) return;
     this.controller?.setTool(tool);
+  }
+
+  /** Objects on or off; refused, with the reason shown, on a mask with classes other than 1. */
+  setObjects(on: boolean): boolean {
+    const c = this.controller;
+    if (!c) return false;
+    if (c.setInstanceMode(on)) return true;
+    app.toast('error', 'Objects are of one class: this mask has pixels of class 2 or higher, which objects cannot hold. Erase them (or use a copy of the image) to draw objects.');
+    this.syncFromController();
+    return false;
   }
 
   private syncFromController(): void {
@@ -191,6 +260,7 @@ export class AnnotatorState {
     this.brushRadius = c.settings.brushRadius;
     this.activeClass = c.settings.activeClass;
     this.instanceMode = c.settings.instanceMode;
+    this.singleClass = c.singleClass;
     this.activeInstance = c.settings.activeInstance;
     this.canUndo = c.history.canUndo;
     this.canRedo = c.history.canRedo;
@@ -205,10 +275,17 @@ export class AnnotatorState {
     return Math.max(0, Math.round(spent));
   }
 
-  private committed(patch: Patch, _kind: CommitKind): void {
-    const detail = this.detail;
+  private committed(patch: Patch, kind: CommitKind): void {
+    const target = this.target;
     const controller = this.controller;
-    if (!detail || !controller) return;
+    if (!target || !controller) return;
+    if (patch === this.rejectPatch) {
+      // Undo brings the rejected proposal back, redo clears it again. Neither is drawing: while
+      // nothing is stored yet, nothing is saved, and the proposal is pending again.
+      const stored = this.version !== null || this.saves.pendingModel(target) !== null;
+      this.proposal = kind === 'undo' ? (stored ? 'editing' : 'pending') : 'rejected';
+      if (!stored) return;
+    }
     if (this.proposal === 'pending') this.proposal = 'editing';
     const source = this.proposal === 'editing' || this.proposal === 'accepted' ? 'edited_proposal' : 'manual';
     const timeSpentMs = this.takeTime();
@@ -222,37 +299,24 @@ export class AnnotatorState {
     // the whole mask must be stored, so a stroke on a 4096 x 4096 mask stays small.
     const region = whole ? { x: 0, y: 0, width: model.width, height: model.height } : patch.bounds;
     const encoded = encodeRegion(model.width, model.classes, model.instances, region, dtype);
-    void this.enqueue(async () => {
-      const common = { imageId: detail.id, unknown: encoded.unknown, source, timeSpentMs, pixelsChanged: patch.pixelsChanged } as const;
-      const saved =
-        whole || this.version === null
-          ? await call('labels:save', { ...common, mask: { width: model.width, height: model.height, data: encoded.data }, parentVersion: this.version })
-          : await call('labels:patch', { ...common, baseVersion: this.version, ...region, data: encoded.data });
-      this.version = saved.version;
-      this.savedCount++;
-      this.markLabeled();
+    this.saves.enqueue({
+      kind: 'stroke', target, model, source, dtype, region: whole ? null : region, data: encoded.data, unknown: encoded.unknown,
+      timeSpentMs, pixelsChanged: patch.pixelsChanged,
     });
   }
 
-  /** A save makes the image 'labeled' (a reviewed image needs a new review after an edit). */
-  private markLabeled(): void {
-    if (this.detail && this.detail.status !== 'labeled') this.detail = { ...this.detail, status: 'labeled' };
-  }
-
-  private enqueue(work: () => Promise<void>): Promise<void> {
-    this.saveState = 'saving';
-    this.queue = this.queue
-      .then(work)
-      .then(() => {
-        this.saveState = 'saved';
-        this.saveError = null;
-      })
-      .catch((error: unknown) => {
-        this.saveState = 'failed';
-        this.saveError = error instanceof Error ? error.message : String(error);
-        app.error(error);
-      });
-    return this.queue;
+  private savesChanged(state: SaveQueueState, saved?: { target: SaveTarget; version: LabelVersionSummary | null }): void {
+    const failedBefore = this.saveState === 'retrying';
+    this.pendingSaves = state.pending;
+    this.saveError = state.error;
+    this.saveState = state.pending === 0 ? 'saved' : state.error ? 'retrying' : 'saving';
+    // The first failure is worth a toast; the retries show in the status bar.
+    if (state.error && !failedBefore) app.toast('error', `Not saved yet, retrying: ${state.error}`);
+    if (!saved || !this.target || !this.shows(saved.target.projectUuid, saved.target.imageId)) return;
+    if (saved.version) this.version = saved.version.version;
+    this.savedCount++;
+    // A save makes the image 'labeled' (a reviewed image needs a new review after an edit).
+    if (saved.version && this.detail && this.detail.status !== 'labeled') this.detail = { ...this.detail, status: 'labeled' };
   }
 }
 

@@ -46,6 +46,13 @@ export class AppState {
   ready = $state(false);
   private nextToast = 1;
   private phaseOffsets = new Map<number, number>();
+  private readonly changeListeners = new Set<(change: Extract<AppEvent, { type: 'project-changed' }>) => void>();
+
+  /** Hears every change to the open project (the annotator reloads a label changed elsewhere). */
+  onProjectChange(listener: (change: Extract<AppEvent, { type: 'project-changed' }>) => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
 
   get backend(): string | null {
     const fromJob = this.jobs.find((j) => j.backend)?.backend ?? null;
@@ -194,6 +201,7 @@ export class AppState {
       case 'project-changed':
         if (event.what.some((w) => w === 'images' || w === 'labels' || w === 'predictions')) this.imagesVersion++;
         if (event.what.includes('models')) this.modelsVersion++;
+        for (const listener of this.changeListeners) listener(event);
         void this.refreshProject();
         break;
       case 'project-closed':

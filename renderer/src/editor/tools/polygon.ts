@@ -3,7 +3,11 @@ import { ERASE, paintValue, type PointerInput, type Tool, type ToolContext } fro
 
 /** Screen pixels: a click this close to the first vertex closes the polygon. */
 const CLOSE_DISTANCE = 8;
-/** Screen pixels: a press that moves further than this is a lasso, not a polygon click. */
+/**
+ * Screen pixels: a press whose pointer wanders further than this from where it went down is a
+ * lasso, not a polygon click, wherever it is released (a lasso round a small nucleus ends next
+ * to its start).
+ */
 const LASSO_THRESHOLD = 4;
 
 /**
@@ -15,6 +19,8 @@ export function createPolygonTool(): Tool {
   let vertices: Point[] = [];
   let lasso: Point[] | null = null;
   let pressedAt: Point | null = null;
+  /** Furthest the pointer got from pressedAt during this press, in screen pixels. */
+  let reach = 0;
   let hover: Point | null = null;
 
   const preview = (ctx: ToolContext) => {
@@ -48,11 +54,13 @@ export function createPolygonTool(): Tool {
     cursor: 'crosshair',
     pointerDown(_ctx, p) {
       pressedAt = { x: p.x, y: p.y };
+      reach = 0;
       if (vertices.length === 0) lasso = [{ x: p.x, y: p.y }];
     },
     pointerMove(ctx, p, pressed) {
       hover = { x: p.x, y: p.y };
       if (pressed && lasso && pressedAt) {
+        reach = Math.max(reach, screenDistance(ctx, pressedAt, p));
         const lastPoint = lasso[lasso.length - 1];
         if (Math.hypot(p.x - lastPoint.x, p.y - lastPoint.y) >= 0.5) lasso.push({ x: p.x, y: p.y });
       }
@@ -61,7 +69,7 @@ export function createPolygonTool(): Tool {
     pointerUp(ctx, p: PointerInput) {
       const start = pressedAt;
       pressedAt = null;
-      if (lasso && start && screenDistance(ctx, start, p) > LASSO_THRESHOLD && lasso.length >= 3) {
+      if (lasso && start && Math.max(reach, screenDistance(ctx, start, p)) > LASSO_THRESHOLD) {
         close(ctx, lasso, p.alt);
         return;
       }
