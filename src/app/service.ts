@@ -316,20 +316,8 @@ export class AppService {
       const trainImages = s.trainImages ?? numberOrNull((project.listRuns({ kind: 'train' }).find((r) => r.modelId === m.id)?.config ?? {}).train);
       return s.valDice === null || trainImages === null ? [] : [{ modelId: m.id, createdAt: m.createdAt, trainImages, valDice: s.valDice, promoted: m.promoted }];
     });
-    const summary = project.annotationSummary();
-    // Time saved per image, not per event: one image may take several saves (every stroke is one).
-    const perImage = project.database
-      .prepare(
-        `SELECT image_id AS imageId, sum(time_spent_ms) AS t,
-                max(kind IN ('correct', 'accept')) AS assisted, max(kind = 'annotate') AS scratch
-         FROM annotation_events WHERE kind IN ('annotate', 'correct', 'accept') GROUP BY image_id`,
-      )
-      .all() as { imageId: number; t: number; assisted: number; scratch: number }[];
-    const scratch = perImage.filter((r) => r.scratch && !r.assisted);
-    const assisted = perImage.filter((r) => r.assisted);
-    const meanScratch = scratch.length ? scratch.reduce((s, r) => s + r.t, 0) / scratch.length : null;
-    const estimatedTimeSavedMs = meanScratch !== null && assisted.length ? Math.round(meanScratch * assisted.length - assisted.reduce((s, r) => s + r.t, 0)) : null;
-    return { curve, annotation: { total: summary.total, byKind: summary.byKind, estimatedTimeSavedMs } };
+    const { total, byKind, estimatedTimeSavedMs } = project.annotationSummary();
+    return { curve, annotation: { total, byKind, estimatedTimeSavedMs } };
   }
 
   private listFolders(dir: string | undefined): FolderListing {

@@ -50,7 +50,7 @@ export interface ImageCounts {
   bySplit: Record<ImageSplit, number>;
 }
 
-/** The retrain policy's state: how many labels arrived since the last completed training. */
+/** The retrain policy's state: how many images were labeled (or relabeled) since the last completed training. */
 export interface RetrainStatus {
   newLabels: number;
   /** autoRetrainAfterLabels; 0 means on demand only. */
@@ -254,7 +254,10 @@ export interface LearningCurvePoint {
 }
 
 export interface EventTotals {
+  /** Events: an image drawn in 40 strokes is 40 'annotate' events. */
   count: number;
+  /** Distinct images the events were about. */
+  images: number;
   timeMs: number;
   pixelsChanged: number;
 }

@@ -69,23 +69,31 @@ export function annotationSummary(ctx: Ctx, options: { sinceMs?: number } = {}):
   const since = parseArgument(z.number().finite().optional(), options.sinceMs, 'annotationSummary since') ?? Number.MIN_SAFE_INTEGER;
   const rows = ctx
     .stmt(
-      `SELECT kind, count(*) AS n, sum(time_spent_ms) AS t, sum(pixels_changed) AS p
+      `SELECT kind, count(*) AS n, count(DISTINCT image_id) AS i, sum(time_spent_ms) AS t, sum(pixels_changed) AS p
        FROM annotation_events WHERE created_at >= ? GROUP BY kind`,
     )
-    .all(since) as { kind: AnnotationEventKind; n: number; t: number; p: number }[];
-  const empty = (): EventTotals => ({ count: 0, timeMs: 0, pixelsChanged: 0 });
+    .all(since) as { kind: AnnotationEventKind; n: number; i: number; t: number; p: number }[];
+  const empty = (): EventTotals => ({ count: 0, images: 0, timeMs: 0, pixelsChanged: 0 });
   const byKind = Object.fromEntries(ANNOTATION_EVENT_KINDS.map((k) => [k, empty()])) as Record<AnnotationEventKind, EventTotals>;
   const total = empty();
   for (const r of rows) {
-    byKind[r.kind] = { count: r.n, timeMs: r.t, pixelsChanged: r.p };
+    byKind[r.kind] = { count: r.n, images: r.i, timeMs: r.t, pixelsChanged: r.p };
     total.count += r.n;
     total.timeMs += r.t;
     total.pixelsChanged += r.p;
   }
-  const scratch = byKind.annotate;
-  const assistedCount = byKind.correct.count + byKind.accept.count;
-  const assistedTime = byKind.correct.timeMs + byKind.accept.timeMs;
+  total.images = (ctx.stmt('SELECT count(DISTINCT image_id) AS n FROM annotation_events WHERE created_at >= ?').get(since) as { n: number }).n;
+  // Time saved per image, not per event: one image takes many saves (every stroke is one).
+  const perImage = ctx
+    .stmt(
+      `SELECT sum(time_spent_ms) AS t, max(kind IN ('correct', 'accept')) AS assisted, max(kind = 'annotate') AS scratch
+       FROM annotation_events WHERE created_at >= ? AND kind IN ('annotate', 'correct', 'accept') GROUP BY image_id`,
+    )
+    .all(since) as { t: number; assisted: number; scratch: number }[];
+  const scratch = perImage.filter((r) => r.scratch && !r.assisted);
+  const assisted = perImage.filter((r) => r.assisted);
+  const meanScratch = scratch.length ? scratch.reduce((sum, r) => sum + r.t, 0) / scratch.length : null;
   const estimatedTimeSavedMs =
-    scratch.count > 0 && assistedCount > 0 ? Math.round((scratch.timeMs / scratch.count) * assistedCount - assistedTime) : null;
+    meanScratch !== null && assisted.length ? Math.round(meanScratch * assisted.length - assisted.reduce((sum, r) => sum + r.t, 0)) : null;
   return { total, byKind, estimatedTimeSavedMs };
 }

@@ -166,10 +166,13 @@ export function restoreLabelVersion(ctx: Ctx, imageId: number, version: number, 
   });
 }
 
-/** Label versions saved after a time: what an 'auto-retrain after N new labels' rule counts. */
-export function countLabelVersionsSince(ctx: Ctx, sinceMs: number): number {
-  parseArgument(z.number().finite(), sinceMs, 'countLabelVersionsSince');
-  return (ctx.stmt('SELECT count(*) AS n FROM label_versions WHERE created_at > ?').get(sinceMs) as { n: number }).n;
+/**
+ * Images given a new label version after a time: what an 'auto-retrain after N new labels' rule
+ * counts. Images, not versions: every stroke saves a version, and a label is an image's mask.
+ */
+export function countLabeledImagesSince(ctx: Ctx, sinceMs: number): number {
+  parseArgument(z.number().finite(), sinceMs, 'countLabeledImagesSince');
+  return (ctx.stmt('SELECT count(DISTINCT image_id) AS n FROM label_versions WHERE created_at > ?').get(sinceMs) as { n: number }).n;
 }
 
 /**

@@ -154,7 +154,7 @@ export class Project {
   restoreLabelVersion(imageId: number, version: number, options?: { author?: string }): LabelVersionInfo {
     return labels.restoreLabelVersion(this.c, imageId, version, options);
   }
-  countLabelVersionsSince(sinceMs: number): number { return labels.countLabelVersionsSince(this.c, sinceMs); }
+  countLabeledImagesSince(sinceMs: number): number { return labels.countLabeledImagesSince(this.c, sinceMs); }
   labeledImages(filter?: { split?: ImageSplit | readonly ImageSplit[]; limit?: number }): { image: ImageRecord; version: number; firstLabeledAt: number }[] {
     return labels.labeledImages(this.c, filter);
   }

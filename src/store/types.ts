@@ -246,7 +246,10 @@ export interface AnnotationEventRecord {
 }
 
 export interface EventTotals {
+  /** Events: an image drawn in 40 strokes is 40 'annotate' events. */
   count: number;
+  /** Distinct images the events were about. */
+  images: number;
   timeMs: number;
   pixelsChanged: number;
 }

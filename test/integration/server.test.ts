@@ -199,7 +199,7 @@ describe.skipIf(!haveData)('browser fallback server', () => {
     expect((await server.call('labels:history', { imageId: image.id })).map((v) => v.version)).toEqual([1, 2, 3]);
     expect((await server.call('images:get', { imageId: image.id })).status).toBe('labeled');
     const stats = await server.call('stats:progress', {});
-    expect(stats.annotation.byKind.annotate).toMatchObject({ count: 2, timeMs: 4500 });
+    expect(stats.annotation.byKind.annotate).toMatchObject({ count: 2, images: 1, timeMs: 4500 });
   });
 
   it('exports inside the project folder only', async () => {

@@ -112,14 +112,19 @@ describe('AppService', () => {
     expect([data[2 * 16 + 3], data[2 * 16 + 4], data[0]]).toEqual([700, 701, 2]);
   });
 
-  it('queues a training when the retrain policy is due', async () => {
-    const { app, imageId, sent } = await projectWithImage();
+  it('queues a training when the retrain policy is due (counting images, not strokes)', async () => {
+    const { app, dir, imageId, sent } = await projectWithImage();
     unwrap(await app.invoke('project:setSettings', { autoRetrainAfterLabels: 2 }));
     const mask = { width: 16, height: 8, data: new Uint8Array(128) };
-    unwrap(await app.invoke('labels:save', { imageId, mask, source: 'manual', timeSpentMs: 10 }));
+    // Strokes on one image are one new label, however many.
+    for (let stroke = 0; stroke < 3; stroke++) unwrap(await app.invoke('labels:save', { imageId, mask, source: 'manual', timeSpentMs: 10 }));
     expect(sent).toHaveLength(0);
     expect(unwrap(await app.invoke('project:summary', {})).retrain).toMatchObject({ newLabels: 1, needed: 2, due: false });
-    unwrap(await app.invoke('labels:save', { imageId, mask, source: 'manual', timeSpentMs: 10 }));
+    fs.copyFileSync(path.join(dir, 'a.png'), path.join(dir, 'b.png'));
+    const p = openProject(dir);
+    const { image: second } = await p.addImage({ path: path.join(dir, 'b.png'), width: 16, height: 8, channels: 1, bitDepth: 8, format: 'png' });
+    p.close();
+    unwrap(await app.invoke('labels:save', { imageId: second.id, mask, source: 'manual', timeSpentMs: 10 }));
     expect(sent).toEqual([expect.objectContaining({ type: 'start', request: expect.objectContaining({ kind: 'train', when: 'ifDue' }) })]);
     // Not twice while one is pending.
     unwrap(await app.invoke('labels:save', { imageId, mask, source: 'manual', timeSpentMs: 10 }));

@@ -166,7 +166,7 @@ describe('label versions', () => {
     expect(project.latestLabel(imageId)).toBeNull();
   });
 
-  it('lists labeled images per split with their latest version, and counts new labels since a time', () => {
+  it('lists labeled images per split with their latest version, and counts images labeled since a time', () => {
     const data = pattern(Uint8Array, 0);
     const t0 = Date.now() - 1;
     project.addLabelVersion({ imageId, mask: { width: W, height: H, data }, source: 'manual' });
@@ -174,8 +174,9 @@ describe('label versions', () => {
     project.setImageSplit(imageId, 'train');
     expect(project.labeledImages({ split: 'train' }).map((x) => [x.image.id, x.version])).toEqual([[imageId, 2]]);
     expect(project.labeledImages({ split: ['val', 'test'] })).toEqual([]);
-    expect(project.countLabelVersionsSince(t0)).toBe(2);
-    expect(project.countLabelVersionsSince(Date.now() + 1000)).toBe(0);
+    // Two versions of one image are one newly labeled image.
+    expect(project.countLabeledImagesSince(t0)).toBe(1);
+    expect(project.countLabeledImagesSince(Date.now() + 1000)).toBe(0);
   });
 
   it('compresses: a 1024x1024 Int32 mask of a few objects stores far below its 4 MiB', async () => {

@@ -45,7 +45,7 @@ export interface RetrainPolicyState {
 export function retrainPolicyState(project: Project, after?: number): RetrainPolicyState {
   const needed = after ?? project.getSetting('autoRetrainAfterLabels');
   const last = project.listRuns({ kind: 'train', status: 'completed', limit: 1 })[0];
-  const newLabels = project.countLabelVersionsSince(last?.startedAt ?? 0);
+  const newLabels = project.countLabeledImagesSince(last?.startedAt ?? 0);
   return { newLabels, needed, due: needed > 0 && newLabels >= needed, lastTrainedAt: last?.startedAt ?? null };
 }
 
