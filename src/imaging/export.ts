@@ -47,7 +47,10 @@ export async function encodeLabelImage(labels: LabelImage, format: LabelFormat, 
   const depth = labelBitDepth(labels, options.bitDepth, format);
   const values = depth === 8 ? Uint8Array.from(data) : depth === 16 ? Uint16Array.from(data) : Uint32Array.from(data);
   if (format === 'tiff') {
-    return encodeTiff([{ width, height, channels: 1, bitDepth: depth, data: values }], { compression: options.compression ?? 'deflate' });
+    // ImageJ's own description with a display range: Fiji shows ids 0..max in full contrast
+    // instead of a black image (the pixel values stay the ids).
+    const description = `ImageJ=1.54f\nmin=0\nmax=${Math.max(1, maxLabel(labels))}\n`;
+    return encodeTiff([{ width, height, channels: 1, bitDepth: depth, data: values, description }], { compression: options.compression ?? 'deflate' });
   }
   const raw = sharp(values, { raw: { width, height, channels: 1 } });
   // Without the explicit interpretation sharp widens grey to RGB, or squeezes 16 bits into 8.
