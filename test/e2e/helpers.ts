@@ -10,7 +10,8 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { createHttpApi, type MaskloopApi } from '../../src/shared';
+import { expect } from 'vitest';
+import { createHttpApi, decodeMaskBlock, type MaskloopApi } from '../../src/shared';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export const DATA = path.resolve(REPO, '..', 'shared', 'data');
@@ -138,4 +139,46 @@ export function collectPageErrors(page: Page): string[] {
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(path.join(tmpdir(), prefix));
+}
+
+/** A label or proposal of the project the server has open; null when there is none. */
+export async function getBinary(server: RunningServer, url: string) {
+  const response = await fetch(`${server.origin}${url}`, { headers: { authorization: `Bearer ${server.token}` } });
+  if (response.status === 404) return null;
+  expect(response.status).toBe(200);
+  return decodeMaskBlock(response.headers, await response.arrayBuffer());
+}
+
+/** Screen position (relative to the page) of an image pixel in the annotator. */
+export async function imageToPage(page: Page, x: number, y: number): Promise<{ x: number; y: number }> {
+  const host = page.getByTestId('canvas-host');
+  const box = (await host.boundingBox())!;
+  const scale = Number(await host.getAttribute('data-scale'));
+  const ox = Number(await host.getAttribute('data-offset-x'));
+  const oy = Number(await host.getAttribute('data-offset-y'));
+  return { x: box.x + ox + (x + 0.5) * scale, y: box.y + oy + (y + 0.5) * scale };
+}
+
+/** A drag through image pixels (their centres), straight segments between the points. */
+export async function strokeThrough(page: Page, points: [number, number][]): Promise<void> {
+  const first = await imageToPage(page, ...points[0]);
+  await page.mouse.move(first.x, first.y);
+  await page.mouse.down();
+  for (const p of points.slice(1)) {
+    const s = await imageToPage(page, ...p);
+    await page.mouse.move(s.x, s.y, { steps: 8 });
+  }
+  await page.mouse.up();
+}
+
+/** Until every edit is stored and at least `count` saves of the open image have landed. */
+export async function waitSaved(page: Page, count: number): Promise<void> {
+  await page.waitForFunction(
+    (n) => {
+      const el = document.querySelector('[data-testid="save-state"]');
+      return el?.getAttribute('data-state') === 'saved' && Number(el.getAttribute('data-saved-count')) >= n;
+    },
+    count,
+    { timeout: 60_000 },
+  );
 }

@@ -11,8 +11,8 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { binaryUrls, decodeMaskBlock, type ImageSummary, type MaskloopApi } from '../../src/shared';
-import { collectPageErrors, DATA, ensureRendererBuilt, launchChromium, missingPrerequisite, screenshot, startServer, tempDir, type RunningServer } from './helpers';
+import { binaryUrls, type ImageSummary, type MaskloopApi } from '../../src/shared';
+import { collectPageErrors, DATA, ensureRendererBuilt, getBinary, launchChromium, missingPrerequisite, screenshot, startServer, strokeThrough, tempDir, waitSaved, type RunningServer } from './helpers';
 
 const IMAGES = path.join(DATA, 'isbi2012-em', 'images');
 const MASKS = path.join(DATA, 'isbi2012-em', 'masks');
@@ -41,45 +41,6 @@ function dice(a: ArrayLike<number>, b: ArrayLike<number>): number {
     sb += y;
   }
   return sa + sb === 0 ? 1 : (2 * both) / (sa + sb);
-}
-
-async function getBinary(server: RunningServer, url: string) {
-  const response = await fetch(`${server.origin}${url}`, { headers: { authorization: `Bearer ${server.token}` } });
-  if (response.status === 404) return null;
-  expect(response.status).toBe(200);
-  return decodeMaskBlock(response.headers, await response.arrayBuffer());
-}
-
-/** Screen position (relative to the page) of an image pixel in the annotator. */
-async function imageToPage(page: Page, x: number, y: number): Promise<{ x: number; y: number }> {
-  const host = page.getByTestId('canvas-host');
-  const box = (await host.boundingBox())!;
-  const scale = Number(await host.getAttribute('data-scale'));
-  const ox = Number(await host.getAttribute('data-offset-x'));
-  const oy = Number(await host.getAttribute('data-offset-y'));
-  return { x: box.x + ox + (x + 0.5) * scale, y: box.y + oy + (y + 0.5) * scale };
-}
-
-async function strokeThrough(page: Page, points: [number, number][]): Promise<void> {
-  const first = await imageToPage(page, ...points[0]);
-  await page.mouse.move(first.x, first.y);
-  await page.mouse.down();
-  for (const p of points.slice(1)) {
-    const s = await imageToPage(page, ...p);
-    await page.mouse.move(s.x, s.y, { steps: 8 });
-  }
-  await page.mouse.up();
-}
-
-async function waitSaved(page: Page, count: number): Promise<void> {
-  await page.waitForFunction(
-    (n) => {
-      const el = document.querySelector('[data-testid="save-state"]');
-      return el?.getAttribute('data-state') === 'saved' && Number(el.getAttribute('data-saved-count')) >= n;
-    },
-    count,
-    { timeout: 60_000 },
-  );
 }
 
 /** The newest job of a kind, once finished; `after`: only a job started after that job id. */

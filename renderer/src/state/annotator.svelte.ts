@@ -86,8 +86,8 @@ export class AnnotatorState {
   async open(imageId: number): Promise<void> {
     const projectUuid = app.project?.uuid;
     if (!projectUuid) return;
-    const token = ++this.loadToken;
     this.close();
+    const token = ++this.loadToken;
     this.target = { projectUuid, imageId };
     this.loading = true;
     this.loadError = null;
