@@ -39,7 +39,7 @@ import {
 import { AppError, argumentError, toFailure } from './errors';
 import { DEFAULT_THUMBNAIL, MAX_THUMBNAIL, PixelCache, floatBody, maskBody, type BinaryBody } from './pixels';
 import { RecentProjects } from './recent';
-import { notYetContinued } from '../jobs/workflows/continuable';
+import { notYetContinued, superseded } from '../jobs/workflows/continuable';
 
 export interface AppServiceOptions {
   shell: 'electron' | 'browser';
@@ -195,10 +195,12 @@ export class AppService {
     const promoted = project.promotedModel();
     const policy = retrainPolicyState(project);
     // Interrupted or cancelled runs not yet continued by a later run are what can be resumed.
-    const resumable = notYetContinued(project.listRuns({ limit: 200 })).filter((r) => (r.status === 'interrupted' || r.status === 'cancelled') && r.kind !== 'eval' && (r.kind !== 'pretrain' || r.status === 'interrupted' || fs.existsSync(String(r.config.checkpoint))));
+    const runs = project.listRuns({ limit: 200 });
+    const resumable = notYetContinued(runs).filter((r) => (r.status === 'interrupted' || r.status === 'cancelled') && r.kind !== 'eval' && !superseded(r, runs)
+      && (r.kind !== 'pretrain' || r.status === 'interrupted' || fs.existsSync(String(r.config.checkpoint))));
     return {
       dir: project.dir, name: project.info.name, uuid: project.info.uuid, createdAt: project.info.createdAt,
-      counts: project.countImages(), promotedModel: promoted ? modelSummary(promoted) : null, settings: project.getSettings(),
+      counts: project.countImages(), promotedModel: promoted ? modelSummary(promoted) : null, rollbackTo: project.rollbackTarget(), settings: project.getSettings(),
       retrain: policy, resumableRuns: resumable.map(runSummary),
     };
   }

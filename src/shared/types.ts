@@ -67,6 +67,8 @@ export interface ProjectSummary {
   createdAt: number;
   counts: ImageCounts;
   promotedModel: ModelSummary | null;
+  /** The model 'Roll back' would promote again; null when there is none to go back to. */
+  rollbackTo: number | null;
   settings: ProjectSettings;
   retrain: RetrainStatus;
   /** Runs whose process died mid-way (app killed, machine rebooted): each can be resumed with jobs:resume. */

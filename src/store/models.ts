@@ -145,13 +145,22 @@ export function promoteModel(ctx: Ctx, modelId: number, options: { reason?: stri
  * Undoes the latest promotion: the model promoted before it becomes current again. Repeated
  * rollbacks walk further back (promotions form a stack); the models themselves are never removed.
  */
+/** The last two promotions not rolled back, newest first: the promoted model and the one before it. */
+function promotionStack(ctx: Ctx): { id: number; model_id: number }[] {
+  return ctx.stmt('SELECT id, model_id FROM model_promotions WHERE rolled_back_at IS NULL ORDER BY id DESC LIMIT 2').all() as { id: number; model_id: number }[];
+}
+
+/** The model a rollback would promote again; null when there is none (no model, or only the first one promoted). */
+export function rollbackTarget(ctx: Ctx): number | null {
+  const stack = promotionStack(ctx);
+  return stack.length === 2 ? stack[1].model_id : null;
+}
+
 export function rollbackModel(ctx: Ctx): ModelRecord {
   return ctx.write('rolling back the promoted model', () => {
     const current = ctx.stmt('SELECT id FROM models WHERE promoted = 1').get() as { id: number } | undefined;
     if (!current) throw new StoreError('argument', 'no model is promoted, so there is nothing to roll back');
-    const stack = ctx
-      .stmt('SELECT id, model_id FROM model_promotions WHERE rolled_back_at IS NULL ORDER BY id DESC LIMIT 2')
-      .all() as { id: number; model_id: number }[];
+    const stack = promotionStack(ctx);
     if (stack.length === 0 || stack[0].model_id !== current.id) {
       throw new StoreError('data', `promotion history does not end with the promoted model ${current.id}`);
     }

@@ -173,6 +173,7 @@ export class Project {
   setModelMetrics(modelId: number, metrics: JsonObject): ModelRecord { return models.setModelMetrics(this.c, modelId, metrics); }
   promoteModel(modelId: number, options?: { reason?: string }): ModelRecord { return models.promoteModel(this.c, modelId, options); }
   rollbackModel(): ModelRecord { return models.rollbackModel(this.c); }
+  rollbackTarget(): number | null { return models.rollbackTarget(this.c); }
 
   // Runs
   startRun(input: NewRun): RunRecord { return runs.startRun(this.c, input); }

@@ -175,7 +175,7 @@ describe('maskloop command line', () => {
     expect(partial).toBeGreaterThanOrEqual(2);
     expect(partial).toBeLessThan(12);
     // Past the first candidate checkpoint (every 25 steps) before the kill.
-    const finetuneSteps = (text: string) => [...text.matchAll(/"phase":"finetune","step":(\d+)/g)].map((m) => Number(m[1]));
+    const finetuneSteps = (text: string) => [...text.matchAll(/"phase":"finetune:scratch","step":(\d+)/g)].map((m) => Number(m[1]));
     await killWhen(['train', '--project', project, '--steps', '40'], (e) => finetuneSteps(e).some((step) => step >= 30));
 
     const p = openProject(project);

@@ -101,19 +101,30 @@ describe.skipIf(!haveData)('jobs in the job process', () => {
     const done = await server.waitForJob(job.jobId, undefined, SLOW);
     expect(done.state).toBe('completed');
     const outcome = done.trainOutcome!;
+    // Progress covers the whole run, every candidate after the other, each under its own phase.
+    const progress = jobEvents('train').filter((j) => j.jobId === job.jobId && j.progress).map((j) => j.progress!);
+    expect(new Set(progress.map((p) => p.total))).toEqual(new Set([STEPS * outcome.candidates.length]));
+    expect(new Set(progress.map((p) => p.phase))).toEqual(new Set(outcome.candidates.map((c) => `finetune:${c.name}`)));
+    expect(progress.at(-1)!.step).toBe(STEPS * outcome.candidates.length);
     const models = await server.call('models:list', {});
     const [newest, first] = models;
     expect(newest).toMatchObject({ id: outcome.modelId, incumbentId: first.id, incumbentDice: outcome.incumbentDice, valDice: outcome.valDice, promoted: outcome.promoted });
     expect(newest.decision).toMatch(outcome.promoted ? /^promoted$/ : /^not promoted: val Dice/);
     expect(outcome.promoted).toBe(outcome.valDice > outcome.incumbentDice!);
     if (!outcome.promoted) await server.call('models:promote', { modelId: newest.id });
+    expect((await server.call('project:summary', {})).rollbackTo).toBe(first.id);
     const rolled = await server.call('models:rollback', {});
     expect(rolled).toMatchObject({ id: first.id, promoted: true });
-    expect((await server.call('project:summary', {})).promotedModel!.id).toBe(first.id);
+    const summary = await server.call('project:summary', {});
+    expect(summary.promotedModel!.id).toBe(first.id);
+    // Back at the first promoted model: nothing earlier to roll back to, and the app says so.
+    expect(summary.rollbackTo).toBeNull();
     expect((await server.call('stats:progress', {})).curve.map((p) => p.trainImages)).toEqual([2, 3]);
     const bad = await server.api.invoke('models:promote', { modelId: 9999 });
     expect(bad).toMatchObject({ ok: false, error: { kind: 'argument' } });
   }, SLOW);
+
+  let cancelledPretrain = 0;
 
   it('cancels a running job at the next step', async () => {
     const job = await server.call('jobs:start', { kind: 'pretrain', steps: 5000 });
@@ -123,6 +134,7 @@ describe.skipIf(!haveData)('jobs in the job process', () => {
     expect(done).toMatchObject({ state: 'cancelled', errorKind: 'cancelled' });
     const [run] = await server.call('runs:list', { kind: 'pretrain', limit: 1 });
     expect(run).toMatchObject({ id: done.runId, status: 'cancelled' });
+    cancelledPretrain = run.id;
   }, SLOW);
 
   it('resumes a pretraining after the app and its job process were killed', async () => {
@@ -150,6 +162,8 @@ describe.skipIf(!haveData)('jobs in the job process', () => {
     expect(run).toMatchObject({ id: done.runId, status: 'completed', config: { resumes: runId } });
     const after = await server.call('project:summary', {});
     expect(after.resumableRuns.some((r) => r.id === runId)).toBe(false);
+    // The pretraining cancelled earlier is moot now that a newer one finished.
+    expect(after.resumableRuns.some((r) => r.id === cancelledPretrain)).toBe(false);
     expect((await server.call('models:list', {})).some((m) => m.kind === 'pretext')).toBe(true);
   }, SLOW);
 });

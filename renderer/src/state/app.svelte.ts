@@ -165,9 +165,10 @@ export class AppState {
     if (p && p.loss !== null && (job.kind === 'train' || job.kind === 'pretrain')) {
       const history = this.lossHistory[job.jobId] ?? [];
       const last = history[history.length - 1];
-      // Each phase (pretext task, candidate init) counts steps from 0: plot phases one after another.
+      // A phase that counts its steps from 0 again is plotted after the one before it; a training
+      // counts steps over all its candidates, so its phases follow on by themselves.
       let offset = this.phaseOffsets.get(job.jobId) ?? 0;
-      if (last && last.phase !== p.phase) {
+      if (last && last.phase !== p.phase && offset + p.step <= last.step) {
         offset = last.step;
         this.phaseOffsets.set(job.jobId, offset);
       }

@@ -1,4 +1,4 @@
-import type { ModelSummary, PretextTaskName } from '../../../src/shared';
+import { PRETEXT_TASKS, type ModelSummary, type PretextTaskName } from '../../../src/shared';
 import { call } from '../lib/api';
 import { app } from './app.svelte';
 
@@ -11,6 +11,8 @@ export class TrainingState {
   target = $state<'semantic' | 'instance'>('semantic');
   retrainAfter = $state(0);
   private loadedVersion = -1;
+  /** The project whose last runs set the forms (once per project, so the user's edits stay). */
+  private formsFrom: string | null = null;
 
   async load(force = false): Promise<void> {
     if (!force && this.loadedVersion === app.modelsVersion) return;
@@ -18,9 +20,29 @@ export class TrainingState {
     try {
       this.models = await call('models:list', {});
       this.retrainAfter = app.project?.settings.autoRetrainAfterLabels ?? 0;
+      if (app.project && this.formsFrom !== app.project.uuid) {
+        this.formsFrom = app.project.uuid;
+        await this.formsFromLastRuns();
+      }
     } catch (error) {
       app.error(error);
     }
+  }
+
+  /**
+   * The forms start from what this project last ran, not from fixed defaults: after a reload a
+   * user who trained for 60 steps must not find 600 there and start a run ten times as long.
+   */
+  private async formsFromLastRuns(): Promise<void> {
+    const [lastTrain] = await call('runs:list', { kind: 'train', limit: 1 });
+    const [lastPretrain] = await call('runs:list', { kind: 'pretrain', limit: 1 });
+    const trainSteps = Number(lastTrain?.config.steps);
+    if (Number.isInteger(trainSteps) && trainSteps > 0) this.trainSteps = trainSteps;
+    const target = lastTrain ? String(lastTrain.config.target ?? '') : '';
+    if (target) this.target = target.includes('instance') ? 'instance' : 'semantic';
+    if (lastPretrain?.total) this.pretrainSteps = lastPretrain.total;
+    const tasks = String(lastPretrain?.config.tasks ?? '').split('+').filter((t): t is PretextTaskName => (PRETEXT_TASKS as readonly string[]).includes(t));
+    if (tasks.length) this.pretrainTasks = tasks;
   }
 
   get segmentationModels(): ModelSummary[] {

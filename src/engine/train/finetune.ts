@@ -154,6 +154,11 @@ export interface FinetuneResult {
  * are new; none from scratch, or when continuing a segmentation model, which has nothing new to
  * settle. The curves measure initialisations with this, so `maskloop train` uses it too.
  */
+/** The progress phase of fine-tuning from one initialisation ('finetune:scratch', 'finetune:inpainting'). */
+export function finetunePhase(init: Initialisation | undefined): string {
+  return `finetune:${init?.name ?? 'scratch'}`;
+}
+
 export function encoderWarmupFor(init: Initialisation | undefined, steps: number): number {
   return fromPretextEncoder(init) ? Math.floor(steps / 10) : 0;
 }
@@ -265,7 +270,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
         y.dispose();
       }
     },
-    loopOptionsFor(options, 'finetune', startStep, batchSize, (done) =>
+    loopOptionsFor(options, finetunePhase(options.init), startStep, batchSize, (done) =>
       saveTrainingCheckpoint(options.checkpointFile as string, meta(done), model.weights(), optimizer, best?.weights ? { best: best.weights } : {})),
   );
   optimizer.dispose();

@@ -10,6 +10,16 @@ export function notYetContinued(runs: RunRecord[]): RunRecord[] {
 }
 
 /**
+ * Stopped runs that a later completed run of the same kind made moot: a cancelled training after
+ * which a newer training finished is not worth resuming (its model would be older than the
+ * current one). An import is made moot only by a later import of the same folder.
+ */
+export function superseded(run: RunRecord, runs: RunRecord[]): boolean {
+  return runs.some((later) => later.kind === run.kind && later.status === 'completed' && later.startedAt > run.startedAt
+    && (run.kind !== 'import' || later.config.folder === run.config.folder));
+}
+
+/**
  * The run a workflow's `resume` option asks to continue: that run by id (it must be of `kind`), or
  * with true the newest of `kind` that stopped and was not continued yet and that `matches`;
  * undefined when there is none or nothing was asked.

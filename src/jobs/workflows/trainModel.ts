@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../../engine/backend';
 import { architectureOf, DEFAULT_ARCH } from '../../engine/model/unet';
-import { loadSegmentationModel, saveSegmentationModel, type Initialisation, type SegmentationTarget } from '../../engine/train/finetune';
+import { finetunePhase, loadSegmentationModel, saveSegmentationModel, type Initialisation, type SegmentationTarget } from '../../engine/train/finetune';
 import { loadPretextWeights } from '../../engine/train/pretrain';
 import { displaces, evaluateOnVal, formatValScore, selectInitialisation, valImagesFor, type CandidateScore, type ValScore } from '../../engine/train/select';
 import type { JsonObject, Project } from '../../store';
@@ -117,19 +117,21 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
     // One run counts the steps of every candidate, so the run's progress and ETA cover all of them.
     const total = steps * candidates.length;
     project.updateRunProgress(run.id, { step: 0, total });
-    let offset = 0;
-    let lastStep = 0;
+    const startedAt = performance.now();
     const selection = await selectInitialisation(
       candidates,
       {
         images: train.images, target, config: DEFAULT_ARCH, steps, learningRate, signal, progressEvery: 5,
         checkpointFor, checkpointEvery: TRAIN_CHECKPOINT_EVERY,
         onProgress: (p) => {
-          if (p.step < lastStep) offset += steps;
-          lastStep = p.step;
+          // The engine counts each candidate's steps from 0; the user follows the whole run.
+          const index = Math.max(0, candidates.findIndex((c) => finetunePhase(c) === p.phase));
+          const step = Math.min(index * steps + p.step, total);
+          const left = p.totalSteps - p.step;
+          const secondsPerStep = left > 0 ? p.etaSeconds / left : p.elapsedSeconds / Math.max(1, p.step);
           // Recorded before it is announced: whoever sees step n may rely on the store saying n.
-          project.updateRunProgress(run.id, { step: Math.min(offset + p.step, total) });
-          hooks.onProgress?.(p);
+          project.updateRunProgress(run.id, { step });
+          hooks.onProgress?.({ ...p, step, totalSteps: total, etaSeconds: secondsPerStep * (total - step), elapsedSeconds: (performance.now() - startedAt) / 1000 });
         },
       },
       val.images,
