@@ -18,7 +18,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticNuclei } from '../../src/imaging/synthetic';
 import { binaryUrls, type MaskloopApi } from '../../src/shared';
-import { createProject } from '../../src/store';
+import { createProject, openProject } from '../../src/store';
 import {
   collectPageErrors, ensureRendererBuilt, getBinary, imageToPage, launchChromium, missingPrerequisite, screenshot, startServer, strokeThrough, tempDir, waitSaved,
   type RunningServer,
@@ -59,6 +59,20 @@ async function makeProject(root: string, name: string, count: number, seed: numb
   }
   project.close();
   return dir;
+}
+
+/** A warm-tinted RGB picture (a brightfield photograph's colours): R 100-200, G 80-180, B 60-160. */
+async function addRgbImage(dir: string, file: string): Promise<number> {
+  const rgb = new Uint8Array(SIZE * SIZE * 3);
+  for (let i = 0; i < SIZE * SIZE; i++) {
+    const v = (i % SIZE) * (100 / (SIZE - 1));
+    rgb.set([100 + v, 80 + v, 60 + v], i * 3);
+  }
+  await sharp(rgb, { raw: { width: SIZE, height: SIZE, channels: 3 } }).png().toFile(file);
+  const project = openProject(dir);
+  const { image } = await project.addImage({ path: file, width: SIZE, height: SIZE, channels: 3, bitDepth: 8, format: 'png' });
+  project.close();
+  return image.id;
 }
 
 /** Pixels labeled (nonzero) in a stored label, as a set of indices. */
@@ -107,6 +121,7 @@ describe.skipIf(!!skipReason)('the annotator never loses or misplaces a label (C
   let root: string;
   let nuclei: string;
   let other: string;
+  let rgbImage: number;
 
   async function openProjectInUi(dir: string): Promise<void> {
     await page.locator('button.logo').click();
@@ -128,6 +143,7 @@ describe.skipIf(!!skipReason)('the annotator never loses or misplaces a label (C
     root = tempDir('maskloop-e2e-integrity-');
     nuclei = await makeProject(root, 'nuclei', 3, 100, 2);
     other = await makeProject(root, 'other', 2, 500, null);
+    rgbImage = await addRgbImage(other, path.join(root, 'other-images', 'brightfield.png'));
     server = await startServer();
     // Both projects in the app's recent list, the way a user who used them before has them.
     await call(server.api, 'project:open', { dir: other });
@@ -213,6 +229,13 @@ describe.skipIf(!!skipReason)('the annotator never loses or misplaces a label (C
     const stored = (await getBinary(server, binaryUrls.label(1)))!;
     expect(labeledPixels(stored.data).has(40 * SIZE + 45)).toBe(true);
     expect(stored.version).toBe(1);
+    // An RGB picture is shown in its natural colours: the warm tint stays, each channel is not stretched on its own.
+    await openImage(rgbImage);
+    expect(await page.getByTestId('link-channels').isChecked()).toBe(true);
+    const [r, g, b] = await canvasColourAt(page, SIZE / 2, SIZE / 2);
+    expect(r - g).toBeGreaterThan(25);
+    expect(g - b).toBeGreaterThan(25);
+    await screenshot(page, 'integrity-03-rgb');
     // The first project's image 1 is as it was.
     await openProjectInUi(nuclei);
     const untouched = (await getBinary(server, binaryUrls.label(1)))!;

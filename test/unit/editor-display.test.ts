@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { autoContrast, channelHistogram, percentileRange, renderDisplay, type RawImage } from '../../renderer/src/editor/display';
+import { autoContrast, autoWindows, channelHistogram, isNaturalColour, percentileRange, renderDisplay, type RawImage } from '../../renderer/src/editor/display';
 import { MaskModel, UNKNOWN } from '../../renderer/src/editor/model';
 import { renderOverlay } from '../../renderer/src/editor/overlay';
 
@@ -73,5 +73,34 @@ describe('mask overlay', () => {
     const started = performance.now();
     for (let i = 0; i < 100; i++) renderOverlay(model, rect, 'outline', out);
     expect((performance.now() - started) / 100).toBeLessThan(4);
+  });
+});
+
+describe('natural colour (issue: RGB brightfield shown in false colour)', () => {
+  it('8-bit RGB(A) is natural colour; grey, 16-bit and two-channel fluorescence are not', () => {
+    expect(isNaturalColour({ channels: 3, bitDepth: 8 })).toBe(true);
+    expect(isNaturalColour({ channels: 4, bitDepth: 8 })).toBe(true);
+    expect(isNaturalColour({ channels: 3, bitDepth: 16 })).toBe(false);
+    expect(isNaturalColour({ channels: 2, bitDepth: 8 })).toBe(false);
+    expect(isNaturalColour({ channels: 1, bitDepth: 8 })).toBe(false);
+  });
+
+  it('linked windows span every channel, so a tinted picture keeps its tint', () => {
+    const ranges = [{ low: 100, high: 200 }, { low: 80, high: 180 }, { low: 60, high: 160 }];
+    expect(autoWindows(ranges, false)).toEqual([{ min: 100, max: 200 }, { min: 80, max: 180 }, { min: 60, max: 160 }]);
+    expect(autoWindows(ranges, true)).toEqual([{ min: 60, max: 200 }, { min: 60, max: 200 }, { min: 60, max: 200 }]);
+    // A warm pixel (150, 130, 110): per-channel windows grey it out, linked ones keep it warm.
+    const image = { width: 1, height: 1, channels: 3, bitDepth: 8 as const, data: Uint8Array.from([150, 130, 110]) };
+    const colours: [number, number, number][] = [[255, 0, 0], [0, 255, 0], [0, 0, 255]];
+    const show = (linked: boolean) => {
+      const out = new Uint8ClampedArray(4);
+      renderDisplay(image, autoWindows(ranges, linked).map((w, i) => ({ ...w, color: colours[i], visible: true })), out);
+      return Array.from(out.subarray(0, 3));
+    };
+    const [r, g, b] = show(false);
+    expect(Math.max(r, g, b) - Math.min(r, g, b)).toBeLessThanOrEqual(1);
+    const [lr, lg, lb] = show(true);
+    expect(lr - lg).toBeGreaterThan(30);
+    expect(lg - lb).toBeGreaterThan(30);
   });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { fromStored, toStored } from '../../renderer/src/editor/codec';
 import { EditorController } from '../../renderer/src/editor/controller';
 import { MaskModel, UNKNOWN } from '../../renderer/src/editor/model';
 import { line4 } from '../../renderer/src/editor/raster';
@@ -252,8 +253,7 @@ describe('lasso closed next to its start (issue: a small nucleus started a polyg
 });
 
 describe('objects in a mask with class labels (issue: instance mode deleted semantic labels)', () => {
-  it('the first object gives every labeled pixel an object, in the same undo step, so the stored mask keeps them all', async () => {
-    const { toStored, fromStored } = await import('../../renderer/src/editor/codec');
+  it('the first object gives every labeled pixel an object, in the same undo step, so the stored mask keeps them all', () => {
     const { model, controller, commits } = setup();
     controller.setTool('polygon');
     // Two lassoed nuclei, no objects yet.
@@ -287,8 +287,7 @@ describe('objects in a mask with class labels (issue: instance mode deleted sema
     expect(model.classAt(52, 50)).toBe(0);
   });
 
-  it('painting with objects off in a mask that has objects still stores every pixel', async () => {
-    const { toStored, fromStored } = await import('../../renderer/src/editor/codec');
+  it('painting with objects off in a mask that has objects still stores every pixel', () => {
     const { model, controller } = setup();
     controller.setTool('instance-new');
     controller.setBrushRadius(2);

@@ -79,8 +79,28 @@ export function autoContrast(image: RawImage, low = 0.5, high = 99.5): ChannelDi
 }
 
 /** Full range of the data type (what a viewer without auto contrast would show). */
-export function fullRange(image: RawImage): { min: number; max: number } {
+export function fullRange(image: Pick<RawImage, 'bitDepth'>): { min: number; max: number } {
   return { min: 0, max: image.bitDepth === 16 ? 65535 : 255 };
+}
+
+/**
+ * 8-bit RGB(A) is a colour photograph of the sample (brightfield, H&E): shown in natural colour,
+ * with one window for every channel, as napari's rgb layers and Fiji's RGB images are. A window
+ * per channel would stretch each on its own and tint the picture.
+ */
+export function isNaturalColour(image: Pick<RawImage, 'channels' | 'bitDepth'>): boolean {
+  return image.bitDepth === 8 && (image.channels === 3 || image.channels === 4);
+}
+
+/**
+ * Each channel's window from its percentile range (`low`..`high`); linked: one window spanning
+ * every channel's, the same for all.
+ */
+export function autoWindows(ranges: readonly { low: number; high: number }[], linked: boolean): { min: number; max: number }[] {
+  const own = ranges.map((r) => ({ min: r.low, max: Math.max(r.high, r.low + 1) }));
+  if (!linked || own.length === 0) return own;
+  const shared = { min: Math.min(...own.map((w) => w.min)), max: Math.max(...own.map((w) => w.max)) };
+  return own.map(() => ({ ...shared }));
 }
 
 /**

@@ -4,7 +4,7 @@ import { encodeRegion, fromStored, type StoredMask } from '../editor/codec';
 import type { CommitKind } from '../editor/controller';
 import { EditorController } from '../editor/controller';
 import type { ChannelDisplay, RawImage } from '../editor/display';
-import { defaultColors } from '../editor/display';
+import { autoWindows, defaultColors, fullRange, isNaturalColour } from '../editor/display';
 import { MaskModel, type Patch } from '../editor/model';
 import type { OverlayMode } from '../editor/overlay';
 import type { ToolName } from '../editor/tool';
@@ -28,6 +28,8 @@ export class AnnotatorState {
   detail = $state<ImageDetail | null>(null);
   image = $state.raw<RawImage | null>(null);
   displays = $state<ChannelDisplay[]>([]);
+  /** One contrast window for every channel (natural colour); default for 8-bit RGB(A). */
+  linked = $state(false);
   opacity = $state(0.45);
   overlayMode = $state<OverlayMode>('fill');
   loading = $state(false);
@@ -111,7 +113,10 @@ export class AnnotatorState {
       };
       const colors = defaultColors(image.channels);
       // The server's auto window (1st-99.8th percentile) is what the engine normalises to.
-      this.displays = detail.contrast.map((c, i) => ({ min: c.low, max: Math.max(c.high, c.low + 1), color: colors[i] ?? colors[0], visible: true }));
+      this.linked = isNaturalColour(image);
+      // An alpha channel is not a colour of the sample.
+      const windows = autoWindows(detail.contrast, this.linked);
+      this.displays = windows.map((w, i) => ({ ...w, color: colors[i] ?? colors[0], visible: !(this.linked && i === 3) }));
       let model: MaskModel;
       if (unsaved) {
         model = unsaved;
@@ -200,13 +205,26 @@ export class AnnotatorState {
   autoContrast(): void {
     const detail = this.detail;
     if (!detail) return;
-    this.displays = this.displays.map((d, i) => ({ ...d, min: detail.contrast[i].low, max: Math.max(detail.contrast[i].high, detail.contrast[i].low + 1) }));
+    const windows = autoWindows(detail.contrast, this.linked);
+    this.displays = this.displays.map((d, i) => ({ ...d, ...windows[i] }));
   }
 
+  /** The data type's whole range (0-255, 0-65535) in every channel, as Fiji's 'Reset' shows it. */
   fullRange(): void {
-    const detail = this.detail;
-    if (!detail) return;
-    this.displays = this.displays.map((d, i) => ({ ...d, min: detail.contrast[i].min, max: Math.max(detail.contrast[i].max, detail.contrast[i].min + 1) }));
+    const image = this.image;
+    if (!image) return;
+    this.displays = this.displays.map((d) => ({ ...d, ...fullRange(image) }));
+  }
+
+  /** Links or unlinks the channels' windows; linking puts every channel on one shared window. */
+  setLinked(linked: boolean): void {
+    this.linked = linked;
+    if (linked) this.autoContrast();
+  }
+
+  /** A window edit from the contrast panel: with linked channels it applies to all of them. */
+  setWindow(channel: number, window: { min?: number; max?: number }): void {
+    this.displays = this.displays.map((d, i) => (i === channel || this.linked ? { ...d, ...window } : d));
   }
 
   /** The proposal as it is becomes the label. */
