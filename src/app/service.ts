@@ -136,6 +136,12 @@ export class AppService {
     return this.runner.pid;
   }
 
+  /** Pixels of the open project's largest image (0 without a project): what bounds a real request's size. */
+  largestImagePixels(): number {
+    if (!this.project) return 0;
+    return (this.project.database.prepare('SELECT coalesce(max(width * height), 0) AS n FROM images').get() as { n: number }).n;
+  }
+
   get projectDir(): string | null {
     return this.project?.dir ?? null;
   }

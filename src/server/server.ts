@@ -43,8 +43,21 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Largest JSON request accepted: a 4096x4096 int32 mask in base64 is ~90 MB. */
-const MAX_BODY_BYTES = 256 * 1024 * 1024;
+/**
+ * Largest JSON request accepted, from the largest image of the open project: the biggest real
+ * request is a whole label of it (int32 object ids and the uint8 unknown flags, 5 bytes a pixel,
+ * base64 adds a third), plus room for the rest of the request. Anything larger is refused with 413
+ * as soon as its Content-Length says so, before a byte of it is buffered.
+ */
+export function maxRequestBytes(largestImagePixels: number): number {
+  return Math.ceil((largestImagePixels * 5 * 4) / 3) + 16 * 1024 * 1024;
+}
+
+class BodyTooLarge extends Error {
+  constructor(readonly limit: number) {
+    super(`request body larger than ${limit} bytes (a whole label of this project's largest image is smaller)`);
+  }
+}
 const STATUS_FOR: Record<ErrorKind, number> = { argument: 400, data: 422, db: 503, engine: 500, cancelled: 409 };
 
 export function defaultStateDir(): string {
@@ -62,12 +75,13 @@ function sendResult(res: ServerResponse, result: Result<unknown>): void {
   send(res, status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }, JSON.stringify(toWire(result)));
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
+async function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  if (Number(req.headers['content-length']) > limit) throw new BodyTooLarge(limit);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new Error(`request body larger than ${MAX_BODY_BYTES} bytes`);
+    if (size > limit) throw new BodyTooLarge(limit);
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
@@ -126,8 +140,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       if (!isChannel(channel)) return sendResult(res, failure('argument', `unknown channel '${channel}'`));
       let request: unknown;
       try {
-        request = fromWire(JSON.parse(await readBody(req)));
+        request = fromWire(JSON.parse(await readBody(req, maxRequestBytes(service.largestImagePixels()))));
       } catch (error) {
+        if (error instanceof BodyTooLarge) {
+          // The rest of the body is not read: close the connection rather than drain it.
+          return send(res, 413, { 'content-type': 'application/json; charset=utf-8', connection: 'close' }, JSON.stringify(failure('argument', error.message)));
+        }
         return sendResult(res, failure('argument', `request body is not valid JSON: ${(error as Error).message}`));
       }
       return sendResult(res, await service.invoke(channel, request));

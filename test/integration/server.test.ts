@@ -202,10 +202,24 @@ describe.skipIf(!haveData)('browser fallback server', () => {
     expect(stats.annotation.byKind.annotate).toMatchObject({ count: 2, images: 1, timeMs: 4500 });
   });
 
+  it('refuses a body larger than any real request with 413, before reading it', async () => {
+    const post = { 'content-type': 'application/json', 'x-maskloop-request': '1', authorization: `Bearer ${server.token}` };
+    // The project's largest image is 512 x 512: a whole label of it is under 2 MB on the wire.
+    const declared = await raw(server.port, '/api/invoke/labels:save', { method: 'POST', headers: { ...post, 'content-length': String(300 * 1024 * 1024) } }).catch((e: Error) => e);
+    expect(declared).toMatchObject({ status: 413 });
+    expect(JSON.parse((declared as { body: string }).body)).toMatchObject({ ok: false, error: { kind: 'argument', message: expect.stringMatching(/larger than/) } });
+    const sent = await raw(server.port, '/api/invoke/labels:save', { method: 'POST', headers: post, body: `"${'a'.repeat(20 * 1024 * 1024)}"` }).catch((e: Error) => e);
+    // Refused as it streams in (the server may close before the client has sent everything).
+    if (sent instanceof Error) expect((sent as NodeJS.ErrnoException).code).toMatch(/EPIPE|ECONNRESET/);
+    else expect(sent.status).toBe(413);
+    // The server is fine afterwards.
+    expect((await server.call('project:summary', {})).counts.total).toBeGreaterThan(0);
+  });
+
   it('exports inside the project folder only', async () => {
     const result = await server.call('project:export', { format: 'png', what: 'labels', folder: 'labels-png' });
     expect(result).toMatchObject({ images: 1, out: path.join(fs.realpathSync(projectDir), 'exports', 'labels-png') });
-    expect(fs.readdirSync(result.out)).toEqual(['slice01.png']);
+    expect(fs.readdirSync(result.out).sort()).toEqual(['README.txt', 'slice01.png']);
     for (const folder of ['../outside', '/etc', 'a/b', '..']) {
       const r = await server.api.invoke('project:export', { format: 'png', folder });
       expect(r.ok, folder).toBe(false);
