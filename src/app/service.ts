@@ -287,6 +287,23 @@ export class AppService {
     return labelSummary(saved);
   }
 
+  /**
+   * A class can be removed only while no label uses it: its pixels would otherwise stay in the
+   * labels under a class nobody can see or name. Object masks are all class 1, so only class masks
+   * (uint8) are read.
+   */
+  private refuseRemovingUsedClasses(project: Project, keep: number): void {
+    if (keep >= project.getSetting('classNames').length) return;
+    const using: string[] = [];
+    for (const { image } of project.labeledImages()) {
+      const label = project.latestLabel(image.id);
+      if (label?.mask.data instanceof Uint8Array && label.mask.data.some((v) => v > keep)) using.push(path.basename(image.path));
+    }
+    if (using.length) {
+      throw argumentError(`class ${keep + 1} is used in ${using.length} image(s) (${using.slice(0, 3).join(', ')}${using.length > 3 ? ', …' : ''}): erase it there first`);
+    }
+  }
+
   /** The retrain policy: after N new labels a training starts by itself (one at a time). */
   private maybeRetrain(project: Project): void {
     if (!retrainPolicyState(project).due || this.runner.pending('train', project.dir)) return;
@@ -367,7 +384,10 @@ export class AppService {
         if (settings.autoRetrainAfterLabels !== undefined) project.setSetting('autoRetrainAfterLabels', settings.autoRetrainAfterLabels);
         if (settings.promotionMetric !== undefined) project.setSetting('promotionMetric', settings.promotionMetric);
         if (settings.defaultAuthor !== undefined) project.setSetting('defaultAuthor', settings.defaultAuthor);
-        if (settings.classNames !== undefined) project.setSetting('classNames', settings.classNames);
+        if (settings.classNames !== undefined) {
+          this.refuseRemovingUsedClasses(project, settings.classNames.length);
+          project.setSetting('classNames', settings.classNames);
+        }
         this.changed(['settings']);
         this.maybeRetrain(project);
         return project.getSettings();

@@ -80,6 +80,18 @@ describe('AppService', () => {
     expect(reopened.settings.classNames).toEqual(['nucleus', 'cytoplasm', 'débris 细胞']);
   });
 
+  it('removes a class only while no label uses it', async () => {
+    const { app, imageId } = await projectWithImage();
+    unwrap(await app.invoke('project:setSettings', { classNames: ['nucleus', 'cytoplasm', 'debris'] }));
+    const data = new Uint8Array(128);
+    data[5] = 2;
+    unwrap(await app.invoke('labels:save', { imageId, mask: { width: 16, height: 8, data }, source: 'manual', timeSpentMs: 0 }));
+    // Class 3 is unused: it goes. Class 2 is painted: it stays, and the refusal names the image.
+    expect(unwrap(await app.invoke('project:setSettings', { classNames: ['nucleus', 'cytoplasm'] })).classNames).toEqual(['nucleus', 'cytoplasm']);
+    expect(await app.invoke('project:setSettings', { classNames: ['nucleus'] })).toMatchObject({ ok: false, error: { kind: 'argument', message: expect.stringMatching(/class 2 is used in 1 image.*a\.png/) } });
+    expect(unwrap(await app.invoke('project:summary', {})).settings.classNames).toEqual(['nucleus', 'cytoplasm']);
+  });
+
   it('keeps exports inside the project folder, symlinks included', async () => {
     const { app, dir } = await projectWithImage();
     const outside = temp('maskloop-outside-');
