@@ -79,4 +79,24 @@ describe('JobRunner', () => {
     runner.close();
     expect(() => runner.start('/p', { kind: 'prelabel' })).toThrow(/closed/);
   });
+
+  it('ends an idle job process after a while and starts a fresh one for the next job', async () => {
+    const p = fakeProcess();
+    const finished: boolean[] = [];
+    const runner = new JobRunner(p.launcher, () => {}, (f) => finished.push(f.processDied), 30);
+    runner.start('/p', { kind: 'prelabel' });
+    p.reply(done(1));
+    expect(runner.pid).toBe(1001);
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    // Ended quietly: no job is failed by it, and it is not reported as a crash.
+    expect(runner.pid).toBeNull();
+    expect(finished).toEqual([false]);
+    const next = runner.start('/p', { kind: 'prelabel' });
+    expect(p.launches()).toBe(2);
+    expect(runner.get(next.jobId)!.state).toBe('running');
+    // Not while a job runs.
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    expect(runner.pid).toBe(1002);
+    runner.close();
+  });
 });
