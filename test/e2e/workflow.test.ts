@@ -273,4 +273,16 @@ describe.skipIf(!!skipReason)('desktop app workflow in Chromium', () => {
     await screenshot(page, '09-export');
     expect(errors).toEqual([]);
   }, 240_000);
+
+  it('after a reload the training form shows the last run, and Roll back names the model it would restore', async () => {
+    await page.reload();
+    await page.getByTestId('tab-training').click();
+    // The last training ran 60 steps: a reload must not put 600 there (a run ten times as long).
+    await expect.poll(() => page.getByTestId('train-steps').inputValue(), { timeout: 10_000 }).toBe('60');
+    const models = await call<{ id: number; promoted: boolean }[]>(server.api, 'models:list', {});
+    const summary = await call<{ rollbackTo: number | null }>(server.api, 'project:summary', {});
+    expect(summary.rollbackTo).toBe(models.find((m) => !m.promoted)!.id);
+    expect(await page.getByTestId('rollback').isEnabled()).toBe(true);
+    expect(await page.getByTestId('rollback').textContent()).toContain(`model #${summary.rollbackTo}`);
+  }, 60_000);
 });
