@@ -277,6 +277,9 @@ export class AppService {
       throw argumentError(`mask is ${input.width}x${input.height}, image ${image.id} is ${image.width}x${image.height}`);
     }
     if (input.unknown && input.unknown.length !== input.width * input.height) throw argumentError('unknown flags must have one byte per pixel');
+    if (input.source === 'edited_proposal' && project.listPredictions(input.imageId).length === 0) {
+      throw argumentError(`image ${input.imageId} has no proposal, so its label cannot be an edited proposal`);
+    }
     const saved = project.addLabelVersion({
       imageId: input.imageId, mask: { width: input.width, height: input.height, data: input.data }, unknown: input.unknown,
       source: input.source, author: project.getSetting('defaultAuthor'), parentVersion: input.parentVersion,

@@ -64,7 +64,11 @@ export const labelMaskSchema = z
   .refine((m) => m.data.length === m.width * m.height, 'mask data length must be width x height');
 
 /** Sources a person's save can have (imports come from the CLI or an import job). */
-const saveSource = z.enum(['manual', 'accepted_proposal', 'edited_proposal']);
+/**
+ * What a saved mask is. 'accepted_proposal' is not among them: only proposals:decide makes one,
+ * from the stored proposal, so no client (and no undo) can call its own mask the model's.
+ */
+const saveSource = z.enum(['manual', 'edited_proposal']);
 
 export const segmentationTarget = z.union([
   z.literal('semantic'),
@@ -151,7 +155,8 @@ export const CHANNELS = {
 
   /**
    * Saves a whole mask as a new label version (nothing is overwritten). source and the event
-   * recorded with it: manual -> 'annotate', edited_proposal -> 'correct', accepted_proposal -> 'accept'.
+   * recorded with it: manual -> 'annotate', edited_proposal -> 'correct' (refused for an image
+   * without a proposal).
    */
   'labels:save': z.strictObject({
     /** The project the caller is editing: refused when another project is open now (a stroke must never land in the wrong project). */

@@ -80,6 +80,15 @@ describe('AppService', () => {
     expect(reopened.settings.classNames).toEqual(['nucleus', 'cytoplasm', 'débris 细胞']);
   });
 
+  it('provenance cannot be forged: accepted proposals come from the decision only, edited ones need a proposal', async () => {
+    const { app, imageId } = await projectWithImage();
+    const mask = { width: 16, height: 8, data: new Uint8Array(128).fill(1) };
+    expect(await app.invoke('labels:save', { imageId, mask, source: 'accepted_proposal', timeSpentMs: 0 })).toMatchObject({ ok: false, error: { kind: 'argument' } });
+    expect(await app.invoke('labels:save', { imageId, mask, source: 'edited_proposal', timeSpentMs: 0 }))
+      .toMatchObject({ ok: false, error: { kind: 'argument', message: expect.stringMatching(/no proposal/) } });
+    expect(unwrap(await app.invoke('labels:history', { imageId }))).toEqual([]);
+  });
+
   it('removes a class only while no label uses it', async () => {
     const { app, imageId } = await projectWithImage();
     unwrap(await app.invoke('project:setSettings', { classNames: ['nucleus', 'cytoplasm', 'debris'] }));

@@ -17,7 +17,8 @@ export interface SaveTarget {
   imageId: number;
 }
 
-export type SaveSource = Exclude<LabelSource, 'imported'>;
+/** A stroke's provenance; an accepted proposal is stored by the 'accept' decision only. */
+export type SaveSource = Extract<LabelSource, 'manual' | 'edited_proposal'>;
 export type StoredLabelDtype = 'uint8' | 'int32';
 
 /** One stroke (or undo/redo step) to store: the rectangle it changed, encoded when it ended. */
