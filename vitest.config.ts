@@ -8,8 +8,10 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
-    testTimeout: 120_000,
-    hookTimeout: 120_000,
+    // Timeouts catch hangs, never slowness: a test doing real training on a busy 2-core machine
+    // may take several times its quiet duration, so no default sits near any test's real length.
+    testTimeout: 600_000,
+    hookTimeout: 600_000,
     reporters: ['default'],
   },
 });

@@ -161,7 +161,7 @@ describe('maskloop command line', () => {
     expect(again.added).toBe(300 - partial);
     expect(again.skipped).toBe(partial);
     expect((await cli('status', '--project', project, '--json')).last.images.total).toBe(before + 300);
-  }, 120_000);
+  });
 
   test('SIGKILL during prelabel and training: integrity ok, no label lost, the work resumes', async () => {
     const big = path.join(work, 'big images');

@@ -121,29 +121,35 @@ describe('runs', () => {
 });
 
 describe('annotation events', () => {
-  it('summarises time spent per kind and estimates time saved by proposals', async () => {
-    const file = path.join(dir, 'a.png');
-    writeFileSync(file, 'a');
-    const { image } = await project.addImage({ path: file, width: 2, height: 2, channels: 1, bitDepth: 8, format: 'png' });
+  it('summarises time spent per kind and estimates time saved by proposals, per image', async () => {
+    const images = [];
+    for (const name of ['a.png', 'b.png']) {
+      const file = path.join(dir, name);
+      writeFileSync(file, name);
+      images.push((await project.addImage({ path: file, width: 2, height: 2, channels: 1, bitDepth: 8, format: 'png' })).image);
+    }
+    const [image, assisted] = images;
     const empty = project.annotationSummary();
-    expect(empty.total).toEqual({ count: 0, timeMs: 0, pixelsChanged: 0 });
+    expect(empty.total).toEqual({ count: 0, images: 0, timeMs: 0, pixelsChanged: 0 });
     expect(empty.estimatedTimeSavedMs).toBeNull();
 
+    // Image a drawn from scratch in two strokes (30 s); image b's proposal corrected, then accepted (6 s).
     const v = project.addLabelVersion({ imageId: image.id, mask: { width: 2, height: 2, data: new Uint8Array(4) }, source: 'manual' });
     project.addAnnotationEvent({ imageId: image.id, labelVersion: v.version, kind: 'annotate', timeSpentMs: 10_000, pixelsChanged: 4 });
     project.addAnnotationEvent({ imageId: image.id, kind: 'annotate', timeSpentMs: 20_000, pixelsChanged: 3 });
-    project.addAnnotationEvent({ imageId: image.id, kind: 'correct', timeSpentMs: 5_000, pixelsChanged: 1 });
-    project.addAnnotationEvent({ imageId: image.id, kind: 'accept', timeSpentMs: 1_000 });
+    project.addAnnotationEvent({ imageId: assisted.id, kind: 'correct', timeSpentMs: 5_000, pixelsChanged: 1 });
+    project.addAnnotationEvent({ imageId: assisted.id, kind: 'accept', timeSpentMs: 1_000 });
     project.addAnnotationEvent({ imageId: image.id, kind: 'review', timeSpentMs: 2_000 });
 
     const s = project.annotationSummary();
-    expect(s.total).toEqual({ count: 5, timeMs: 38_000, pixelsChanged: 8 });
-    expect(s.byKind.annotate).toEqual({ count: 2, timeMs: 30_000, pixelsChanged: 7 });
-    expect(s.byKind.skip).toEqual({ count: 0, timeMs: 0, pixelsChanged: 0 });
-    // Two assisted labels at 15 s each from scratch, 6 s actually spent.
+    expect(s.total).toEqual({ count: 5, images: 2, timeMs: 38_000, pixelsChanged: 8 });
+    // Two strokes, one image.
+    expect(s.byKind.annotate).toEqual({ count: 2, images: 1, timeMs: 30_000, pixelsChanged: 7 });
+    expect(s.byKind.skip).toEqual({ count: 0, images: 0, timeMs: 0, pixelsChanged: 0 });
+    // One assisted image at 30 s from scratch, 6 s actually spent on it.
     expect(s.estimatedTimeSavedMs).toBe(24_000);
     expect(project.annotationSummary({ sinceMs: Date.now() + 60_000 }).total.count).toBe(0);
-    expect(project.annotationEvents(image.id)).toHaveLength(5);
+    expect(project.annotationEvents(image.id)).toHaveLength(3);
 
     expectStoreError(() => project.addAnnotationEvent({ imageId: image.id, labelVersion: 9, kind: 'annotate', timeSpentMs: 1 }), 'argument', /does not exist/);
     expectStoreError(() => project.addAnnotationEvent({ imageId: 999, kind: 'annotate', timeSpentMs: 1 }), 'argument', /does not exist/);
