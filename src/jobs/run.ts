@@ -47,7 +47,7 @@ export async function runJob(project: Project, request: JobRequest, resumeRunId:
         ...nothing, status: 'completed', message: r.message,
         trainOutcome: {
           modelId: r.modelId, init: r.init, valDice: r.valDice, incumbentId: r.incumbentId, incumbentDice: r.incumbentDice,
-          valF1: r.valF1, incumbentF1: r.incumbentF1, promoted: r.promoted,
+          valF1: r.valF1, incumbentF1: r.incumbentF1, promoted: r.promoted, decision: r.decision,
           candidates: r.candidates.map((c) => ({ name: c.name, dice: c.dice, ...(c.f1 !== undefined ? { f1: c.f1 } : {}) })),
         },
       };

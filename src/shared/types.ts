@@ -175,7 +175,7 @@ export interface ModelSummary {
   trainImages: number | null;
   valImages: number | null;
   candidates: CandidateScore[];
-  /** 'promoted', 'not promoted: …', or null for models trained before the app recorded it. */
+  /** The promotion rule's one line ('promoted: …', 'kept model #n: …'), or null for models trained before the app recorded it. */
   decision: string | null;
 }
 
@@ -220,6 +220,8 @@ export interface TrainOutcome {
   valF1: number | null;
   incumbentF1: number | null;
   promoted: boolean;
+  /** One line: why the model was promoted or the current one kept (the promotion rule's reason). */
+  decision: string;
   candidates: CandidateScore[];
 }
 

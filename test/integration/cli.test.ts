@@ -251,7 +251,7 @@ describe('maskloop command line', () => {
     const p = openProject(nucleiProject);
     const newest = p.listModels({ kind: 'segmentation' }).at(-1)!;
     expect(newest.valMetrics).toMatchObject({ f1: first.valF1, incumbentF1: first.valF1 });
-    expect(String(newest.valMetrics?.decision)).toMatch(/^not promoted: val Dice [\d.]+, F1 [\d.]+ does not beat model #\d+ \(val Dice [\d.]+, F1 [\d.]+\)$/);
+    expect(String(newest.valMetrics?.decision)).toMatch(/^kept model #\d+: learned from no more labeled images, and val F1 [\d.]+ vs [\d.]+ of model #\d+ does not beat it$/);
     p.close();
   });
 

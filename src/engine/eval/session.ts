@@ -13,7 +13,7 @@ import { dice } from '../metrics';
 import { Rng } from '../rng';
 import type { UNet } from '../model/unet';
 import type { Initialisation } from '../train/finetune';
-import { displaces, evaluateOnVal, valImagesFor, type ValScore } from '../train/select';
+import { evaluateOnVal, promotionDecision, valImagesFor, type ValScore } from '../train/select';
 import { correctionCost, DEFAULT_BRUSH, type BrushModel, type CorrectionCost } from './correction';
 import { asLabeled, finetuneOn, proposalFor, scoreSplit, segmentationTarget, type EvalDataset, type EvalImage, type EvalTraining, type ProposalScores } from './setup';
 
@@ -61,7 +61,7 @@ export interface LoopRound extends CorrectionCost {
   scoreChangedFraction?: number;
   scoreDice?: number;
   retrained: boolean;
-  /** Whether the retrained model replaced the previous one (it must score better on val). */
+  /** Whether the retrained model replaced the previous one (promotionDecision, as in the app). */
   promoted: boolean;
   /** Whether this round's label was held out as val rather than trained on. */
   heldOut: boolean;
@@ -77,6 +77,7 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
   const results: LoopRound[] = [];
   let model: UNet | null = null;
   let modelLabels = 0;
+  let modelTrainImages = 0;
   /** The current model's score on val as it is now: kept until val grows or the model changes. */
   let modelScore: ValScore | null = null;
   const pickRng = new Rng(options.seed + 7);
@@ -112,13 +113,12 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
           valImages: val.length ? val : undefined,
         });
         retrained = true;
-        // The app's promotion rule, on the val split as it is now (the current model re-scored):
-        // a short retraining is sometimes worse than the model it continues.
+        // The app's promotion rule, on the val split as it is now (the current model re-scored).
         let nextScore: ValScore | null = null;
         if (model) {
           nextScore = await valScore(next);
           modelScore ??= await valScore(model);
-          promoted = displaces(nextScore, modelScore, false, undefined);
+          promoted = promotionDecision({ score: nextScore, trainImages: train.length }, { score: modelScore, trainImages: modelTrainImages, id: modelLabels }).promote;
         } else {
           promoted = true;
         }
@@ -128,6 +128,7 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
           modelScore = nextScore;
           modelCost = null;
           modelLabels = round;
+          modelTrainImages = train.length;
         } else {
           next.dispose();
         }

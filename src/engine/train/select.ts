@@ -83,6 +83,47 @@ export function displaces(candidate: ValScore, best: ValScore, bestIsScratch: bo
   return candidate.f1 > best.f1 + gain && candidate.dice >= (scratch ?? best).dice - margin;
 }
 
+/**
+ * How far below the current model a model trained on more labels may score on val and still
+ * replace it. A val split of one or two images is noisy: demanding a strict gain there froze the
+ * model for rounds while labels arrived. More labels are evidence too, so the newcomer gets the
+ * benefit of the doubt unless val says it is clearly worse.
+ */
+export const PROMOTION_TOLERANCE = 0.02;
+
+/** A model up for promotion, or the current one: its val scores and how many labeled images it learned from. */
+export interface PromotionEntry {
+  score: ValScore;
+  trainImages: number;
+}
+
+export interface PromotionDecision {
+  promote: boolean;
+  /** One line for the user: why the model was promoted or kept. */
+  reason: string;
+}
+
+/**
+ * The promotion rule, the one the app, `maskloop train` and the simulated session all use: a
+ * model trained on more labeled images than the current one replaces it unless it scores more
+ * than PROMOTION_TOLERANCE below it on the val split; one trained on no more must beat it there.
+ * Semantic targets compare Dice; instance targets compare F1 (whole, separate objects).
+ */
+export function promotionDecision(newcomer: PromotionEntry, current: (PromotionEntry & { id: number }) | null): PromotionDecision {
+  if (current === null) return { promote: true, reason: 'promoted: the first model' };
+  const metric = newcomer.score.f1 !== undefined && current.score.f1 !== undefined ? 'F1' : 'Dice';
+  const value = (s: ValScore) => (metric === 'F1' ? (s.f1 as number) : s.dice);
+  const [mine, theirs] = [value(newcomer.score), value(current.score)];
+  const compared = `val ${metric} ${mine.toFixed(3)} vs ${theirs.toFixed(3)} of model #${current.id}`;
+  if (mine > theirs) return { promote: true, reason: `promoted: ${compared}` };
+  if (newcomer.trainImages > current.trainImages) {
+    return mine >= theirs - PROMOTION_TOLERANCE
+      ? { promote: true, reason: `promoted: learned from ${newcomer.trainImages} labeled images instead of ${current.trainImages}, and ${compared} is within ${PROMOTION_TOLERANCE}` }
+      : { promote: false, reason: `kept model #${current.id}: ${compared} is more than ${PROMOTION_TOLERANCE} below, despite ${newcomer.trainImages - current.trainImages} more labeled image(s)` };
+  }
+  return { promote: false, reason: `kept model #${current.id}: learned from no more labeled images, and ${compared} does not beat it` };
+}
+
 /** 'val Dice 0.9512' or, for instance targets, 'val Dice 0.9512, F1 0.8410'. */
 export function formatValScore(score: ValScore): string {
   return `val Dice ${score.dice.toFixed(4)}${score.f1 !== undefined ? `, F1 ${score.f1.toFixed(4)}` : ''}`;

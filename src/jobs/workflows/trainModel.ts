@@ -9,7 +9,7 @@ import { initEngine } from '../../engine/backend';
 import { architectureOf, DEFAULT_ARCH } from '../../engine/model/unet';
 import { finetunePhase, loadSegmentationModel, saveSegmentationModel, type Initialisation, type SegmentationTarget } from '../../engine/train/finetune';
 import { loadPretextWeights } from '../../engine/train/pretrain';
-import { displaces, evaluateOnVal, formatValScore, selectInitialisation, valImagesFor, type CandidateScore, type ValScore } from '../../engine/train/select';
+import { evaluateOnVal, formatValScore, promotionDecision, selectInitialisation, valImagesFor, type CandidateScore, type ValScore } from '../../engine/train/select';
 import type { JsonObject, Project } from '../../store';
 import type { TrainOutcome } from '../../shared/types';
 import { loadLabeled, projectSpanFloor } from '../data';
@@ -159,9 +159,11 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
       incumbent = JSON.stringify(old.meta.target) === JSON.stringify(target) ? await evaluateOnVal(old.model, target, val.images) : null;
       old.model.dispose();
     }
-    // The rule that chose the initialisation, without scratch's margin: the newer model wins ties of nothing.
-    const better = incumbent === null || displaces(chosen, incumbent, false, undefined);
-    const decision = better ? 'promoted' : `not promoted: ${formatValScore(chosen)} does not beat model #${promoted?.id} (${formatValScore(incumbent as ValScore)})`;
+    const incumbentImages = Number(promoted?.valMetrics?.trainImages);
+    const { promote: better, reason: decision } = promotionDecision(
+      { score: chosen, trainImages: train.images.length },
+      incumbent === null || !promoted ? null : { score: incumbent, trainImages: Number.isFinite(incumbentImages) ? incumbentImages : 0, id: promoted.id },
+    );
     const metrics: JsonObject = {
       dice: chosen.dice, ...(chosen.f1 !== undefined ? { f1: chosen.f1 } : {}), valImages: val.images.length, trainImages: train.images.length,
       candidates: scores.map((s) => ({ name: s.name, dice: s.dice, ...(s.f1 !== undefined ? { f1: s.f1 } : {}) })),
@@ -169,14 +171,14 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
       ...(incumbent?.f1 !== undefined ? { incumbentF1: incumbent.f1 } : {}), decision,
     };
     const model = project.addModel({ kind: 'segmentation', checkpointPath: file, parentId: promoted?.id ?? null, pretextInit: bestName === 'scratch' ? null : bestName, config: { depth, baseFilters, norm, target: JSON.stringify(target) }, valMetrics: metrics });
-    if (better) project.promoteModel(model.id, { reason: `${formatValScore(chosen)} vs ${incumbent === null ? 'none' : formatValScore(incumbent)}` });
-    const message = `model #${model.id} (${bestName}): ${formatValScore(chosen)}${incumbent === null ? '' : ` vs promoted ${formatValScore(incumbent)}`} — ${better ? 'promoted' : 'kept for comparison, not promoted'}`;
+    if (better) project.promoteModel(model.id, { reason: decision });
+    const message = `model #${model.id} (${bestName}): ${formatValScore(chosen)} — ${decision}`;
     project.updateRunProgress(run.id, { step: total });
     project.finishRun(run.id, { status: 'completed', modelId: model.id, message });
     return {
       status: 'completed', runId: run.id, message, modelId: model.id, init: bestName, valDice: chosen.dice, valF1: chosen.f1 ?? null,
       incumbentId: incumbent === null ? null : (promoted?.id ?? null), incumbentDice: incumbent?.dice ?? null, incumbentF1: incumbent?.f1 ?? null, promoted: better,
-      candidates: scores, trainImages: train.images.length, valImages: val.images.length,
+      decision, candidates: scores, trainImages: train.images.length, valImages: val.images.length,
     };
   } catch (err) {
     project.finishRun(run.id, { status: 'failed', message: (err as Error).message });
