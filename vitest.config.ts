@@ -12,6 +12,7 @@ export default defineConfig({
     // may take several times its quiet duration, so no default sits near any test's real length.
     testTimeout: 600_000,
     hookTimeout: 600_000,
-    reporters: ['default'],
+    // The tier summary says which tiers could not run here (no Chromium, no data) and how to fix it.
+    reporters: ['default', './test/tier-summary.ts'],
   },
 });

@@ -12,11 +12,13 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { expect } from 'vitest';
 import { createHttpApi, decodeMaskBlock, type MaskloopApi } from '../../src/shared';
+import { CHROMIUM } from './chromium';
+
+export { CHROMIUM };
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export const DATA = path.resolve(REPO, '..', 'shared', 'data');
 export const ARTIFACTS = path.join(REPO, 'test', 'e2e', 'artifacts');
-export const CHROMIUM = '/usr/bin/chromium';
 const RENDERER_SRC = path.join(REPO, 'renderer');
 const RENDERER_OUT = path.join(REPO, 'dist', 'renderer');
 
