@@ -16,6 +16,11 @@ describe('axisTicks', () => {
     expect(axisTicks(0, 1).map((t) => t.text)).toEqual(['0.0', '0.2', '0.4', '0.6', '0.8', '1.0']);
   });
 
+  it('integer axes (model ids, labeled images) tick only whole numbers', () => {
+    expect(axisTicks(1, 2, 6, true).map((t) => t.text)).toEqual(['1', '2']);
+    expect(axisTicks(1, 40, 6, true).map((t) => t.text)).toEqual(['10', '20', '30', '40']);
+  });
+
   it('one tick for a flat series, none for no data', () => {
     expect(axisTicks(0.5, 0.5)).toEqual([{ value: 0.5, text: '0.5' }]);
     expect(axisTicks(NaN, NaN)).toEqual([]);
