@@ -44,7 +44,8 @@ async function makeProject(root: string, name: string, count: number, seed: numb
   for (let i = 0; i < count; i++) {
     const sample = syntheticNuclei({ width: SIZE, height: SIZE, bitDepth: 8, seed: seed + i });
     const file = path.join(images, `${name}-${String(i + 1).padStart(2, '0')}.png`);
-    await sharp(Uint8Array.from(sample.image.data as Uint8Array), { raw: { width: SIZE, height: SIZE, channels: 1 } }).png().toFile(file);
+    // Written as grey: without the colourspace sharp widens one channel to RGB.
+    await sharp(Uint8Array.from(sample.image.data as Uint8Array), { raw: { width: SIZE, height: SIZE, channels: 1 } }).toColourspace('b-w').png().toFile(file);
     const { image } = await project.addImage({ path: file, width: SIZE, height: SIZE, channels: 1, bitDepth: 8, format: 'png' });
     if (image.id === proposalFor) {
       // A model's proposal, as a prelabel job would store it: the ground truth's foreground.
@@ -290,6 +291,15 @@ describe.skipIf(!!skipReason)('the annotator never loses or misplaces a label (C
       await second.stop();
     }
   }, 600_000);
+
+  it('a class added by mistake can be removed again', async () => {
+    const names = async () => (await call<{ settings: { classNames: string[] } }>(server.api, 'project:summary', {})).settings.classNames;
+    const before = await names();
+    await page.getByTestId('add-class').click();
+    await expect.poll(names).toHaveLength(before.length + 1);
+    await page.getByTestId('remove-class').click();
+    await expect.poll(names).toEqual(before);
+  }, 60_000);
 
   it('counts labeled images, not strokes', async () => {
     const summary = await call<{ retrain: { newLabels: number } }>(server.api, 'project:summary', {});
