@@ -131,7 +131,18 @@ export interface InspectOptions {
   maxDecodePixels?: number;
   /** Files up to this size are read once into memory for hash, checks and decode (default 64 MiB). */
   inMemoryBytes?: number;
+  /** Largest image accepted, in pixels (default MAX_IMAGE_PIXELS): a TIFF this large is read tile by tile. */
+  maxPixels?: number;
+  /** Largest PNG or JPEG accepted, in pixels (default MAX_WHOLE_READ_PIXELS): those formats are only ever read whole. */
+  maxWholeReadPixels?: number;
 }
+
+/** Pixels per image, read tile by tile from a TIFF (about 46 000 x 46 000). */
+export const MAX_IMAGE_PIXELS = 2 ** 31;
+/** Pixels of an image that can only be decoded whole (PNG, JPEG): 16 384 x 16 384, 1.5 GiB as 16-bit RGB. */
+export const MAX_WHOLE_READ_PIXELS = 2 ** 28;
+/** Deflate's best case is 1032:1, so a PNG cannot hold more raw bytes than this many times its size. */
+const DEFLATE_MAX_RATIO = 1032;
 
 export interface ScanOptions extends InspectOptions {
   /** Files processed at once (default 2); entries still come out in walk order. */
@@ -485,6 +496,7 @@ async function inspect(path: string, ref: FileRef, options: InspectOptions): Pro
   const planes = structure ? planeLayout(structure, name, warnings) : singlePlane();
   if (isOmeName(name) && planes.source !== 'ome') warnings.push('named as OME-TIFF but holds no OME-XML description');
   const pixels = info.width * info.height;
+  checkPixelBudget(signature, info, ref.size, options);
   const verified = pixels <= (options.maxDecodePixels ?? 2 ** 26) ? 'decoded' : 'structure';
   if (verified === 'decoded') {
     const page = planes.planeIfds[0] >= 0 ? planes.planeIfds[0] : 0;
@@ -518,6 +530,30 @@ async function inspect(path: string, ref: FileRef, options: InspectOptions): Pro
     verified,
     warnings: [...new Set(warnings)],
   };
+}
+
+/**
+ * Sizes a header claims, checked before any pixel is allocated: a few hundred bytes can claim
+ * 60 000 x 60 000 pixels, and whatever decodes such a file later would try to allocate gigabytes.
+ */
+function checkPixelBudget(format: string, info: { width: number; height: number }, fileBytes: number, options: InspectOptions): void {
+  const pixels = info.width * info.height;
+  const size = `${info.width} x ${info.height}`;
+  const limit = options.maxPixels ?? MAX_IMAGE_PIXELS;
+  if (pixels > limit) throw new Rejection('unsupported', `${size} pixels is over the limit of ${limit.toLocaleString('en')} pixels per image`);
+  if (format !== 'tiff') {
+    const whole = options.maxWholeReadPixels ?? MAX_WHOLE_READ_PIXELS;
+    if (pixels > whole) {
+      throw new Rejection('unsupported', `a ${format.toUpperCase()} of ${size} can only be read whole, over the limit of ${whole.toLocaleString('en')} pixels for that: save it as a tiled TIFF`);
+    }
+  }
+  if (format === 'png') {
+    // The least raw data those dimensions can mean: one 1-bit sample a pixel, and a filter byte a row.
+    const rawBytes = info.height * (1 + Math.ceil(info.width / 8));
+    if (rawBytes > fileBytes * DEFLATE_MAX_RATIO) {
+      throw new Rejection('corrupt', `the header claims ${size} pixels, more than a ${fileBytes}-byte PNG can hold (deflate compresses at most ${DEFLATE_MAX_RATIO}:1)`);
+    }
+  }
 }
 
 async function openByteSource(path: string): Promise<{ bytes: ByteSource; close(): Promise<void> }> {
