@@ -49,7 +49,7 @@ export class PixelCache {
       this.images.set(key, pending);
       return pending;
     }
-    pending = decodeImage(record.absolutePath);
+    pending = decodeImage(record.absolutePath, { grey: record.channels === 1 });
     pending.catch(() => this.images.delete(key));
     this.images.set(key, pending);
     while (this.images.size > CACHE_SIZE) this.images.delete(this.images.keys().next().value as string);
@@ -70,7 +70,7 @@ export class PixelCache {
         throw argumentError(`region ${region.x},${region.y} ${region.width}x${region.height} lies outside the ${record.width}x${record.height} image`);
       }
     }
-    const image = region ? await readRegion(record.absolutePath, region.x, region.y, region.width, region.height) : await this.decoded(record);
+    const image = region ? await readRegion(record.absolutePath, region.x, region.y, region.width, region.height, { grey: record.channels === 1 }) : await this.decoded(record);
     const r = region ?? { x: 0, y: 0, width: image.width, height: image.height };
     return {
       status: 200,

@@ -27,6 +27,11 @@ export interface DecodeOptions {
   maxPixels?: number | false;
   /** Only this window of the page; libvips then reads just the tiles/strips it needs where the format allows. */
   region?: { left: number; top: number; width: number; height: number };
+  /**
+   * The file is grey saved as RGB (its channels are equal; import records it as one channel):
+   * return the first channel only, so it reads like every grey image of its project.
+   */
+  grey?: boolean;
 }
 
 type Input = string | Buffer | Uint8Array;
@@ -102,7 +107,18 @@ export async function decodeImage(input: Input, options: DecodeOptions = {}): Pr
   if (data.length !== info.width * info.height * info.channels) {
     throw new ImageDecodeError(source, `decoded ${data.length} samples for ${info.width}x${info.height}x${info.channels}`);
   }
-  return { width: info.width, height: info.height, channels: info.channels, bitDepth, data };
+  const image = { width: info.width, height: info.height, channels: info.channels, bitDepth, data };
+  return options.grey ? extractChannel(image, 0) : image;
+}
+
+/** Whether every pixel of a colour image has equal channels: grey saved as RGB, which is grey. */
+export function hasEqualChannels(image: RawImage): boolean {
+  const { channels, data } = image;
+  if (channels === 1) return true;
+  for (let i = 0; i < data.length; i += channels) {
+    for (let c = 1; c < channels; c++) if (data[i + c] !== data[i]) return false;
+  }
+  return true;
 }
 
 export interface ImageInfo {

@@ -11,7 +11,7 @@ import { createReadStream } from 'node:fs';
 import { lstat, open, readdir, readFile, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { basename, join, relative, resolve, sep } from 'node:path';
-import { decodeImage, ImageDecodeError, probeImage } from './decode';
+import { decodeImage, hasEqualChannels, ImageDecodeError, probeImage } from './decode';
 import {
   bufferSource,
   checkTiff,
@@ -498,10 +498,17 @@ async function inspect(path: string, ref: FileRef, options: InspectOptions): Pro
   const pixels = info.width * info.height;
   checkPixelBudget(signature, info, ref.size, options);
   const verified = pixels <= (options.maxDecodePixels ?? 2 ** 26) ? 'decoded' : 'structure';
+  let channels = info.channels;
   if (verified === 'decoded') {
     const page = planes.planeIfds[0] >= 0 ? planes.planeIfds[0] : 0;
     try {
-      await decodeImage(bytes ?? path, { page });
+      const decoded = await decodeImage(bytes ?? path, { page });
+      // Grey saved as RGB (common after a round trip through a viewer) is grey: recorded as one
+      // channel and read as one (DecodeOptions.grey), so it sits with the project's grey images.
+      if (decoded.channels > 1 && hasEqualChannels(decoded)) {
+        channels = 1;
+        warnings.push('grey saved as RGB (every pixel has equal channels): read as grey');
+      }
     } catch (error) {
       const compression = structure?.pages[page]?.compression;
       if (compression !== undefined && !COMMON_TIFF_COMPRESSIONS.has(compression)) {
@@ -523,7 +530,7 @@ async function inspect(path: string, ref: FileRef, options: InspectOptions): Pro
     ome: planes.source === 'ome',
     width: info.width,
     height: info.height,
-    channels: info.channels,
+    channels,
     bitDepth: info.bitDepth,
     pages: structure ? structure.pages.length : 1,
     planes,

@@ -28,6 +28,8 @@ export interface RegionOptions {
   planes?: number[];
   /** Decoded strips/tiles kept for reuse by TiffReader (default 64 MiB). */
   cacheBytes?: number;
+  /** Grey saved as RGB (recorded at import): read the first channel only (DecodeOptions.grey). */
+  grey?: boolean;
 }
 
 /** Synchronous windows of stored values, whatever the file. */
@@ -61,6 +63,26 @@ function defaultPlanes(reader: TiffReader, path: string): number[] {
 }
 
 async function openWindowReader(path: string, options: RegionOptions): Promise<WindowReader> {
+  const reader = await openStoredReader(path, options);
+  return options.grey && reader.channels > 1 ? firstChannelReader(reader) : reader;
+}
+
+/** A reader of channel 0 of another. */
+function firstChannelReader(reader: WindowReader): WindowReader {
+  const { channels } = reader;
+  return {
+    ...reader,
+    channels: 1,
+    read: (x, y, w, h) => {
+      const all = reader.read(x, y, w, h);
+      const out = arrayForDepth(reader.bitDepth, w * h);
+      for (let i = 0; i < out.length; i++) out[i] = all[i * channels];
+      return out;
+    },
+  };
+}
+
+async function openStoredReader(path: string, options: RegionOptions): Promise<WindowReader> {
   let pages = options.planes ?? (options.page !== undefined ? [options.page] : undefined);
   if (sniffTiff(path)) {
     let reader: TiffReader | undefined;
@@ -163,7 +185,7 @@ export async function readRegion(path: string, x: number, y: number, w: number, 
   if (!sniffTiff(path)) {
     const region = { left: x, top: y, width: w, height: h };
     const pages = options.planes ?? [options.page ?? 0];
-    const planes = await Promise.all(pages.map((page) => decodeImage(path, { page, region })));
+    const planes = await Promise.all(pages.map((page) => decodeImage(path, { page, region, grey: options.grey })));
     return interleave(planes, path);
   }
   const reader = await openWindowReader(path, options);

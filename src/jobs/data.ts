@@ -13,7 +13,8 @@ import type { ImageRecord, ImageSplit, LabelVersion, Project } from '../store';
 
 /** minSpans: the project's window floor (projectSpanFloor), so that empty fields are not stretched into noise. */
 export async function loadImage(record: ImageRecord, minSpans?: readonly number[]): Promise<PreparedImage> {
-  return prepareImage(await decodeImage(record.absolutePath), { minSpans });
+  // A file recorded as one channel is read as one (grey saved as RGB: see importImages).
+  return prepareImage(await decodeImage(record.absolutePath, { grey: record.channels === 1 }), { minSpans });
 }
 
 /** Images whose windows set a project's floor: enough for a stable 10th percentile, few enough to read in seconds. */
@@ -29,7 +30,7 @@ export async function projectSpanFloor(project: Project): Promise<number[]> {
   const windows: ChannelRange[][] = [];
   for (let i = 0; i < records.length; i += stride) {
     try {
-      windows.push(await fileRanges(records[i].absolutePath));
+      windows.push(await fileRanges(records[i].absolutePath, { grey: records[i].channels === 1 }));
     } catch {
       // unreadable: not part of the floor
     }

@@ -23,6 +23,10 @@ export async function importImages(project: Project, options: ImportOptions, hoo
   hooks.onRun?.(run);
   let added = 0;
   let seen = 0;
+  let mismatched = 0;
+  // One channel count per project, set by its first image: the network's input has one width. A
+  // file that differs is refused here, with the reason, not minutes into a pretraining.
+  let projectChannels: number | null = project.listImages({ limit: 1 })[0]?.channels ?? null;
   const t0 = performance.now();
   try {
     const summary = await importFolder(
@@ -31,7 +35,12 @@ export async function importImages(project: Project, options: ImportOptions, hoo
         seen++;
         if (entry.kind === 'rejected') {
           hooks.onMessage?.(`skipped ${entry.relativePath}: ${entry.message}`, { event: 'rejected', path: entry.path, reason: entry.reason, message: entry.message });
+        } else if (entry.kind === 'image' && projectChannels !== null && entry.channels !== projectChannels) {
+          mismatched++;
+          const message = `it has ${entry.channels} channel(s) and this project's images have ${projectChannels} (set by its first image): import it into a project of its own`;
+          hooks.onMessage?.(`skipped ${entry.relativePath}: ${message}`, { event: 'rejected', path: entry.path, reason: 'unsupported', message });
         } else if (entry.kind === 'image') {
+          projectChannels ??= entry.channels;
           const result = await project.addImage({
             path: entry.path, width: entry.width, height: entry.height, channels: entry.channels, bitDepth: entry.bitDepth,
             pages: entry.pages, format: entry.format, split: options.split, fingerprint: { contentHash: entry.sha256, byteSize: entry.size, mtimeMs: entry.mtimeMs },
@@ -52,11 +61,11 @@ export async function importImages(project: Project, options: ImportOptions, hoo
         },
       },
     );
-    const message = `${added} image(s) added, ${summary.skipped} already present, ${summary.rejected} rejected, ${(summary.images / Math.max(summary.seconds, 1e-9)).toFixed(1)} images/s`;
+    const message = `${added} image(s) added, ${summary.skipped} already present, ${summary.rejected + mismatched} rejected${mismatched ? ` (${mismatched} for their channel count)` : ''}, ${(summary.images / Math.max(summary.seconds, 1e-9)).toFixed(1)} images/s`;
     const status: WorkStatus = signal.aborted ? 'cancelled' : 'completed';
     project.updateRunProgress(run.id, { step: seen, total: seen });
     project.finishRun(run.id, { status, message });
-    return { ...summary, runId: run.id, status, added, message };
+    return { ...summary, rejected: summary.rejected + mismatched, runId: run.id, status, added, message };
   } catch (err) {
     project.finishRun(run.id, { status: 'failed', message: (err as Error).message });
     throw err;

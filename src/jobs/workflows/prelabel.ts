@@ -48,14 +48,15 @@ export async function prelabel(project: Project, options: PrelabelOptions, hooks
   try {
     const folder = options.folder ? path.resolve(options.folder) : null;
     const outDir = folder ? path.resolve(options.out ?? `${folder}-masks`) : null;
-    type Item = { key: string; file: string; imageId?: number };
+    // grey: a file recorded as one channel (grey saved as RGB) is read as one, like the model's training images.
+    type Item = { key: string; file: string; imageId?: number; grey: boolean };
     let items: Item[];
     if (folder) {
       items = [];
-      for await (const e of scanFolder(folder)) if (e.kind === 'image') items.push({ key: path.relative(folder, e.path), file: e.path });
+      for await (const e of scanFolder(folder)) if (e.kind === 'image') items.push({ key: path.relative(folder, e.path), file: e.path, grey: e.channels === 1 });
     } else {
       const wanted = options.imageIds ? new Set(options.imageIds) : null;
-      items = project.listImages().filter((im) => !wanted || wanted.has(im.id)).map((im) => ({ key: im.path, file: im.absolutePath, imageId: im.id }));
+      items = project.listImages().filter((im) => !wanted || wanted.has(im.id)).map((im) => ({ key: im.path, file: im.absolutePath, imageId: im.id, grey: im.channels === 1 }));
     }
     items = items.filter((it) => inShard(it.key, shard)).sort((a, b) => a.key.localeCompare(b.key));
     const maskPath = (it: Item) => path.join(outDir as string, it.key.replace(/\.[^./\\]+$/, '') + '.png');
@@ -69,7 +70,7 @@ export async function prelabel(project: Project, options: PrelabelOptions, hooks
     try {
       for (const [i, it] of todo.entries()) {
         if (signal.aborted) break;
-        const source = await fileSource(it.file, undefined, { minSpans: meta.minSpans });
+        const source = await fileSource(it.file, undefined, { minSpans: meta.minSpans, grey: it.grey });
         let proposal;
         try {
           proposal = await propose(model, meta.target, source, { tile: options.tile, keepUncertainty: !outDir });
