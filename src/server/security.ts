@@ -1,6 +1,6 @@
 /**
- * The browser fallback's security baseline: the headers every response carries, and the checks
- * every request passes (loopback Host, session token, same-origin POSTs).
+ * The browser fallback's checks on every request: loopback Host, session token, same-origin
+ * POSTs. The headers every response carries are src/app/headers.ts (Electron's too).
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -11,35 +11,6 @@ import { REQUEST_HEADER } from '../shared/http';
  * port: a second server's login must not sign the first one's page out.
  */
 const sessionCookieName = (port: number): string => `maskloop_session_${port}`;
-
-/**
- * CSP for the renderer: only its own scripts; 'wasm-unsafe-eval' for tfjs' WebAssembly backend;
- * blob: workers for its threads; inline styles because Svelte sets style attributes.
- */
-export const CONTENT_SECURITY_POLICY = [
-  "default-src 'self'",
-  "script-src 'self' 'wasm-unsafe-eval'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data: blob:",
-  "font-src 'self'",
-  "worker-src 'self' blob:",
-  "connect-src 'self'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "frame-ancestors 'none'",
-  "form-action 'none'",
-].join('; ');
-
-/** On every response: cross-origin isolation (COOP + COEP) lets the renderer use threaded WebAssembly (SharedArrayBuffer). */
-export const SECURITY_HEADERS: Record<string, string> = {
-  'content-security-policy': CONTENT_SECURITY_POLICY,
-  'cross-origin-opener-policy': 'same-origin',
-  'cross-origin-embedder-policy': 'require-corp',
-  'cross-origin-resource-policy': 'same-origin',
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-  'x-frame-options': 'DENY',
-};
 
 export function tokenMatches(expected: string, given: string | null | undefined): boolean {
   if (!given) return false;

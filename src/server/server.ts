@@ -15,8 +15,9 @@ import { EVENTS_PATH, API_PREFIX } from '../shared/http';
 import { isChannel } from '../shared/ipc';
 import { failure, type ErrorKind, type Result } from '../shared/result';
 import { fromWire, toWire } from '../shared/wire';
-import { rendererFile } from './static';
-import { SECURITY_HEADERS, hostAllowed, postAllowed, requestToken, sessionCookie, tokenMatches } from './security';
+import { rendererFile } from '../app/rendererFiles';
+import { SECURITY_HEADERS } from '../app/headers';
+import { hostAllowed, postAllowed, requestToken, sessionCookie, tokenMatches } from './security';
 
 export interface ServerOptions {
   /** 0 (default): a free port chosen by the system. */
