@@ -7,7 +7,8 @@
  * every backend.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Rng } from './rng';
+import type { Rng } from '../shared/rng';
+import { reflect } from '../imaging/source';
 
 /** Label value for pixels the annotator has not decided (sparse labels): ignored by the loss. */
 export const UNKNOWN = 255;
@@ -48,17 +49,6 @@ export function evenlySpread<T>(list: T[], n: number | undefined): T[] {
   return Array.from({ length: n }, (_, i) => list[Math.floor((i * list.length) / n)]);
 }
 
-/**
- * Reflect index into [0, n) (…2 1 0 1 2…, edge pixel not repeated) so that crops larger than the
- * image stay image-like. Tiles read from files use the same rule, so they equal in-memory crops.
- */
-export function reflect(i: number, n: number): number {
-  if (n === 1) return 0;
-  const period = 2 * (n - 1);
-  let m = i % period;
-  if (m < 0) m += period;
-  return m < n ? m : period - m;
-}
 
 /**
  * A size x size crop at a random position; images smaller than the crop are reflect-padded and

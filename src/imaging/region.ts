@@ -7,7 +7,7 @@
  * decoded whole once; `mode` says which happened, so a caller can warn about memory.
  */
 import { basename } from 'node:path';
-import type { PixelSource } from '../engine/infer/predict';
+import { reflect, type PixelSource } from './source';
 import { decodeImage, ImageDecodeError } from './decode';
 import { interleave, planeLayout } from './import';
 import type { ChannelRange, PercentileOptions } from './normalize';
@@ -16,7 +16,6 @@ import { isTiffSignature, keptSamples, pageBitDepth, TiffError, TiffReader, unsu
 import type { BitDepth, PixelArray, RawImage } from './types';
 import { arrayForDepth } from './types';
 import { closeSync, openSync, readSync } from 'node:fs';
-import { reflect } from '../engine/data';
 
 export interface RegionOptions {
   /** Page (IFD) to read; default: the first plane. */

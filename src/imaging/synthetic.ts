@@ -3,7 +3,7 @@
  * the repository ships no real data. Fluorescent nuclei: ellipses of varied size and brightness,
  * some touching, blurred by the optics, on an uneven background, with shot and read noise.
  */
-import { Rng } from '../engine/rng';
+import { Rng } from '../shared/rng';
 import type { RawImage } from './types';
 
 export interface SyntheticOptions {

@@ -16,7 +16,7 @@ import type { LoopRound } from '../../src/engine/eval/session';
 import { evenlySpread } from '../../src/engine/data';
 import { otsuScores, type EvalDataset, type EvalImage } from '../../src/engine/eval/setup';
 import { otsuSegment } from '../../src/engine/metrics';
-import { Rng } from '../../src/engine/rng';
+import { Rng } from '../../src/shared/rng';
 import { displaces, PRETRAINED_MARGIN } from '../../src/engine/train/select';
 import { downsampleMask, downsamplePixels, upsampleMask } from '../../src/imaging/resample';
 

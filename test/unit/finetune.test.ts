@@ -7,7 +7,7 @@ import { instanceLabels, labeled, prepareImage } from '../../src/engine/input';
 import { dice, matchInstances } from '../../src/engine/metrics';
 import { isEncoderParam, isHeadParam, isStatistic, sizeMultiple, UNet } from '../../src/engine/model/unet';
 import { encoderWarmupFor, finetune, FOREGROUND_PATCH_SHARE, sampleLabeledPatch, type Initialisation } from '../../src/engine/train/finetune';
-import { Rng } from '../../src/engine/rng';
+import { Rng } from '../../src/shared/rng';
 import { createOptimizer, learningRateAt, setLearningRate } from '../../src/engine/train/optimizerState';
 import { evaluateOnVal, selectInitialisation } from '../../src/engine/train/select';
 import { instancesFromInterior } from '../../src/imaging/instances';

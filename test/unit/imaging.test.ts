@@ -27,7 +27,7 @@ import {
   otsuSegment,
   otsuThreshold,
 } from '../../src/engine/metrics';
-import { Rng } from '../../src/engine/rng';
+import { Rng } from '../../src/shared/rng';
 
 const scratch = mkdtempSync(join(tmpdir(), 'maskloop-imaging-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));

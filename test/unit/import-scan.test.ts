@@ -15,7 +15,7 @@ import {
   type ScannedImage,
 } from '../../src/imaging/import';
 import { encodeTiff } from '../../src/imaging/tiff';
-import { Rng } from '../../src/engine/rng';
+import { Rng } from '../../src/shared/rng';
 
 const scratch = mkdtempSync(join(tmpdir(), 'maskloop-import-scan-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));

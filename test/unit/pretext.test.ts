@@ -6,7 +6,7 @@ import { ntXent } from '../../src/engine/pretext/contrastive';
 import { dihedral, randomCrop } from '../../src/engine/data';
 import { prepareImage } from '../../src/engine/input';
 import { pretrain } from '../../src/engine/train/pretrain';
-import { Rng } from '../../src/engine/rng';
+import { Rng } from '../../src/shared/rng';
 import { engine, mean, nuclei } from '../helpers/engine';
 
 beforeAll(async () => {

@@ -19,7 +19,7 @@ import { dice } from '../metrics';
 import { REFERENCE_UNET, UNet } from '../model/unet';
 import { finetune } from '../train/finetune';
 import { pretrain } from '../train/pretrain';
-import { Rng } from '../rng';
+import { Rng } from '../../shared/rng';
 import { referenceThroughput } from './throughput';
 import { syntheticNuclei } from '../../imaging/synthetic';
 

@@ -10,7 +10,7 @@
  */
 import { foregroundOf, type Proposal } from '../infer/propose';
 import { dice } from '../metrics';
-import { Rng } from '../rng';
+import { Rng } from '../../shared/rng';
 import type { UNet } from '../model/unet';
 import type { Initialisation } from '../train/finetune';
 import { evaluateOnVal, promotionDecision, valImagesFor, type ValScore } from '../train/select';

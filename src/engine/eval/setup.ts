@@ -13,7 +13,7 @@ import { foregroundOf, propose, type Proposal } from '../infer/propose';
 import { instanceLabels, labeled, prepareImage, semanticLabels, type PreparedImage } from '../input';
 import { confusion, diceOf, iouOf, matchInstances, otsuSegment } from '../metrics';
 import type { Architecture } from '../model/unet';
-import { Rng } from '../rng';
+import { Rng } from '../../shared/rng';
 import { finetune, type Initialisation, type SegmentationTarget } from '../train/finetune';
 import type { TrainingProgress } from '../train/loop';
 import type { LearningRateSchedule } from '../train/optimizerState';

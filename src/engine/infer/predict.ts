@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { cropRect, type EngineImage } from '../data';
 import { sizeMultiple, type UNet } from '../model/unet';
+import type { PixelSource } from '../../imaging/source';
 
 export interface TilingOptions {
   /**
@@ -20,14 +21,6 @@ export interface TilingOptions {
   batchSize?: number;
 }
 
-/** A source of normalised pixels, so huge images can be read tile by tile. */
-export interface PixelSource {
-  width: number;
-  height: number;
-  channels: number;
-  /** Normalised HWC pixels of the w x h window; coordinates may exceed the image (reflect padding). */
-  read(x: number, y: number, w: number, h: number): Float32Array;
-}
 
 /** Receives finished rows: probabilities (HW x outChannels) and per-pixel uncertainty in [0, 1]. */
 export type RowSink = (y0: number, rows: number, probabilities: Float32Array, uncertainty: Float32Array) => void;

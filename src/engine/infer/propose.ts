@@ -6,7 +6,8 @@
 import { instancesFromInterior } from '../../imaging/instances';
 import type { UNet } from '../model/unet';
 import type { SegmentationTarget } from '../train/finetune';
-import { foregroundProbability, pixelClass, predictTiled, type PixelSource, type TilingOptions } from './predict';
+import type { PixelSource } from '../../imaging/source';
+import { foregroundProbability, pixelClass, predictTiled, type TilingOptions } from './predict';
 
 export interface Proposal {
   width: number;

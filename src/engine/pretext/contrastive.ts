@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { augmentPatch, cropAt } from '../data';
-import type { Rng } from '../rng';
+import type { Rng } from '../../shared/rng';
 import { bottleneckFilters, dense, denseShapes, pooledBottleneck, type PretextTask } from './task';
 
 export const CONTRASTIVE_TEMPERATURE = 0.2;

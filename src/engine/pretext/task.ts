@@ -4,7 +4,7 @@
  * pretraining loop (train/pretrain) is the same for all of them.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Rng } from '../rng';
+import type { Rng } from '../../shared/rng';
 import type { Params, UNet, UNetConfig } from '../model/unet';
 import { initTensor } from '../model/unet';
 

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { augmentPatch, cropAt, DEFAULT_AUGMENT, knownPixels, randomCrop, stackLabels, stackPixels, UNKNOWN, type AugmentOptions, type LabeledImage } from '../data';
 import { isEncoderParam, isHeadParam, normalisationOf, UNet, type Architecture, type UNetConfig } from '../model/unet';
-import { Rng } from '../rng';
+import { Rng } from '../../shared/rng';
 import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint';
 import { calibrateForeground, heldOutDice } from './calibrate';
 import { DEFAULT_LOSS_WEIGHTS, segmentationLoss, type LossWeights } from './losses';

@@ -7,7 +7,7 @@ import { randomCrop, type EngineImage } from '../data';
 import { isEncoderParam, UNet, type Params, type Architecture, type UNetConfig } from '../model/unet';
 import { pretextTask } from '../pretext/registry';
 import { createHead, disposeBatch, type PretextTask } from '../pretext/task';
-import { Rng } from '../rng';
+import { Rng } from '../../shared/rng';
 import { loadCheckpoint, disposeCheckpoint } from '../checkpoint';
 import { loopOptionsFor, runLoop, type TrainingRunOptions } from './loop';
 import { createOptimizer, networkToTrain, resumePoint, saveTrainingCheckpoint } from './optimizerState';
