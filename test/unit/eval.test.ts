@@ -47,6 +47,24 @@ describe('correction cost', () => {
     expect(c.strokes).toBe(2);
   });
 
+  test('the band cost forgives border ambiguity within 2 px of the true boundary, nothing else', () => {
+    // A membrane 3 px thick, proposed 2 px off: the strict cost is large, the band cost nothing.
+    const membrane = new Uint8Array(64 * 64);
+    for (let y = 0; y < 64; y++) for (let x = 30; x < 33; x++) membrane[y * 64 + x] = 1;
+    const shifted = new Uint8Array(64 * 64);
+    for (let y = 0; y < 64; y++) for (let x = 32; x < 35; x++) shifted[y * 64 + x] = 1;
+    const c = correctionCost(shifted, membrane, 64, 64);
+    expect(c.changedFraction).toBeCloseTo(4 / 3);
+    expect(c.bandChangedPixels).toBe(0);
+    // 3 px off is one pixel column outside the band on each side.
+    const further = new Uint8Array(64 * 64);
+    for (let y = 0; y < 64; y++) for (let x = 33; x < 36; x++) further[y * 64 + x] = 1;
+    expect(correctionCost(further, membrane, 64, 64).bandChangedPixels).toBe(64);
+    // A missed object far from any boundary counts in full.
+    const truth = square(64, 64, 10, 10, 20);
+    expect(correctionCost(null, truth, 64, 64)).toMatchObject({ bandChangedPixels: 16 * 16, bandChangedFraction: 256 / 400 });
+  });
+
   test('slivers along one outline are one stroke, distant errors are separate strokes', () => {
     const truth = square(96, 96, 20, 20, 30);
     // The proposal is the truth with every fourth outline pixel flipped: many tiny components.
@@ -268,6 +286,7 @@ describe('outputs', () => {
       dataset: 'set', order: 'active', init: 'scratch', round: n, image: `im${n}`, modelLabels: n - 1, proposalDice: 0.9, uncertainty: 0.1,
       retrained: true, promoted: true, heldOut: false, trainSeconds: 1, drawPixels, changedPixels,
       changedFraction: drawPixels > 0 ? changedPixels / drawPixels : Infinity, strokes: 3, drawStrokes: drawPixels > 0 ? 10 : 0,
+      bandChangedPixels: changedPixels / 2, bandChangedFraction: drawPixels > 0 ? changedPixels / 2 / drawPixels : Infinity,
     });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskloop-loop-'));
     const ctx = { command: 'eval loop', dataset: 'set', backend: 'cpu', threads: 1, wallSeconds: 1, settings: {}, otsu: { dice: 0, iou: 0 } };
@@ -283,14 +302,14 @@ describe('outputs', () => {
     const round = (n: number, score: number): LoopRound => ({
       dataset: 'set', order: 'random', init: 'scratch', round: n, image: `im${n}`, modelLabels: n - 1, proposalDice: 0.9, uncertainty: 0.1,
       retrained: true, promoted: true, heldOut: false, trainSeconds: 1, drawPixels: 1000, changedPixels: 100, changedFraction: 0.1, strokes: 3, drawStrokes: 10,
-      scoreChangedFraction: score, scoreDice: n === 1 ? 0 : 1 - score / 2,
+      bandChangedPixels: 40, bandChangedFraction: 0.04, scoreChangedFraction: score, scoreBandFraction: score / 4, scoreDice: n === 1 ? 0 : 1 - score / 2,
     });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskloop-loop-'));
     const ctx = { command: 'eval loop', dataset: 'set', backend: 'cpu', threads: 1, wallSeconds: 1, settings: {}, otsu: { dice: 0, iou: 0 } };
     const md = await writeLoopReport(dir, Array.from({ length: 10 }, (_, i) => round(i + 1, i === 0 ? 1 : 0.5 / i)), ctx);
-    expect(md).toContain('| 1 | 100.0% (–) |');
-    expect(md).toContain('| 2 | 50.0% (0.750) |');
-    expect(md).toContain("on the test split, round 10's model: 5.6% (target < 10%), Dice 0.972");
+    expect(md).toContain('| 1 | 100.0% (25.0%; –) |');
+    expect(md).toContain('| 2 | 50.0% (12.5%; 0.750) |');
+    expect(md).toContain("on the test split, round 10's model: 5.6% (target < 10%; 1.4% outside the band), Dice 0.972");
     const svg = fs.readFileSync(path.join(dir, 'loop.svg'), 'utf8');
     expect(svg).toContain('scratch · random · test split');
     // Two lines of one session, the test split's dashed, in the session's colour.

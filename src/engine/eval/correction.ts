@@ -24,6 +24,13 @@ export interface CorrectionCost {
   drawPixels: number;
   /** changedPixels / drawPixels: below 1, correcting beats drawing. */
   changedFraction: number;
+  /**
+   * Pixels to change outside a band BOUNDARY_TOLERANCE pixels either side of the true boundary, and
+   * their share of drawPixels: on thin structures (membranes) a pixel or two of border ambiguity
+   * dominates the strict figure, and no annotator would redraw it.
+   */
+  bandChangedPixels: number;
+  bandChangedFraction: number;
   strokes: number;
   drawStrokes: number;
 }
@@ -85,6 +92,31 @@ export function strokesFor(mask: Uint8Array, width: number, height: number, mode
   return strokes;
 }
 
+/** Half-width in pixels of the band around the true boundary that the tolerant cost forgives. */
+export const BOUNDARY_TOLERANCE = 2;
+
+/** Pixels within `radius` of the boundary of a binary mask (pixels that differ from a 4-neighbour). */
+export function boundaryBand(truth: Uint8Array, width: number, height: number, radius = BOUNDARY_TOLERANCE): Uint8Array {
+  const edge = new Uint8Array(truth.length);
+  const on = (i: number) => (truth[i] ? 1 : 0);
+  for (let y = 0, i = 0; y < height; y++) {
+    for (let x = 0; x < width; x++, i++) {
+      // Both pixels of a differing pair are on the boundary: the band reaches either side alike.
+      if (x + 1 < width && on(i + 1) !== on(i)) edge[i] = edge[i + 1] = 1;
+      if (y + 1 < height && on(i + width) !== on(i)) edge[i] = edge[i + width] = 1;
+    }
+  }
+  return radius > 0 ? dilate(edge, width, height, radius - 1) : edge;
+}
+
+/** Pixels of `proposal` that differ from `truth` outside the boundary band (see CorrectionCost). */
+export function bandChangedPixels(proposal: Uint8Array | null, truth: Uint8Array, width: number, height: number): number {
+  const band = boundaryBand(truth, width, height);
+  let n = 0;
+  for (let i = 0; i < truth.length; i++) if (!band[i] && (proposal && proposal[i] ? 1 : 0) !== (truth[i] ? 1 : 0)) n++;
+  return n;
+}
+
 /** Cost of correcting `proposal` (binary foreground, or null when there is none) into `truth`. */
 export function correctionCost(proposal: Uint8Array | null, truth: Uint8Array, width: number, height: number, model: BrushModel = DEFAULT_BRUSH): CorrectionCost {
   const wrong = new Uint8Array(truth.length);
@@ -99,10 +131,14 @@ export function correctionCost(proposal: Uint8Array | null, truth: Uint8Array, w
       changedPixels++;
     }
   }
+  const band = bandChangedPixels(proposal, truth, width, height);
+  const fraction = (n: number) => (drawPixels > 0 ? n / drawPixels : n > 0 ? Infinity : 0);
   return {
     changedPixels,
     drawPixels,
-    changedFraction: drawPixels > 0 ? changedPixels / drawPixels : changedPixels > 0 ? Infinity : 0,
+    changedFraction: fraction(changedPixels),
+    bandChangedPixels: band,
+    bandChangedFraction: fraction(band),
     strokes: strokesFor(wrong, width, height, model, model.brush),
     drawStrokes: strokesFor(truth, width, height, model),
   };

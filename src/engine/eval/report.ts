@@ -10,6 +10,7 @@ import { writeChart, type ChartSpec, type Series } from './plot';
 import type { SplitScores } from './setup';
 import { BEST_CHECK_EVERY } from '../train/finetune';
 import { PRETRAIN_LEARNING_RATE } from '../train/pretrain';
+import { BOUNDARY_TOLERANCE } from './correction';
 
 export function toCsv(rows: Record<string, unknown>[]): string {
   const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
@@ -177,6 +178,10 @@ export async function writeCurveReport(outDir: string, runs: CurveRun[], ctx: Ev
   return md;
 }
 
+function percent(fraction: number | undefined): string {
+  return `${(100 * (fraction as number)).toFixed(1)}%`;
+}
+
 /** What proposals marked on test images whose ground truth has no foreground (left out of the scores). */
 function emptyFieldLines(runs: CurveRun[], otsu: SplitScores): string[] {
   const shares = runs.flatMap((r) => (r.testEmptyForeground === undefined ? [] : [r.testEmptyForeground]));
@@ -246,9 +251,9 @@ export async function writeLoopReport(outDir: string, rounds: LoopRound[], ctx: 
   ];
   if (scored.length) {
     lines.push(
-      "The same rounds' proposing models on the test split: pixels to correct as a fraction of drawing, pooled over its images (their mean Dice):",
+      `The same rounds' proposing models on the test split: pixels to correct as a fraction of drawing, pooled over its images (the same outside a ${BOUNDARY_TOLERANCE} px band around the true boundary; their mean Dice):`,
       '',
-      ...roundTable(scored, (r) => `${(100 * (r.scoreChangedFraction as number)).toFixed(1)}% (${r.modelLabels ? (r.scoreDice as number).toFixed(3) : '–'})`),
+      ...roundTable(scored, (r) => `${percent(r.scoreChangedFraction)} (${r.scoreBandFraction === undefined ? '–' : percent(r.scoreBandFraction)}; ${r.modelLabels ? (r.scoreDice as number).toFixed(3) : '–'})`),
     );
   }
   for (const s of sessions) {
@@ -259,9 +264,9 @@ export async function writeLoopReport(outDir: string, rounds: LoopRound[], ctx: 
     const drawStrokes = rs.reduce((a, r) => a + r.drawStrokes, 0);
     const tenth = of(s).find((r) => r.round === 10);
     lines.push(`- ${s}: from round 2 on, ${(100 * total / draw).toFixed(1)}% of the pixels and ${(100 * strokes / drawStrokes).toFixed(1)}% of the strokes of drawing from nothing` +
-      (!tenth ? '' : tenth.drawPixels > 0 ? `; round 10: ${(100 * tenth.changedFraction).toFixed(1)}% (target < 10%), proposal Dice ${tenth.proposalDice.toFixed(3)}`
+      (!tenth ? '' : tenth.drawPixels > 0 ? `; round 10: ${percent(tenth.changedFraction)} (target < 10%; ${percent(tenth.bandChangedFraction)} outside the ${BOUNDARY_TOLERANCE} px band), proposal Dice ${tenth.proposalDice.toFixed(3)}`
         : `; round 10's image has nothing to draw (${tenth.changedPixels} px to erase)`) +
-      (tenth?.scoreChangedFraction !== undefined ? `; on the test split, round 10's model: ${(100 * tenth.scoreChangedFraction).toFixed(1)}% (target < 10%), Dice ${(tenth.scoreDice as number).toFixed(3)}` : ''));
+      (tenth?.scoreChangedFraction !== undefined ? `; on the test split, round 10's model: ${percent(tenth.scoreChangedFraction)} (target < 10%${tenth.scoreBandFraction === undefined ? '' : `; ${percent(tenth.scoreBandFraction)} outside the band`}), Dice ${(tenth.scoreDice as number).toFixed(3)}` : ''));
   }
   lines.push('');
   const md = lines.join('\n');

@@ -59,6 +59,8 @@ export interface LoopRound extends CorrectionCost {
    * to draw pooled over the images (1 without a model: everything is drawn), and its mean Dice.
    */
   scoreChangedFraction?: number;
+  /** scoreChangedFraction forgiving pixels within BOUNDARY_TOLERANCE of the true boundary. */
+  scoreBandFraction?: number;
   scoreDice?: number;
   retrained: boolean;
   /** Whether the retrained model replaced the previous one (promotionDecision, as in the app). */
@@ -139,7 +141,7 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         modelLabels: proposedBy,
         proposalDice: fg ? dice(fg, image.gt.foreground) : 0,
         uncertainty: proposal?.score ?? NaN,
-        ...(proposerCost ? { scoreChangedFraction: proposerCost.correctionFraction, scoreDice: proposerCost.dice } : {}),
+        ...(proposerCost ? { scoreChangedFraction: proposerCost.correctionFraction, scoreBandFraction: proposerCost.bandCorrectionFraction, scoreDice: proposerCost.dice } : {}),
         retrained, promoted, heldOut, trainSeconds, ...cost,
       };
       results.push(result);
@@ -152,8 +154,8 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
 }
 
 /** A model's scores on fixed images; without a model every mask is drawn from nothing. */
-async function fixedSetScores(ds: EvalDataset, model: UNet | null, images: EvalImage[]): Promise<Pick<ProposalScores, 'correctionFraction' | 'dice'>> {
-  return model ? scoreSplit(model, ds, images) : { correctionFraction: 1, dice: 0 };
+async function fixedSetScores(ds: EvalDataset, model: UNet | null, images: EvalImage[]): Promise<Pick<ProposalScores, 'correctionFraction' | 'bandCorrectionFraction' | 'dice'>> {
+  return model ? scoreSplit(model, ds, images) : { correctionFraction: 1, bandCorrectionFraction: 1, dice: 0 };
 }
 
 /** The next image to label and the current model's proposal for it. */

@@ -23,6 +23,7 @@ import { percentileRanges, spanFloor } from '../../imaging/normalize';
 import { downsampleMask, downsamplePixels, upsampleMask } from '../../imaging/resample';
 import type { Dataset, LabeledImage as GroundTruth } from '../../imaging/datasets';
 import type { RawImage } from '../../imaging/types';
+import { bandChangedPixels } from './correction';
 
 export type TargetKind = 'semantic' | 'instance';
 
@@ -253,6 +254,8 @@ interface ImageScores {
   /** Pixels to correct (false positives and negatives) and pixels to draw (ground-truth foreground). */
   changedPixels: number;
   drawPixels: number;
+  /** Pixels to correct outside the band around the true boundary (correction.ts, BOUNDARY_TOLERANCE). */
+  bandChangedPixels: number;
 }
 
 /** Foreground Dice and IoU, and F1/AP at IoU 0.5 when there are objects, against the ground truth. */
@@ -262,6 +265,7 @@ function imageScores(seg: Segmentation, im: EvalImage): ImageScores {
     dice: diceOf(counts), iou: iouOf(counts), f1: 0, ap: 0,
     empty: counts.tp + counts.fn === 0, foregroundShare: (counts.tp + counts.fp) / seg.foreground.length,
     changedPixels: counts.fp + counts.fn, drawPixels: counts.tp + counts.fn,
+    bandChangedPixels: bandChangedPixels(seg.foreground, im.gt.foreground, im.gt.image.width, im.gt.image.height),
   };
   if (seg.objects && im.gt.instances) {
     const [m] = matchInstances(seg.objects, im.gt.instances, [0.5]);
@@ -295,6 +299,8 @@ export interface ProposalScores extends SplitScores {
    * image (an empty field's pixels to erase included).
    */
   correctionFraction: number;
+  /** The same, forgiving pixels within BOUNDARY_TOLERANCE of the true boundary. */
+  bandCorrectionFraction: number;
 }
 
 /** Mean per-image scores of the model's proposals on a split, and what correcting them costs. */
@@ -307,7 +313,8 @@ export async function scoreSplit(model: Parameters<typeof propose>[0], ds: EvalD
     await new Promise((r) => setImmediate(r));
   }
   const drawn = perImage.reduce((a, s) => a + s.drawPixels, 0);
-  return { ...meanScores(ds, perImage), correctionFraction: drawn > 0 ? perImage.reduce((a, s) => a + s.changedPixels, 0) / drawn : NaN };
+  const pooled = (key: 'changedPixels' | 'bandChangedPixels') => (drawn > 0 ? perImage.reduce((a, s) => a + s[key], 0) / drawn : NaN);
+  return { ...meanScores(ds, perImage), correctionFraction: pooled('changedPixels'), bandCorrectionFraction: pooled('bandChangedPixels') };
 }
 
 /** Otsu's threshold on the raw image, the baseline every learned figure is compared with. */
