@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { initEngine, type BackendInfo } from '../engine/backend';
-import { ALL_LABELS, COMBINATION, FOREGROUND_THRESHOLDS, KEPT_WEIGHTS, runCurve, runKey, weightsInEffect, type CurveRun } from '../engine/eval/curve';
+import { ALL_LABELS, COMBINATION, FOREGROUND_THRESHOLDS, KEPT_WEIGHTS, PIXEL_CLASSIFIER, runCurve, runKey, weightsInEffect, type CurveRun } from '../engine/eval/curve';
 import { runExperiment } from '../engine/eval/experiment';
 import { simulateSession, type LabelOrder, type LoopRound } from '../engine/eval/session';
 import { readJsonLines, writeCurveReport, writeLoopReport, type EvalContext } from '../engine/eval/report';
@@ -195,7 +195,7 @@ export const evalCurveCommand: Command = {
   options: {
     ...DATASET_OPTIONS,
     ks: { type: 'string', description: `labeled-image counts (quick ${MODES.quick.ks}, full ${MODES.full.ks})`, valueName: 'list' },
-    inits: { type: 'string', description: `initialisations: scratch, pretext tasks (${pretextTaskNames().join(', ')}) and '${COMBINATION}' (the best two tasks jointly); default all that apply (quick: without ${QUICK_SKIPS.join(' and ')})`, valueName: 'list' },
+    inits: { type: 'string', description: `initialisations: scratch, pretext tasks (${pretextTaskNames().join(', ')}) and '${COMBINATION}' (the best two tasks jointly), and the baseline '${PIXEL_CLASSIFIER}' (an ilastik-style random forest on the same labels); default all that apply (quick: without ${QUICK_SKIPS.join(' and ')})`, valueName: 'list' },
     subsets: { type: 'string', description: `random label subsets per k ≤ 5 (quick ${MODES.quick.subsets}, full ${MODES.full.subsets})`, valueName: 'n' },
     'large-subsets': { type: 'string', description: `random label subsets per k > 5 (quick ${MODES.quick.largeSubsets}, full ${MODES.full.largeSubsets})`, valueName: 'n' },
     'all-repeats': { type: 'string', description: `seeds for k = all (quick ${MODES.quick.allRepeats}, full ${MODES.full.allRepeats})`, valueName: 'n' },
@@ -219,9 +219,10 @@ export const evalCurveCommand: Command = {
     const applicable = pretextTaskNames().filter((t) => pretextTask(t).appliesTo(channels));
     // Quick curves skip the two tasks that gained least over scratch in the ISBI quick curve (docs/RESULTS.md).
     const tasks = values.quick ? applicable.filter((t) => !QUICK_SKIPS.includes(t)) : applicable;
-    const inits = listOption(values, 'inits', ['scratch', ...tasks, COMBINATION].join(','));
+    // The ilastik-style baseline is on every curve by default, on the same label subsets.
+    const inits = listOption(values, 'inits', ['scratch', ...tasks, COMBINATION, PIXEL_CLASSIFIER].join(','));
     for (const init of inits) {
-      if (init !== 'scratch' && init !== COMBINATION && !applicable.includes(init)) {
+      if (init !== 'scratch' && init !== COMBINATION && init !== PIXEL_CLASSIFIER && !applicable.includes(init)) {
         throw new UsageError(`--inits: '${init}' is not a pretext task for ${channels}-channel images (${applicable.join(', ')})`);
       }
     }
@@ -237,7 +238,7 @@ export const evalCurveCommand: Command = {
     // Every finished run is appended at once, so an interrupted curve continues where it stopped.
     const log = path.join(outDir, 'runs.jsonl');
     const samePretraining = (r: CurveRun) => r.pretrainSteps === 0 || (r.pretrainSteps === settings.pretrainSteps && (r.pretrainLearningRate ?? PRETRAIN_LEARNING_RATE) === settings.pretrainLearningRate && (r.encoderRateFactor ?? 1) === settings.encoderRateFactor);
-    const sameSettings = (r: CurveRun) => samePretraining(r) && r.finetuneSteps === settings.finetuneSteps && r.dataset === ds.name && r.target === ds.target && (r.norm ?? 'none') === settings.norm && (r.schedule ?? 'constant') === settings.schedule && (r.threshold ?? 'fixed') === settings.threshold && weightsInEffect(r.finetuneSteps, r.weights) === weightsInEffect(settings.finetuneSteps, settings.weights);
+    const sameSettings = (r: CurveRun) => (r.init === PIXEL_CLASSIFIER && r.dataset === ds.name && r.target === ds.target) || samePretraining(r) && r.finetuneSteps === settings.finetuneSteps && r.dataset === ds.name && r.target === ds.target && (r.norm ?? 'none') === settings.norm && (r.schedule ?? 'constant') === settings.schedule && (r.threshold ?? 'fixed') === settings.threshold && weightsInEffect(r.finetuneSteps, r.weights) === weightsInEffect(settings.finetuneSteps, settings.weights);
     const done = readJsonLines<CurveRun>(log).filter(sameSettings);
     if (done.length) report.message(`continuing: ${done.length} runs already measured in ${log}`);
     const runs = await runCurve(ds, {

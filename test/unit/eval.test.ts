@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { correctionCost, dilate, strokesFor } from '../../src/engine/eval/correction';
-import { autoRuns, bestTasks, curveCells, stat, summarizeCurve, type CurveRun } from '../../src/engine/eval/curve';
+import { autoRuns, bestTasks, curveCells, PIXEL_CLASSIFIER, stat, summarizeCurve, type CurveRun } from '../../src/engine/eval/curve';
 import { lineChartSvg, writeChart } from '../../src/engine/eval/plot';
 import { curveCriteria, toCsv, writeLoopReport } from '../../src/engine/eval/report';
 import type { LoopRound } from '../../src/engine/eval/session';
@@ -216,6 +216,15 @@ describe('the val-chosen line', () => {
     expect(c.pretextGain[0].best).toBe('inpainting');
     expect(c.pretextGain[0].gain).toBeCloseTo(0.525 - 0.525);
     expect(c.worstAutoVsScratch.diff).toBeCloseTo(0.6 - 0.525);
+  });
+
+  test('the ilastik-style baseline is never chosen on val, and the report measures the val-chosen line against it', () => {
+    // Its val Dice is not measured (NaN); even a high one must not make it a candidate.
+    const withBaseline = [...runs, run(PIXEL_CLASSIFIER, '1', 0, 0.99, 0.58), run(PIXEL_CLASSIFIER, '1', 1, 0.99, 0.52)];
+    expect(autoRuns(withBaseline, 0.01).map((r) => r.chosenInit)).toEqual(['inpainting', 'scratch']);
+    const c = curveCriteria(summarizeCurve(withBaseline, 0.01));
+    expect(c.pretextGain[0].best).toBe('inpainting');
+    expect(c.vsBaseline).toEqual([{ k: '1', metric: 'Dice', gain: expect.closeTo((0.65 + 0.55) / 2 - 0.55, 6) }]);
   });
 
   test('the same rule as maskloop train: scratch keeps the benefit of the doubt', () => {

@@ -13,11 +13,13 @@ import { BEST_CHECK_EVERY, type Initialisation } from '../train/finetune';
 import type { Normalisation } from '../model/unet';
 import type { LearningRateSchedule } from '../train/optimizerState';
 import { displaces, type ValScore } from '../train/select';
-import { chooseLabeled, disposeInit, finetuneOn, pretrainedInit, scoreSplit, type EvalDataset, type EvalTraining } from './setup';
+import { chooseLabeled, disposeInit, finetuneOn, pixelClassifierScores, pretrainedInit, scoreSplit, type EvalDataset, type EvalTraining } from './setup';
 
 export const ALL_LABELS = 0;
 export const COMBINATION = 'combo';
 export const AUTO = 'auto';
+/** The ilastik-style pixel classifier's line: a baseline on the same label subsets, never a candidate of 'auto'. */
+export const PIXEL_CLASSIFIER = 'ilastik-rf';
 
 /** How a curve sets each model's foreground decision: calibrated on the val split, or fixed at 0.5. */
 export const FOREGROUND_THRESHOLDS = ['calibrated', 'fixed'] as const;
@@ -131,8 +133,29 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
   const runs: CurveRun[] = [...(options.done ?? [])];
   const measured = new Set(runs.map(runKey));
   const cells = curveCells(ds, options);
-  const singles = options.inits.filter((i) => i !== COMBINATION);
+  const singles = options.inits.filter((i) => i !== COMBINATION && i !== PIXEL_CLASSIFIER);
   const order = options.inits.includes(COMBINATION) ? [...singles, COMBINATION] : singles;
+
+  const baselineCells = options.inits.includes(PIXEL_CLASSIFIER) ? cells.filter((c) => !measured.has(runKey({ init: PIXEL_CLASSIFIER, kLabel: c.kLabel, subset: c.subset }))) : [];
+  if (baselineCells.length) {
+    options.onMessage?.(`${PIXEL_CLASSIFIER}: ${baselineCells.length} forest(s) on the same label subsets`);
+    const t0 = performance.now();
+    const scores = pixelClassifierScores(ds, baselineCells, ds.test);
+    const seconds = (performance.now() - t0) / 1000 / baselineCells.length;
+    baselineCells.forEach((cell, i) => {
+      const test = scores[i];
+      const run: CurveRun = {
+        dataset: ds.name, target: ds.target, init: PIXEL_CLASSIFIER, k: cell.images.length, kLabel: cell.kLabel, subset: cell.subset, seed: cell.seed,
+        valDice: NaN, testDice: test.dice, testIoU: test.iou, ...(test.f1 !== undefined ? { testF1: test.f1, testAP: test.ap } : {}),
+        ...(test.emptyForeground !== undefined ? { testEmptyForeground: test.emptyForeground } : {}),
+        pretrainSteps: 0, finetuneSteps: 0, pretrainSeconds: 0, wallSeconds: seconds,
+        backend: 'js', threads: 1, trainImages: cell.images.map((im) => im.name),
+      };
+      runs.push(run);
+      measured.add(runKey(run));
+      options.onRun?.(run);
+    });
+  }
 
   for (const requested of order) {
     let tasks: string[] | null = requested === 'scratch' ? null : [requested];
@@ -226,7 +249,8 @@ function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
 export function autoRuns(runs: CurveRun[], margin: number): CurveRun[] {
   const chosen: CurveRun[] = [];
   const valScore = (r: CurveRun): ValScore => ({ dice: r.valDice, f1: r.valF1 });
-  for (const cell of groupBy(runs, (r) => `${r.kLabel}|${r.subset}`).values()) {
+  // The baseline is not one of maskloop's initialisations: the val rule never picks it.
+  for (const cell of groupBy(runs.filter((r) => r.init !== PIXEL_CLASSIFIER), (r) => `${r.kLabel}|${r.subset}`).values()) {
     const scratch = cell.find((r) => r.init === 'scratch');
     const scratchScore = scratch && valScore(scratch);
     let best = scratch;

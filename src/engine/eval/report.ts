@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { AUTO, summarizeCurve, type CurvePoint, type CurveRun, type Stat } from './curve';
+import { AUTO, PIXEL_CLASSIFIER, summarizeCurve, type CurvePoint, type CurveRun, type Stat } from './curve';
 import type { LoopRound } from './session';
 import { writeChart, type ChartSpec, type Series } from './plot';
 import type { SplitScores } from './setup';
@@ -71,6 +71,8 @@ export interface CurveCriteria {
   tenOfAll?: number;
   /** The worst (lowest) auto-minus-scratch difference over all k. */
   worstAutoVsScratch: { k: string; diff: number };
+  /** Per k ≤ 5: auto minus the ilastik-style baseline, in F1 for instance sets, else Dice. */
+  vsBaseline: { k: string; metric: 'Dice' | 'F1'; gain: number }[];
 }
 
 export function curveCriteria(points: CurvePoint[]): CurveCriteria {
@@ -80,7 +82,7 @@ export function curveCriteria(points: CurvePoint[]): CurveCriteria {
   for (const k of ks.filter((k) => k !== 'all' && Number(k) <= 5)) {
     const scratch = at('scratch', k);
     if (!scratch) continue;
-    const pretext = points.filter((p) => p.kLabel === k && p.init !== 'scratch' && p.init !== AUTO);
+    const pretext = points.filter((p) => p.kLabel === k && p.init !== 'scratch' && p.init !== AUTO && p.init !== PIXEL_CLASSIFIER);
     if (pretext.length === 0) continue;
     const best = pretext.reduce((a, b) => (b.dice.mean > a.dice.mean ? b : a));
     pretextGain.push({ k, best: best.init, gain: best.dice.mean - scratch.dice.mean, autoGain: (at(AUTO, k)?.dice.mean ?? NaN) - scratch.dice.mean });
@@ -93,7 +95,16 @@ export function curveCriteria(points: CurvePoint[]): CurveCriteria {
     const s = at('scratch', k);
     if (a && s && a.dice.mean - s.dice.mean < worst.diff) worst = { k, diff: a.dice.mean - s.dice.mean };
   }
-  return { pretextGain, tenOfAll: ten && all ? ten.dice.mean / all.dice.mean : undefined, worstAutoVsScratch: worst };
+  // The baseline a biologist would use instead, by F1 where objects are scored.
+  const vsBaseline: CurveCriteria['vsBaseline'] = [];
+  for (const k of ks.filter((k) => k !== 'all' && Number(k) <= 5)) {
+    const mine = at(AUTO, k);
+    const theirs = at(PIXEL_CLASSIFIER, k);
+    if (!mine || !theirs) continue;
+    const byF1 = mine.f1 !== undefined && theirs.f1 !== undefined;
+    vsBaseline.push({ k, metric: byF1 ? 'F1' : 'Dice', gain: byF1 ? (mine.f1 as Stat).mean - (theirs.f1 as Stat).mean : mine.dice.mean - theirs.dice.mean });
+  }
+  return { pretextGain, tenOfAll: ten && all ? ten.dice.mean / all.dice.mean : undefined, worstAutoVsScratch: worst, vsBaseline };
 }
 
 export async function writeCurveReport(outDir: string, runs: CurveRun[], ctx: EvalContext, autoMargin: number): Promise<string> {
@@ -171,6 +182,7 @@ export async function writeCurveReport(outDir: string, runs: CurveRun[], ctx: Ev
     ...c.pretextGain.map((g) => `- k=${g.k}: best pretext (${g.best}) − scratch = ${g.gain >= 0 ? '+' : ''}${g.gain.toFixed(3)} Dice (target ≥ +0.05); val-chosen − scratch = ${g.autoGain >= 0 ? '+' : ''}${g.autoGain.toFixed(3)}`),
     `- k=10 reaches ${c.tenOfAll === undefined ? '–' : (100 * c.tenOfAll).toFixed(1) + '%'} of all labels' Dice (val-chosen; target ≥ 95%)`,
     `- val-chosen − scratch, worst over k: ${c.worstAutoVsScratch.diff >= 0 ? '+' : ''}${c.worstAutoVsScratch.diff.toFixed(3)} at k=${c.worstAutoVsScratch.k} (target ≥ −0.01)`,
+    ...c.vsBaseline.map((b) => `- k=${b.k}: val-chosen − ${PIXEL_CLASSIFIER} (ilastik-style random forest, same labels) = ${b.gain >= 0 ? '+' : ''}${b.gain.toFixed(3)} ${b.metric} (target ≥ +0.05)`),
     '',
   ];
   const md = lines.join('\n');

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { evenlySpread, type LabeledImage } from '../data';
+import { evenlySpread, UNKNOWN, type LabeledImage } from '../data';
 import { imageSource } from '../infer/predict';
 import { foregroundOf, propose, type Proposal } from '../infer/propose';
 import { instanceLabels, labeled, prepareImage, semanticLabels, type PreparedImage } from '../input';
@@ -24,6 +24,7 @@ import { downsampleMask, downsamplePixels, upsampleMask } from '../../imaging/re
 import type { Dataset, LabeledImage as GroundTruth } from '../../imaging/datasets';
 import type { RawImage } from '../../imaging/types';
 import { bandChangedPixels } from './correction';
+import { filterBank, PixelForest } from './pixelClassifier';
 
 export type TargetKind = 'semantic' | 'instance';
 
@@ -324,4 +325,31 @@ export function otsuScores(ds: EvalDataset, images: EvalImage[]): SplitScores {
     const objects = ds.target === 'instance' ? connectedComponents(foreground, im.gt.image.width, im.gt.image.height).labels : undefined;
     return imageScores({ foreground, objects }, im);
   }));
+}
+
+/**
+ * The ilastik-style pixel classifier (pixelClassifier.ts) trained on each of several label
+ * subsets, scored like Otsu on `images`: its foreground at 0.5, objects as connected components
+ * (what an ilastik user gets from pixel classification then thresholding). Each scored image's
+ * filters are computed once for all the forests.
+ */
+export function pixelClassifierScores(ds: EvalDataset, subsets: { images: EvalImage[]; seed: number }[], images: EvalImage[]): SplitScores[] {
+  const featuresOf = (im: EvalImage) => filterBank(im.image.pixels, im.image.width, im.image.height, im.image.channels);
+  // Training labels to foreground (1), background (0) and left out (anything else: unknown pixels).
+  const forests = subsets.map(({ images: labeledImages, seed }) => PixelForest.train(labeledImages.map((im) => ({
+    features: featuresOf(im),
+    labels: Uint8Array.from(im.labels, (v) => (v === UNKNOWN ? 2 : v > 0 ? 1 : 0)),
+  })), { seed }));
+  const perImage = forests.map((): ImageScores[] => []);
+  for (const im of images) {
+    const features = featuresOf(im);
+    const { width, height } = im.gt.image;
+    forests.forEach((forest, f) => {
+      const working = Uint8Array.from(forest.predict(features), (p) => (p >= 0.5 ? 1 : 0));
+      const foreground = ds.downsample === 1 ? working : upsampleMask(working, ds.downsample, width, height);
+      const objects = ds.target === 'instance' ? connectedComponents(foreground, width, height).labels : undefined;
+      perImage[f].push(imageScores({ foreground, objects }, im));
+    });
+  }
+  return perImage.map((scores) => meanScores(ds, scores));
 }

@@ -1,0 +1,246 @@
+/**
+ * The baseline a biologist would pick instead of maskloop: an ilastik-style pixel classifier. A
+ * random forest on a bank of filters of the image (ilastik's defaults: Gaussian smoothing,
+ * Laplacian of Gaussian, Gaussian gradient magnitude, difference of Gaussians, structure-tensor
+ * and Hessian-of-Gaussian eigenvalues, at scales σ 0.7 to 10), trained on the pixels of the same
+ * labeled images the network gets, predicting foreground per pixel. Written here so every report
+ * can show it on the same label subsets; derivatives are finite differences of the smoothed image
+ * (ilastik uses Gaussian derivative kernels, which differ at the smallest scale only).
+ */
+import { Rng } from '../../shared/rng';
+
+/** ilastik's default scales for every filter. */
+export const FILTER_SCALES = [0.7, 1, 1.6, 3.5, 5, 10] as const;
+/** Filters per scale and channel: smoothed, LoG, gradient magnitude, DoG, 2 structure-tensor and 2 Hessian eigenvalues. */
+const PER_SCALE = 8;
+
+export interface FeatureImage {
+  width: number;
+  height: number;
+  /** Features per pixel. */
+  count: number;
+  /** Pixel-major: pixel i's features at [i * count, (i + 1) * count). */
+  data: Float32Array;
+}
+
+function gaussianKernel(sigma: number): Float32Array {
+  const radius = Math.max(1, Math.ceil(3 * sigma));
+  const k = new Float32Array(2 * radius + 1);
+  let sum = 0;
+  for (let i = -radius; i <= radius; i++) sum += k[i + radius] = Math.exp(-(i * i) / (2 * sigma * sigma));
+  for (let i = 0; i < k.length; i++) k[i] /= sum;
+  return k;
+}
+
+/** Separable Gaussian blur with mirrored borders. */
+export function gaussianBlur(src: Float32Array, width: number, height: number, sigma: number): Float32Array {
+  const k = gaussianKernel(sigma);
+  const r = (k.length - 1) / 2;
+  const mirror = (i: number, n: number) => (i < 0 ? Math.min(-i, n - 1) : i >= n ? Math.max(2 * n - 2 - i, 0) : i);
+  const tmp = new Float32Array(src.length);
+  for (let y = 0; y < height; y++) {
+    const row = y * width;
+    for (let x = 0; x < width; x++) {
+      let s = 0;
+      for (let j = -r; j <= r; j++) s += k[j + r] * src[row + mirror(x + j, width)];
+      tmp[row + x] = s;
+    }
+  }
+  const out = new Float32Array(src.length);
+  for (let x = 0; x < width; x++) {
+    for (let y = 0; y < height; y++) {
+      let s = 0;
+      for (let j = -r; j <= r; j++) s += k[j + r] * tmp[mirror(y + j, height) * width + x];
+      out[y * width + x] = s;
+    }
+  }
+  return out;
+}
+
+/** Eigenvalues of the symmetric 2x2 matrix [[a, b], [b, c]], larger first. */
+function eigen2(a: number, b: number, c: number): [number, number] {
+  const mean = (a + c) / 2;
+  const d = Math.sqrt(((a - c) / 2) ** 2 + b * b);
+  return [mean + d, mean - d];
+}
+
+/** The filter bank of one image (HWC floats, any channel count), plus the raw values: 1 + 48 features per channel. */
+export function filterBank(pixels: Float32Array, width: number, height: number, channels: number): FeatureImage {
+  const n = width * height;
+  const count = channels * (1 + PER_SCALE * FILTER_SCALES.length);
+  const data = new Float32Array(n * count);
+  let f = 0;
+  const put = (values: Float32Array) => {
+    for (let i = 0; i < n; i++) data[i * count + f] = values[i];
+    f++;
+  };
+  for (let c = 0; c < channels; c++) {
+    const plane = new Float32Array(n);
+    for (let i = 0; i < n; i++) plane[i] = pixels[i * channels + c];
+    put(plane);
+    for (const sigma of FILTER_SCALES) {
+      const g = gaussianBlur(plane, width, height, sigma);
+      const inner = gaussianBlur(plane, width, height, 0.66 * sigma);
+      const ix = new Float32Array(n), iy = new Float32Array(n), ixx = new Float32Array(n), iyy = new Float32Array(n), ixy = new Float32Array(n);
+      for (let y = 0; y < height; y++) {
+        for (let x = 0; x < width; x++) {
+          const i = y * width + x;
+          const l = x > 0 ? i - 1 : i, r = x < width - 1 ? i + 1 : i, u = y > 0 ? i - width : i, d = y < height - 1 ? i + width : i;
+          ix[i] = (g[r] - g[l]) / 2;
+          iy[i] = (g[d] - g[u]) / 2;
+          ixx[i] = g[r] - 2 * g[i] + g[l];
+          iyy[i] = g[d] - 2 * g[i] + g[u];
+          const ur = y > 0 && x < width - 1 ? i - width + 1 : i, ul = y > 0 && x > 0 ? i - width - 1 : i;
+          const dr = y < height - 1 && x < width - 1 ? i + width + 1 : i, dl = y < height - 1 && x > 0 ? i + width - 1 : i;
+          ixy[i] = (g[dr] - g[dl] - g[ur] + g[ul]) / 4;
+        }
+      }
+      const log = new Float32Array(n), magnitude = new Float32Array(n), dog = new Float32Array(n);
+      const h1 = new Float32Array(n), h2 = new Float32Array(n);
+      const sxx = new Float32Array(n), syy = new Float32Array(n), sxy = new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        log[i] = ixx[i] + iyy[i];
+        magnitude[i] = Math.hypot(ix[i], iy[i]);
+        dog[i] = g[i] - inner[i];
+        [h1[i], h2[i]] = eigen2(ixx[i], ixy[i], iyy[i]);
+        sxx[i] = ix[i] * ix[i];
+        syy[i] = iy[i] * iy[i];
+        sxy[i] = ix[i] * iy[i];
+      }
+      // The structure tensor is the gradient's outer product averaged over twice the scale (ilastik's outer scale).
+      const [txx, tyy, txy] = [sxx, syy, sxy].map((t) => gaussianBlur(t, width, height, 2 * sigma));
+      const s1 = new Float32Array(n), s2 = new Float32Array(n);
+      for (let i = 0; i < n; i++) [s1[i], s2[i]] = eigen2(txx[i], txy[i], tyy[i]);
+      for (const values of [g, log, magnitude, dog, s1, s2, h1, h2]) put(values);
+    }
+  }
+  return { width, height, count, data };
+}
+
+interface Node {
+  /** Leaf: probability of foreground; split: -1. */
+  p: number;
+  feature: number;
+  threshold: number;
+  left: number;
+  right: number;
+}
+
+export interface ForestOptions {
+  trees?: number;
+  /**
+   * Labeled pixels drawn per class for training, over all images (ilastik users label a few
+   * thousand); spread evenly over the images.
+   */
+  samplesPerClass?: number;
+  maxDepth?: number;
+  seed?: number;
+}
+
+/** A random forest of binary (foreground / background) trees. */
+export class PixelForest {
+  private constructor(private readonly trees: Node[][], readonly featureCount: number) {}
+
+  /**
+   * Trains on the labeled pixels of feature images: label 1 foreground, 0 background, anything
+   * else (unknown) is left out. Each tree sees a bootstrap sample and picks each split among √F
+   * random features, at the best Gini threshold among 32 quantiles of the node's values.
+   */
+  static train(images: { features: FeatureImage; labels: Uint8Array }[], options: ForestOptions = {}): PixelForest {
+    const rng = new Rng(options.seed ?? 1);
+    const perClass = Math.max(1, Math.floor((options.samplesPerClass ?? 20_000) / images.length));
+    const count = images[0].features.count;
+    const rows: number[] = [];
+    const ys: number[] = [];
+    const sources: Float32Array[] = [];
+    for (const { features, labels } of images) {
+      for (const cls of [0, 1]) {
+        const pixels: number[] = [];
+        for (let i = 0; i < labels.length; i++) if (labels[i] === cls) pixels.push(i);
+        const take = rng.shuffle(pixels).slice(0, perClass);
+        for (const i of take) {
+          rows.push(sources.length);
+          sources.push(features.data.subarray(i * count, (i + 1) * count));
+          ys.push(cls);
+        }
+      }
+    }
+    if (!ys.includes(0) || !ys.includes(1)) throw new Error('the pixel classifier needs labeled foreground and background pixels');
+    const X = (r: number, f: number) => sources[r][f];
+    const maxDepth = options.maxDepth ?? 20;
+    const tryFeatures = Math.max(1, Math.round(Math.sqrt(count)));
+    const trees: Node[][] = [];
+    for (let t = 0; t < (options.trees ?? 100); t++) {
+      const sample = rows.map(() => rows[Math.floor(rng.next() * rows.length)]);
+      const nodes: Node[] = [];
+      const grow = (members: number[], depth: number): number => {
+        let positives = 0;
+        for (const m of members) positives += ys[m];
+        const p = positives / members.length;
+        const at = nodes.length;
+        nodes.push({ p, feature: -1, threshold: 0, left: -1, right: -1 });
+        if (depth >= maxDepth || positives === 0 || positives === members.length || members.length < 2) return at;
+        let best = { gain: 0, feature: -1, threshold: 0 };
+        const parentGini = 1 - p * p - (1 - p) * (1 - p);
+        for (let k = 0; k < tryFeatures; k++) {
+          const f = Math.floor(rng.next() * count);
+          let lo = Infinity, hi = -Infinity;
+          for (const m of members) {
+            const v = X(m, f);
+            if (v < lo) lo = v;
+            if (v > hi) hi = v;
+          }
+          if (!(hi > lo)) continue;
+          const bins = 32;
+          const total = new Float64Array(bins), pos = new Float64Array(bins);
+          for (const m of members) {
+            const b = Math.min(bins - 1, Math.floor(((X(m, f) - lo) / (hi - lo)) * bins));
+            total[b]++;
+            pos[b] += ys[m];
+          }
+          let leftN = 0, leftP = 0;
+          for (let b = 0; b < bins - 1; b++) {
+            leftN += total[b];
+            leftP += pos[b];
+            const rightN = members.length - leftN;
+            if (leftN === 0 || rightN === 0) continue;
+            const pl = leftP / leftN, pr = (positives - leftP) / rightN;
+            const gini = (leftN * (1 - pl * pl - (1 - pl) ** 2) + rightN * (1 - pr * pr - (1 - pr) ** 2)) / members.length;
+            if (parentGini - gini > best.gain) best = { gain: parentGini - gini, feature: f, threshold: lo + ((b + 1) / bins) * (hi - lo) };
+          }
+        }
+        if (best.feature < 0) return at;
+        const left: number[] = [], right: number[] = [];
+        for (const m of members) (X(m, best.feature) < best.threshold ? left : right).push(m);
+        nodes[at].feature = best.feature;
+        nodes[at].threshold = best.threshold;
+        nodes[at].p = -1;
+        nodes[at].left = grow(left, depth + 1);
+        nodes[at].right = grow(right, depth + 1);
+        return at;
+      };
+      grow(sample, 0);
+      trees.push(nodes);
+    }
+    return new PixelForest(trees, count);
+  }
+
+  /** Foreground probability per pixel: the mean of the trees' leaf probabilities. */
+  predict(features: FeatureImage): Float32Array {
+    if (features.count !== this.featureCount) throw new Error(`the forest was trained on ${this.featureCount} features, got ${features.count}`);
+    const n = features.width * features.height;
+    const out = new Float32Array(n);
+    const { data, count } = features;
+    for (let i = 0; i < n; i++) {
+      const base = i * count;
+      let sum = 0;
+      for (const tree of this.trees) {
+        let node = tree[0];
+        while (node.p < 0) node = tree[data[base + node.feature] < node.threshold ? node.left : node.right];
+        sum += node.p;
+      }
+      out[i] = sum / this.trees.length;
+    }
+    return out;
+  }
+}
