@@ -137,9 +137,31 @@ export interface ForestOptions {
   seed?: number;
 }
 
+/** One tree in flat arrays (fast to walk): node i is a leaf when feature[i] < 0, with foreground probability p[i]. */
+interface FlatTree {
+  feature: Int32Array;
+  threshold: Float32Array;
+  left: Int32Array;
+  right: Int32Array;
+  p: Float32Array;
+}
+
+function flatten(nodes: Node[]): FlatTree {
+  const n = nodes.length;
+  const tree: FlatTree = { feature: new Int32Array(n), threshold: new Float32Array(n), left: new Int32Array(n), right: new Int32Array(n), p: new Float32Array(n) };
+  nodes.forEach((node, i) => {
+    tree.feature[i] = node.p >= 0 ? -1 : node.feature;
+    tree.threshold[i] = node.threshold;
+    tree.left[i] = node.left;
+    tree.right[i] = node.right;
+    tree.p[i] = node.p;
+  });
+  return tree;
+}
+
 /** A random forest of binary (foreground / background) trees. */
 export class PixelForest {
-  private constructor(private readonly trees: Node[][], readonly featureCount: number) {}
+  private constructor(private readonly trees: FlatTree[], readonly featureCount: number) {}
 
   /**
    * Trains on the labeled pixels of feature images: label 1 foreground, 0 background, anything
@@ -169,7 +191,7 @@ export class PixelForest {
     const X = (r: number, f: number) => sources[r][f];
     const maxDepth = options.maxDepth ?? 20;
     const tryFeatures = Math.max(1, Math.round(Math.sqrt(count)));
-    const trees: Node[][] = [];
+    const trees: FlatTree[] = [];
     for (let t = 0; t < (options.trees ?? 100); t++) {
       const sample = rows.map(() => rows[Math.floor(rng.next() * rows.length)]);
       const nodes: Node[] = [];
@@ -220,7 +242,7 @@ export class PixelForest {
         return at;
       };
       grow(sample, 0);
-      trees.push(nodes);
+      trees.push(flatten(nodes));
     }
     return new PixelForest(trees, count);
   }
@@ -234,10 +256,10 @@ export class PixelForest {
     for (let i = 0; i < n; i++) {
       const base = i * count;
       let sum = 0;
-      for (const tree of this.trees) {
-        let node = tree[0];
-        while (node.p < 0) node = tree[data[base + node.feature] < node.threshold ? node.left : node.right];
-        sum += node.p;
+      for (const { feature, threshold, left, right, p } of this.trees) {
+        let node = 0;
+        while (feature[node] >= 0) node = data[base + feature[node]] < threshold[node] ? left[node] : right[node];
+        sum += p[node];
       }
       out[i] = sum / this.trees.length;
     }
