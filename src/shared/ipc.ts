@@ -10,6 +10,7 @@ import type { Result } from './result';
 import {
   IMAGE_SPLITS,
   MAX_CLASSES,
+  MAX_TARGET_CLASSES,
   PRETEXT_TASKS,
   type AppEvent,
   type AppInfo,
@@ -73,7 +74,7 @@ const saveSource = z.enum(['manual', 'edited_proposal']);
 export const segmentationTarget = z.union([
   z.literal('semantic'),
   z.literal('instance'),
-  z.strictObject({ kind: z.literal('semantic'), classes: z.number().int().min(1).max(255) }),
+  z.strictObject({ kind: z.literal('semantic'), classes: z.number().int().min(1).max(MAX_TARGET_CLASSES) }),
 ]);
 
 /** What jobs:start accepts; each kind is one of the engine workflows the CLI runs too (src/jobs). */

@@ -44,6 +44,9 @@ export interface ProjectSettings {
 /** Classes a project can name: the digit keys 1-9 pick them in the annotator. */
 export const MAX_CLASSES = 9;
 
+/** Classes a semantic training target can have (imported labels may carry more than the app names): 255 marks unknown pixels. */
+export const MAX_TARGET_CLASSES = 254;
+
 export interface ImageCounts {
   total: number;
   byStatus: Record<ImageStatus, number>;

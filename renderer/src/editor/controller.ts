@@ -1,3 +1,4 @@
+import { MAX_TARGET_CLASSES } from '../../../src/shared/types';
 import { History } from './history';
 import type { MaskModel, Patch, Rect } from './model';
 import type { EditorSettings, PointerInput, Tool, ToolContext, ToolName, ToolPreview } from './tool';
@@ -107,7 +108,7 @@ export class EditorController {
   }
 
   setActiveClass(cls: number): void {
-    this.settings.activeClass = this.singleClass ? 1 : Math.max(1, Math.min(254, Math.round(cls)));
+    this.settings.activeClass = this.singleClass ? 1 : Math.max(1, Math.min(MAX_TARGET_CLASSES, Math.round(cls)));
     this.changed();
   }
 

@@ -9,7 +9,6 @@
  */
 export const BACKGROUND = 0;
 export const UNKNOWN = 255;
-export const MAX_CLASS = 254;
 
 /** Side of the square tiles that undo snapshots; 64 keeps a 4096 x 4096 mask at 4096 tiles. */
 export const TILE = 64;

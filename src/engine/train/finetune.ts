@@ -11,6 +11,7 @@ import { calibrateForeground, heldOutDice } from './calibrate';
 import { DEFAULT_LOSS_WEIGHTS, segmentationLoss, type LossWeights } from './losses';
 import { loopOptionsFor, runLoop, type TrainingRunOptions } from './loop';
 import { createOptimizer, DEFAULT_SCHEDULE, learningRateAt, networkToTrain, setLearningRate, type LearningRateSchedule, resumePoint, saveTrainingCheckpoint } from './optimizerState';
+import { MAX_TARGET_CLASSES } from '../../shared/types';
 
 /**
  * What the network predicts. 'semantic': K foreground classes (labels 1..K; K = 1 is a single
@@ -22,8 +23,8 @@ export type SegmentationTarget = { kind: 'semantic'; classes: number } | { kind:
 
 export function outputChannels(target: SegmentationTarget): number {
   if (target.kind === 'instance') return 3;
-  if (!Number.isInteger(target.classes) || target.classes < 1 || target.classes > 254) {
-    throw new Error(`semantic target needs 1..254 classes, got ${target.classes}`);
+  if (!Number.isInteger(target.classes) || target.classes < 1 || target.classes > MAX_TARGET_CLASSES) {
+    throw new Error(`semantic target needs 1..${MAX_TARGET_CLASSES} classes, got ${target.classes}`);
   }
   return target.classes === 1 ? 1 : target.classes + 1;
 }
