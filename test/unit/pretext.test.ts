@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { pretextTask, pretextTaskNames } from '../../src/engine/pretext/registry';
+import { PRETEXT_TASKS } from '../../src/shared/types';
 import { JIGSAW_PERMUTATIONS, shuffleQuadrants } from '../../src/engine/pretext/jigsaw';
 import { ntXent } from '../../src/engine/pretext/contrastive';
 import { dihedral, randomCrop } from '../../src/engine/data';
@@ -23,6 +24,8 @@ function patches(channels: number, n = 4): Float32Array[] {
 
 test('all five pretext tasks are registered by name', () => {
   expect(pretextTaskNames().sort()).toEqual(['contrastive', 'cross-channel', 'inpainting', 'jigsaw', 'rotation']);
+  // The contract's list (what the app may ask for) is the registry's, and nothing else.
+  expect([...PRETEXT_TASKS].sort()).toEqual(pretextTaskNames().sort());
   expect(() => pretextTask('colour')).toThrow(/unknown pretext task 'colour'/);
 });
 
