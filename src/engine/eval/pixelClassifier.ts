@@ -11,6 +11,8 @@ import { Rng } from '../../shared/rng';
 
 /** ilastik's default scales for every filter. */
 export const FILTER_SCALES = [0.7, 1, 1.6, 3.5, 5, 10] as const;
+/** Quantile bins per feature for split search. */
+const BINS = 64;
 /** Filters per scale and channel: smoothed, LoG, gradient magnitude, DoG, 2 structure-tensor and 2 Hessian eigenvalues. */
 const PER_SCALE = 8;
 
@@ -166,76 +168,93 @@ export class PixelForest {
   /**
    * Trains on the labeled pixels of feature images: label 1 foreground, 0 background, anything
    * else (unknown) is left out. Each tree sees a bootstrap sample and picks each split among √F
-   * random features, at the best Gini threshold among 32 quantiles of the node's values.
+   * random features, at the best Gini threshold among 63 quantiles of the training samples.
    */
   static train(images: { features: FeatureImage; labels: Uint8Array }[], options: ForestOptions = {}): PixelForest {
     const rng = new Rng(options.seed ?? 1);
     const perClass = Math.max(1, Math.floor((options.samplesPerClass ?? 20_000) / images.length));
     const count = images[0].features.count;
-    const rows: number[] = [];
-    const ys: number[] = [];
-    const sources: Float32Array[] = [];
+    const picked: { features: FeatureImage; pixel: number; cls: number }[] = [];
     for (const { features, labels } of images) {
       for (const cls of [0, 1]) {
         const pixels: number[] = [];
         for (let i = 0; i < labels.length; i++) if (labels[i] === cls) pixels.push(i);
-        const take = rng.shuffle(pixels).slice(0, perClass);
-        for (const i of take) {
-          rows.push(sources.length);
-          sources.push(features.data.subarray(i * count, (i + 1) * count));
-          ys.push(cls);
-        }
+        for (const pixel of rng.shuffle(pixels).slice(0, perClass)) picked.push({ features, pixel, cls });
       }
     }
+    const ys = Uint8Array.from(picked, (p) => p.cls);
     if (!ys.includes(0) || !ys.includes(1)) throw new Error('the pixel classifier needs labeled foreground and background pixels');
-    const X = (r: number, f: number) => sources[r][f];
+    // Each feature is cut at BINS - 1 quantiles of the samples once; a node then splits on a bin
+    // edge after one pass over its members (a histogram), as fast forest and boosting libraries do.
+    const n = picked.length;
+    const binned = new Uint8Array(n * count);
+    const edges: Float32Array[] = [];
+    for (let f = 0; f < count; f++) {
+      const values = Float32Array.from(picked, (p) => p.features.data[p.pixel * count + f]);
+      const sorted = values.slice().sort();
+      const cut = new Float32Array(BINS - 1);
+      for (let b = 1; b < BINS; b++) cut[b - 1] = sorted[Math.min(n - 1, Math.floor((b * n) / BINS))];
+      edges.push(cut);
+      for (let r = 0; r < n; r++) {
+        // The bin is the number of edges at or below the value (binary search).
+        let lo = 0, hi = BINS - 1;
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1;
+          if (cut[mid] <= values[r]) lo = mid + 1;
+          else hi = mid;
+        }
+        binned[r * count + f] = lo;
+      }
+    }
     const maxDepth = options.maxDepth ?? 20;
     const tryFeatures = Math.max(1, Math.round(Math.sqrt(count)));
     const trees: FlatTree[] = [];
+    const total = new Float64Array(BINS), pos = new Float64Array(BINS);
     for (let t = 0; t < (options.trees ?? 100); t++) {
-      const sample = rows.map(() => rows[Math.floor(rng.next() * rows.length)]);
+      const sample = new Int32Array(n);
+      for (let i = 0; i < n; i++) sample[i] = Math.floor(rng.next() * n);
       const nodes: Node[] = [];
-      const grow = (members: number[], depth: number): number => {
+      const grow = (members: Int32Array, depth: number): number => {
         let positives = 0;
         for (const m of members) positives += ys[m];
         const p = positives / members.length;
         const at = nodes.length;
         nodes.push({ p, feature: -1, threshold: 0, left: -1, right: -1 });
         if (depth >= maxDepth || positives === 0 || positives === members.length || members.length < 2) return at;
-        let best = { gain: 0, feature: -1, threshold: 0 };
+        let best = { gain: 0, feature: -1, bin: 0 };
         const parentGini = 1 - p * p - (1 - p) * (1 - p);
         for (let k = 0; k < tryFeatures; k++) {
           const f = Math.floor(rng.next() * count);
-          let lo = Infinity, hi = -Infinity;
+          total.fill(0);
+          pos.fill(0);
           for (const m of members) {
-            const v = X(m, f);
-            if (v < lo) lo = v;
-            if (v > hi) hi = v;
-          }
-          if (!(hi > lo)) continue;
-          const bins = 32;
-          const total = new Float64Array(bins), pos = new Float64Array(bins);
-          for (const m of members) {
-            const b = Math.min(bins - 1, Math.floor(((X(m, f) - lo) / (hi - lo)) * bins));
+            const b = binned[m * count + f];
             total[b]++;
             pos[b] += ys[m];
           }
           let leftN = 0, leftP = 0;
-          for (let b = 0; b < bins - 1; b++) {
+          for (let b = 0; b < BINS - 1; b++) {
             leftN += total[b];
             leftP += pos[b];
             const rightN = members.length - leftN;
             if (leftN === 0 || rightN === 0) continue;
             const pl = leftP / leftN, pr = (positives - leftP) / rightN;
             const gini = (leftN * (1 - pl * pl - (1 - pl) ** 2) + rightN * (1 - pr * pr - (1 - pr) ** 2)) / members.length;
-            if (parentGini - gini > best.gain) best = { gain: parentGini - gini, feature: f, threshold: lo + ((b + 1) / bins) * (hi - lo) };
+            if (parentGini - gini > best.gain) best = { gain: parentGini - gini, feature: f, bin: b };
           }
         }
         if (best.feature < 0) return at;
-        const left: number[] = [], right: number[] = [];
-        for (const m of members) (X(m, best.feature) < best.threshold ? left : right).push(m);
+        let leftCount = 0;
+        for (const m of members) if (binned[m * count + best.feature] <= best.bin) leftCount++;
+        const left = new Int32Array(leftCount), right = new Int32Array(members.length - leftCount);
+        let l = 0, r = 0;
+        for (const m of members) {
+          if (binned[m * count + best.feature] <= best.bin) left[l++] = m;
+          else right[r++] = m;
+        }
         nodes[at].feature = best.feature;
-        nodes[at].threshold = best.threshold;
+        // Values below the bin's upper edge go left, as in training.
+        nodes[at].threshold = edges[best.feature][best.bin];
         nodes[at].p = -1;
         nodes[at].left = grow(left, depth + 1);
         nodes[at].right = grow(right, depth + 1);
