@@ -161,14 +161,14 @@ export async function imageToPage(page: Page, x: number, y: number): Promise<{ x
   return { x: box.x + ox + (x + 0.5) * scale, y: box.y + oy + (y + 0.5) * scale };
 }
 
-/** A drag through image pixels (their centres), straight segments between the points. */
-export async function strokeThrough(page: Page, points: [number, number][]): Promise<void> {
+/** A drag through image pixels (their centres), straight segments of `steps` moves between the points. */
+export async function strokeThrough(page: Page, points: [number, number][], steps = 8): Promise<void> {
   const first = await imageToPage(page, ...points[0]);
   await page.mouse.move(first.x, first.y);
   await page.mouse.down();
   for (const p of points.slice(1)) {
     const s = await imageToPage(page, ...p);
-    await page.mouse.move(s.x, s.y, { steps: 8 });
+    await page.mouse.move(s.x, s.y, { steps });
   }
   await page.mouse.up();
 }

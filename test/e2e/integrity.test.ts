@@ -91,16 +91,8 @@ function inside(x0: number, y0: number, x1: number, y1: number): number[] {
 }
 
 /** A lasso round a square, released half a pixel from where it started. */
-async function lassoSquare(page: Page, x0: number, y0: number, x1: number, y1: number): Promise<void> {
-  const points: [number, number][] = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0 + 0.5]];
-  const first = await imageToPage(page, ...points[0]);
-  await page.mouse.move(first.x, first.y);
-  await page.mouse.down();
-  for (const p of points.slice(1)) {
-    const s = await imageToPage(page, ...p);
-    await page.mouse.move(s.x, s.y, { steps: 4 });
-  }
-  await page.mouse.up();
+function lassoSquare(page: Page, x0: number, y0: number, x1: number, y1: number): Promise<void> {
+  return strokeThrough(page, [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0 + 0.5]], 4);
 }
 
 async function canvasColourAt(page: Page, x: number, y: number): Promise<number[]> {
