@@ -14,7 +14,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { buildCocoDataset, encodeRle, type CocoAnnotation, type CocoCategory, type CocoEntry } from '../../imaging/coco';
+import { buildCocoDataset, labelsToCocoAnnotations, type CocoAnnotation, type CocoCategory, type CocoEntry } from '../../imaging/coco';
 import { decodeImage } from '../../imaging/decode';
 import { writeCocoJson, writeLabelImage, writeOverlay } from '../../imaging/export';
 import { labelRegions } from '../../imaging/instances';
@@ -104,9 +104,10 @@ export async function exportMasks(project: Project, options: ExportOptions): Pro
       classOfObject.set(image.id, classOf);
       coco.push({ image: { id: image.id, file_name: path.relative(outDir, image.absolutePath).split(path.sep).join('/'), width: image.width, height: image.height }, labels: objectLabels });
       if (unknown) {
-        const rle = encodeRle(unknown, image.width, image.height);
-        const area = unknown.reduce((n, v) => n + (v ? 1 : 0), 0);
-        unknownAnnotations.push({ image_id: image.id, category_id: 0, segmentation: rle, area, bbox: boundingBox(unknown, image.width), iscrowd: 1 });
+        // One region per image: its category is known once every class has been seen.
+        for (const { id: _id, label_id: _labelId, ...region } of labelsToCocoAnnotations({ width: image.width, height: image.height, data: Uint16Array.from(unknown, (v) => (v ? 1 : 0)) }, { imageId: image.id })) {
+          unknownAnnotations.push({ ...region, iscrowd: 1 });
+        }
       }
     } else if (options.format === 'overlay') {
       await writeOverlay(path.join(outDir, `${stem}-overlay.png`), await decodeImage(image.absolutePath), labels);
@@ -131,19 +132,4 @@ export async function exportMasks(project: Project, options: ExportOptions): Pro
   }
   fs.writeFileSync(path.join(outDir, 'README.txt'), readme(options, classNames, anyObjects, unknownImages));
   return { images: written, out: outDir, format: options.format };
-}
-
-/** [x, y, width, height] of the non-zero pixels, as COCO's bbox. */
-function boundingBox(mask: Uint8Array, width: number): [number, number, number, number] {
-  let x0 = Infinity, y0 = Infinity, x1 = -1, y1 = -1;
-  for (let i = 0; i < mask.length; i++) {
-    if (!mask[i]) continue;
-    const x = i % width;
-    const y = (i - x) / width;
-    if (x < x0) x0 = x;
-    if (x > x1) x1 = x;
-    if (y < y0) y0 = y;
-    if (y > y1) y1 = y;
-  }
-  return x1 < 0 ? [0, 0, 0, 0] : [x0, y0, x1 - x0 + 1, y1 - y0 + 1];
 }
