@@ -138,8 +138,7 @@ export class AppService {
 
   /** Pixels of the open project's largest image (0 without a project): what bounds a real request's size. */
   largestImagePixels(): number {
-    if (!this.project) return 0;
-    return (this.project.database.prepare('SELECT coalesce(max(width * height), 0) AS n FROM images').get() as { n: number }).n;
+    return this.project?.largestImagePixels() ?? 0;
   }
 
   get projectDir(): string | null {

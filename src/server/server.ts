@@ -51,8 +51,11 @@ export interface RunningServer {
  * as soon as its Content-Length says so, before a byte of it is buffered.
  */
 export function maxRequestBytes(largestImagePixels: number): number {
-  return Math.ceil((largestImagePixels * 5 * 4) / 3) + 16 * 1024 * 1024;
+  return Math.ceil((largestImagePixels * 5 * 4) / 3) + REQUEST_SLACK;
 }
+
+/** Room for the rest of a request: anything this small is accepted without asking the project. */
+const REQUEST_SLACK = 16 * 1024 * 1024;
 
 class BodyTooLarge extends Error {
   constructor(readonly limit: number) {
@@ -76,13 +79,20 @@ function sendResult(res: ServerResponse, result: Result<unknown>): void {
   send(res, status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }, JSON.stringify(toWire(result)));
 }
 
-async function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  if (Number(req.headers['content-length']) > limit) throw new BodyTooLarge(limit);
+/** The body, refused past `limitOf()`, which is asked only for a body larger than REQUEST_SLACK (a stroke never is). */
+async function readBody(req: IncomingMessage, limitOf: () => number): Promise<string> {
+  let limit: number | null = null;
+  const refuseBeyondLimit = (size: number) => {
+    if (size <= REQUEST_SLACK) return;
+    limit ??= limitOf();
+    if (size > limit) throw new BodyTooLarge(limit);
+  };
+  refuseBeyondLimit(Number(req.headers['content-length']) || 0);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > limit) throw new BodyTooLarge(limit);
+    refuseBeyondLimit(size);
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
@@ -141,7 +151,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       if (!isChannel(channel)) return sendResult(res, failure('argument', `unknown channel '${channel}'`));
       let request: unknown;
       try {
-        request = fromWire(JSON.parse(await readBody(req, maxRequestBytes(service.largestImagePixels()))));
+        request = fromWire(JSON.parse(await readBody(req, () => maxRequestBytes(service.largestImagePixels()))));
       } catch (error) {
         if (error instanceof BodyTooLarge) {
           // The rest of the body is not read: close the connection rather than drain it.

@@ -166,6 +166,11 @@ export function listImages(ctx: Ctx, filter: ImageFilter = {}): ImageRecord[] {
   return (ctx.stmt(sql).all(...params) as ImageRow[]).map((r) => imageFromRow(ctx, r));
 }
 
+/** Pixels of the largest image (0 in an empty project). */
+export function largestImagePixels(ctx: Ctx): number {
+  return (ctx.stmt('SELECT coalesce(max(width * height), 0) AS n FROM images').get() as { n: number }).n;
+}
+
 export function countImages(ctx: Ctx): ImageCounts {
   return ctx.read('counting images', () => {
     const byStatus = Object.fromEntries(IMAGE_STATUSES.map((s) => [s, 0])) as Record<ImageStatus, number>;

@@ -141,6 +141,7 @@ export class Project {
   findImagesByHash(contentHash: string): ImageRecord[] { return images.findImagesByHash(this.c, contentHash); }
   listImages(filter?: ImageFilter): ImageRecord[] { return images.listImages(this.c, filter); }
   countImages(): ImageCounts { return images.countImages(this.c); }
+  largestImagePixels(): number { return images.largestImagePixels(this.c); }
   setImageSplit(imageIds: number | readonly number[], split: ImageSplit): number { return images.setImageSplit(this.c, imageIds, split); }
   setImageStatus(imageId: number, status: ImageStatus): ImageRecord { return images.setImageStatus(this.c, imageId, status); }
   relocateImage(imageId: number, newPath: string): Promise<ImageRecord> { return images.relocateImage(this.c, imageId, newPath); }
