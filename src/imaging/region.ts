@@ -14,7 +14,7 @@ import type { ChannelRange, PercentileOptions } from './normalize';
 import { percentileRanges } from './normalize';
 import { isTiffSignature, keptSamples, pageBitDepth, TiffError, TiffReader, unsupportedReason } from './tiff';
 import type { BitDepth, PixelArray, RawImage } from './types';
-import { arrayForDepth } from './types';
+import { arrayForDepth, extractChannel } from './types';
 import { closeSync, openSync, readSync } from 'node:fs';
 
 export interface RegionOptions {
@@ -68,16 +68,11 @@ async function openWindowReader(path: string, options: RegionOptions): Promise<W
 
 /** A reader of channel 0 of another. */
 function firstChannelReader(reader: WindowReader): WindowReader {
-  const { channels } = reader;
+  const { channels, bitDepth } = reader;
   return {
     ...reader,
     channels: 1,
-    read: (x, y, w, h) => {
-      const all = reader.read(x, y, w, h);
-      const out = arrayForDepth(reader.bitDepth, w * h);
-      for (let i = 0; i < out.length; i++) out[i] = all[i * channels];
-      return out;
-    },
+    read: (x, y, w, h) => extractChannel({ width: w, height: h, channels, bitDepth, data: reader.read(x, y, w, h) }, 0).data,
   };
 }
 

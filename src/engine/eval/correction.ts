@@ -109,9 +109,13 @@ export function boundaryBand(truth: Uint8Array, width: number, height: number, r
   return radius > 0 ? dilate(edge, width, height, radius - 1) : edge;
 }
 
+/** Each ground truth's band, made once (ground truths are never edited): an evaluation scores many models against the same images. */
+const bands = new WeakMap<Uint8Array, Uint8Array>();
+
 /** Pixels of `proposal` that differ from `truth` outside the boundary band (see CorrectionCost). */
 export function bandChangedPixels(proposal: Uint8Array | null, truth: Uint8Array, width: number, height: number): number {
-  const band = boundaryBand(truth, width, height);
+  let band = bands.get(truth);
+  if (!band) bands.set(truth, (band = boundaryBand(truth, width, height)));
   let n = 0;
   for (let i = 0; i < truth.length; i++) if (!band[i] && (proposal && proposal[i] ? 1 : 0) !== (truth[i] ? 1 : 0)) n++;
   return n;
