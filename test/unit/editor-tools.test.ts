@@ -260,7 +260,7 @@ describe('objects in a mask with class labels (issue: instance mode deleted sema
     drag(controller, [[5.5, 5.5], [15.5, 5.5], [15.5, 15.5], [5.5, 15.5], [5.5, 6.5]]);
     drag(controller, [[30.5, 5.5], [40.5, 5.5], [40.5, 15.5], [30.5, 15.5], [30.5, 6.5]]);
     const labeled = model.classCounts()[1];
-    expect(model.hasInstances).toBe(false);
+    expect(model.hasObjects).toBe(false);
     expect(controller.setInstanceMode(true)).toBe(true);
     controller.setTool('instance-new');
     controller.setBrushRadius(3);
@@ -285,6 +285,23 @@ describe('objects in a mask with class labels (issue: instance mode deleted sema
     expect(model.instanceAt(10, 10)).toBe(0);
     expect(model.classAt(10, 10)).toBe(1);
     expect(model.classAt(52, 50)).toBe(0);
+  });
+
+  it('undoing the first object leaves a mask of class ids again, stored as such (nothing dropped)', () => {
+    const { model, controller } = setup();
+    controller.setTool('polygon');
+    drag(controller, [[5.5, 5.5], [15.5, 5.5], [15.5, 15.5], [5.5, 15.5], [5.5, 6.5]]);
+    controller.setTool('instance-new');
+    drag(controller, [[40.5, 40.5]]);
+    expect(model.hasObjects).toBe(true);
+    controller.undo();
+    // The object and the conversion are gone: the annotator stores class ids (uint8), which keep the lasso.
+    expect(model.hasObjects).toBe(false);
+    const back = fromStored(toStored(model.width, model.height, model.classes, model.instances, model.hasObjects ? 'int32' : 'uint8'));
+    expect(back.classes[10 * 64 + 10]).toBe(1);
+    controller.redo();
+    expect(model.hasObjects).toBe(true);
+    expect(model.instanceAt(10, 10)).toBeGreaterThan(0);
   });
 
   it('painting with objects off in a mask that has objects still stores every pixel', () => {

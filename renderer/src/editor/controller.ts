@@ -104,7 +104,7 @@ export class EditorController {
    * on, or in a mask that has objects, only class 1 is painted: a second class would be lost.
    */
   get singleClass(): boolean {
-    return this.settings.instanceMode || this.model.hasInstances;
+    return this.settings.instanceMode || this.model.hasObjects;
   }
 
   setActiveClass(cls: number): void {
@@ -114,7 +114,7 @@ export class EditorController {
 
   /** Returns false, changing nothing, when objects cannot be turned on: the mask holds a class other than 1. */
   setInstanceMode(on: boolean): boolean {
-    if (on && !this.model.hasInstances) {
+    if (on && !this.model.hasObjects) {
       const counts = this.model.classCounts();
       for (let c = 2; c < 255; c++) if (counts[c] > 0) return false;
     }

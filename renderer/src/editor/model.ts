@@ -70,6 +70,8 @@ function pasteRect(dst: Uint8Array | Int32Array, stride: number, r: Rect, values
 
 interface OpenStroke {
   label: string;
+  /** Whether the mask held objects when the stroke began (see giveLoosePixelsObjects). */
+  hadObjects: boolean;
   /** Tile index -> snapshot of its values before the stroke first wrote to it. */
   before: Map<number, { classes: Uint8Array; instances: Int32Array; rect: Rect }>;
 }
@@ -85,6 +87,8 @@ export class MaskModel {
   /** Union of rectangles written since the last flush; listeners hear it once per flush. */
   private pending: Rect | null = null;
   private highestInstance = 0;
+  /** Pixels that belong to an object, kept by set() and applyPatch(): whether the mask holds objects now. */
+  private objectPixels = 0;
 
   constructor(width: number, height: number, classes?: Uint8Array, instances?: Int32Array) {
     if (!Number.isInteger(width) || width <= 0 || !Number.isInteger(height) || height <= 0) {
@@ -98,11 +102,29 @@ export class MaskModel {
     this.classes = classes ?? new Uint8Array(n);
     this.instances = instances ?? new Int32Array(n);
     this.tilesX = Math.ceil(width / TILE);
-    for (let i = 0; i < n; i++) if (this.instances[i] > this.highestInstance) this.highestInstance = this.instances[i];
+    for (let i = 0; i < n; i++) {
+      if (this.instances[i] > this.highestInstance) this.highestInstance = this.instances[i];
+      if (this.instances[i] !== 0) this.objectPixels++;
+    }
   }
 
-  get hasInstances(): boolean {
-    return this.highestInstance > 0;
+  /** Whether some pixel belongs to an object now (after an undo that removed the last one, not any more). */
+  get hasObjects(): boolean {
+    return this.objectPixels > 0;
+  }
+
+  /**
+   * Where pixels of a class but no object can be while the stroke is open: anywhere when the mask
+   * held no objects as it began, else only in the tiles the stroke touched (every committed state
+   * of a mask with objects has none). Null outside a stroke.
+   */
+  strokeLooseArea(): Rect | null {
+    const stroke = this.stroke;
+    if (!stroke) return null;
+    if (!stroke.hadObjects) return { x: 0, y: 0, width: this.width, height: this.height };
+    let area: Rect | null = null;
+    for (const { rect } of stroke.before.values()) area = unionRect(area, rect);
+    return area;
   }
 
   /** A fresh object id, never used in this mask (ids of deleted objects are not reused). */
@@ -121,7 +143,7 @@ export class MaskModel {
 
   beginStroke(label: string): void {
     if (this.stroke) this.endStroke();
-    this.stroke = { label, before: new Map() };
+    this.stroke = { label, hadObjects: this.hasObjects, before: new Map() };
   }
 
   /**
@@ -155,6 +177,7 @@ export class MaskModel {
   /** Writes one pixel; the caller has touched its rectangle in this stroke. */
   set(index: number, cls: number, instance: number): void {
     this.classes[index] = cls;
+    if ((this.instances[index] !== 0) !== (instance !== 0)) this.objectPixels += instance !== 0 ? 1 : -1;
     this.instances[index] = instance;
     if (instance > this.highestInstance) this.highestInstance = instance;
   }
@@ -197,9 +220,12 @@ export class MaskModel {
     if (this.stroke) this.endStroke();
     for (const tile of patch.tiles) {
       pasteRect(this.classes, this.width, tile.rect, direction === 'undo' ? tile.beforeClasses : tile.afterClasses);
-      const instances = direction === 'undo' ? tile.beforeInstances : tile.afterInstances;
+      const [instances, replaced] = direction === 'undo' ? [tile.beforeInstances, tile.afterInstances] : [tile.afterInstances, tile.beforeInstances];
       pasteRect(this.instances, this.width, tile.rect, instances);
-      for (let i = 0; i < instances.length; i++) if (instances[i] > this.highestInstance) this.highestInstance = instances[i];
+      for (let i = 0; i < instances.length; i++) {
+        if (instances[i] > this.highestInstance) this.highestInstance = instances[i];
+        this.objectPixels += (instances[i] !== 0 ? 1 : 0) - (replaced[i] !== 0 ? 1 : 0);
+      }
     }
     this.pending = unionRect(this.pending, patch.bounds);
     this.flush();

@@ -231,43 +231,52 @@ export function separateComponents(model: MaskModel, instance: number, bounds: R
 /**
  * The store holds a mask with objects as object ids only, so a labeled pixel of no object (painted
  * with objects off, or lassoed before the first object) would be lost on saving. Each 4-connected
- * group of such pixels becomes a new object of its own; the caller runs this inside the stroke
- * that made the mask hold objects, so it is part of that undo step. Returns the objects made.
+ * group of such pixels becomes a new object of its own; the caller runs this before closing the
+ * stroke, so it is part of that undo step. Only where the stroke can have left such pixels is
+ * looked at (MaskModel.strokeLooseArea): a stroke on a 4096 x 4096 mask stays cheap. Returns the
+ * objects made.
  */
 export function giveLoosePixelsObjects(model: MaskModel): number {
-  if (!model.hasInstances) return 0;
-  const { width, height, classes, instances } = model;
+  const area = model.strokeLooseArea();
+  if (!area || !model.hasObjects) return 0;
+  const { width, classes, instances } = model;
   const loose = (i: number) => instances[i] === 0 && classes[i] !== 0 && classes[i] !== UNKNOWN;
-  const seen = new Uint8Array(width * height);
+  // Indexed within the area: loose pixels, and so their groups, lie inside it.
+  const seen = new Uint8Array(area.width * area.height);
+  const seenAt = (x: number, y: number) => (y - area.y) * area.width + (x - area.x);
+  const inside = (x: number, y: number) => x >= area.x && y >= area.y && x < area.x + area.width && y < area.y + area.height;
   const group: number[] = [];
   let made = 0;
-  for (let start = 0; start < classes.length; start++) {
-    if (seen[start] || !loose(start)) continue;
-    const cls = classes[start];
-    group.length = 0;
-    seen[start] = 1;
-    group.push(start);
-    let minX = width, minY = height, maxX = 0, maxY = 0;
-    for (let k = 0; k < group.length; k++) {
-      const i = group[k];
-      const x = i % width;
-      const y = (i - x) / width;
-      if (x < minX) minX = x;
-      if (x > maxX) maxX = x;
-      if (y < minY) minY = y;
-      if (y > maxY) maxY = y;
-      const neighbours = [x > 0 ? i - 1 : -1, x < width - 1 ? i + 1 : -1, y > 0 ? i - width : -1, y < height - 1 ? i + width : -1];
-      for (const n of neighbours) {
-        if (n >= 0 && !seen[n] && loose(n) && classes[n] === cls) {
-          seen[n] = 1;
-          group.push(n);
+  for (let sy = area.y; sy < area.y + area.height; sy++) {
+    for (let sx = area.x; sx < area.x + area.width; sx++) {
+      const start = sy * width + sx;
+      if (seen[seenAt(sx, sy)] || !loose(start)) continue;
+      const cls = classes[start];
+      group.length = 0;
+      seen[seenAt(sx, sy)] = 1;
+      group.push(start);
+      let minX = sx, maxX = sx, minY = sy, maxY = sy;
+      for (let k = 0; k < group.length; k++) {
+        const i = group[k];
+        const x = i % width;
+        const y = (i - x) / width;
+        minX = Math.min(minX, x);
+        maxX = Math.max(maxX, x);
+        minY = Math.min(minY, y);
+        maxY = Math.max(maxY, y);
+        for (const [nx, ny] of [[x - 1, y], [x + 1, y], [x, y - 1], [x, y + 1]]) {
+          const n = ny * width + nx;
+          if (inside(nx, ny) && !seen[seenAt(nx, ny)] && loose(n) && classes[n] === cls) {
+            seen[seenAt(nx, ny)] = 1;
+            group.push(n);
+          }
         }
       }
+      model.touch({ x: minX, y: minY, width: maxX - minX + 1, height: maxY - minY + 1 });
+      const id = model.nextInstanceId();
+      for (const i of group) model.set(i, cls, id);
+      made++;
     }
-    model.touch({ x: minX, y: minY, width: maxX - minX + 1, height: maxY - minY + 1 });
-    const id = model.nextInstanceId();
-    for (const i of group) model.set(i, cls, id);
-    made++;
   }
   return made;
 }

@@ -121,7 +121,7 @@ export class AnnotatorState {
       if (unsaved) {
         model = unsaved;
         this.version = this.saves.knownVersion(this.target);
-        this.plannedDtype = model.hasInstances ? 'int32' : 'uint8';
+        this.plannedDtype = model.hasObjects ? 'int32' : 'uint8';
         this.proposal = 'none';
       } else if (label) {
         const stored = fromStored(asStored(label));
@@ -141,7 +141,7 @@ export class AnnotatorState {
       }
       this.detail = detail;
       this.image = image;
-      this.instanceMode = model.hasInstances;
+      this.instanceMode = model.hasObjects;
       this.controller = new EditorController({
         model,
         settings: { brushRadius: this.brushRadius, activeClass: this.activeClass, instanceMode: this.instanceMode },
@@ -308,8 +308,9 @@ export class AnnotatorState {
     const source = this.proposal === 'editing' || this.proposal === 'accepted' ? 'edited_proposal' : 'manual';
     const timeSpentMs = this.takeTime();
     const { model } = controller;
-    // Objects need int32 ids; once a mask has had objects it stays int32 so patches keep one dtype.
-    const dtype = model.hasInstances || this.plannedDtype === 'int32' ? 'int32' : 'uint8';
+    // Objects need int32 ids; a mask whose last object is gone (deleted, or undone) is class ids
+    // again, or its class-only pixels would be lost. A change of dtype stores the whole mask.
+    const dtype = model.hasObjects ? 'int32' : 'uint8';
     // Decided now, not when the queued save runs: the first save may still be in flight.
     const whole = this.plannedDtype !== dtype;
     this.plannedDtype = dtype;
