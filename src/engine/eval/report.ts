@@ -259,7 +259,7 @@ export async function writeLoopReport(outDir: string, rounds: LoopRound[], ctx: 
     'Pixels to correct as a fraction of drawing from nothing (strokes to correct / strokes to draw):',
     '',
     ...roundTable(sessions, (r) =>
-      r.drawPixels > 0 ? `${(100 * r.changedFraction).toFixed(1)}% (${r.strokes}/${r.drawStrokes})` : `nothing to draw: ${r.changedPixels} px to erase (${r.strokes}/0)`),
+      r.drawPixels > 0 ? `${percent(r.changedFraction)} (${r.strokes}/${r.drawStrokes})` : `nothing to draw: ${r.changedPixels} px to erase (${r.strokes}/0)`),
   ];
   if (scored.length) {
     lines.push(
