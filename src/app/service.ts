@@ -48,7 +48,7 @@ export interface AppServiceOptions {
   /** Where app state (recent projects) lives; not inside any project. */
   stateDir: string;
   version?: string;
-  /** Steps of a training the retrain policy starts by itself. */
+  /** Steps of a training the retrain policy starts by itself (default: its time budget). */
   autoTrainSteps?: number;
   /** After a training that promoted a new model, refresh every proposal with it. */
   prelabelAfterPromotion?: boolean;
@@ -309,7 +309,8 @@ export class AppService {
   /** The retrain policy: after N new labels a training starts by itself (one at a time). */
   private maybeRetrain(project: Project): void {
     if (!retrainPolicyState(project).due || this.runner.pending('train', project.dir)) return;
-    this.runner.start(project.dir, { kind: 'train', steps: this.options.autoTrainSteps ?? 300, target: 'semantic', learningRate: 0.002, when: 'ifDue' });
+    const steps = this.options.autoTrainSteps;
+    this.runner.start(project.dir, { kind: 'train', ...(steps ? { steps } : {}), target: 'semantic', warmStart: true, when: 'ifDue' });
   }
 
   private jobFinished(finished: JobFinished): void {
@@ -531,11 +532,13 @@ export class AppService {
           case 'import':
             return this.runner.start(project.dir, { kind: 'import', folder: this.existingFolder(String(c.folder), 'image folder'), split: (c.split as 'unassigned') ?? 'unassigned' }, runId);
           case 'pretrain':
-            return this.runner.start(project.dir, { kind: 'pretrain', tasks: String(c.tasks).split('+') as ['inpainting'], steps: run.total ?? 1000, maxImages: 256, learningRate: 0.001, checkpointEvery: Number(c.checkpointEvery) || 50, resume: true }, runId);
+            // The run's recorded settings (budget, steps, rate) are read back by the job.
+            return this.runner.start(project.dir, { kind: 'pretrain', tasks: String(c.tasks).split('+') as ['inpainting'], resume: true }, runId);
           case 'train': {
             const target = JSON.parse(String(c.target ?? '{"kind":"semantic","classes":1}')) as { kind: string; classes?: number };
             return this.runner.start(project.dir, {
-              kind: 'train', steps: Number(c.steps) || 600, learningRate: 0.002, when: 'now',
+              // The run's recorded steps and rate are read back by the job.
+              kind: 'train', when: 'now', warmStart: true,
               target: target.kind === 'instance' ? 'instance' : target.classes && target.classes > 1 ? { kind: 'semantic', classes: target.classes } : 'semantic',
             }, runId);
           }

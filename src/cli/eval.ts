@@ -15,7 +15,7 @@ import { disposeInit, otsuScores, prepareDataset, pretrainedInit, type EvalDatas
 import { pretextTask, pretextTaskNames } from '../engine/pretext/registry';
 import { BEST_CHECK_EVERY } from '../engine/train/finetune';
 import { DEFAULT_SCHEDULE, LEARNING_RATE_SCHEDULES } from '../engine/train/optimizerState';
-import { PRETRAIN_LEARNING_RATE } from '../engine/train/pretrain';
+import { TRAINING } from '../shared/training';
 import { PRETRAINED_MARGIN } from '../engine/train/select';
 import { DATASET_NAMES, loadDataset, type DatasetName } from '../imaging/datasets';
 import { EXIT, UsageError, choiceOption, intOption, numberOption, type Command, type CommandContext, type OptionSpec } from './command';
@@ -116,7 +116,7 @@ const TRAINING_OPTIONS: Record<string, OptionSpec> = {
   batch: { type: 'string', default: '8', description: 'patches per step', valueName: 'n' },
   patch: { type: 'string', default: '128', description: 'patch size in pixels', valueName: 'px' },
   'learning-rate': { type: 'string', default: '0.002', description: 'fine-tuning learning rate', valueName: 'lr' },
-  'pretrain-learning-rate': { type: 'string', default: String(PRETRAIN_LEARNING_RATE), description: 'pretraining learning rate (constant)', valueName: 'lr' },
+  'pretrain-learning-rate': { type: 'string', default: String(TRAINING.pretrainLearningRate), description: 'pretraining learning rate (constant)', valueName: 'lr' },
   'encoder-rate': { type: 'string', default: '1', description: "a pretrained encoder's fine-tuning rate as a share of the decoder's", valueName: 'factor' },
   norm: NORM_OPTION,
   'lr-schedule': { type: 'string', default: DEFAULT_SCHEDULE, description: `fine-tuning's learning-rate schedule: ${LEARNING_RATE_SCHEDULES.map((s) => `'${s}'`).join(' or ')} (constant reproduces figures measured before the schedule)`, valueName: 'kind' },
@@ -237,7 +237,7 @@ export const evalCurveCommand: Command = {
     };
     // Every finished run is appended at once, so an interrupted curve continues where it stopped.
     const log = path.join(outDir, 'runs.jsonl');
-    const samePretraining = (r: CurveRun) => r.pretrainSteps === 0 || (r.pretrainSteps === settings.pretrainSteps && (r.pretrainLearningRate ?? PRETRAIN_LEARNING_RATE) === settings.pretrainLearningRate && (r.encoderRateFactor ?? 1) === settings.encoderRateFactor);
+    const samePretraining = (r: CurveRun) => r.pretrainSteps === 0 || (r.pretrainSteps === settings.pretrainSteps && (r.pretrainLearningRate ?? TRAINING.pretrainLearningRate) === settings.pretrainLearningRate && (r.encoderRateFactor ?? 1) === settings.encoderRateFactor);
     const sameSettings = (r: CurveRun) => (r.init === PIXEL_CLASSIFIER && r.dataset === ds.name && r.target === ds.target) || samePretraining(r) && r.finetuneSteps === settings.finetuneSteps && r.dataset === ds.name && r.target === ds.target && (r.norm ?? 'none') === settings.norm && (r.schedule ?? 'constant') === settings.schedule && (r.threshold ?? 'fixed') === settings.threshold && weightsInEffect(r.finetuneSteps, r.weights) === weightsInEffect(settings.finetuneSteps, settings.weights);
     const done = readJsonLines<CurveRun>(log).filter(sameSettings);
     if (done.length) report.message(`continuing: ${done.length} runs already measured in ${log}`);

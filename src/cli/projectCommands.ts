@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import { pretextTask, pretextTaskNames } from '../engine/pretext/registry';
-import { PRETRAIN_LEARNING_RATE } from '../engine/train/pretrain';
+import { MAX_BUDGET_SECONDS, TRAINING } from '../shared/training';
 import { prelabel } from '../jobs/workflows/prelabel';
 import { pretrainEncoder } from '../jobs/workflows/pretrainEncoder';
 import { trainModel } from '../jobs/workflows/trainModel';
@@ -119,9 +119,10 @@ export const pretrainCommand: Command = {
   options: {
     ...PROJECT_OPTION,
     tasks: { type: 'string', default: 'inpainting', description: `pretext tasks joined by + (${pretextTaskNames().join(', ')})`, valueName: 'tasks' },
-    steps: { type: 'string', default: '1000', description: 'training steps (batch 8, 128x128 crops)', valueName: 'n' },
-    'max-images': { type: 'string', default: '256', description: 'images held in memory for sampling crops', valueName: 'n' },
-    'learning-rate': { type: 'string', default: String(PRETRAIN_LEARNING_RATE), description: 'learning rate', valueName: 'lr' },
+    budget: { type: 'string', description: `wall-clock seconds to pretrain for (default ${TRAINING.pretrainSeconds} unless --steps is given; with --steps, whichever ends first)`, valueName: 's' },
+    steps: { type: 'string', description: 'training steps (batch 8, 128x128 crops) instead of a time budget', valueName: 'n' },
+    'max-images': { type: 'string', default: String(TRAINING.pretrainMaxImages), description: 'images held in memory for sampling crops', valueName: 'n' },
+    'learning-rate': { type: 'string', default: String(TRAINING.pretrainLearningRate), description: 'learning rate', valueName: 'lr' },
     resume: { type: 'boolean', description: 'continue the last interrupted or cancelled pretraining run' },
   },
   async run({ values, json, signal }) {
@@ -131,7 +132,10 @@ export const pretrainCommand: Command = {
       const report = createReporter({ json });
       const result = await pretrainEncoder(
         project,
-        { tasks, steps: intOption(values, 'steps'), maxImages: intOption(values, 'max-images'), learningRate: numberOption(values, 'learning-rate'), resume: Boolean(values.resume) },
+        {
+          tasks, budgetSeconds: optionalBudget(values), steps: values.steps === undefined ? undefined : intOption(values, 'steps'),
+          maxImages: intOption(values, 'max-images'), learningRate: numberOption(values, 'learning-rate'), resume: Boolean(values.resume),
+        },
         { signal, logBackend: !json, onProgress: (p) => report.training(p) },
       );
       if (result.status === 'cancelled') return EXIT.cancelled;
@@ -143,26 +147,29 @@ export const pretrainCommand: Command = {
 export const trainCommand: Command = {
   name: 'train',
   summary: 'fine-tune on all current labels; promote the new model only if it beats the promoted one on val',
-  usage: 'train [--steps n] [--target semantic|semantic:K|instance] [--auto [--after n]] [--resume] [--project <dir>]',
+  usage: 'train [--budget s | --steps n] [--fresh] [--target semantic|semantic:K|instance] [--auto [--after n]] [--resume] [--project <dir>]',
   options: {
     ...PROJECT_OPTION,
-    steps: { type: 'string', default: '600', description: 'fine-tuning steps per candidate initialisation', valueName: 'n' },
+    budget: { type: 'string', description: `wall-clock seconds for the whole run (default ${TRAINING.firstModelSeconds} for a first model, ${TRAINING.retrainSeconds} when continuing the promoted one)`, valueName: 's' },
+    steps: { type: 'string', description: 'fine-tuning steps per candidate initialisation, instead of a time budget', valueName: 'n' },
+    fresh: { type: 'boolean', description: 'choose the initialisation again (scratch and each pretext checkpoint) instead of continuing the promoted model' },
     target: { type: 'string', default: 'semantic', description: "'semantic', 'semantic:K' (K classes) or 'instance'", valueName: 'kind' },
-    'learning-rate': { type: 'string', default: '0.002', description: 'learning rate', valueName: 'lr' },
+    'learning-rate': { type: 'string', default: String(TRAINING.learningRate), description: 'learning rate', valueName: 'lr' },
     auto: { type: 'boolean', description: "train only if enough new labels arrived since the last training (project setting 'autoRetrainAfterLabels' or --after)" },
     after: { type: 'string', description: 'with --auto: new labels needed', valueName: 'n' },
     resume: { type: 'boolean', description: 'continue the last interrupted, cancelled or failed training from its checkpoints' },
   },
   async run({ values, json, signal }) {
     const target = parseTarget(values.target);
-    const steps = intOption(values, 'steps');
+    const steps = values.steps === undefined ? undefined : intOption(values, 'steps');
+    const budgetSeconds = optionalBudget(values);
     const learningRate = numberOption(values, 'learning-rate');
     const after = values.auto && values.after !== undefined ? intOption(values, 'after') : undefined;
     return withProject(values, async (project) => {
       const report = createReporter({ json });
       const result = await trainModel(
         project,
-        { steps, target, learningRate, when: values.auto ? 'ifDue' : 'now', after, resume: Boolean(values.resume) },
+        { steps, budgetSeconds, target, learningRate, warmStart: !values.fresh, when: values.auto ? 'ifDue' : 'now', after, resume: Boolean(values.resume) },
         { signal, logBackend: !json, onProgress: (p) => report.training(p) },
       );
       if (result.status === 'skipped') {
@@ -173,7 +180,8 @@ export const trainCommand: Command = {
       out(json, result.message, {
         event: 'trained', modelId: result.modelId, init: result.init, valDice: result.valDice, incumbentDice: result.incumbentDice,
         ...(result.valF1 !== null ? { valF1: result.valF1, incumbentF1: result.incumbentF1 } : {}),
-        promoted: result.promoted, candidates: result.candidates,
+        promoted: result.promoted, candidates: result.candidates, steps: result.steps,
+        ...(result.plan ? { budgetSeconds: result.plan.budgetSeconds, secondsPerStep: result.plan.secondsPerStep } : {}),
       });
     });
   },
@@ -207,3 +215,11 @@ export const prelabelCommand: Command = {
     });
   },
 };
+
+/** --budget in seconds, or undefined when not given. */
+function optionalBudget(values: CommandContext['values']): number | undefined {
+  if (values.budget === undefined) return undefined;
+  const seconds = numberOption(values, 'budget');
+  if (!(seconds > 0) || seconds > MAX_BUDGET_SECONDS) throw new UsageError(`--budget must be between 0 and ${MAX_BUDGET_SECONDS} seconds, got ${values.budget}`);
+  return seconds;
+}

@@ -35,12 +35,13 @@ export async function runJob(project: Project, request: JobRequest, resumeRunId:
       return { ...nothing, status: r.status, message: r.message };
     }
     case 'pretrain': {
-      const r = await pretrainEncoder(project, { tasks: request.tasks, steps: request.steps, maxImages: request.maxImages, learningRate: request.learningRate, checkpointEvery: request.checkpointEvery, resume: resumeRunId ?? request.resume }, hooks);
+      const { kind: _, resume, ...settings } = request;
+      const r = await pretrainEncoder(project, { ...settings, resume: resumeRunId ?? resume }, hooks);
       const message = r.status === 'cancelled' ? `stopped at step ${r.stepsDone}; it can be resumed` : `pretext checkpoint saved as model #${r.modelId} (final loss ${r.finalLoss?.toFixed(4)})`;
       return { ...nothing, status: r.status, message };
     }
     case 'train': {
-      const r = await trainModel(project, { steps: request.steps, target: segmentationTarget(request.target), learningRate: request.learningRate, when: request.when, resume: resumeRunId ?? undefined }, hooks);
+      const r = await trainModel(project, { ...request, target: segmentationTarget(request.target), resume: resumeRunId ?? undefined }, hooks);
       if (r.status === 'skipped') return { ...nothing, status: 'completed', skipped: true, message: `not retraining: ${r.newLabels} new label(s), ${r.needed || 'no'} needed` };
       if (r.status === 'cancelled') return { ...nothing, status: 'cancelled', message: 'cancelled; it can be resumed' };
       return {

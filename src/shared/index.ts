@@ -5,3 +5,4 @@ export * from './ipc';
 export * from './wire';
 export * from './binary';
 export * from './http';
+export * from './training';

@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import type { Result } from './result';
+import { MAX_BUDGET_SECONDS } from './training';
 import {
   IMAGE_SPLITS,
   MAX_CLASSES,
@@ -30,6 +31,7 @@ import {
 
 const id = z.number().int().positive();
 const count = z.number().int().nonnegative();
+const budgetSeconds = z.number().positive().max(MAX_BUDGET_SECONDS);
 const projectUuid = z.string().uuid();
 
 /** Absolute on POSIX ('/…') or Windows ('C:\…', '\\server\…'); no NUL bytes. The main side resolves and checks it again. */
@@ -87,19 +89,26 @@ export const jobRequestSchema = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('pretrain'),
     tasks: z.array(z.enum(PRETEXT_TASKS)).min(1).max(PRETEXT_TASKS.length).default(['inpainting']),
-    steps: z.number().int().min(1).max(1_000_000).default(1000),
-    maxImages: z.number().int().min(1).max(100_000).default(256),
-    learningRate: z.number().positive().max(1).default(0.001),
+    /** Wall-clock seconds (default TRAINING.pretrainSeconds unless steps are given); with steps, whichever ends first. */
+    budgetSeconds: budgetSeconds.optional(),
+    steps: z.number().int().min(1).max(1_000_000).optional(),
+    maxImages: z.number().int().min(1).max(100_000).optional(),
+    learningRate: z.number().positive().max(1).optional(),
     /** Steps between resumable checkpoints. */
-    checkpointEvery: z.number().int().min(1).max(100_000).default(50),
+    checkpointEvery: z.number().int().min(1).max(100_000).optional(),
     /** Continue the last cancelled or interrupted pretraining of the same tasks from its checkpoint. */
     resume: z.boolean().default(false),
   }),
   z.strictObject({
     kind: z.literal('train'),
-    steps: z.number().int().min(1).max(1_000_000).default(600),
+    /** Wall-clock seconds for the run (default TRAINING.firstModelSeconds, or retrainSeconds for a warm start). */
+    budgetSeconds: budgetSeconds.optional(),
+    /** Steps per candidate instead of a budget. */
+    steps: z.number().int().min(1).max(1_000_000).optional(),
     target: segmentationTarget.default('semantic'),
-    learningRate: z.number().positive().max(1).default(0.002),
+    learningRate: z.number().positive().max(1).optional(),
+    /** Continue the promoted model (false: choose the initialisation again, from scratch and each pretext checkpoint). */
+    warmStart: z.boolean().default(true),
     /** 'now': on demand; 'ifDue': only if the retrain policy says enough new labels arrived. */
     when: z.enum(['now', 'ifDue']).default('now'),
   }),

@@ -1,12 +1,17 @@
-import { PRETEXT_TASKS, type ModelSummary, type PretextTaskName } from '../../../src/shared';
+import { PRETEXT_TASKS, TRAINING, type ModelSummary, type PretextTaskName } from '../../../src/shared';
 import { call } from '../lib/api';
 import { app } from './app.svelte';
 
 /** Training panel: models and their comparison, the retrain policy, job options. */
 export class TrainingState {
   models = $state<ModelSummary[]>([]);
-  trainSteps = $state(600);
-  pretrainSteps = $state(1000);
+  /** Seconds for a training; empty (null) leaves the default budget (a first model, or a retraining). */
+  trainSeconds = $state<number | null>(null);
+  /** Steps per candidate instead of a time budget (null: use the budget). */
+  trainSteps = $state<number | null>(null);
+  /** Continue the promoted model rather than choose the initialisation again. */
+  warmStart = $state(true);
+  pretrainMinutes = $state<number>(TRAINING.pretrainSeconds / 60);
   pretrainTasks = $state<PretextTaskName[]>(['inpainting']);
   target = $state<'semantic' | 'instance'>('semantic');
   retrainAfter = $state(0);
@@ -31,16 +36,18 @@ export class TrainingState {
 
   /**
    * The forms start from what this project last ran, not from fixed defaults: after a reload a
-   * user who trained for 60 steps must not find 600 there and start a run ten times as long.
+   * user who trained for 60 steps must not find the time budget there and start a longer run.
    */
   private async formsFromLastRuns(): Promise<void> {
     const [lastTrain] = await call('runs:list', { kind: 'train', limit: 1 });
     const [lastPretrain] = await call('runs:list', { kind: 'pretrain', limit: 1 });
+    // A run given steps recorded no budget; one given a budget recorded the steps it bought.
     const trainSteps = Number(lastTrain?.config.steps);
-    if (Number.isInteger(trainSteps) && trainSteps > 0) this.trainSteps = trainSteps;
+    if (lastTrain && lastTrain.config.budgetSeconds == null && Number.isInteger(trainSteps) && trainSteps > 0) this.trainSteps = trainSteps;
     const target = lastTrain ? String(lastTrain.config.target ?? '') : '';
     if (target) this.target = target.includes('instance') ? 'instance' : 'semantic';
-    if (lastPretrain?.total) this.pretrainSteps = lastPretrain.total;
+    const pretrainSeconds = Number(lastPretrain?.config.budgetSeconds);
+    if (pretrainSeconds > 0 && lastPretrain?.config.resumes == null) this.pretrainMinutes = Math.round(pretrainSeconds / 6) / 10;
     const tasks = String(lastPretrain?.config.tasks ?? '').split('+').filter((t): t is PretextTaskName => (PRETEXT_TASKS as readonly string[]).includes(t));
     if (tasks.length) this.pretrainTasks = tasks;
   }
@@ -50,11 +57,14 @@ export class TrainingState {
   }
 
   async train(): Promise<void> {
-    await app.startJob({ kind: 'train', steps: this.trainSteps, target: this.target });
+    await app.startJob({
+      kind: 'train', target: this.target, warmStart: this.warmStart,
+      ...(this.trainSteps ? { steps: this.trainSteps } : this.trainSeconds ? { budgetSeconds: this.trainSeconds } : {}),
+    });
   }
 
   async pretrain(resume = false): Promise<void> {
-    await app.startJob({ kind: 'pretrain', steps: this.pretrainSteps, tasks: [...this.pretrainTasks], resume });
+    await app.startJob({ kind: 'pretrain', budgetSeconds: Math.max(1, this.pretrainMinutes * 60), tasks: [...this.pretrainTasks], resume });
   }
 
   async prelabel(): Promise<void> {

@@ -82,7 +82,7 @@ export interface CurveRun {
   /** Mean share of pixels proposed as foreground on test images without any (absent: none, or runs from before it was recorded). */
   testEmptyForeground?: number;
   pretrainSteps: number;
-  /** Pretrained runs: pretraining's learning rate (absent in runs from before it was recorded: PRETRAIN_LEARNING_RATE). */
+  /** Pretrained runs: pretraining's learning rate (absent in runs from before it was recorded: TRAINING.pretrainLearningRate). */
   pretrainLearningRate?: number;
   /** Pretrained runs: the encoder's fine-tuning rate as a share of the decoder's (absent in runs from before it was recorded: 1). */
   encoderRateFactor?: number;

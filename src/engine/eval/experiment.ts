@@ -6,7 +6,7 @@
 import { backendInfo } from '../backend';
 import type { TrainingProgress } from '../train/loop';
 import { DEFAULT_SCHEDULE } from '../train/optimizerState';
-import { PRETRAIN_LEARNING_RATE } from '../train/pretrain';
+import { TRAINING } from '../../shared/training';
 import type { Dataset } from '../../imaging/datasets';
 import { DEFAULT_ARCH, type Normalisation } from '../model/unet';
 import { chooseLabeled, disposeInit, finetuneOn, otsuScores, prepareDataset, pretrainedInit, scoreSplit, type TargetKind } from './setup';
@@ -61,7 +61,7 @@ export async function runExperiment(data: Dataset, options: ExperimentOptions): 
     patchSize: options.patchSize ?? 128,
     learningRate: options.learningRate ?? 1e-3,
     schedule: DEFAULT_SCHEDULE,
-    pretrainLearningRate: PRETRAIN_LEARNING_RATE,
+    pretrainLearningRate: TRAINING.pretrainLearningRate,
     onProgress: options.onProgress,
     signal: options.signal,
   };

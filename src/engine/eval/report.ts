@@ -9,7 +9,7 @@ import type { LoopRound } from './session';
 import { writeChart, type ChartSpec, type Series } from './plot';
 import type { SplitScores } from './setup';
 import { BEST_CHECK_EVERY } from '../train/finetune';
-import { PRETRAIN_LEARNING_RATE } from '../train/pretrain';
+import { TRAINING } from '../../shared/training';
 import { BOUNDARY_TOLERANCE } from './correction';
 
 export function toCsv(rows: Record<string, unknown>[]): string {
@@ -49,7 +49,7 @@ function header(title: string, ctx: EvalContext): string[] {
     ...((ctx.settings.schedule ?? 'constant') === 'constant' ? ['constant learning rate'] : []),
     ...(ctx.settings.threshold === 'fixed' ? ['foreground threshold 0.5'] : []),
     ...(ctx.settings.weights === 'last' && Number(ctx.settings.finetuneSteps) > BEST_CHECK_EVERY ? ['last weights, no val checks'] : []),
-    ...(ctx.settings.pretrainLearningRate !== undefined && ctx.settings.pretrainLearningRate !== PRETRAIN_LEARNING_RATE ? [`pretraining rate ${ctx.settings.pretrainLearningRate}`] : []),
+    ...(ctx.settings.pretrainLearningRate !== undefined && ctx.settings.pretrainLearningRate !== TRAINING.pretrainLearningRate ? [`pretraining rate ${ctx.settings.pretrainLearningRate}`] : []),
   ];
   return [
     `### ${title}${differences.length ? ` (${differences.join(', ')})` : ''}`,

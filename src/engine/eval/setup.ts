@@ -17,7 +17,8 @@ import { Rng } from '../../shared/rng';
 import { finetune, type Initialisation, type SegmentationTarget } from '../train/finetune';
 import type { TrainingProgress } from '../train/loop';
 import type { LearningRateSchedule } from '../train/optimizerState';
-import { loadPretextWeights, pretrain, PRETRAIN_LEARNING_RATE } from '../train/pretrain';
+import { loadPretextWeights, pretrain } from '../train/pretrain';
+import { TRAINING } from '../../shared/training';
 import { connectedComponents } from '../../imaging/instances';
 import { percentileRanges, spanFloor } from '../../imaging/normalize';
 import { downsampleMask, downsamplePixels, upsampleMask } from '../../imaging/resample';
@@ -144,7 +145,7 @@ export async function pretrainedInit(
 ): Promise<PretrainedInit> {
   const name = tasks.join('+');
   const file = options.cacheDir
-    ? path.join(options.cacheDir, `${ds.name}-${name}-${options.steps}steps-b${options.batchSize}p${options.patchSize}-seed${options.seed}${options.arch.norm === 'batch' ? '-bn' : ''}${options.pretrainLearningRate === PRETRAIN_LEARNING_RATE ? '' : `-lr${options.pretrainLearningRate}`}.mlckpt`)
+    ? path.join(options.cacheDir, `${ds.name}-${name}-${options.steps}steps-b${options.batchSize}p${options.patchSize}-seed${options.seed}${options.arch.norm === 'batch' ? '-bn' : ''}${options.pretrainLearningRate === TRAINING.pretrainLearningRate ? '' : `-lr${options.pretrainLearningRate}`}.mlckpt`)
     : undefined;
   if (file && fs.existsSync(file)) {
     const ckpt = loadPretextWeights(file);
@@ -178,9 +179,6 @@ export function disposeInit(init: Initialisation): void {
   for (const t of init.weights?.values() ?? []) t.dispose();
 }
 
-/** Learning-rate factor for fine-tuning that continues from an earlier segmentation model. */
-export const WARM_START_RATE = 0.25;
-
 /** Fine-tunes on the given labeled images from an initialisation (undefined = scratch). */
 export async function finetuneOn(
   ds: EvalDataset,
@@ -195,15 +193,11 @@ export async function finetuneOn(
     keepBest?: boolean;
   },
 ) {
-  // A warm start continues an earlier segmentation model of this session.
-  const warmStart = init?.trained === 'segmentation';
   const result = await finetune({
     images: asLabeled(images), target: segmentationTarget(ds.target), config: options.arch, init,
     steps: options.steps, batchSize: options.batchSize, patchSize: options.patchSize,
-    // A fresh Adam takes full-size steps at once; on an already trained model that undoes what it
-    // learned (measured: a BBBC039 session's proposals collapsed to Dice 0.09 after a warm retrain
-    // at the from-scratch rate), so warm starts move more gently.
-    learningRate: warmStart ? options.learningRate * WARM_START_RATE : options.learningRate,
+    // A warm start (init.trained 'segmentation') continues at finetune's gentler rate.
+    learningRate: options.learningRate,
     schedule: options.schedule, encoderRateFactor: options.encoderRateFactor,
     valImages: options.valImages ? asLabeled(options.valImages) : undefined, calibrate: options.calibrate, keepBest: options.keepBest,
     seed: options.seed,

@@ -17,7 +17,14 @@ export interface TrainingProgress {
 
 /** Options every training run takes, pretraining and fine-tuning alike. */
 export interface TrainingRunOptions {
+  /** Steps to run; with `seconds`, the most steps to run. */
   steps: number;
+  /**
+   * A wall-clock budget for this invocation: the run ends, completed, at the first step boundary
+   * after it. Only for runs at a constant learning rate (pretraining): a schedule needs the
+   * run's length in advance, which fine-tuning plans from its budget instead (budget.ts).
+   */
+  seconds?: number;
   batchSize?: number;
   patchSize?: number;
   learningRate?: number;
@@ -43,6 +50,7 @@ export function loopOptionsFor(
   return {
     phase,
     totalSteps: run.steps,
+    seconds: run.seconds,
     startStep,
     imagesPerStep,
     onProgress: run.onProgress,
@@ -56,6 +64,8 @@ export function loopOptionsFor(
 export interface LoopOptions {
   phase: string;
   totalSteps: number;
+  /** Wall-clock seconds after which the run ends (TrainingRunOptions.seconds). */
+  seconds?: number;
   /** First step to run (resume); steps before it count as done. */
   startStep?: number;
   imagesPerStep: number;
@@ -82,7 +92,9 @@ export async function runLoop(step: (index: number) => number | Promise<number>,
   let smoothed = NaN;
   const t0 = performance.now();
   let done = start;
-  for (let i = start; i < options.totalSteps; i++) {
+  // With a time budget the total is an estimate, revised as the step time becomes known.
+  let total = options.totalSteps;
+  for (let i = start; i < total; i++) {
     if (options.signal?.aborted) {
       await options.onCheckpoint?.(done);
       return { status: 'cancelled', stepsDone: done, losses, imagesPerSecond: rate(done - start, t0, options.imagesPerStep) };
@@ -94,20 +106,23 @@ export async function runLoop(step: (index: number) => number | Promise<number>,
     done = i + 1;
     const ran = done - start;
     const elapsed = (performance.now() - t0) / 1000;
-    if (options.onProgress && (ran === 1 || done % every === 0 || done === options.totalSteps)) {
-      const perStep = elapsed / ran;
+    const perStep = elapsed / ran;
+    if (options.seconds !== undefined) {
+      total = elapsed >= options.seconds ? done : Math.min(options.totalSteps, done + Math.max(1, Math.floor((options.seconds - elapsed) / perStep)));
+    }
+    if (options.onProgress && (ran === 1 || done % every === 0 || done === total)) {
       options.onProgress({
         phase: options.phase,
         step: done,
-        totalSteps: options.totalSteps,
+        totalSteps: total,
         loss,
         smoothedLoss: smoothed,
         imagesPerSecond: (ran * options.imagesPerStep) / Math.max(elapsed, 1e-9),
-        etaSeconds: perStep * (options.totalSteps - done),
+        etaSeconds: options.seconds !== undefined ? Math.max(0, options.seconds - elapsed) : perStep * (total - done),
         elapsedSeconds: elapsed,
       });
     }
-    if (options.checkpointEvery && options.onCheckpoint && done % options.checkpointEvery === 0 && done < options.totalSteps) {
+    if (options.checkpointEvery && options.onCheckpoint && done % options.checkpointEvery === 0 && done < total) {
       await options.onCheckpoint(done);
     }
     // Yield to the event loop between steps so that cancel requests, IPC messages and progress

@@ -8,6 +8,7 @@ import { isEncoderParam, UNet, type Params, type Architecture, type UNetConfig }
 import { pretextTask } from '../pretext/registry';
 import { createHead, disposeBatch, type PretextTask } from '../pretext/task';
 import { Rng } from '../../shared/rng';
+import { TRAINING } from '../../shared/training';
 import { loadCheckpoint, disposeCheckpoint } from '../checkpoint';
 import { loopOptionsFor, runLoop, type TrainingRunOptions } from './loop';
 import { createOptimizer, networkToTrain, resumePoint, saveTrainingCheckpoint } from './optimizerState';
@@ -45,9 +46,6 @@ export interface PretrainResult {
   trained: PretextCheckpointMeta['trained'];
 }
 
-/** Pretraining's Adam rate, constant over the run (`maskloop pretrain` and the evaluations). */
-export const PRETRAIN_LEARNING_RATE = 1e-3;
-
 export async function pretrain(options: PretrainOptions): Promise<PretrainResult> {
   if (options.images.length === 0) throw new Error('pretraining needs at least one image');
   const channels = options.images[0].channels;
@@ -59,7 +57,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
   }
   const batchSize = options.batchSize ?? 8;
   const patchSize = options.patchSize ?? 128;
-  const learningRate = options.learningRate ?? PRETRAIN_LEARNING_RATE;
+  const learningRate = options.learningRate ?? TRAINING.pretrainLearningRate;
   const seed = options.seed ?? 1;
   const config: UNetConfig = { ...networkToTrain(options, options.config), inChannels: channels, outChannels: 1 };
   const trained = tasks.some((t) => t.trains === 'unet') ? 'unet' : 'encoder';
@@ -83,7 +81,8 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
     const weights = new Map(model.weights());
     for (const head of heads.values()) for (const [name, v] of head) weights.set(name, v);
     const meta: PretextCheckpointMeta = {
-      kind: 'pretext', tasks: options.tasks, trained, config, step: stepsDone, totalSteps: options.steps,
+      // A run given time rather than steps is whole at whatever step its time ran out.
+      kind: 'pretext', tasks: options.tasks, trained, config, step: stepsDone, totalSteps: options.seconds !== undefined ? stepsDone : options.steps,
       seed, batchSize, patchSize, learningRate, losses: [...history, ...losses],
     };
     await saveTrainingCheckpoint(options.checkpointFile, meta, weights, optimizer);

@@ -1,7 +1,9 @@
 /**
- * Train: fine-tune on every current label from scratch and from each pretext checkpoint, keep the
- * initialisation that scores best on val, and promote the new model only if it beats the
- * promoted one re-scored on today's val split. Older models stay for rollback.
+ * Train, within a wall-clock budget: a project's first model is fine-tuned on every current label
+ * from scratch and from each pretext checkpoint, and the initialisation that scores best on val is
+ * kept; later trainings continue the promoted model (a warm start). The new model replaces the
+ * promoted one by the promotion rule (promotionDecision), on today's val split. Older models stay
+ * for rollback.
  */
 import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
@@ -10,23 +12,39 @@ import { architectureOf, DEFAULT_ARCH } from '../../engine/model/unet';
 import { finetunePhase, loadSegmentationModel, saveSegmentationModel, type Initialisation, type SegmentationTarget } from '../../engine/train/finetune';
 import { loadPretextWeights } from '../../engine/train/pretrain';
 import { evaluateOnVal, formatValScore, promotionDecision, selectInitialisation, valImagesFor, type CandidateScore, type ValScore } from '../../engine/train/select';
-import type { JsonObject, Project } from '../../store';
+import type { JsonObject, Project, RunRecord } from '../../store';
+import { TRAINING } from '../../shared/training';
+import { planSteps, type StepPlan } from '../../engine/train/budget';
 import type { TrainOutcome } from '../../shared/types';
 import { loadLabeled, projectSpanFloor } from '../data';
 import { NEVER_ABORTED, type WorkHooks } from '../hooks';
 import { runToContinue } from './continuable';
 
 export interface TrainModelOptions {
-  steps: number;
+  /**
+   * Wall-clock seconds for the whole run (default TRAINING.firstModelSeconds for a first model,
+   * TRAINING.retrainSeconds for a warm start), turned into steps per candidate by a probe
+   * (planSteps). Ignored when `steps` is given.
+   */
+  budgetSeconds?: number;
+  /** Fine-tuning steps per candidate, instead of a budget. */
+  steps?: number;
   target: SegmentationTarget;
-  learningRate: number;
+  /** Default TRAINING.learningRate. */
+  learningRate?: number;
+  /**
+   * Continue the promoted model (of the same target) on all current labels rather than choosing
+   * an initialisation again (default true): each retraining then adds to what the model learned,
+   * so training grows with the labels while each retraining stays within its budget.
+   */
+  warmStart?: boolean;
   /** 'ifDue': train only when the retrain policy says enough new labels arrived. */
   when: 'now' | 'ifDue';
   /** With 'ifDue': new labels needed (default: the project setting autoRetrainAfterLabels). */
   after?: number;
   /**
    * A train run to continue (its id, or true for the latest that did not complete): each candidate
-   * goes on from its checkpoint.
+   * goes on from its checkpoint, with the steps and learning rate its run recorded.
    */
   resume?: number | boolean;
 }
@@ -50,7 +68,14 @@ export function retrainPolicyState(project: Project, after?: number): RetrainPol
 }
 
 /** What a training decided: the contract's TrainOutcome, with the engine's candidate scores and the split sizes. */
-export type TrainComparison = Omit<TrainOutcome, 'candidates'> & { candidates: CandidateScore[]; trainImages: number; valImages: number };
+export type TrainComparison = Omit<TrainOutcome, 'candidates'> & {
+  candidates: CandidateScore[];
+  trainImages: number;
+  valImages: number;
+  /** Steps each candidate trained, and the plan that bought them (null when steps were given). */
+  steps: number;
+  plan: StepPlan | null;
+};
 
 export type TrainModelResult =
   | { status: 'skipped'; newLabels: number; needed: number }
@@ -79,11 +104,13 @@ export function ensureValidationSplit(project: Project): void {
 
 export async function trainModel(project: Project, options: TrainModelOptions, hooks: WorkHooks = {}): Promise<TrainModelResult> {
   const signal = hooks.signal ?? NEVER_ABORTED;
-  const { steps, target, learningRate } = options;
+  const startedAt = performance.now();
+  const { target } = options;
   if (options.when === 'ifDue') {
     const policy = retrainPolicyState(project, options.after);
     if (!policy.due) return { status: 'skipped', newLabels: policy.newLabels, needed: policy.needed };
   }
+  if (options.budgetSeconds !== undefined && !(options.budgetSeconds > 0)) throw new Error(`the training budget must be > 0 seconds, got ${options.budgetSeconds}`);
   ensureValidationSplit(project);
   await initEngine({ log: Boolean(hooks.logBackend) });
   const minSpans = await projectSpanFloor(project);
@@ -97,91 +124,126 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
   const inherited = previous?.config.checkpoints;
   const checkpoints = typeof inherited === 'string' ? inherited : project.cachePath('checkpoints', `train-${Date.now()}`);
   const checkpointFor = (candidate: string) => `${checkpoints}-${candidate.replace(/[^a-z0-9+-]/gi, '_')}.mlckpt`;
-  const run = project.startRun({
-    kind: 'train',
-    config: { target: JSON.stringify(target), steps, train: train.images.length, val: val.images.length, checkpoints, checkpointEvery: TRAIN_CHECKPOINT_EVERY, resumes: previous?.id ?? null },
-  });
-  hooks.onRun?.(run);
+
+  // The promoted model: re-scored on today's val split to decide promotion (the split may have
+  // grown since), and the model a warm start continues.
+  const promoted = project.promotedModel();
+  const current = promoted && fs.existsSync(promoted.absoluteCheckpointPath) ? loadSegmentationModel(promoted.absoluteCheckpointPath) : null;
+  const loaded: Array<Map<string, tf.Tensor>> = [];
   try {
-    // Candidates: scratch and the latest pretext checkpoint of each task combination.
-    const candidates: Initialisation[] = [{ name: 'scratch' }];
-    const seen = new Set<string>();
-    const loaded: Array<Map<string, tf.Tensor>> = [];
-    for (const m of project.listModels({ kind: 'pretext' }).sort((a, b) => b.createdAt - a.createdAt)) {
-      if (!m.pretextInit || seen.has(m.pretextInit) || !fs.existsSync(m.absoluteCheckpointPath)) continue;
-      seen.add(m.pretextInit);
-      const { meta, weights } = loadPretextWeights(m.absoluteCheckpointPath);
-      loaded.push(weights);
-      candidates.push({ name: m.pretextInit, weights, trained: meta.trained });
+    const sameTarget = current !== null && JSON.stringify(current.meta.target) === JSON.stringify(target);
+    const resumedWarm = previous ? typeof previous.config.warmStartFrom === 'number' : undefined;
+    const warm = sameTarget && (resumedWarm ?? options.warmStart !== false);
+    const candidates: Initialisation[] = [];
+    if (warm) {
+      candidates.push({ name: `from #${promoted?.id}`, weights: (current as NonNullable<typeof current>).model.weights(), trained: 'segmentation' });
+    } else {
+      // Scratch and the latest pretext checkpoint of each task combination.
+      candidates.push({ name: 'scratch' });
+      const seen = new Set<string>();
+      for (const m of project.listModels({ kind: 'pretext' }).sort((a, b) => b.createdAt - a.createdAt)) {
+        if (!m.pretextInit || seen.has(m.pretextInit) || !fs.existsSync(m.absoluteCheckpointPath)) continue;
+        seen.add(m.pretextInit);
+        const { meta, weights } = loadPretextWeights(m.absoluteCheckpointPath);
+        loaded.push(weights);
+        candidates.push({ name: m.pretextInit, weights, trained: meta.trained });
+      }
     }
-    // One run counts the steps of every candidate, so the run's progress and ETA cover all of them.
-    const total = steps * candidates.length;
-    project.updateRunProgress(run.id, { step: 0, total });
-    const startedAt = performance.now();
-    const selection = await selectInitialisation(
-      candidates,
-      {
-        images: train.images, target, config: DEFAULT_ARCH, steps, learningRate, signal, progressEvery: 5,
-        checkpointFor, checkpointEvery: TRAIN_CHECKPOINT_EVERY,
-        onProgress: (p) => {
-          // The engine counts each candidate's steps from 0; the user follows the whole run.
-          const index = Math.max(0, candidates.findIndex((c) => finetunePhase(c) === p.phase));
-          const step = Math.min(index * steps + p.step, total);
-          const left = p.totalSteps - p.step;
-          const secondsPerStep = left > 0 ? p.etaSeconds / left : p.elapsedSeconds / Math.max(1, p.step);
-          // Recorded before it is announced: whoever sees step n may rely on the store saying n.
-          project.updateRunProgress(run.id, { step });
-          hooks.onProgress?.({ ...p, step, totalSteps: total, etaSeconds: secondsPerStep * (total - step), elapsedSeconds: (performance.now() - startedAt) / 1000 });
-        },
+    // A warm start keeps the network it continues; a first model is the default one.
+    const config = warm ? architectureOf((current as NonNullable<typeof current>).meta.config) : DEFAULT_ARCH;
+    const learningRate = recordedNumber(previous, 'learningRate') ?? options.learningRate ?? TRAINING.learningRate;
+    // Steps: a resumed run's own, else those given, else what the budget buys on this machine.
+    let steps: number | undefined = recordedNumber(previous, 'steps') ?? options.steps;
+    let plan: StepPlan | null = null;
+    const budgetSeconds = options.budgetSeconds ?? (warm ? TRAINING.retrainSeconds : TRAINING.firstModelSeconds);
+    if (steps === undefined) {
+      plan = await planSteps({
+        budgetSeconds, candidates: candidates.length, spentSeconds: (performance.now() - startedAt) / 1000,
+        images: train.images, valImages: val.images, target, config,
+      });
+      steps = plan.steps;
+    }
+    const run = project.startRun({
+      kind: 'train',
+      config: {
+        target: JSON.stringify(target), steps, learningRate, budgetSeconds: plan ? budgetSeconds : null, secondsPerStep: plan?.secondsPerStep ?? null,
+        warmStartFrom: warm ? (promoted?.id ?? null) : null, train: train.images.length, val: val.images.length,
+        checkpoints, checkpointEvery: TRAIN_CHECKPOINT_EVERY, resumes: previous?.id ?? null,
       },
-      val.images,
-    );
-    loaded.forEach((w) => tf.dispose([...w.values()]));
-    const { best, bestName, scores } = selection;
-    if (signal.aborted) {
+    });
+    hooks.onRun?.(run);
+    try {
+      // One run counts the steps of every candidate, so the run's progress and ETA cover all of them.
+      const total = steps * candidates.length;
+      project.updateRunProgress(run.id, { step: 0, total });
+      const selection = await selectInitialisation(
+        candidates,
+        {
+          images: train.images, target, config, steps, learningRate, signal, progressEvery: 5,
+          checkpointFor, checkpointEvery: TRAIN_CHECKPOINT_EVERY,
+          onProgress: (p) => {
+            // The engine counts each candidate's steps from 0; the user follows the whole run.
+            const index = Math.max(0, candidates.findIndex((c) => finetunePhase(c) === p.phase));
+            const step = Math.min(index * (steps as number) + p.step, total);
+            const left = p.totalSteps - p.step;
+            const secondsPerStep = left > 0 ? p.etaSeconds / left : p.elapsedSeconds / Math.max(1, p.step);
+            // Recorded before it is announced: whoever sees step n may rely on the store saying n.
+            project.updateRunProgress(run.id, { step });
+            hooks.onProgress?.({ ...p, step, totalSteps: total, etaSeconds: secondsPerStep * (total - step), elapsedSeconds: (performance.now() - startedAt) / 1000 });
+          },
+        },
+        val.images,
+      );
+      const { best, bestName, scores } = selection;
+      if (signal.aborted) {
+        best.model.dispose();
+        project.finishRun(run.id, { status: 'cancelled', message: 'cancelled; it can be resumed from its checkpoints' });
+        return { status: 'cancelled', runId: run.id };
+      }
+      for (const c of candidates) fs.rmSync(checkpointFor(c.name), { force: true });
+      const chosen = scores.find((s) => s.name === bestName) as CandidateScore;
+      const file = project.cachePath('checkpoints', `model-run${run.id}.mlckpt`);
+      // Prelabeling normalises with the floor the model was trained with, whatever folder it reads.
+      await saveSegmentationModel(file, best.model, { ...best.meta, minSpans });
       best.model.dispose();
-      project.finishRun(run.id, { status: 'cancelled', message: 'cancelled; it can be resumed from its checkpoints' });
-      return { status: 'cancelled', runId: run.id };
+      // The network that was trained: a candidate from an older pretext checkpoint keeps its kind.
+      const { depth, baseFilters, norm } = architectureOf(best.meta.config);
+      const incumbent: ValScore | null = sameTarget ? await evaluateOnVal((current as NonNullable<typeof current>).model, target, val.images) : null;
+      const incumbentImages = Number(promoted?.valMetrics?.trainImages);
+      const { promote: better, reason: decision } = promotionDecision(
+        { score: chosen, trainImages: train.images.length },
+        incumbent === null || !promoted ? null : { score: incumbent, trainImages: Number.isFinite(incumbentImages) ? incumbentImages : 0, id: promoted.id },
+      );
+      const metrics: JsonObject = {
+        dice: chosen.dice, ...(chosen.f1 !== undefined ? { f1: chosen.f1 } : {}), valImages: val.images.length, trainImages: train.images.length,
+        candidates: scores.map((s) => ({ name: s.name, dice: s.dice, ...(s.f1 !== undefined ? { f1: s.f1 } : {}) })),
+        incumbentId: incumbent === null ? null : (promoted?.id ?? null), incumbentDice: incumbent?.dice ?? null,
+        ...(incumbent?.f1 !== undefined ? { incumbentF1: incumbent.f1 } : {}), decision,
+      };
+      // A warm start keeps the lineage of the model it continues.
+      const pretextInit = warm ? (promoted?.pretextInit ?? null) : bestName === 'scratch' ? null : bestName;
+      const model = project.addModel({ kind: 'segmentation', checkpointPath: file, parentId: promoted?.id ?? null, pretextInit, config: { depth, baseFilters, norm, target: JSON.stringify(target) }, valMetrics: metrics });
+      if (better) project.promoteModel(model.id, { reason: decision });
+      const message = `model #${model.id} (${bestName}, ${steps} steps): ${formatValScore(chosen)} — ${decision}`;
+      project.updateRunProgress(run.id, { step: total });
+      project.finishRun(run.id, { status: 'completed', modelId: model.id, message });
+      return {
+        status: 'completed', runId: run.id, message, modelId: model.id, init: bestName, valDice: chosen.dice, valF1: chosen.f1 ?? null,
+        incumbentId: incumbent === null ? null : (promoted?.id ?? null), incumbentDice: incumbent?.dice ?? null, incumbentF1: incumbent?.f1 ?? null, promoted: better,
+        decision, candidates: scores, trainImages: train.images.length, valImages: val.images.length, steps, plan,
+      };
+    } catch (err) {
+      project.finishRun(run.id, { status: 'failed', message: (err as Error).message });
+      throw err;
     }
-    for (const c of candidates) fs.rmSync(checkpointFor(c.name), { force: true });
-    const chosen = scores.find((s) => s.name === bestName) as CandidateScore;
-    const file = project.cachePath('checkpoints', `model-run${run.id}.mlckpt`);
-    // Prelabeling normalises with the floor the model was trained with, whatever folder it reads.
-    await saveSegmentationModel(file, best.model, { ...best.meta, minSpans });
-    best.model.dispose();
-    // The network that was trained: a candidate from an older pretext checkpoint keeps its kind.
-    const { depth, baseFilters, norm } = architectureOf(best.meta.config);
-    const promoted = project.promotedModel();
-    // The promoted model is re-scored on today's val split: the split may have grown since.
-    let incumbent: ValScore | null = null;
-    if (promoted && fs.existsSync(promoted.absoluteCheckpointPath)) {
-      const old = loadSegmentationModel(promoted.absoluteCheckpointPath);
-      incumbent = JSON.stringify(old.meta.target) === JSON.stringify(target) ? await evaluateOnVal(old.model, target, val.images) : null;
-      old.model.dispose();
-    }
-    const incumbentImages = Number(promoted?.valMetrics?.trainImages);
-    const { promote: better, reason: decision } = promotionDecision(
-      { score: chosen, trainImages: train.images.length },
-      incumbent === null || !promoted ? null : { score: incumbent, trainImages: Number.isFinite(incumbentImages) ? incumbentImages : 0, id: promoted.id },
-    );
-    const metrics: JsonObject = {
-      dice: chosen.dice, ...(chosen.f1 !== undefined ? { f1: chosen.f1 } : {}), valImages: val.images.length, trainImages: train.images.length,
-      candidates: scores.map((s) => ({ name: s.name, dice: s.dice, ...(s.f1 !== undefined ? { f1: s.f1 } : {}) })),
-      incumbentId: incumbent === null ? null : (promoted?.id ?? null), incumbentDice: incumbent?.dice ?? null,
-      ...(incumbent?.f1 !== undefined ? { incumbentF1: incumbent.f1 } : {}), decision,
-    };
-    const model = project.addModel({ kind: 'segmentation', checkpointPath: file, parentId: promoted?.id ?? null, pretextInit: bestName === 'scratch' ? null : bestName, config: { depth, baseFilters, norm, target: JSON.stringify(target) }, valMetrics: metrics });
-    if (better) project.promoteModel(model.id, { reason: decision });
-    const message = `model #${model.id} (${bestName}): ${formatValScore(chosen)} — ${decision}`;
-    project.updateRunProgress(run.id, { step: total });
-    project.finishRun(run.id, { status: 'completed', modelId: model.id, message });
-    return {
-      status: 'completed', runId: run.id, message, modelId: model.id, init: bestName, valDice: chosen.dice, valF1: chosen.f1 ?? null,
-      incumbentId: incumbent === null ? null : (promoted?.id ?? null), incumbentDice: incumbent?.dice ?? null, incumbentF1: incumbent?.f1 ?? null, promoted: better,
-      decision, candidates: scores, trainImages: train.images.length, valImages: val.images.length,
-    };
-  } catch (err) {
-    project.finishRun(run.id, { status: 'failed', message: (err as Error).message });
-    throw err;
+  } finally {
+    current?.model.dispose();
+    loaded.forEach((w) => tf.dispose([...w.values()]));
   }
+}
+
+/** A number a resumed run recorded in its config, or undefined (runs from before it was recorded). */
+function recordedNumber(run: RunRecord | undefined, key: string): number | undefined {
+  const value = run?.config[key];
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
 }

@@ -1,0 +1,91 @@
+/**
+ * Turning a wall-clock budget into fine-tuning steps. The step count is fixed before training from
+ * a short probe on the images to be trained on, rather than training until a deadline: the
+ * learning-rate schedule and the frozen-encoder warmup need the length of the run in advance, and
+ * a run of known length can be recorded, resumed and compared with others step for step.
+ */
+import type { LabeledImage } from '../data';
+import type { Architecture } from '../model/unet';
+import { heldOutDice } from './calibrate';
+import { BEST_CHECK_EVERY, finetune, type SegmentationTarget } from './finetune';
+
+/** What a budget bought: steps per candidate, and the measurements they were derived from. */
+export interface StepPlan {
+  budgetSeconds: number;
+  candidates: number;
+  steps: number;
+  secondsPerStep: number;
+  /** One pass over the val images, as a check of the best weights or the calibration makes it. */
+  secondsPerValCheck: number;
+}
+
+/**
+ * The fewest steps a plan gives each candidate however short the budget: below this a model has
+ * not learned enough to propose anything worth correcting, so a too-short budget runs over rather
+ * than producing noise.
+ */
+export const MIN_PLANNED_STEPS = 20;
+
+/** Probe steps whose time is measured, after one step that warms the kernels up. */
+const PROBE_STEPS = 3;
+
+/**
+ * Val passes per candidate besides the periodic best-weights checks: the final check, the
+ * foreground calibration and the candidate's score; plus one for the whole run (the promoted
+ * model re-scored).
+ */
+const VAL_PASSES_PER_CANDIDATE = 3;
+const VAL_PASSES_PER_RUN = 1;
+
+/**
+ * Steps per candidate that fit `secondsLeft`: each candidate costs steps × secondsPerStep plus a
+ * val pass every BEST_CHECK_EVERY steps and VAL_PASSES_PER_CANDIDATE more.
+ */
+export function stepsWithin(secondsLeft: number, candidates: number, secondsPerStep: number, secondsPerValCheck: number): number {
+  if (!(candidates >= 1)) throw new Error(`a plan needs at least one candidate, got ${candidates}`);
+  const perCandidate = (secondsLeft - VAL_PASSES_PER_RUN * secondsPerValCheck) / candidates - VAL_PASSES_PER_CANDIDATE * secondsPerValCheck;
+  const perStep = secondsPerStep + secondsPerValCheck / BEST_CHECK_EVERY;
+  return Math.max(MIN_PLANNED_STEPS, Math.floor(perCandidate / perStep));
+}
+
+export interface PlanOptions {
+  budgetSeconds: number;
+  /** Initialisations that will each be fine-tuned within the budget. */
+  candidates: number;
+  /** Seconds of the budget already spent (loading the images). */
+  spentSeconds?: number;
+  images: LabeledImage[];
+  valImages: LabeledImage[];
+  target: SegmentationTarget;
+  config: Architecture;
+  batchSize?: number;
+  patchSize?: number;
+}
+
+/**
+ * Measures a training step and a val pass on the images to be trained on (a few steps of a
+ * throwaway model from scratch, whose encoder is never frozen, so the estimate errs long), and
+ * plans the steps the rest of the budget buys.
+ */
+export async function planSteps(options: PlanOptions): Promise<StepPlan> {
+  const t0 = performance.now();
+  const elapsed: number[] = [];
+  const probe = await finetune({
+    images: options.images, target: options.target, config: options.config, steps: PROBE_STEPS + 1,
+    batchSize: options.batchSize, patchSize: options.patchSize, onProgress: (p) => elapsed.push(p.elapsedSeconds),
+  });
+  try {
+    const secondsPerStep = (elapsed[PROBE_STEPS] - elapsed[0]) / PROBE_STEPS;
+    let secondsPerValCheck = 0;
+    if (options.valImages.length > 0) {
+      const v0 = performance.now();
+      await heldOutDice(probe.model, options.target, options.valImages, true);
+      secondsPerValCheck = (performance.now() - v0) / 1000;
+    }
+    const spent = (options.spentSeconds ?? 0) + (performance.now() - t0) / 1000;
+    const steps = stepsWithin(options.budgetSeconds - spent, options.candidates, secondsPerStep, secondsPerValCheck);
+    return { budgetSeconds: options.budgetSeconds, candidates: options.candidates, steps, secondsPerStep, secondsPerValCheck };
+  } finally {
+    probe.model.dispose();
+  }
+}

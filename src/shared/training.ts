@@ -1,0 +1,28 @@
+/**
+ * Training settings: the one home of their defaults, read by the IPC contract, the CLI, the app,
+ * the jobs and the evaluations, so that what is measured is what users get.
+ *
+ * Training is given wall-clock time, not steps: a user waits seconds, and a faster machine should
+ * train more in them. The engine turns a budget into steps once, before training, from a measured
+ * step time (engine/train/budget.ts), so a run is still a fixed number of steps that is recorded,
+ * resumed and reproduced. Steps remain an option wherever a budget is.
+ */
+export const TRAINING = {
+  /** Fine-tuning's base rate (Adam, cosine decay to a twentieth). */
+  learningRate: 0.002,
+  /** Pretraining's rate (constant: the decay was measured for fine-tuning only). */
+  pretrainLearningRate: 0.001,
+  /** The first model of a project (or target): every candidate initialisation trains within it. */
+  firstModelSeconds: 120,
+  /** Each later retraining: the promoted model continued on all current labels. */
+  retrainSeconds: 60,
+  /** Background pretraining, while the first images are labeled. */
+  pretrainSeconds: 1200,
+  /** Pretraining samples its crops from at most this many images held in memory. */
+  pretrainMaxImages: 256,
+  /** Steps between a pretraining's resumable checkpoints. */
+  pretrainCheckpointEvery: 50,
+} as const;
+
+/** The longest budget any setting accepts (a week), against typos that would hold a job for years. */
+export const MAX_BUDGET_SECONDS = 7 * 24 * 3600;

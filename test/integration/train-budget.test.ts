@@ -1,0 +1,90 @@
+/**
+ * Training by wall-clock budget on a real project: a budget is turned into steps by a measured
+ * probe and recorded with the run; a first model chooses among initialisations, later trainings
+ * continue the promoted model (or choose again when asked); an interrupted training resumes with
+ * the steps and learning rate its run recorded, whatever the new request says.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MIN_PLANNED_STEPS } from '../../src/engine/train/budget';
+import { syntheticNuclei } from '../../src/imaging/synthetic';
+import { importImages } from '../../src/jobs/workflows/importImages';
+import { trainModel } from '../../src/jobs/workflows/trainModel';
+import { createProject, type Project } from '../../src/store';
+
+const root = mkdtempSync(path.join(tmpdir(), 'maskloop-budget-'));
+const SIZE = 96;
+const target = { kind: 'semantic', classes: 1 } as const;
+let project: Project;
+
+beforeAll(async () => {
+  const folder = path.join(root, 'images');
+  mkdirSync(folder);
+  const truths: Uint8Array[] = [];
+  for (let i = 0; i < 4; i++) {
+    const sample = syntheticNuclei({ width: SIZE, height: SIZE, bitDepth: 8, seed: 50 + i });
+    await sharp(Uint8Array.from(sample.image.data as Uint8Array), { raw: { width: SIZE, height: SIZE, channels: 1 } }).toColourspace('b-w').png().toFile(path.join(folder, `n${i}.png`));
+    truths.push(sample.foreground);
+  }
+  project = createProject(path.join(root, 'project'), { name: 'budget' });
+  await importImages(project, { folder, split: 'unassigned' });
+  for (const image of project.listImages()) {
+    const index = Number(path.basename(image.path).slice(1, 2));
+    project.addLabelVersion({ imageId: image.id, mask: { width: SIZE, height: SIZE, data: truths[index] }, source: 'manual' });
+  }
+}, 120_000);
+afterAll(() => {
+  project?.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('training within a budget', () => {
+  it('plans its steps from a probe and records the plan', async () => {
+    const result = await trainModel(project, { budgetSeconds: 2, target, when: 'now' });
+    if (result.status !== 'completed') throw new Error(`training ${result.status}`);
+    // Two seconds buy less than the floor, so the plan runs the floor rather than noise.
+    expect(result.plan).toMatchObject({ budgetSeconds: 2, candidates: 1, steps: MIN_PLANNED_STEPS });
+    expect(result.plan!.secondsPerStep).toBeGreaterThan(0);
+    expect(result.plan!.secondsPerValCheck).toBeGreaterThan(0);
+    expect(result.candidates.map((c) => c.name)).toEqual(['scratch']);
+    const run = project.getRun(result.runId)!;
+    expect(run.config).toMatchObject({ steps: MIN_PLANNED_STEPS, budgetSeconds: 2, learningRate: 0.002, warmStartFrom: null });
+    expect(run.total).toBe(MIN_PLANNED_STEPS);
+    expect(result.promoted).toBe(true);
+  }, 300_000);
+
+  it('continues the promoted model, or chooses again when told to', async () => {
+    const first = project.promotedModel()!;
+    const warm = await trainModel(project, { steps: 6, target, when: 'now' });
+    if (warm.status !== 'completed') throw new Error(`training ${warm.status}`);
+    expect(warm.candidates.map((c) => c.name)).toEqual([`from #${first.id}`]);
+    expect(project.getRun(warm.runId)!.config).toMatchObject({ steps: 6, budgetSeconds: null, warmStartFrom: first.id });
+    const model = project.listModels({ kind: 'segmentation' }).find((m) => m.id === warm.modelId)!;
+    expect(model.parentId).toBe(first.id);
+
+    const fresh = await trainModel(project, { steps: 6, target, warmStart: false, when: 'now' });
+    if (fresh.status !== 'completed') throw new Error(`training ${fresh.status}`);
+    expect(fresh.candidates.map((c) => c.name)).toEqual(['scratch']);
+    expect(project.getRun(fresh.runId)!.config.warmStartFrom).toBeNull();
+  }, 300_000);
+
+  it('resumes an interrupted training with the settings its run recorded', async () => {
+    const abort = new AbortController();
+    const stopped = await trainModel(project, { steps: 40, learningRate: 0.001, target, warmStart: false, when: 'now' }, {
+      signal: abort.signal,
+      onProgress: (p) => {
+        if (p.step >= 10) abort.abort();
+      },
+    });
+    expect(stopped.status).toBe('cancelled');
+    const resumed = await trainModel(project, { steps: 7, learningRate: 0.5, target, when: 'now', resume: true });
+    if (resumed.status !== 'completed') throw new Error(`training ${resumed.status}`);
+    expect(resumed.steps).toBe(40);
+    // The interrupted run chose again rather than continue, and so does its continuation.
+    expect(resumed.candidates.map((c) => c.name)).toEqual(['scratch']);
+    expect(project.getRun(resumed.runId)!.config).toMatchObject({ steps: 40, learningRate: 0.001, resumes: stopped.runId });
+  }, 300_000);
+});

@@ -1,0 +1,43 @@
+/** Budgets: the steps a plan buys, and a loop given time instead of steps. */
+import { describe, expect, it } from 'vitest';
+import { MIN_PLANNED_STEPS, stepsWithin } from '../../src/engine/train/budget';
+import { BEST_CHECK_EVERY } from '../../src/engine/train/finetune';
+import { runLoop } from '../../src/engine/train/loop';
+
+describe('stepsWithin', () => {
+  it('splits the time over the candidates and leaves room for the val passes', () => {
+    // Without val passes: 60 s at 0.5 s a step over two candidates.
+    expect(stepsWithin(60, 2, 0.5, 0)).toBe(60);
+    // A val pass of 1 s: one for the run, three per candidate, one every BEST_CHECK_EVERY steps.
+    const steps = stepsWithin(120, 1, 0.5, 1);
+    expect(steps).toBe(Math.floor((120 - 1 - 3) / (0.5 + 1 / BEST_CHECK_EVERY)));
+    const spent = steps * 0.5 + (steps / BEST_CHECK_EVERY + 4) * 1;
+    expect(spent).toBeLessThanOrEqual(120);
+    expect(spent + 0.5 + 1 / BEST_CHECK_EVERY).toBeGreaterThan(120);
+  });
+
+  it('never plans fewer than the floor, and refuses a plan without candidates', () => {
+    expect(stepsWithin(1, 3, 2, 5)).toBe(MIN_PLANNED_STEPS);
+    expect(stepsWithin(-10, 1, 1, 1)).toBe(MIN_PLANNED_STEPS);
+    expect(() => stepsWithin(60, 0, 1, 1)).toThrow(/at least one candidate/);
+  });
+});
+
+describe('runLoop with a time budget', () => {
+  it('ends completed at the first step after its time, reporting an estimated total', async () => {
+    const totals: number[] = [];
+    const result = await runLoop(
+      async () => {
+        await new Promise((r) => setTimeout(r, 5));
+        return 1;
+      },
+      { phase: 'test', totalSteps: 1_000_000, seconds: 0.05, imagesPerStep: 1, onProgress: (p) => totals.push(p.totalSteps) },
+    );
+    expect(result.status).toBe('completed');
+    expect(result.stepsDone).toBeGreaterThanOrEqual(1);
+    // Each step sleeps at least 5 ms, so 0.05 s holds at most 11 of them (the last one crosses it).
+    expect(result.stepsDone).toBeLessThanOrEqual(11);
+    expect(totals.at(-1)).toBe(result.stepsDone);
+    expect(Math.max(...totals)).toBeLessThan(1_000_000);
+  });
+});
