@@ -11,12 +11,13 @@ import { runExperiment } from '../engine/eval/experiment';
 import { simulateSession, type LabelOrder, type LoopRound } from '../engine/eval/session';
 import { readJsonLines, writeCurveReport, writeLoopReport, type EvalContext } from '../engine/eval/report';
 import { DEFAULT_ARCH, NORMALISATIONS } from '../engine/model/unet';
-import { disposeInit, otsuScores, prepareDataset, pretrainedInit, type EvalDataset, type EvalTraining, type TargetKind } from '../engine/eval/setup';
+import { disposeInit, otsuScores, prepareDataset, pretrainedInit, type EvalDataset, type EvalImage, type EvalTraining, type TargetKind } from '../engine/eval/setup';
+import { describeBudgets, evalBudgets, type EvalBudgets } from '../engine/eval/budgets';
 import { pretextTask, pretextTaskNames } from '../engine/pretext/registry';
 import { BEST_CHECK_EVERY } from '../engine/train/finetune';
 import { DEFAULT_SCHEDULE, LEARNING_RATE_SCHEDULES } from '../engine/train/optimizerState';
 import { TRAINING } from '../shared/training';
-import { PRETRAINED_MARGIN } from '../engine/train/select';
+import { PRETRAINED_MARGIN, valImagesFor } from '../engine/train/select';
 import { DATASET_NAMES, loadDataset, type DatasetName } from '../imaging/datasets';
 import { EXIT, UsageError, choiceOption, intOption, numberOption, type Command, type CommandContext, type OptionSpec } from './command';
 import { createReporter, type ProgressReporter } from './progress';
@@ -101,21 +102,24 @@ export const evalCommand: Command = {
   },
 };
 
-/** Quick mode: about 45 minutes per set on two cores (docs/RESULTS.md); full mode is the real measurement. */
+/**
+ * Quick mode measures fewer subsets, rounds and images than the full mode, never fewer steps:
+ * both train with the steps the product's time budgets buy on this machine (evalBudgets).
+ */
 const MODES = {
-  quick: { ks: '1,2,5,10,all', subsets: 2, largeSubsets: 1, allRepeats: 1, pretrainSteps: 120, steps: 50, valImages: 8, testImages: 20, rounds: 10, retrainSteps: 30, candidates: 8 },
-  full: { ks: '1,2,5,10,20,all', subsets: 3, largeSubsets: 3, allRepeats: 2, pretrainSteps: 800, steps: 400, valImages: 0, testImages: 0, rounds: 20, retrainSteps: 80, candidates: 0 },
+  quick: { ks: '1,2,5,10,all', subsets: 2, largeSubsets: 1, allRepeats: 1, valImages: 8, testImages: 20, rounds: 10, candidates: 8 },
+  full: { ks: '1,2,5,10,20,all', subsets: 3, largeSubsets: 3, allRepeats: 2, valImages: 0, testImages: 0, rounds: 20, candidates: 0 },
 } as const;
 
 /** Pretext tasks a quick curve leaves out to fit its time budget: they gained least over scratch on ISBI. */
 const QUICK_SKIPS: readonly string[] = ['jigsaw', 'contrastive'];
 
 const TRAINING_OPTIONS: Record<string, OptionSpec> = {
-  quick: { type: 'boolean', description: 'fewer subsets and steps (see the defaults below); the full mode is the default' },
-  'pretrain-steps': { type: 'string', description: `pretraining steps per pretext task (quick ${MODES.quick.pretrainSteps}, full ${MODES.full.pretrainSteps})`, valueName: 'n' },
+  quick: { type: 'boolean', description: 'fewer subsets, rounds and images (see the defaults below), the same training; the full mode is the default' },
+  'pretrain-steps': { type: 'string', description: `pretraining steps per pretext task (default: what ${TRAINING.pretrainSeconds} s buy here)`, valueName: 'n' },
   batch: { type: 'string', default: '8', description: 'patches per step', valueName: 'n' },
   patch: { type: 'string', default: '128', description: 'patch size in pixels', valueName: 'px' },
-  'learning-rate': { type: 'string', default: '0.002', description: 'fine-tuning learning rate', valueName: 'lr' },
+  'learning-rate': { type: 'string', default: String(TRAINING.learningRate), description: 'fine-tuning learning rate', valueName: 'lr' },
   'pretrain-learning-rate': { type: 'string', default: String(TRAINING.pretrainLearningRate), description: 'pretraining learning rate (constant)', valueName: 'lr' },
   'encoder-rate': { type: 'string', default: '1', description: "a pretrained encoder's fine-tuning rate as a share of the decoder's", valueName: 'factor' },
   norm: NORM_OPTION,
@@ -143,6 +147,7 @@ interface EvalSetup {
   outDir: string;
   report: ProgressReporter;
   started: number;
+  command: 'curve' | 'loop';
 }
 
 async function setUp(ctx: CommandContext, command: 'curve' | 'loop'): Promise<EvalSetup> {
@@ -173,7 +178,21 @@ async function setUp(ctx: CommandContext, command: 'curve' | 'loop'): Promise<Ev
   const downsample = optionalInt(values, 'downsample', DEFAULT_DOWNSAMPLE[name] ?? 1);
   const ds = prepareDataset(data, target, { valImages, testImages, downsample });
   report.message(`${name}: ${ds.train.length} train, ${ds.val.length} val, ${ds.test.length} test, ${ds.unlabeled.length} unlabeled images; target ${target}; working scale 1/${downsample}; results in ${outDir}`);
-  return { ds, info, mode, training, seed, outDir, report, started };
+  return { ds, info, mode, training, seed, outDir, report, started, command };
+}
+
+/**
+ * The steps the product's budgets buy here (kept in the output folder), or null when every step
+ * count was given on the command line.
+ */
+async function budgetsFor(setup: EvalSetup, candidates: number, valImages: EvalImage[], values: CommandContext['values']): Promise<EvalBudgets | null> {
+  const given = ['steps', 'first-steps', 'retrain-steps', 'pretrain-steps'].filter((o) => values[o] !== undefined);
+  const needed = setup.command === 'curve' ? ['steps', 'pretrain-steps'] : ['first-steps', 'retrain-steps', 'pretrain-steps'];
+  if (needed.every((o) => given.includes(o))) return null;
+  setup.report.message('measuring what the training budgets buy on this machine');
+  const budgets = await evalBudgets(setup.outDir, setup.ds, setup.training, candidates, valImages);
+  setup.report.message(describeBudgets(budgets));
+  return budgets;
 }
 
 function context(setup: EvalSetup, argv: string, settings: Record<string, unknown>): EvalContext {
@@ -199,7 +218,7 @@ export const evalCurveCommand: Command = {
     subsets: { type: 'string', description: `random label subsets per k ≤ 5 (quick ${MODES.quick.subsets}, full ${MODES.full.subsets})`, valueName: 'n' },
     'large-subsets': { type: 'string', description: `random label subsets per k > 5 (quick ${MODES.quick.largeSubsets}, full ${MODES.full.largeSubsets})`, valueName: 'n' },
     'all-repeats': { type: 'string', description: `seeds for k = all (quick ${MODES.quick.allRepeats}, full ${MODES.full.allRepeats})`, valueName: 'n' },
-    steps: { type: 'string', description: `fine-tuning steps per run (quick ${MODES.quick.steps}, full ${MODES.full.steps})`, valueName: 'n' },
+    steps: { type: 'string', description: `fine-tuning steps per run (default: what a first model's ${TRAINING.firstModelSeconds} s buy here, shared by the network initialisations compared)`, valueName: 'n' },
     threshold: { type: 'string', default: 'calibrated', description: "each model's foreground decision: 'calibrated' on the val split, or 'fixed' at 0.5 (reproduces figures measured before calibration)", valueName: 'kind' },
     weights: { type: 'string', default: 'best', description: `which weights of each fine-tuning are scored: 'best' of the val checks every ${BEST_CHECK_EVERY} steps, or 'last' (reproduces figures measured before the checks)`, valueName: 'kind' },
     'auto-margin': { type: 'string', default: String(PRETRAINED_MARGIN), description: 'val Dice (instance sets: F1) a pretrained initialisation must gain over scratch to be chosen (as in maskloop train)', valueName: 'score' },
@@ -228,10 +247,14 @@ export const evalCurveCommand: Command = {
     }
     const autoMargin = Number(values['auto-margin']);
     if (!Number.isFinite(autoMargin) || autoMargin < 0) throw new UsageError('--auto-margin must be a number ≥ 0');
+    // The network initialisations share a first model's budget, as in maskloop train.
+    const networks = inits.filter((i) => i !== PIXEL_CLASSIFIER).length;
+    const budgets = await budgetsFor(setup, Math.max(1, networks), ds.val, values);
     const settings = {
       ks: ks.map((k) => (k === ALL_LABELS ? 'all' : k)), inits,
       subsets: optionalInt(values, 'subsets', mode.subsets), largeSubsets: optionalInt(values, 'large-subsets', mode.largeSubsets), allRepeats: optionalInt(values, 'all-repeats', mode.allRepeats),
-      pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), pretrainLearningRate: setup.training.pretrainLearningRate, encoderRateFactor: setup.training.encoderRateFactor, finetuneSteps: optionalInt(values, 'steps', mode.steps),
+      pretrainSteps: optionalInt(values, 'pretrain-steps', budgets?.pretrain.steps ?? 0), pretrainLearningRate: setup.training.pretrainLearningRate, encoderRateFactor: setup.training.encoderRateFactor, finetuneSteps: optionalInt(values, 'steps', budgets?.firstModel.steps ?? 0),
+      ...(budgets ? { budgets: describeBudgets(budgets) } : {}),
       batch: setup.training.batchSize, patch: setup.training.patchSize, learningRate: setup.training.learningRate, schedule: setup.training.schedule, threshold: choiceOption(values, 'threshold', FOREGROUND_THRESHOLDS), weights: choiceOption(values, 'weights', KEPT_WEIGHTS), norm: setup.training.arch.norm,
       valImages: ds.val.length, testImages: ds.test.length, downsample: ds.downsample, seed: setup.seed,
     };
@@ -277,7 +300,8 @@ export const evalLoopCommand: Command = {
     orders: { type: 'string', default: 'active,random', description: "label orders: 'active' (most uncertain first) and/or 'random'", valueName: 'list' },
     rounds: { type: 'string', description: `labeling rounds (quick ${MODES.quick.rounds}, full ${MODES.full.rounds})`, valueName: 'n' },
     'retrain-every': { type: 'string', default: '1', description: 'retrain after every n new labels', valueName: 'n' },
-    'retrain-steps': { type: 'string', description: `fine-tuning steps per retraining (quick ${MODES.quick.retrainSteps}, full ${MODES.full.retrainSteps})`, valueName: 'n' },
+    'first-steps': { type: 'string', description: `steps of a session's first training (default: what a first model's ${TRAINING.firstModelSeconds} s buy here)`, valueName: 'n' },
+    'retrain-steps': { type: 'string', description: `steps of each later, warm-started retraining (default: what ${TRAINING.retrainSeconds} s buy here)`, valueName: 'n' },
     candidates: { type: 'string', description: `unlabeled images the active order scores per round (0 = all; quick ${MODES.quick.candidates})`, valueName: 'n' },
     ...TRAINING_OPTIONS,
   },
@@ -288,10 +312,15 @@ export const evalLoopCommand: Command = {
     const orders = listOption(values, 'orders', 'active,random');
     for (const o of orders) if (o !== 'active' && o !== 'random') throw new UsageError(`--orders: '${o}' is not 'active' or 'random'`);
     const inits = listOption(values, 'init', 'scratch');
+    const roundCount = optionalInt(values, 'rounds', mode.rounds);
+    // Each session trains one initialisation; its val split reaches valImagesFor(rounds) images.
+    const budgets = await budgetsFor(setup, 1, ds.train.slice(0, valImagesFor(roundCount)), values);
     const settings = {
-      inits, orders, rounds: optionalInt(values, 'rounds', mode.rounds), retrainEvery: intOption(values, 'retrain-every'),
-      retrainSteps: optionalInt(values, 'retrain-steps', mode.retrainSteps), candidates: optionalInt(values, 'candidates', mode.candidates, 0),
-      pretrainSteps: optionalInt(values, 'pretrain-steps', mode.pretrainSteps), pretrainLearningRate: setup.training.pretrainLearningRate, encoderRateFactor: setup.training.encoderRateFactor, batch: setup.training.batchSize, patch: setup.training.patchSize,
+      inits, orders, rounds: roundCount, retrainEvery: intOption(values, 'retrain-every'),
+      firstSteps: optionalInt(values, 'first-steps', budgets?.firstModel.steps ?? 0), retrainSteps: optionalInt(values, 'retrain-steps', budgets?.retrain.steps ?? 0),
+      candidates: optionalInt(values, 'candidates', mode.candidates, 0),
+      ...(budgets ? { budgets: describeBudgets(budgets) } : {}),
+      pretrainSteps: optionalInt(values, 'pretrain-steps', budgets?.pretrain.steps ?? 0), pretrainLearningRate: setup.training.pretrainLearningRate, encoderRateFactor: setup.training.encoderRateFactor, batch: setup.training.batchSize, patch: setup.training.patchSize,
       learningRate: setup.training.learningRate, schedule: setup.training.schedule, norm: setup.training.arch.norm, testImages: ds.test.length, downsample: ds.downsample, seed: setup.seed,
     };
     const log = path.join(outDir, 'rounds.jsonl');
@@ -305,7 +334,7 @@ export const evalLoopCommand: Command = {
           for (const order of orders as LabelOrder[]) {
             report.message(`session: ${initName}, ${order} order`);
             rounds.push(...await simulateSession(ds, {
-              order, rounds: settings.rounds, retrainEvery: settings.retrainEvery, stepsPerRetrain: settings.retrainSteps,
+              order, rounds: settings.rounds, retrainEvery: settings.retrainEvery, firstSteps: settings.firstSteps, stepsPerRetrain: settings.retrainSteps,
               init: pretrained?.init, initName, candidates: settings.candidates, training: setup.training, seed: setup.seed, scoreImages: ds.test,
               onRound: (r) => {
                 fs.appendFileSync(log, JSON.stringify(r) + '\n');

@@ -106,7 +106,7 @@ describe.skipIf(missing !== null)(`eval on isbi2012-em${missing ? ` (skipped: ${
 
   test('loop: round 1 is drawn from nothing, later rounds are proposals, both orders', async () => {
     const dir = path.join(out, 'loop');
-    const r = await cli('eval', 'loop', ...TINY, '--rounds', '3', '--retrain-steps', '4', '--candidates', '3', '--init', 'scratch', '--test-images', '2', '--out', dir);
+    const r = await cli('eval', 'loop', ...TINY, '--rounds', '3', '--first-steps', '4', '--retrain-steps', '4', '--candidates', '3', '--init', 'scratch', '--test-images', '2', '--out', dir);
     expect(r.status, r.stderr).toBe(0);
     const rounds = JSON.parse(fs.readFileSync(path.join(dir, 'rounds.json'), 'utf8')) as LoopRound[];
     expect(rounds).toHaveLength(6);

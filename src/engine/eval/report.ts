@@ -2,6 +2,7 @@
  * Evaluation outputs: every run as JSON and CSV, a summary table, a plot, and a Markdown report
  * that states the issue's criteria against the measured figures, with the command that made them.
  */
+import os from 'node:os';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AUTO, PIXEL_CLASSIFIER, summarizeCurve, type CurvePoint, type CurveRun, type Stat } from './curve';
@@ -58,7 +59,7 @@ function header(title: string, ctx: EvalContext): string[] {
     ctx.command,
     '```',
     '',
-    `Backend ${ctx.backend} (${ctx.threads} threads); wall time ${(ctx.wallSeconds / 60).toFixed(1)} min; settings: ` +
+    `Backend ${ctx.backend} (${ctx.threads} threads) on ${os.cpus()[0]?.model ?? 'an unknown CPU'}; wall time ${(ctx.wallSeconds / 60).toFixed(1)} min; settings: ` +
       Object.entries(ctx.settings).map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(',') : v}`).join(', ') + '.',
     '',
   ];

@@ -24,6 +24,8 @@ export interface SessionOptions {
   rounds: number;
   /** Retrain after every this many new labels. */
   retrainEvery: number;
+  /** Steps of the first training (a first model's budget) and of each later, warm-started one. */
+  firstSteps: number;
   stepsPerRetrain: number;
   /** Weights the first training starts from (undefined = scratch) and their name. */
   init?: Initialisation;
@@ -111,7 +113,7 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         // Warm start: the next model continues from the current one, head included (or from the initialisation).
         const init: Initialisation | undefined = model ? { name: options.initName, weights: model.weights(), trained: 'segmentation' } : options.init;
         const { model: next } = await finetuneOn(ds, train, init, {
-          ...options.training, steps: options.stepsPerRetrain, seed: options.seed + round,
+          ...options.training, steps: model ? options.stepsPerRetrain : options.firstSteps, seed: options.seed + round,
           valImages: val.length ? val : undefined,
         });
         retrained = true;

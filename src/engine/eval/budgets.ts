@@ -1,0 +1,66 @@
+/**
+ * The steps the product's time budgets (TRAINING) buy on this machine, so that the evaluations
+ * train exactly as users' projects do. They are measured once per evaluation folder and kept in
+ * plan.json: a continued evaluation trains as it began, and every method it compares gets the
+ * same steps.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { TRAINING } from '../../shared/training';
+import { planSteps, type StepPlan } from '../train/budget';
+import { pretrain } from '../train/pretrain';
+import { asLabeled, segmentationTarget, type EvalDataset, type EvalImage, type EvalTraining } from './setup';
+
+export interface EvalBudgets {
+  /** A first model: every candidate initialisation within TRAINING.firstModelSeconds. */
+  firstModel: StepPlan;
+  /** A retraining: the current model continued within TRAINING.retrainSeconds. */
+  retrain: StepPlan;
+  /** Pretraining within TRAINING.pretrainSeconds (measured on inpainting). */
+  pretrain: { budgetSeconds: number; secondsPerStep: number; steps: number };
+  /** What the plan was measured for: a stored plan for other settings is measured again. */
+  key: string;
+}
+
+/** Images the probes train on: enough to sample crops like a run does, few enough to load fast. */
+const PROBE_IMAGES = 2;
+const PRETRAIN_PROBE_STEPS = 3;
+
+/**
+ * The plan kept in `dir`, or a new one measured now. `candidates`: initialisations a first model
+ * chooses among; `valImages`: the val split the first model (and each retraining) is judged on.
+ */
+export async function evalBudgets(dir: string, ds: EvalDataset, training: EvalTraining, candidates: number, valImages: EvalImage[]): Promise<EvalBudgets> {
+  const key = JSON.stringify({ dataset: ds.name, target: ds.target, downsample: ds.downsample, arch: training.arch, batch: training.batchSize, patch: training.patchSize, candidates, val: valImages.length, budgets: TRAINING });
+  const file = path.join(dir, 'plan.json');
+  if (fs.existsSync(file)) {
+    const stored = JSON.parse(fs.readFileSync(file, 'utf8')) as EvalBudgets;
+    if (stored.key === key) return stored;
+  }
+  const images = asLabeled(ds.train.slice(0, PROBE_IMAGES));
+  const val = asLabeled(valImages);
+  const common = { images, valImages: val, target: segmentationTarget(ds.target), config: training.arch, batchSize: training.batchSize, patchSize: training.patchSize };
+  const firstModel = await planSteps({ ...common, budgetSeconds: TRAINING.firstModelSeconds, candidates });
+  const retrain = await planSteps({ ...common, budgetSeconds: TRAINING.retrainSeconds, candidates: 1 });
+  const elapsed: number[] = [];
+  const probe = await pretrain({
+    tasks: ['inpainting'], images: ds.train.slice(0, PROBE_IMAGES).map((im) => im.image), config: training.arch,
+    steps: PRETRAIN_PROBE_STEPS + 1, batchSize: training.batchSize, patchSize: training.patchSize, onProgress: (p) => elapsed.push(p.elapsedSeconds),
+  });
+  probe.model.dispose();
+  const secondsPerStep = (elapsed[PRETRAIN_PROBE_STEPS] - elapsed[0]) / PRETRAIN_PROBE_STEPS;
+  const budgets: EvalBudgets = {
+    firstModel, retrain, key,
+    pretrain: { budgetSeconds: TRAINING.pretrainSeconds, secondsPerStep, steps: Math.max(1, Math.floor(TRAINING.pretrainSeconds / secondsPerStep)) },
+  };
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(file, JSON.stringify(budgets, null, 2) + '\n');
+  return budgets;
+}
+
+/** One line for a report: what each budget bought. */
+export function describeBudgets(b: EvalBudgets): string {
+  const s = (seconds: number) => `${seconds.toFixed(2)} s`;
+  return `first model ${b.firstModel.budgetSeconds} s = ${b.firstModel.steps} steps × ${b.firstModel.candidates} candidate(s) (${s(b.firstModel.secondsPerStep)}/step, val pass ${s(b.firstModel.secondsPerValCheck)}); ` +
+    `retraining ${b.retrain.budgetSeconds} s = ${b.retrain.steps} steps; pretraining ${b.pretrain.budgetSeconds} s = ${b.pretrain.steps} steps (${s(b.pretrain.secondsPerStep)}/step)`;
+}
