@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { correctionCost, dilate, strokesFor } from '../../src/engine/eval/correction';
+import { correctionCost, dilate, objectEdits, strokesFor } from '../../src/engine/eval/correction';
 import { autoRuns, bestTasks, curveCells, PIXEL_CLASSIFIER, stat, summarizeCurve, type CurveRun } from '../../src/engine/eval/curve';
 import { lineChartSvg, writeChart } from '../../src/engine/eval/plot';
 import { curveCriteria, toCsv, writeLoopReport } from '../../src/engine/eval/report';
@@ -97,6 +97,43 @@ describe('correction cost', () => {
     const line = new Uint8Array(64 * 64);
     for (let x = 0; x < 50; x++) line[5 * 64 + x] = 1;
     expect(strokesFor(line, 64, 64, brush)).toBe(5);
+  });
+});
+
+describe('object edits', () => {
+  /** An 8x4 map from rows of digits (object ids), for readable cases. */
+  const map = (...rows: string[]) => Int32Array.from(rows.join(''), Number);
+  const truth = map(
+    '11002220',
+    '11002220',
+    '00000000',
+    '33000044',
+  );
+
+  test('a perfect proposal needs none, and an empty one adds every object', () => {
+    expect(objectEdits(truth, truth)).toEqual({ add: 0, delete: 0, split: 0, merge: 0 });
+    expect(objectEdits(new Int32Array(32), truth)).toEqual({ add: 4, delete: 0, split: 0, merge: 0 });
+  });
+
+  test('counts merges of fragments, splits of merged objects, deletions and additions', () => {
+    const proposed = map(
+      '11002230', // true object 2 in two fragments: one merge
+      '11002230',
+      '00000000',
+      '99999055', // 3 and the background held by one object with a stray part: kept; 4 found; none split
+    );
+    expect(objectEdits(proposed, truth)).toEqual({ add: 0, delete: 0, split: 0, merge: 1 });
+    const merged = map(
+      '11111110', // objects 1 and 2 held by one proposed object: one split
+      '11111110',
+      '00000077', // mostly background: one deletion
+      '00000000', // 3 and 4 missed: two additions
+    );
+    expect(objectEdits(merged, truth)).toEqual({ add: 2, delete: 1, split: 1, merge: 0 });
+  });
+
+  test('refuses maps of different sizes', () => {
+    expect(() => objectEdits(new Int32Array(4), truth)).toThrow(/differ in size/);
   });
 });
 

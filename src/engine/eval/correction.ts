@@ -147,3 +147,57 @@ export function correctionCost(proposal: Uint8Array | null, truth: Uint8Array, w
     drawStrokes: strokesFor(truth, width, height, model),
   };
 }
+
+/**
+ * The object-level edits that turn proposed objects into the true ones, as an annotator of an
+ * instance set makes them: delete a proposed object that is mostly background, add a true object
+ * nothing proposed, split a proposed object that holds several true ones, merge the fragments of
+ * one true object. "Holds" and "fragment" are by majority: a true object is held by the proposed
+ * object that covers more than half of it; a proposed object is a fragment of the true object
+ * that covers more than half of it. Each split or merge of n pieces is n − 1 edits. Objects that
+ * need none of these may still need their outline touched up, which the pixel costs count.
+ */
+export interface ObjectEdits {
+  add: number;
+  delete: number;
+  split: number;
+  merge: number;
+}
+
+export function objectEdits(proposed: Int32Array, truth: Int32Array): ObjectEdits {
+  if (proposed.length !== truth.length) throw new Error(`object maps differ in size: ${proposed.length} and ${truth.length} pixels`);
+  const areaP = new Map<number, number>();
+  const areaT = new Map<number, number>();
+  const overlap = new Map<string, number>();
+  for (let i = 0; i < truth.length; i++) {
+    const p = proposed[i];
+    const t = truth[i];
+    if (p > 0) areaP.set(p, (areaP.get(p) ?? 0) + 1);
+    if (t > 0) areaT.set(t, (areaT.get(t) ?? 0) + 1);
+    if (p > 0 && t > 0) overlap.set(`${p},${t}`, (overlap.get(`${p},${t}`) ?? 0) + 1);
+  }
+  const held = new Map<number, number>(); // proposed id -> true objects it holds
+  const fragments = new Map<number, number>(); // true id -> proposed objects that are its fragments
+  const heldTruth = new Set<number>();
+  const fragmentProposals = new Set<number>();
+  for (const [key, n] of overlap) {
+    const [p, t] = key.split(',').map(Number);
+    if (2 * n > (areaT.get(t) as number)) {
+      held.set(p, (held.get(p) ?? 0) + 1);
+      heldTruth.add(t);
+    }
+    if (2 * n > (areaP.get(p) as number)) {
+      fragments.set(t, (fragments.get(t) ?? 0) + 1);
+      fragmentProposals.add(p);
+    }
+  }
+  let split = 0;
+  for (const n of held.values()) split += n - 1;
+  let merge = 0;
+  for (const n of fragments.values()) merge += n - 1;
+  let add = 0;
+  for (const t of areaT.keys()) if (!heldTruth.has(t) && !fragments.has(t)) add++;
+  let remove = 0;
+  for (const p of areaP.keys()) if (!fragmentProposals.has(p) && !held.has(p)) remove++;
+  return { add, delete: remove, split, merge };
+}

@@ -13,7 +13,7 @@ import { BEST_CHECK_EVERY, type Initialisation } from '../train/finetune';
 import type { Normalisation } from '../model/unet';
 import type { LearningRateSchedule } from '../train/optimizerState';
 import { displaces, type ValScore } from '../train/select';
-import { chooseLabeled, disposeInit, finetuneOn, pixelClassifierScores, pretrainedInit, scoreSplit, type EvalDataset, type EvalTraining } from './setup';
+import { chooseLabeled, disposeInit, finetuneOn, pixelClassifierScores, pretrainedInit, scoreSplit, type EvalDataset, type EvalTraining, type ProposalScores } from './setup';
 
 export const ALL_LABELS = 0;
 export const COMBINATION = 'combo';
@@ -79,6 +79,8 @@ export interface CurveRun {
   testIoU: number;
   testF1?: number;
   testAP?: number;
+  /** Instance sets: object edits (add, delete, split, merge) summed over the test images, and their true objects. */
+  testObjectEdits?: ProposalScores['objectEdits'];
   /** Mean share of pixels proposed as foreground on test images without any (absent: none, or runs from before it was recorded). */
   testEmptyForeground?: number;
   pretrainSteps: number;
@@ -193,6 +195,7 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
             dataset: ds.name, target: ds.target, init: name, k: cell.images.length, kLabel: cell.kLabel, subset: cell.subset, seed: cell.seed,
             valDice: val.dice, ...(val.f1 !== undefined ? { valF1: val.f1 } : {}), testDice: test.dice, testIoU: test.iou,
             ...(test.f1 !== undefined ? { testF1: test.f1, testAP: test.ap } : {}),
+            ...(test.objectEdits ? { testObjectEdits: test.objectEdits } : {}),
             ...(test.emptyForeground !== undefined ? { testEmptyForeground: test.emptyForeground } : {}),
             pretrainSteps: tasks ? options.pretrainSteps : 0, ...(tasks ? { pretrainLearningRate: options.training.pretrainLearningRate, encoderRateFactor: options.training.encoderRateFactor ?? 1 } : {}), finetuneSteps: options.finetuneSteps, norm: options.training.arch.norm ?? 'none',
             schedule: options.training.schedule, threshold: options.threshold, weights: options.weights,

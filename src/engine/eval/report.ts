@@ -269,6 +269,19 @@ export async function writeLoopReport(outDir: string, rounds: LoopRound[], ctx: 
       ...roundTable(scored, (r) => `${percent(r.scoreChangedFraction)} (${r.scoreBandFraction === undefined ? '–' : percent(r.scoreBandFraction)}; ${r.modelLabels ? (r.scoreDice as number).toFixed(3) : '–'})`),
     );
   }
+  const edited = scored.filter((s) => of(s).some((r) => r.scoreObjectEdits));
+  if (edited.length) {
+    lines.push(
+      'Object edits the same models need on the test split, per 100 true objects: add / delete / split / merge (correction.ts, objectEdits):',
+      '',
+      ...roundTable(edited, (r) => {
+        const e = r.scoreObjectEdits;
+        if (!e) return 'all drawn';
+        const per100 = (n: number) => ((100 * n) / Math.max(1, e.trueObjects)).toFixed(1);
+        return `${per100(e.add)} / ${per100(e.delete)} / ${per100(e.split)} / ${per100(e.merge)}`;
+      }),
+    );
+  }
   for (const s of sessions) {
     const rs = of(s).filter((r) => r.modelLabels > 0);
     const total = rs.reduce((a, r) => a + r.changedPixels, 0);

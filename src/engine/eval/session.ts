@@ -64,6 +64,8 @@ export interface LoopRound extends CorrectionCost {
   /** scoreChangedFraction forgiving pixels within BOUNDARY_TOLERANCE of the true boundary. */
   scoreBandFraction?: number;
   scoreDice?: number;
+  /** Instance sets: the object edits (add, delete, split, merge) the proposing model's objects need on the score images. */
+  scoreObjectEdits?: ProposalScores['objectEdits'];
   retrained: boolean;
   /** Whether the retrained model replaced the previous one (promotionDecision, as in the app). */
   promoted: boolean;
@@ -144,6 +146,7 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         proposalDice: fg ? dice(fg, image.gt.foreground) : 0,
         uncertainty: proposal?.score ?? NaN,
         ...(proposerCost ? { scoreChangedFraction: proposerCost.correctionFraction, scoreBandFraction: proposerCost.bandCorrectionFraction, scoreDice: proposerCost.dice } : {}),
+        ...(proposerCost?.objectEdits ? { scoreObjectEdits: proposerCost.objectEdits } : {}),
         retrained, promoted, heldOut, trainSeconds, ...cost,
       };
       results.push(result);
@@ -156,7 +159,7 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
 }
 
 /** A model's scores on fixed images; without a model every mask is drawn from nothing. */
-async function fixedSetScores(ds: EvalDataset, model: UNet | null, images: EvalImage[]): Promise<Pick<ProposalScores, 'correctionFraction' | 'bandCorrectionFraction' | 'dice'>> {
+async function fixedSetScores(ds: EvalDataset, model: UNet | null, images: EvalImage[]): Promise<Pick<ProposalScores, 'correctionFraction' | 'bandCorrectionFraction' | 'dice' | 'objectEdits'>> {
   return model ? scoreSplit(model, ds, images) : { correctionFraction: 1, bandCorrectionFraction: 1, dice: 0 };
 }
 

@@ -24,7 +24,7 @@ import { percentileRanges, spanFloor } from '../../imaging/normalize';
 import { downsampleMask, downsamplePixels, upsampleMask } from '../../imaging/resample';
 import type { Dataset, LabeledImage as GroundTruth } from '../../imaging/datasets';
 import type { RawImage } from '../../imaging/types';
-import { bandChangedPixels } from './correction';
+import { bandChangedPixels, objectEdits, type ObjectEdits } from './correction';
 import { filterBank, PixelForest } from './pixelClassifier';
 
 export type TargetKind = 'semantic' | 'instance';
@@ -251,12 +251,15 @@ interface ImageScores {
   drawPixels: number;
   /** Pixels to correct outside the band around the true boundary (correction.ts, BOUNDARY_TOLERANCE). */
   bandChangedPixels: number;
+  /** Instance sets: the object edits from the segmentation's objects to the true ones, and how many true objects there are. */
+  edits?: ObjectEdits;
+  trueObjects?: number;
 }
 
 /** Foreground Dice and IoU, and F1/AP at IoU 0.5 when there are objects, against the ground truth. */
 function imageScores(seg: Segmentation, im: EvalImage): ImageScores {
   const counts = confusion(seg.foreground, im.gt.foreground);
-  const scores = {
+  const scores: ImageScores = {
     dice: diceOf(counts), iou: iouOf(counts), f1: 0, ap: 0,
     empty: counts.tp + counts.fn === 0, foregroundShare: (counts.tp + counts.fp) / seg.foreground.length,
     changedPixels: counts.fp + counts.fn, drawPixels: counts.tp + counts.fn,
@@ -266,6 +269,8 @@ function imageScores(seg: Segmentation, im: EvalImage): ImageScores {
     const [m] = matchInstances(seg.objects, im.gt.instances, [0.5]);
     scores.f1 = m.f1;
     scores.ap = m.ap;
+    scores.edits = objectEdits(seg.objects, im.gt.instances);
+    scores.trueObjects = im.gt.instanceCount ?? new Set(im.gt.instances.filter((v) => v > 0)).size;
   }
   return scores;
 }
@@ -296,6 +301,8 @@ export interface ProposalScores extends SplitScores {
   correctionFraction: number;
   /** The same, forgiving pixels within BOUNDARY_TOLERANCE of the true boundary. */
   bandCorrectionFraction: number;
+  /** Instance sets: object edits summed over the images, and the true objects there are. */
+  objectEdits?: ObjectEdits & { trueObjects: number };
 }
 
 /** Mean per-image scores of the model's proposals on a split, and what correcting them costs. */
@@ -309,7 +316,12 @@ export async function scoreSplit(model: Parameters<typeof propose>[0], ds: EvalD
   }
   const drawn = perImage.reduce((a, s) => a + s.drawPixels, 0);
   const pooled = (key: 'changedPixels' | 'bandChangedPixels') => (drawn > 0 ? perImage.reduce((a, s) => a + s[key], 0) / drawn : NaN);
-  return { ...meanScores(ds, perImage), correctionFraction: pooled('changedPixels'), bandCorrectionFraction: pooled('bandChangedPixels') };
+  const edits = perImage.filter((s) => s.edits);
+  const sum = (key: keyof ObjectEdits) => edits.reduce((a, s) => a + (s.edits as ObjectEdits)[key], 0);
+  return {
+    ...meanScores(ds, perImage), correctionFraction: pooled('changedPixels'), bandCorrectionFraction: pooled('bandChangedPixels'),
+    ...(edits.length ? { objectEdits: { add: sum('add'), delete: sum('delete'), split: sum('split'), merge: sum('merge'), trueObjects: edits.reduce((a, s) => a + (s.trueObjects as number), 0) } } : {}),
+  };
 }
 
 /** Otsu's threshold on the raw image, the baseline every learned figure is compared with. */
