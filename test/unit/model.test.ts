@@ -9,6 +9,8 @@ import { finetune, loadSegmentationModel, saveSegmentationModel } from '../../sr
 import { segmentationLoss } from '../../src/engine/train/losses';
 import { UNKNOWN, dihedral } from '../../src/engine/data';
 import { engine, labeledNuclei, nuclei } from '../helpers/engine';
+import { predictBatch } from '../../src/engine/infer/predict';
+import { Rng } from '../../src/shared/rng';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'maskloop-model-'));
 
@@ -281,5 +283,32 @@ describe('tensor memory', () => {
     expect(long.afterPredict).toBe(long.during);
     expect(long.after).toBe(0);
     expect(short.after).toBe(0);
+  });
+});
+
+describe('test-time augmentation', () => {
+  test('averages over the eight symmetries: the averaged prediction turns with its input', () => {
+    const model = UNet.create({ inChannels: 1, outChannels: 3, depth: 2, baseFilters: 4 }, 5);
+    const size = 32;
+    const rng = new Rng(3);
+    const x = Float32Array.from({ length: size * size }, () => rng.next());
+    const predict = (pixels: Float32Array, tta: boolean) => tf.tidy(() => predictBatch(model, tf.tensor4d(pixels, [1, size, size, 1]), tta).dataSync() as Float32Array);
+    const averaged = predict(x, true);
+    // A random network is not symmetric itself, so averaging changes its output.
+    const plain = predict(x, false);
+    expect(Math.max(...plain.map((v, i) => Math.abs(v - averaged[i])))).toBeGreaterThan(1e-4);
+    for (let k = 1; k < 8; k++) {
+      const turned = predict(dihedral(x, size, 1, k), true);
+      const expected = dihedral(averaged, size, 3, k);
+      expect(Math.max(...turned.map((v, i) => Math.abs(v - expected[i]))), `symmetry ${k}`).toBeLessThan(1e-4);
+    }
+    model.dispose();
+  });
+
+  test('keeps the shape of tiles that are not square', () => {
+    const model = UNet.create({ inChannels: 2, outChannels: 1, depth: 2, baseFilters: 4 }, 5);
+    const out = tf.tidy(() => predictBatch(model, tf.zeros([2, 16, 40, 2]) as tf.Tensor4D, true).shape);
+    expect(out).toEqual([2, 16, 40, 1]);
+    model.dispose();
   });
 });

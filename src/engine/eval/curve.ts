@@ -79,6 +79,8 @@ export interface CurveRun {
   testIoU: number;
   testF1?: number;
   testAP?: number;
+  /** Whether the model's proposals used test-time augmentation (chosen on val; absent: no). */
+  tta?: boolean;
   /** Instance sets: object edits (add, delete, split, merge) summed over the test images, and their true objects. */
   testObjectEdits?: ProposalScores['objectEdits'];
   /** Mean share of pixels proposed as foreground on test images without any (absent: none, or runs from before it was recorded). */
@@ -189,8 +191,9 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
           valImages: ds.val, calibrate: options.threshold === 'calibrated', keepBest: options.weights === 'best',
         });
         try {
-          const val = ds.val.length > 0 ? await scoreSplit(model, ds, ds.val) : { dice: NaN, f1: undefined };
-          const test = await scoreSplit(model, ds, ds.test);
+          const tiling = { tta: meta.tta };
+          const val = ds.val.length > 0 ? await scoreSplit(model, ds, ds.val, tiling) : { dice: NaN, f1: undefined };
+          const test = await scoreSplit(model, ds, ds.test, tiling);
           const run: CurveRun = {
             dataset: ds.name, target: ds.target, init: name, k: cell.images.length, kLabel: cell.kLabel, subset: cell.subset, seed: cell.seed,
             valDice: val.dice, ...(val.f1 !== undefined ? { valF1: val.f1 } : {}), testDice: test.dice, testIoU: test.iou,
@@ -199,7 +202,7 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
             ...(test.emptyForeground !== undefined ? { testEmptyForeground: test.emptyForeground } : {}),
             pretrainSteps: tasks ? options.pretrainSteps : 0, ...(tasks ? { pretrainLearningRate: options.training.pretrainLearningRate, encoderRateFactor: options.training.encoderRateFactor ?? 1 } : {}), finetuneSteps: options.finetuneSteps, norm: options.training.arch.norm ?? 'none',
             schedule: options.training.schedule, threshold: options.threshold, weights: options.weights,
-            ...(meta.best ? { bestStep: meta.best.step } : {}), pretrainSeconds,
+            ...(meta.best ? { bestStep: meta.best.step } : {}), ...(meta.tta ? { tta: true } : {}), pretrainSeconds,
             wallSeconds: (performance.now() - t0) / 1000,
             backend: backendInfo()?.choice ?? 'unknown', threads: backendInfo()?.threads ?? 0,
             trainImages: cell.images.map((im) => im.name),

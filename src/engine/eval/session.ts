@@ -9,6 +9,7 @@
  * calibrated on them, and it replaces the current model only if it scores better there.
  */
 import { foregroundOf, type Proposal } from '../infer/propose';
+import type { TilingOptions } from '../infer/predict';
 import { dice } from '../metrics';
 import { Rng } from '../../shared/rng';
 import type { UNet } from '../model/unet';
@@ -79,9 +80,11 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
   const rounds = Math.min(options.rounds, pool.length);
   const train: EvalImage[] = [];
   const val: EvalImage[] = [];
-  const valScore = (m: UNet) => evaluateOnVal(m, segmentationTarget(ds.target), asLabeled(val));
+  const valScore = (m: UNet, tta: boolean | undefined) => evaluateOnVal(m, segmentationTarget(ds.target), asLabeled(val), { tta });
   const results: LoopRound[] = [];
   let model: UNet | null = null;
+  /** Whether the current model proposes with test-time augmentation (chosen on val, as in the app). */
+  let modelTta: boolean | undefined;
   let modelLabels = 0;
   let modelTrainImages = 0;
   /** The current model's score on val as it is now: kept until val grows or the model changes. */
@@ -92,9 +95,9 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
   try {
     for (let round = 1; round <= rounds; round++) {
       const proposedBy = model ? modelLabels : 0;
-      if (options.scoreImages?.length && !modelCost) modelCost = await fixedSetScores(ds, model, options.scoreImages);
+      if (options.scoreImages?.length && !modelCost) modelCost = await fixedSetScores(ds, model, options.scoreImages, modelTta);
       const proposerCost = modelCost;
-      const { image, proposal } = await nextImage(ds, pool, model, options, pickRng);
+      const { image, proposal } = await nextImage(ds, pool, model, { tta: modelTta }, options, pickRng);
       pool.splice(pool.indexOf(image), 1);
       const fg = proposal ? foregroundOf(proposal.mask) : null;
       const cost = correctionCost(fg, image.gt.foreground, image.gt.image.width, image.gt.image.height, options.brush ?? DEFAULT_BRUSH);
@@ -114,7 +117,7 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         const t0 = performance.now();
         // Warm start: the next model continues from the current one, head included (or from the initialisation).
         const init: Initialisation | undefined = model ? { name: options.initName, weights: model.weights(), trained: 'segmentation' } : options.init;
-        const { model: next } = await finetuneOn(ds, train, init, {
+        const { model: next, meta: nextMeta } = await finetuneOn(ds, train, init, {
           ...options.training, steps: model ? options.stepsPerRetrain : options.firstSteps, seed: options.seed + round,
           valImages: val.length ? val : undefined,
         });
@@ -122,8 +125,8 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         // The app's promotion rule, on the val split as it is now (the current model re-scored).
         let nextScore: ValScore | null = null;
         if (model) {
-          nextScore = await valScore(next);
-          modelScore ??= await valScore(model);
+          nextScore = await valScore(next, nextMeta.tta);
+          modelScore ??= await valScore(model, modelTta);
           promoted = promotionDecision({ score: nextScore, trainImages: train.length }, { score: modelScore, trainImages: modelTrainImages, id: modelLabels }).promote;
         } else {
           promoted = true;
@@ -131,6 +134,7 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         if (promoted) {
           model?.dispose();
           model = next;
+          modelTta = nextMeta.tta;
           modelScore = nextScore;
           modelCost = null;
           modelLabels = round;
@@ -159,18 +163,18 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
 }
 
 /** A model's scores on fixed images; without a model every mask is drawn from nothing. */
-async function fixedSetScores(ds: EvalDataset, model: UNet | null, images: EvalImage[]): Promise<Pick<ProposalScores, 'correctionFraction' | 'bandCorrectionFraction' | 'dice' | 'objectEdits'>> {
-  return model ? scoreSplit(model, ds, images) : { correctionFraction: 1, bandCorrectionFraction: 1, dice: 0 };
+async function fixedSetScores(ds: EvalDataset, model: UNet | null, images: EvalImage[], tta: boolean | undefined): Promise<Pick<ProposalScores, 'correctionFraction' | 'bandCorrectionFraction' | 'dice' | 'objectEdits'>> {
+  return model ? scoreSplit(model, ds, images, { tta }) : { correctionFraction: 1, bandCorrectionFraction: 1, dice: 0 };
 }
 
 /** The next image to label and the current model's proposal for it. */
-async function nextImage(ds: EvalDataset, pool: EvalImage[], model: UNet | null, options: SessionOptions, rng: Rng): Promise<{ image: EvalImage; proposal: Proposal | null }> {
+async function nextImage(ds: EvalDataset, pool: EvalImage[], model: UNet | null, tiling: TilingOptions, options: SessionOptions, rng: Rng): Promise<{ image: EvalImage; proposal: Proposal | null }> {
   if (!model) return { image: pool[0], proposal: null };
-  if (options.order === 'random') return { image: pool[0], proposal: await proposalFor(model, ds, pool[0]) };
+  if (options.order === 'random') return { image: pool[0], proposal: await proposalFor(model, ds, pool[0], tiling) };
   const candidates = options.candidates > 0 && options.candidates < pool.length ? rng.shuffle([...pool]).slice(0, options.candidates) : pool;
   let best: { image: EvalImage; proposal: Proposal } | null = null;
   for (const image of candidates) {
-    const proposal = await proposalFor(model, ds, image);
+    const proposal = await proposalFor(model, ds, image, tiling);
     if (!best || proposal.score > best.proposal.score) best = { image, proposal };
     await new Promise((r) => setImmediate(r));
   }

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { evenlySpread, UNKNOWN, type LabeledImage } from '../data';
-import { imageSource } from '../infer/predict';
+import { imageSource, type TilingOptions } from '../infer/predict';
 import { foregroundOf, propose, type Proposal } from '../infer/propose';
 import { instanceLabels, labeled, prepareImage, semanticLabels, type PreparedImage } from '../input';
 import { confusion, diceOf, iouOf, matchInstances, otsuSegment } from '../metrics';
@@ -18,6 +18,7 @@ import { finetune, type Initialisation, type SegmentationTarget } from '../train
 import type { TrainingProgress } from '../train/loop';
 import type { LearningRateSchedule } from '../train/optimizerState';
 import { loadPretextWeights, pretrain } from '../train/pretrain';
+import { chooseAugmentation, evaluateOnVal } from '../train/select';
 import { TRAINING } from '../../shared/training';
 import { connectedComponents } from '../../imaging/instances';
 import { percentileRanges, spanFloor } from '../../imaging/normalize';
@@ -193,13 +194,15 @@ export async function finetuneOn(
     keepBest?: boolean;
   },
 ) {
+  const target = segmentationTarget(ds.target);
+  const val = options.valImages ? asLabeled(options.valImages) : undefined;
   const result = await finetune({
-    images: asLabeled(images), target: segmentationTarget(ds.target), config: options.arch, init,
+    images: asLabeled(images), target, config: options.arch, init,
     steps: options.steps, batchSize: options.batchSize, patchSize: options.patchSize,
     // A warm start (init.trained 'segmentation') continues at finetune's gentler rate.
     learningRate: options.learningRate,
     schedule: options.schedule, encoderRateFactor: options.encoderRateFactor,
-    valImages: options.valImages ? asLabeled(options.valImages) : undefined, calibrate: options.calibrate, keepBest: options.keepBest,
+    valImages: val, calibrate: options.calibrate, keepBest: options.keepBest,
     seed: options.seed,
     onProgress: options.onProgress, signal: options.signal,
   });
@@ -207,6 +210,8 @@ export async function finetuneOn(
     result.model.dispose();
     throw new EvalCancelled();
   }
+  // As maskloop train does: test-time augmentation where it measures better on val.
+  if (val) result.meta.tta = (await chooseAugmentation(result.model, target, val, await evaluateOnVal(result.model, target, val))).tta;
   return { model: result.model, meta: result.meta };
 }
 
@@ -223,9 +228,9 @@ export interface SplitScores {
 }
 
 /** The model's proposal for an image, its mask brought back to full resolution. */
-export async function proposalFor(model: Parameters<typeof propose>[0], ds: EvalDataset, im: EvalImage): Promise<Proposal> {
+export async function proposalFor(model: Parameters<typeof propose>[0], ds: EvalDataset, im: EvalImage, tiling: TilingOptions = {}): Promise<Proposal> {
   // Default tiling: a whole image per pass up to 1024 px, tiles beyond.
-  const p = await propose(model, segmentationTarget(ds.target), imageSource(im.image));
+  const p = await propose(model, segmentationTarget(ds.target), imageSource(im.image), tiling);
   if (ds.downsample === 1) return p;
   const { width, height } = im.gt.image;
   return { ...p, width, height, mask: upsampleMask(p.mask, ds.downsample, width, height) };
@@ -306,10 +311,10 @@ export interface ProposalScores extends SplitScores {
 }
 
 /** Mean per-image scores of the model's proposals on a split, and what correcting them costs. */
-export async function scoreSplit(model: Parameters<typeof propose>[0], ds: EvalDataset, images: EvalImage[]): Promise<ProposalScores> {
+export async function scoreSplit(model: Parameters<typeof propose>[0], ds: EvalDataset, images: EvalImage[], tiling: TilingOptions = {}): Promise<ProposalScores> {
   const perImage: ImageScores[] = [];
   for (const im of images) {
-    const { mask } = await proposalFor(model, ds, im);
+    const { mask } = await proposalFor(model, ds, im, tiling);
     perImage.push(imageScores({ foreground: foregroundOf(mask), objects: ds.target === 'instance' && mask instanceof Int32Array ? mask : undefined }, im));
     // Progress events and cancellation get a turn between images.
     await new Promise((r) => setImmediate(r));

@@ -19,6 +19,34 @@ export interface TilingOptions {
   overlap?: number;
   /** Tiles per forward pass. */
   batchSize?: number;
+  /**
+   * Test-time augmentation: each tile is predicted in its eight flips and rotations and the
+   * outputs, turned back, are averaged (eight times the compute). Models record whether it
+   * measured better on their val split (SegmentationModelMeta.tta).
+   */
+  tta?: boolean;
+}
+
+/**
+ * The eight symmetries of the square as (transpose, flip rows, flip columns): each tile is
+ * transposed first, then flipped; turning an output back undoes them in the reverse order.
+ */
+const SYMMETRIES: ReadonlyArray<readonly [boolean, boolean, boolean]> = [false, true].flatMap((t) => [false, true].flatMap((r) => [false, true].map((c) => [t, r, c] as const)));
+
+/** The model's output for a batch of tiles [B, H, W, C], averaged over the eight symmetries with `tta`. */
+export function predictBatch(model: UNet, x: tf.Tensor4D, tta = false): tf.Tensor4D {
+  if (!tta) return model.predict(x) as tf.Tensor4D;
+  return tf.tidy(() => {
+    const flips = (t: tf.Tensor4D, rows: boolean, cols: boolean) => (rows || cols ? tf.reverse(t, [...(rows ? [1] : []), ...(cols ? [2] : [])]) : t);
+    const transpose = (t: tf.Tensor4D, on: boolean) => (on ? tf.transpose(t, [0, 2, 1, 3]) : t);
+    let sum: tf.Tensor4D | null = null;
+    for (const [t, r, c] of SYMMETRIES) {
+      const out = model.predict(flips(transpose(x, t), r, c)) as tf.Tensor4D;
+      const back = transpose(flips(out, r, c), t);
+      sum = sum ? (sum.add(back) as tf.Tensor4D) : back;
+    }
+    return (sum as tf.Tensor4D).div(SYMMETRIES.length);
+  });
 }
 
 
@@ -147,7 +175,7 @@ export async function predictTiled(model: UNet, source: PixelSource, sink: RowSi
       const tilePixels = tileW * tileH;
       const pixels = new Float32Array(batchXs.length * tilePixels * source.channels);
       batchXs.forEach((x0, i) => pixels.set(source.read(x0, y0, tileW, tileH), i * tilePixels * source.channels));
-      const probs = tf.tidy(() => model.predict(tf.tensor4d(pixels, [batchXs.length, tileH, tileW, source.channels])));
+      const probs = tf.tidy(() => predictBatch(model, tf.tensor4d(pixels, [batchXs.length, tileH, tileW, source.channels]), options.tta));
       // Asynchronous read-back: a GPU backend in Node (WebGPU) offers no synchronous one.
       const values = (await probs.data()) as Float32Array;
       probs.dispose();

@@ -8,6 +8,7 @@ import type { LabeledImage } from '../data';
 import type { Architecture } from '../model/unet';
 import { heldOutDice } from './calibrate';
 import { BEST_CHECK_EVERY, finetune, type SegmentationTarget } from './finetune';
+import { TTA_VAL_PASSES } from './select';
 
 /** What a budget bought: steps per candidate, and the measurements they were derived from. */
 export interface StepPlan {
@@ -31,11 +32,11 @@ const PROBE_STEPS = 3;
 
 /**
  * Val passes per candidate besides the periodic best-weights checks: the final check, the
- * foreground calibration and the candidate's score; plus one for the whole run (the promoted
- * model re-scored).
+ * foreground calibration and the candidate's score; plus, for the whole run, the promoted model
+ * re-scored and the test-time augmentation decision (TTA_VAL_PASSES).
  */
 const VAL_PASSES_PER_CANDIDATE = 3;
-const VAL_PASSES_PER_RUN = 1;
+const VAL_PASSES_PER_RUN = 1 + TTA_VAL_PASSES;
 
 /**
  * Steps per candidate that fit `secondsLeft`: each candidate costs steps × secondsPerStep plus a

@@ -144,6 +144,8 @@ export interface SegmentationModelMeta {
    * bias (so the model decides at 0.5); for the record. Absent in uncalibrated models.
    */
   foregroundThreshold?: number;
+  /** Whether proposals use test-time augmentation (chooseAugmentation); absent: no. */
+  tta?: boolean;
   /**
    * With val checks (keepBest): the step whose weights these are and their pooled val Dice. In a
    * training checkpoint, the best weights so far (saved alongside as the group 'best').

@@ -124,6 +124,34 @@ export function promotionDecision(newcomer: PromotionEntry, current: (PromotionE
   return { promote: false, reason: `kept model #${current.id}: learned from no more labeled images, and ${compared} does not beat it` };
 }
 
+/**
+ * Val score test-time augmentation must gain over plain proposals to be used: it costs eight
+ * times the compute of every proposal, so a gain within the noise of a small val split is not
+ * worth it.
+ */
+export const TTA_MARGIN = 0.005;
+
+/** Passes over the val images that deciding on test-time augmentation costs (one per symmetry). */
+export const TTA_VAL_PASSES = 8;
+
+export interface AugmentationChoice {
+  tta: boolean;
+  /** The val scores of the proposals as they will be made (with TTA when chosen). */
+  score: ValScore;
+  ttaScore: ValScore;
+}
+
+/**
+ * Whether a model's proposals use test-time augmentation: measured on the val split against its
+ * plain scores (F1 for instance targets, else Dice), kept only where it gains more than TTA_MARGIN.
+ */
+export async function chooseAugmentation(model: UNet, target: SegmentationTarget, val: LabeledImage[], plain: ValScore): Promise<AugmentationChoice> {
+  const ttaScore = await evaluateOnVal(model, target, val, { tta: true });
+  const value = (s: ValScore) => s.f1 ?? s.dice;
+  const tta = value(ttaScore) > value(plain) + TTA_MARGIN;
+  return { tta, score: tta ? ttaScore : plain, ttaScore };
+}
+
 /** 'val Dice 0.9512' or, for instance targets, 'val Dice 0.9512, F1 0.8410'. */
 export function formatValScore(score: ValScore): string {
   return `val Dice ${score.dice.toFixed(4)}${score.f1 !== undefined ? `, F1 ${score.f1.toFixed(4)}` : ''}`;

@@ -73,7 +73,7 @@ export async function prelabel(project: Project, options: PrelabelOptions, hooks
         const source = await fileSource(it.file, undefined, { minSpans: meta.minSpans, grey: it.grey });
         let proposal;
         try {
-          proposal = await propose(model, meta.target, source, { tile: options.tile, keepUncertainty: !outDir });
+          proposal = await propose(model, meta.target, source, { tile: options.tile, tta: meta.tta, keepUncertainty: !outDir });
         } finally {
           source.close();
         }

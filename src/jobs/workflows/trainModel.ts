@@ -11,7 +11,7 @@ import { initEngine } from '../../engine/backend';
 import { architectureOf, DEFAULT_ARCH } from '../../engine/model/unet';
 import { finetunePhase, loadSegmentationModel, saveSegmentationModel, type Initialisation, type SegmentationTarget } from '../../engine/train/finetune';
 import { loadPretextWeights } from '../../engine/train/pretrain';
-import { evaluateOnVal, formatValScore, promotionDecision, selectInitialisation, valImagesFor, type CandidateScore, type ValScore } from '../../engine/train/select';
+import { chooseAugmentation, evaluateOnVal, formatValScore, promotionDecision, selectInitialisation, valImagesFor, type CandidateScore, type ValScore } from '../../engine/train/select';
 import type { JsonObject, Project, RunRecord } from '../../store';
 import { TRAINING } from '../../shared/training';
 import { planSteps, type StepPlan } from '../../engine/train/budget';
@@ -201,14 +201,17 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
         return { status: 'cancelled', runId: run.id };
       }
       for (const c of candidates) fs.rmSync(checkpointFor(c.name), { force: true });
-      const chosen = scores.find((s) => s.name === bestName) as CandidateScore;
+      const candidateScore = scores.find((s) => s.name === bestName) as CandidateScore;
+      // Proposals use test-time augmentation where it measures better on val; the model is judged as it will propose.
+      const augmentation = await chooseAugmentation(best.model, target, val.images, candidateScore);
+      const chosen: CandidateScore = { ...augmentation.score, name: bestName };
       const file = project.cachePath('checkpoints', `model-run${run.id}.mlckpt`);
       // Prelabeling normalises with the floor the model was trained with, whatever folder it reads.
-      await saveSegmentationModel(file, best.model, { ...best.meta, minSpans });
+      await saveSegmentationModel(file, best.model, { ...best.meta, minSpans, tta: augmentation.tta });
       best.model.dispose();
       // The network that was trained: a candidate from an older pretext checkpoint keeps its kind.
       const { depth, baseFilters, norm } = architectureOf(best.meta.config);
-      const incumbent: ValScore | null = sameTarget ? await evaluateOnVal((current as NonNullable<typeof current>).model, target, val.images) : null;
+      const incumbent: ValScore | null = sameTarget ? await evaluateOnVal((current as NonNullable<typeof current>).model, target, val.images, { tta: current?.meta.tta }) : null;
       const incumbentImages = Number(promoted?.valMetrics?.trainImages);
       const { promote: better, reason: decision } = promotionDecision(
         { score: chosen, trainImages: train.images.length },
@@ -219,12 +222,13 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
         candidates: scores.map((s) => ({ name: s.name, dice: s.dice, ...(s.f1 !== undefined ? { f1: s.f1 } : {}) })),
         incumbentId: incumbent === null ? null : (promoted?.id ?? null), incumbentDice: incumbent?.dice ?? null,
         ...(incumbent?.f1 !== undefined ? { incumbentF1: incumbent.f1 } : {}), decision,
+        tta: augmentation.tta, plainDice: candidateScore.dice, ttaDice: augmentation.ttaScore.dice,
       };
       // A warm start keeps the lineage of the model it continues.
       const pretextInit = warm ? (promoted?.pretextInit ?? null) : bestName === 'scratch' ? null : bestName;
       const model = project.addModel({ kind: 'segmentation', checkpointPath: file, parentId: promoted?.id ?? null, pretextInit, config: { depth, baseFilters, norm, target: JSON.stringify(target) }, valMetrics: metrics });
       if (better) project.promoteModel(model.id, { reason: decision });
-      const message = `model #${model.id} (${bestName}, ${steps} steps): ${formatValScore(chosen)} — ${decision}`;
+      const message = `model #${model.id} (${bestName}, ${steps} steps${augmentation.tta ? ', test-time augmentation' : ''}): ${formatValScore(chosen)} — ${decision}`;
       project.updateRunProgress(run.id, { step: total });
       project.finishRun(run.id, { status: 'completed', modelId: model.id, message });
       return {
