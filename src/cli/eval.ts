@@ -18,7 +18,8 @@ import { BEST_CHECK_EVERY } from '../engine/train/finetune';
 import { DEFAULT_SCHEDULE, LEARNING_RATE_SCHEDULES } from '../engine/train/optimizerState';
 import { TRAINING } from '../shared/training';
 import { PRETRAINED_MARGIN, valImagesFor } from '../engine/train/select';
-import { DATASET_NAMES, loadDataset, type DatasetName } from '../imaging/datasets';
+import { DATASET_NAMES, loadDataset, type Dataset, type DatasetName } from '../imaging/datasets';
+import { DEFAULT_SPLIT, FOREGROUND_RULES, loadFolderDataset, MASK_ENCODINGS } from '../imaging/folderDataset';
 import { EXIT, UsageError, choiceOption, intOption, numberOption, type Command, type CommandContext, type OptionSpec } from './command';
 import { createReporter, type ProgressReporter } from './progress';
 
@@ -28,9 +29,15 @@ const EVAL_DATASETS = DATASET_NAMES.filter((d) => d !== 'ctc-samples');
 const INSTANCE_SETS: readonly string[] = ['bbbc039-nuclei'];
 
 const DATASET_OPTIONS: Record<string, OptionSpec> = {
-  dataset: { type: 'string', description: `dataset from the manifest (${EVAL_DATASETS.join(', ')})`, valueName: 'name' },
+  dataset: { type: 'string', description: `dataset from the manifest (${EVAL_DATASETS.join(', ')}); or a folder set with --images and --masks`, valueName: 'name' },
   data: { type: 'string', description: 'folder holding manifest.json (default $MASKLOOP_DATA or ../shared/data)', valueName: 'dir' },
-  target: { type: 'string', description: "'semantic' or 'instance' (default: instance for bbbc039-nuclei, else semantic)", valueName: 'kind' },
+  images: { type: 'string', description: 'a folder of images to evaluate on (with --masks), instead of --dataset', valueName: 'dir' },
+  masks: { type: 'string', description: 'their masks, paired by file name (image name, or with _mask, _label, _seg, _gt or _cp_masks)', valueName: 'dir' },
+  unlabeled: { type: 'string', description: 'with --images: more images without labels, for pretraining (images without a mask join them)', valueName: 'dir' },
+  encoding: { type: 'string', default: 'binary', description: `with --masks: ${MASK_ENCODINGS.map((e) => `'${e}'`).join(', ')} (binary masks, label images with an id per object, graph-coloured objects)`, valueName: 'kind' },
+  foreground: { type: 'string', default: 'nonzero', description: "with --masks: which mask values are foreground, 'nonzero' or 'zero'", valueName: 'rule' },
+  split: { type: 'string', description: `with --images: shares of train, val and test, assigned by a hash of each file name (default ${DEFAULT_SPLIT.join(',')})`, valueName: 'a,b,c' },
+  target: { type: 'string', description: "'semantic' or 'instance' (default: instance for bbbc039-nuclei and folder sets with object masks, else semantic)", valueName: 'kind' },
   downsample: { type: 'string', description: 'work at 1/n of the stored resolution; scores stay at full resolution (default 2 for pfc-brightfield, else 1)', valueName: 'n' },
 };
 
@@ -40,13 +47,28 @@ const DEFAULT_DOWNSAMPLE: Readonly<Record<string, number>> = { 'pfc-brightfield'
 function datasetOption(values: CommandContext['values']): DatasetName {
   const name = values.dataset;
   if (typeof name !== 'string' || !(EVAL_DATASETS as readonly string[]).includes(name)) {
-    throw new UsageError(`--dataset must be one of ${EVAL_DATASETS.join(', ')}`);
+    throw new UsageError(`--dataset must be one of ${EVAL_DATASETS.join(', ')}, or give --images and --masks`);
   }
   return name as DatasetName;
 }
 
+/** The set an evaluation runs on: a shared set by name, or a folder of images with a folder of masks. */
+async function evaluationData(values: CommandContext['values'], splits?: string[]): Promise<Dataset> {
+  if (values.images === undefined && values.masks === undefined) return loadDataset(datasetOption(values), { root: values.data as string | undefined, splits });
+  if (values.dataset !== undefined) throw new UsageError('give either --dataset or --images with --masks, not both');
+  if (typeof values.images !== 'string' || typeof values.masks !== 'string') throw new UsageError('--images and --masks go together');
+  const split = values.split === undefined ? undefined : String(values.split).split(',').map(Number);
+  if (split && (split.length !== 3 || split.some((v) => !Number.isFinite(v)))) throw new UsageError(`--split takes three shares such as 0.6,0.2,0.2, got '${values.split}'`);
+  return loadFolderDataset({
+    images: values.images, masks: values.masks, unlabeled: values.unlabeled as string | undefined,
+    encoding: choiceOption(values, 'encoding', MASK_ENCODINGS), foreground: choiceOption(values, 'foreground', FOREGROUND_RULES),
+    split: split as [number, number, number] | undefined,
+  });
+}
+
 function targetOption(values: CommandContext['values'], dataset: string): TargetKind {
-  const target = values.target ?? (INSTANCE_SETS.includes(dataset) ? 'instance' : 'semantic');
+  const objects = values.images !== undefined && values.encoding !== 'binary';
+  const target = values.target ?? (INSTANCE_SETS.includes(dataset) || objects ? 'instance' : 'semantic');
   if (target !== 'semantic' && target !== 'instance') throw new UsageError("--target must be 'semantic' or 'instance'");
   return target;
 }
@@ -56,7 +78,7 @@ const NORM_OPTION: OptionSpec = { type: 'string', default: DEFAULT_ARCH.norm, de
 export const evalCommand: Command = {
   name: 'eval',
   summary: 'fine-tune on k labeled images of a dataset with ground truth and score the test split',
-  usage: 'eval --dataset <name> [--labels k] [--init scratch|<task>[+<task>…]] [options]',
+  usage: 'eval (--dataset <name> | --images <dir> --masks <dir>) [--labels k] [--init scratch|<task>[+<task>…]] [options]',
   options: {
     ...DATASET_OPTIONS,
     labels: { type: 'string', default: '0', description: 'labeled training images (0 = the whole train split)', valueName: 'k' },
@@ -69,13 +91,13 @@ export const evalCommand: Command = {
     out: { type: 'string', description: 'append the result as one JSON line to this file', valueName: 'file' },
   },
   async run({ values, json, signal }) {
-    const name = datasetOption(values);
+    const data = await evaluationData(values, ['train', 'test']);
+    const name = data.name;
     const target = targetOption(values, name);
     const initArg = String(values.init);
     const init = initArg === 'scratch' ? 'scratch' : initArg.split('+');
     const report = createReporter({ json });
     const info = await initEngine({ log: !json });
-    const data = await loadDataset(name, { root: values.data as string | undefined, splits: ['train', 'test'] });
     const result = await runExperiment(data, {
       labels: intOption(values, 'labels', 0),
       init,
@@ -152,7 +174,8 @@ interface EvalSetup {
 
 async function setUp(ctx: CommandContext, command: 'curve' | 'loop'): Promise<EvalSetup> {
   const { values, json, signal } = ctx;
-  const name = datasetOption(values);
+  const data = await evaluationData(values);
+  const name = data.name;
   const target = targetOption(values, name);
   const mode = values.quick ? MODES.quick : MODES.full;
   const training: EvalTraining = {
@@ -174,7 +197,6 @@ async function setUp(ctx: CommandContext, command: 'curve' | 'loop'): Promise<Ev
   training.onProgress = (p) => report.training(p);
   const info = await initEngine({ log: !json });
   const started = performance.now();
-  const data = await loadDataset(name, { root: values.data as string | undefined });
   const downsample = optionalInt(values, 'downsample', DEFAULT_DOWNSAMPLE[name] ?? 1);
   const ds = prepareDataset(data, target, { valImages, testImages, downsample });
   report.message(`${name}: ${ds.train.length} train, ${ds.val.length} val, ${ds.test.length} test, ${ds.unlabeled.length} unlabeled images; target ${target}; working scale 1/${downsample}; results in ${outDir}`);
@@ -210,7 +232,7 @@ function commandLine(sub: string): string {
 export const evalCurveCommand: Command = {
   name: 'eval curve',
   summary: 'label-efficiency curves: test scores against labeled images, per initialisation',
-  usage: 'eval curve --dataset <name> [--quick] [--ks 1,2,5,10,20,all] [--inits scratch,rotation,…,combo] [options]',
+  usage: 'eval curve (--dataset <name> | --images <dir> --masks <dir>) [--quick] [--ks 1,2,5,10,20,all] [--inits scratch,rotation,…,combo] [options]',
   options: {
     ...DATASET_OPTIONS,
     ks: { type: 'string', description: `labeled-image counts (quick ${MODES.quick.ks}, full ${MODES.full.ks})`, valueName: 'list' },
@@ -293,7 +315,7 @@ export const evalCurveCommand: Command = {
 export const evalLoopCommand: Command = {
   name: 'eval loop',
   summary: 'replay an annotation session: correction cost per round, active vs random order',
-  usage: 'eval loop --dataset <name> [--quick] [--init scratch|<task>[+<task>]] [--orders active,random] [options]',
+  usage: 'eval loop (--dataset <name> | --images <dir> --masks <dir>) [--quick] [--init scratch|<task>[+<task>]] [--orders active,random] [options]',
   options: {
     ...DATASET_OPTIONS,
     init: { type: 'string', default: 'scratch', description: "initialisations to compare, comma-separated: 'scratch' or pretext tasks joined by +", valueName: 'list' },

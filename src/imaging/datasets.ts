@@ -45,9 +45,11 @@ export interface UnlabeledImage {
 }
 
 export interface Dataset {
-  name: DatasetName;
+  /** A shared set's name, or a folder set's (folderDataset.ts). */
+  name: string;
   root: string;
-  manifest: ManifestEntry;
+  /** The shared set's manifest entry; absent for a folder set. */
+  manifest?: ManifestEntry;
   /** Which side of an intensity threshold the foreground lies on, for the Otsu baseline. */
   polarity: 'bright' | 'dark';
   splits: Record<string, LabeledImage[]>;
@@ -188,7 +190,10 @@ export function datasetSplits(entry: ManifestEntry): string[] {
   return typeof entry.split === 'string' ? ['all'] : Object.keys(entry.split);
 }
 
-export async function loadDataset(name: DatasetName, options: LoadDatasetOptions = {}): Promise<Dataset> {
+/** A set of ../shared/data, with its manifest entry. */
+export type SharedDataset = Dataset & { name: DatasetName; manifest: ManifestEntry };
+
+export async function loadDataset(name: DatasetName, options: LoadDatasetOptions = {}): Promise<SharedDataset> {
   const root = options.root ?? defaultDataRoot();
   const reason = datasetUnavailableReason(name, root);
   if (reason) throw new DatasetError(`dataset ${name} is not available: ${reason}`);
@@ -258,7 +263,8 @@ function mapMask(mask: RawImage, isForeground: (value: number) => boolean): Uint
   return out;
 }
 
-async function mapConcurrent<T, R>(items: T[], concurrency: number, work: (item: T) => Promise<R>): Promise<R[]> {
+/** `work` over the items, at most `concurrency` at a time, results in the items' order. */
+export async function mapConcurrent<T, R>(items: T[], concurrency: number, work: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {

@@ -14,6 +14,7 @@ import type { CurveRun } from '../../src/engine/eval/curve';
 import { readJsonLines } from '../../src/engine/eval/report';
 import type { LoopRound } from '../../src/engine/eval/session';
 import { datasetUnavailableReason } from '../../src/imaging/datasets';
+import { syntheticNuclei } from '../../src/imaging/synthetic';
 
 const bin = new URL('../../src/cli/bin.mjs', import.meta.url).pathname;
 const missing = datasetUnavailableReason('isbi2012-em');
@@ -135,5 +136,32 @@ describe.skipIf(missing !== null)(`eval on isbi2012-em${missing ? ` (skipped: ${
     const report = fs.readFileSync(path.join(dir, 'report.md'), 'utf8');
     expect(report).toContain('simulated labeling session');
     expect(report).toContain("proposing models on the test split");
+  });
+});
+
+describe('eval on a folder of images with a folder of masks', () => {
+  test('curve: label images become an instance set, scored as objects beside the baselines', async () => {
+    const images = path.join(out, 'folder', 'images');
+    const masks = path.join(out, 'folder', 'masks');
+    fs.mkdirSync(images, { recursive: true });
+    fs.mkdirSync(masks, { recursive: true });
+    for (let i = 0; i < 6; i++) {
+      const s = syntheticNuclei({ width: 64, height: 64, bitDepth: 8, seed: 200 + i });
+      await sharp(Uint8Array.from(s.image.data as Uint8Array), { raw: { width: 64, height: 64, channels: 1 } }).toColourspace('b-w').png().toFile(path.join(images, `cell ${i}.png`));
+      await sharp(Uint16Array.from(s.instances), { raw: { width: 64, height: 64, channels: 1 } }).toColourspace('grey16').png().toFile(path.join(masks, `cell ${i}_mask.png`));
+    }
+    const dir = path.join(out, 'folder-curve');
+    const r = await cli('eval', 'curve', '--images', images, '--masks', masks, '--encoding', 'labels', '--split', '0.5,0.17,0.33',
+      '--steps', '4', '--pretrain-steps', '4', '--batch', '2', '--patch', '32', '--ks', '1', '--inits', 'scratch,ilastik-rf', '--subsets', '1', '--out', dir);
+    expect(r.status, r.stderr).toBe(0);
+    const runs = JSON.parse(fs.readFileSync(path.join(dir, 'runs.json'), 'utf8')) as CurveRun[];
+    expect(runs.map((run) => run.init).sort()).toEqual(['ilastik-rf', 'scratch']);
+    const scratch = runs.find((run) => run.init === 'scratch')!;
+    expect(scratch).toMatchObject({ target: 'instance', dataset: 'folder-images', testF1: expect.any(Number) });
+    expect(scratch.testObjectEdits).toMatchObject({ add: expect.any(Number), delete: expect.any(Number), split: expect.any(Number), merge: expect.any(Number) });
+    expect(scratch.testObjectEdits!.trueObjects).toBeGreaterThan(0);
+    const both = await cli('eval', 'curve', '--images', images, '--masks', masks, '--dataset', 'isbi2012-em', '--out', dir);
+    expect(both.status).toBe(2);
+    expect(both.stderr).toContain('either --dataset or --images');
   });
 });
