@@ -17,6 +17,8 @@ import { pretextTask, pretextTaskNames } from '../engine/pretext/registry';
 import { BEST_CHECK_EVERY } from '../engine/train/finetune';
 import { DEFAULT_SCHEDULE, LEARNING_RATE_SCHEDULES } from '../engine/train/optimizerState';
 import { TRAINING } from '../shared/training';
+import { DEFAULT_FOLDS, evaluateProject } from '../jobs/workflows/evaluateProject';
+import { openFromOptions, parseTarget } from './projectData';
 import { PRETRAINED_MARGIN, valImagesFor } from '../engine/train/select';
 import { DATASET_NAMES, loadDataset, type Dataset, type DatasetName } from '../imaging/datasets';
 import { DEFAULT_SPLIT, FOREGROUND_RULES, loadFolderDataset, MASK_ENCODINGS } from '../imaging/folderDataset';
@@ -73,24 +75,30 @@ function targetOption(values: CommandContext['values'], dataset: string): Target
   return target;
 }
 
+/** Steps of a single `maskloop eval` run on a dataset (an experiment, not a user's training). */
+const SINGLE_RUN_STEPS = 300;
+
 const NORM_OPTION: OptionSpec = { type: 'string', default: DEFAULT_ARCH.norm, description: "the U-Net's normalisation: 'batch', or 'none' to measure the network without it", valueName: 'kind' };
 
 export const evalCommand: Command = {
   name: 'eval',
   summary: 'fine-tune on k labeled images of a dataset with ground truth and score the test split',
-  usage: 'eval (--dataset <name> | --images <dir> --masks <dir>) [--labels k] [--init scratch|<task>[+<task>…]] [options]',
+  usage: 'eval (--dataset <name> | --images <dir> --masks <dir>) [--labels k] [--init scratch|<task>[+<task>…]] [options]\n       eval --project <dir> [--folds k] [--steps n] [--target semantic|semantic:K|instance]',
   options: {
     ...DATASET_OPTIONS,
+    project: { type: 'string', description: "measure a project on its own labels: k-fold cross-validation over its labeled images, from scratch and each pretext checkpoint, within a first model's budget", valueName: 'dir' },
+    folds: { type: 'string', default: String(DEFAULT_FOLDS), description: 'with --project: folds (at most one per labeled image)', valueName: 'k' },
     labels: { type: 'string', default: '0', description: 'labeled training images (0 = the whole train split)', valueName: 'k' },
     init: { type: 'string', default: 'scratch', description: `'scratch' or pretext tasks joined by + (${pretextTaskNames().join(', ')})`, valueName: 'init' },
     'pretrain-steps': { type: 'string', default: '300', description: 'pretraining steps', valueName: 'n' },
-    steps: { type: 'string', default: '300', description: 'fine-tuning steps', valueName: 'n' },
-    'learning-rate': { type: 'string', default: '0.002', description: 'fine-tuning learning rate', valueName: 'lr' },
+    steps: { type: 'string', description: `fine-tuning steps (default ${SINGLE_RUN_STEPS}; with --project, what a first model's ${TRAINING.firstModelSeconds} s buy)`, valueName: 'n' },
+    'learning-rate': { type: 'string', default: String(TRAINING.learningRate), description: 'fine-tuning learning rate', valueName: 'lr' },
     norm: NORM_OPTION,
     seed: { type: 'string', default: '1', description: 'seed of the label subset, crops and initialisation', valueName: 'n' },
     out: { type: 'string', description: 'append the result as one JSON line to this file', valueName: 'file' },
   },
   async run({ values, json, signal }) {
+    if (values.project !== undefined) return evaluateProjectCommand(values, json, signal);
     const data = await evaluationData(values, ['train', 'test']);
     const name = data.name;
     const target = targetOption(values, name);
@@ -103,7 +111,7 @@ export const evalCommand: Command = {
       init,
       target,
       pretrainSteps: intOption(values, 'pretrain-steps'),
-      finetuneSteps: intOption(values, 'steps'),
+      finetuneSteps: values.steps === undefined ? SINGLE_RUN_STEPS : intOption(values, 'steps'),
       learningRate: numberOption(values, 'learning-rate'),
       norm: choiceOption(values, 'norm', NORMALISATIONS),
       seed: intOption(values, 'seed', 0),
@@ -123,6 +131,28 @@ export const evalCommand: Command = {
     return signal.aborted ? EXIT.cancelled : EXIT.ok;
   },
 };
+
+/** `maskloop eval --project`: k-fold cross-validation on the project's own labels. */
+async function evaluateProjectCommand(values: CommandContext['values'], json: boolean, signal: AbortSignal): Promise<number> {
+  const project = openFromOptions(values);
+  try {
+    const report = createReporter({ json });
+    const result = await evaluateProject(project, {
+      target: parseTarget(values.target ?? 'semantic'), folds: intOption(values, 'folds', 3),
+      steps: values.steps === undefined ? undefined : intOption(values, 'steps'), learningRate: numberOption(values, 'learning-rate'),
+    }, { signal, logBackend: !json, onProgress: (p) => report.training(p), onMessage: (text) => report.message(text) });
+    report.done();
+    const f = (s: { mean: number; sd: number }) => `${s.mean.toFixed(3)} ± ${s.sd.toFixed(3)}`;
+    if (!json) {
+      console.log(`${result.folds.length} folds, ${result.steps} steps per candidate${result.plan ? ` (what ${result.plan.budgetSeconds} s buy here)` : ''}; test scores over the folds:`);
+      for (const line of result.summary) console.log(`  ${line.name.padEnd(16)} Dice ${f(line.dice)}${line.f1 ? `, F1 ${f(line.f1)}` : ''}`);
+    }
+    console.log(JSON.stringify({ event: 'evaluated', ...result }));
+    return result.cancelled ? EXIT.cancelled : EXIT.ok;
+  } finally {
+    project.close();
+  }
+}
 
 /**
  * Quick mode measures fewer subsets, rounds and images than the full mode, never fewer steps:

@@ -5,6 +5,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
+import { fnv1a32 } from '../shared/hash';
 import { decodeImage } from './decode';
 import { DatasetError, mapConcurrent, type Dataset, type LabeledImage, type UnlabeledImage } from './datasets';
 import { labelRegions, relabelSequential } from './instances';
@@ -98,12 +99,7 @@ function stem(file: string): string {
 
 /** A file name's place in [0, 1): FNV-1a, so the split is fixed by the names alone and stable as files are added. */
 export function nameHash(name: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < name.length; i++) {
-    h ^= name.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h / 2 ** 32;
+  return fnv1a32(name) / 2 ** 32;
 }
 
 /** One value per mask pixel: the stored value, or the colour packed into one number for RGB masks. */

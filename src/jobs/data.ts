@@ -3,6 +3,7 @@
  * contract, and stored labels turned into training labels. Shared by the command line and the
  * app's job process, so both train on exactly the same data.
  */
+import { fnv1a32 } from '../shared/hash';
 import { UNKNOWN, type LabeledImage } from '../engine/data';
 import { instanceLabels, labeled, prepareImage, type PreparedImage } from '../engine/input';
 import type { SegmentationTarget } from '../engine/train/finetune';
@@ -84,10 +85,5 @@ export async function loadLabeled(project: Project, splits: ImageSplit[], target
  */
 export function inShard(relativePath: string, shard: { index: number; count: number }): boolean {
   if (shard.count === 1) return true;
-  let h = 2166136261;
-  for (let i = 0; i < relativePath.length; i++) {
-    h ^= relativePath.charCodeAt(i);
-    h = Math.imul(h, 16777619) >>> 0;
-  }
-  return h % shard.count === shard.index;
+  return fnv1a32(relativePath) % shard.count === shard.index;
 }

@@ -13,8 +13,11 @@ import { MIN_PLANNED_STEPS } from '../../src/engine/train/budget';
 import { syntheticNuclei } from '../../src/imaging/synthetic';
 import { importImages } from '../../src/jobs/workflows/importImages';
 import { trainModel } from '../../src/jobs/workflows/trainModel';
+import { evaluateProject, VAL_CHOSEN } from '../../src/jobs/workflows/evaluateProject';
+import { spawnSync } from 'node:child_process';
 import { createProject, type Project } from '../../src/store';
 
+const bin = new URL('../../src/cli/bin.mjs', import.meta.url).pathname;
 const root = mkdtempSync(path.join(tmpdir(), 'maskloop-budget-'));
 const SIZE = 96;
 const target = { kind: 'semantic', classes: 1 } as const;
@@ -39,6 +42,34 @@ beforeAll(async () => {
 afterAll(() => {
   project?.close();
   rmSync(root, { recursive: true, force: true });
+});
+
+describe('a project measured on its own labels', () => {
+  it('cross-validates over the labeled images and reports each initialisation and the val-chosen one', async () => {
+    const result = await evaluateProject(project, { target, folds: 3, steps: 4 });
+    expect(result.folds).toHaveLength(3);
+    for (const fold of result.folds) {
+      expect(fold.trainImages + fold.valImages + fold.testImages).toBe(4);
+      expect(fold.testImages).toBeGreaterThan(0);
+      expect(fold.scores.scratch.dice).toBeGreaterThanOrEqual(0);
+      expect(fold.scores.scratch.dice).toBeLessThanOrEqual(1);
+      expect(fold.chosen).toBe('scratch');
+    }
+    // Every image is test exactly once.
+    expect(result.folds.reduce((a, f) => a + f.testImages, 0)).toBe(4);
+    expect(result.summary.map((l) => l.name)).toEqual(['scratch', VAL_CHOSEN]);
+    expect(result.summary[1].dice.mean).toBeCloseTo(result.summary[0].dice.mean, 10);
+    // Nothing is written to the project.
+    expect(project.listRuns({ kind: 'train' })).toHaveLength(0);
+  }, 300_000);
+
+  it('is the command maskloop eval --project', async () => {
+    const child = spawnSync(process.execPath, [bin, 'eval', '--project', project.dir, '--folds', '3', '--steps', '2', '--json'], { encoding: 'utf8' });
+    expect(child.status, child.stderr).toBe(0);
+    const done = JSON.parse(child.stdout.trim().split('\n').at(-1)!);
+    expect(done).toMatchObject({ event: 'evaluated', steps: 2, cancelled: false });
+    expect(done.folds).toHaveLength(3);
+  }, 300_000);
 });
 
 describe('training within a budget', () => {
