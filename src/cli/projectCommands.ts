@@ -206,11 +206,11 @@ export const prelabelCommand: Command = {
       const result = await prelabel(
         project,
         { folder, out: folder && typeof values.out === 'string' ? values.out : null, shard, tile },
-        { signal, logBackend: !json, onProgress: (p) => report.training(p) },
+        { signal, logBackend: !json, onProgress: (p) => report.training(p), onMessage: (text, fields) => report.message(text, fields) },
       );
       report.done();
-      const summary = { event: 'prelabeled', images: result.images, skipped: result.skipped, megapixelsPerSecond: result.megapixelsPerSecond, seconds: result.seconds };
-      out(json, `prelabeled ${summary.images} image(s) (${summary.skipped} already done), ${summary.megapixelsPerSecond.toFixed(2)} MP/s`, summary);
+      const summary = { event: 'prelabeled', images: result.images, skipped: result.skipped, failed: result.failed, megapixelsPerSecond: result.megapixelsPerSecond, seconds: result.seconds };
+      out(json, `prelabeled ${summary.images} image(s) (${summary.skipped} already done${result.failed.length ? `, ${result.failed.length} without a mask: see above` : ''}), ${summary.megapixelsPerSecond.toFixed(2)} MP/s`, summary);
       return result.status === 'cancelled' ? EXIT.cancelled : EXIT.ok;
     });
   },

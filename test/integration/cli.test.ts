@@ -143,6 +143,28 @@ describe('maskloop command line', () => {
     expect((await cli('prelabel', images, '--out', out, '--project', project, '--json')).last).toMatchObject({ images: 0, skipped: 10 });
   });
 
+  test('prelabel finds what it cannot do before the work: broken files and other channel counts are reported, the rest is done', async () => {
+    const mixed = path.join(work, 'mixed for prelabel');
+    fs.mkdirSync(mixed);
+    fs.copyFileSync(path.join(images, 'cell 1.png'), path.join(mixed, 'good.png'));
+    fs.writeFileSync(path.join(mixed, 'broken.png'), Buffer.from('\x89PNG\r\n\x1a\n not a png'));
+    const colour = new Uint8Array(32 * 32 * 3).map((_, k) => (k % 3) * 90);
+    await sharp(colour, { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(path.join(mixed, 'colour.png'));
+    const out = path.join(work, 'mixed masks');
+    const r = await cli('prelabel', mixed, '--out', out, '--project', project, '--json');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.last, JSON.stringify(r.last)).toMatchObject({ event: 'prelabeled', images: 1 });
+    expect(r.last.failed.map((f: { file: string }) => f.file).sort()).toEqual(['broken.png', 'colour.png']);
+    expect(r.last.failed.find((f: { file: string }) => f.file === 'colour.png').reason).toMatch(/3 channel\(s\); the model was trained on 1/);
+    expect(fs.readdirSync(out).filter((f) => f.endsWith('.png'))).toEqual(['good.png']);
+    // An output folder that cannot be written fails at once, before any image is computed.
+    const blocked = path.join(work, 'a file, not a folder');
+    fs.writeFileSync(blocked, '');
+    const refused = await cli('prelabel', mixed, '--out', path.join(blocked, 'masks'), '--project', project, '--json');
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toMatch(/cannot write masks into/);
+  });
+
   test('SIGKILL during import: integrity ok, and a re-run imports the rest', async () => {
     const many = path.join(work, 'many images');
     fs.mkdirSync(many);
@@ -175,7 +197,7 @@ describe('maskloop command line', () => {
     expect(partial).toBeGreaterThanOrEqual(2);
     expect(partial).toBeLessThan(12);
     // Past the first candidate checkpoint (every 25 steps) before the kill.
-    const finetuneSteps = (text: string) => [...text.matchAll(/"phase":"finetune:scratch","step":(\d+)/g)].map((m) => Number(m[1]));
+    const finetuneSteps = (text: string) => [...text.matchAll(/"phase":"finetune:[^"]*","step":(\d+)/g)].map((m) => Number(m[1]));
     await killWhen(['train', '--project', project, '--steps', '40'], (e) => finetuneSteps(e).some((step) => step >= 30));
 
     const p = openProject(project);
@@ -239,7 +261,7 @@ describe('maskloop command line', () => {
     expect((await cli('init', nucleiProject)).status).toBe(0);
     expect((await cli('import', images, '--project', nucleiProject, '--json')).last).toMatchObject({ added: 10 });
     expect((await cli('labels', 'import', masks, '--project', nucleiProject, '--json')).last).toMatchObject({ imported: 6 });
-    const train = async () => (await cli('train', '--target', 'instance', '--project', nucleiProject, '--steps', '12', '--json')).last;
+    const train = async () => (await cli('train', '--target', 'instance', '--project', nucleiProject, '--steps', '12', '--fresh', '--json')).last;
     const first = await train();
     expect(first).toMatchObject({ event: 'trained', promoted: true, incumbentDice: null, incumbentF1: null });
     expect(first.valF1).toBeGreaterThanOrEqual(0);

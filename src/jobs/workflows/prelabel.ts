@@ -36,6 +36,20 @@ export interface PrelabelResult {
   seconds: number;
   /** Project images that received a proposal. */
   imageIds: number[];
+  /** Images given no mask, and why (unreadable, another channel count than the model's): the others went on. */
+  failed: Array<{ file: string; reason: string }>;
+}
+
+/** Fails at once, with the reason, when masks cannot be written into `dir`. */
+function assertWritable(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    const probe = path.join(dir, `.maskloop-write-test-${process.pid}`);
+    fs.writeFileSync(probe, '');
+    fs.rmSync(probe);
+  } catch (error) {
+    throw new Error(`cannot write masks into ${dir}: ${(error as Error).message}`);
+  }
 }
 
 export async function prelabel(project: Project, options: PrelabelOptions, hooks: WorkHooks = {}): Promise<PrelabelResult> {
@@ -49,16 +63,33 @@ export async function prelabel(project: Project, options: PrelabelOptions, hooks
     const folder = options.folder ? path.resolve(options.folder) : null;
     const outDir = folder ? path.resolve(options.out ?? `${folder}-masks`) : null;
     // grey: a file recorded as one channel (grey saved as RGB) is read as one, like the model's training images.
-    type Item = { key: string; file: string; imageId?: number; grey: boolean };
-    let items: Item[];
+    type Item = { key: string; file: string; imageId?: number; grey: boolean; channels: number };
+    // What cannot be prelabeled is found before the first image is computed, not thousands of
+    // images in: an output folder that cannot be written, files that are not images, images with
+    // another channel count than the model learned from. The rest goes on.
+    const failed: PrelabelResult['failed'] = [];
+    const fail = (file: string, reason: string) => {
+      failed.push({ file, reason });
+      hooks.onMessage?.(`no mask for ${file}: ${reason}`, { file, reason });
+    };
+    if (outDir) assertWritable(outDir);
+    const inChannels = model.config.inChannels;
+    let items: Item[] = [];
     if (folder) {
-      items = [];
-      for await (const e of scanFolder(folder)) if (e.kind === 'image') items.push({ key: path.relative(folder, e.path), file: e.path, grey: e.channels === 1 });
+      for await (const e of scanFolder(folder)) {
+        if (e.kind === 'rejected') fail(e.relativePath, e.message);
+        else if (e.kind === 'image') items.push({ key: path.relative(folder, e.path), file: e.path, grey: e.channels === 1, channels: e.channels });
+      }
     } else {
       const wanted = options.imageIds ? new Set(options.imageIds) : null;
-      items = project.listImages().filter((im) => !wanted || wanted.has(im.id)).map((im) => ({ key: im.path, file: im.absolutePath, imageId: im.id, grey: im.channels === 1 }));
+      items = project.listImages().filter((im) => !wanted || wanted.has(im.id)).map((im) => ({ key: im.path, file: im.absolutePath, imageId: im.id, grey: im.channels === 1, channels: im.channels }));
     }
     items = items.filter((it) => inShard(it.key, shard)).sort((a, b) => a.key.localeCompare(b.key));
+    items = items.filter((it) => {
+      if (it.channels === inChannels) return true;
+      fail(it.key, `it has ${it.channels} channel(s); the model was trained on ${inChannels}`);
+      return false;
+    });
     const maskPath = (it: Item) => path.join(outDir as string, it.key.replace(/\.[^./\\]+$/, '') + '.png');
     const done = (it: Item) => (outDir ? fs.existsSync(maskPath(it)) : project.listPredictions(it.imageId as number).some((p) => p.modelId === promoted.id));
     const todo = items.filter((it) => !done(it));
@@ -66,12 +97,20 @@ export async function prelabel(project: Project, options: PrelabelOptions, hooks
     hooks.onRun?.(run);
     const t0 = performance.now();
     let megapixels = 0;
+    let made = 0;
     const proposed: number[] = [];
     try {
       for (const [i, it] of todo.entries()) {
         if (signal.aborted) break;
-        const source = await fileSource(it.file, undefined, { minSpans: meta.minSpans, grey: it.grey });
+        let source;
         let proposal;
+        try {
+          source = await fileSource(it.file, undefined, { minSpans: meta.minSpans, grey: it.grey });
+        } catch (error) {
+          // A file that changed or broke since it was listed: reported, and the others go on.
+          fail(it.key, (error as Error).message);
+          continue;
+        }
         try {
           proposal = await propose(model, meta.target, source, { tile: options.tile, tta: meta.tta, keepUncertainty: !outDir });
         } finally {
@@ -91,6 +130,7 @@ export async function prelabel(project: Project, options: PrelabelOptions, hooks
           proposed.push(it.imageId as number);
         }
         megapixels += (source.width * source.height) / 1e6;
+        made++;
         project.updateRunProgress(run.id, { step: i + 1 });
         const elapsed = (performance.now() - t0) / 1000;
         hooks.onProgress?.({ phase: 'prelabel', step: i + 1, totalSteps: todo.length, loss: proposal.score, smoothedLoss: proposal.score, imagesPerSecond: (i + 1) / elapsed, etaSeconds: (elapsed / (i + 1)) * (todo.length - i - 1), elapsedSeconds: elapsed });
@@ -99,8 +139,8 @@ export async function prelabel(project: Project, options: PrelabelOptions, hooks
       }
       const seconds = (performance.now() - t0) / 1000;
       const status: WorkStatus = signal.aborted ? 'cancelled' : 'completed';
-      const result: PrelabelResult = { runId: run.id, status, modelId: promoted.id, images: todo.length, skipped: items.length - todo.length, megapixelsPerSecond: megapixels / Math.max(seconds, 1e-9), seconds, imageIds: proposed };
-      project.finishRun(run.id, { status, message: JSON.stringify({ event: 'prelabeled', images: result.images, skipped: result.skipped, megapixelsPerSecond: result.megapixelsPerSecond, seconds }) });
+      const result: PrelabelResult = { runId: run.id, status, modelId: promoted.id, images: made, skipped: items.length - todo.length, megapixelsPerSecond: megapixels / Math.max(seconds, 1e-9), seconds, imageIds: proposed, failed };
+      project.finishRun(run.id, { status, message: JSON.stringify({ event: 'prelabeled', images: result.images, skipped: result.skipped, failed: failed.length, megapixelsPerSecond: result.megapixelsPerSecond, seconds }) });
       return result;
     } catch (err) {
       project.finishRun(run.id, { status: 'failed', message: (err as Error).message });
