@@ -3,7 +3,7 @@
  * Decoding images and labels for the engine lives in src/jobs/data (shared with the app).
  */
 import path from 'node:path';
-import type { SegmentationTarget } from '../engine/train/finetune';
+import type { SegmentationTarget } from '../engine/target';
 import { openProject, type Project } from '../store';
 import { UsageError, type CommandContext, type OptionSpec } from './command';
 

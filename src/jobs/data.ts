@@ -6,7 +6,7 @@
 import { fnv1a32 } from '../shared/hash';
 import { UNKNOWN, type LabeledImage } from '../engine/data';
 import { instanceLabels, labeled, prepareImage, type PreparedImage } from '../engine/input';
-import type { SegmentationTarget } from '../engine/train/finetune';
+import type { SegmentationTarget } from '../engine/target';
 import { decodeImage } from '../imaging/decode';
 import { spanFloor, type ChannelRange } from '../imaging/normalize';
 import { fileRanges } from '../imaging/region';

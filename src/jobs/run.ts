@@ -2,7 +2,7 @@
  * One job request of the app's contract, run by the matching workflow. The request has already
  * been validated against src/shared's schemas by the app.
  */
-import type { SegmentationTarget } from '../engine/train/finetune';
+import type { SegmentationTarget } from '../engine/target';
 import type { JobRequest } from '../shared/ipc';
 import type { TrainOutcome } from '../shared/types';
 import type { Project } from '../store';

@@ -14,7 +14,8 @@ import { instanceLabels, labeled, prepareImage, semanticLabels, type PreparedIma
 import { confusion, diceOf, iouOf, matchInstances, otsuSegment } from '../metrics';
 import type { Architecture } from '../model/unet';
 import { Rng } from '../../shared/rng';
-import { finetune, type Initialisation, type SegmentationTarget } from '../train/finetune';
+import { finetune, type Initialisation } from '../train/finetune';
+import type { SegmentationTarget } from '../target';
 import type { TrainingProgress } from '../train/loop';
 import type { LearningRateSchedule } from '../train/optimizerState';
 import { loadPretextWeights, pretrain } from '../train/pretrain';

@@ -5,7 +5,7 @@
  */
 import { instancesFromInterior } from '../../imaging/instances';
 import type { UNet } from '../model/unet';
-import type { SegmentationTarget } from '../train/finetune';
+import type { SegmentationTarget } from '../target';
 import type { PixelSource } from '../../imaging/source';
 import { foregroundProbability, pixelClass, predictTiled, type TilingOptions } from './predict';
 

@@ -7,7 +7,8 @@
 import type { LabeledImage } from '../data';
 import type { Architecture } from '../model/unet';
 import { heldOutDice } from './calibrate';
-import { BEST_CHECK_EVERY, finetune, type SegmentationTarget } from './finetune';
+import { BEST_CHECK_EVERY, finetune } from './finetune';
+import type { SegmentationTarget } from '../target';
 import { TTA_VAL_PASSES } from './select';
 
 /** What a budget bought: steps per candidate, and the measurements they were derived from. */

@@ -13,7 +13,7 @@ import { cropRect, evenlySpread, UNKNOWN } from '../data';
 import { foregroundProbability, imageSource, pixelClass, predictTiled } from '../infer/predict';
 import { diceOf } from '../metrics';
 import type { UNet } from '../model/unet';
-import type { SegmentationTarget } from './finetune';
+import type { SegmentationTarget } from '../target';
 
 /** Labeled images predicted for the calibration, spread over those given. */
 export const CALIBRATION_IMAGES = 16;

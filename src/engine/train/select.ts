@@ -12,7 +12,8 @@ import { imageSource, type TilingOptions } from '../infer/predict';
 import { foregroundOf, propose } from '../infer/propose';
 import { dice, matchInstances } from '../metrics';
 import type { UNet } from '../model/unet';
-import { finetune, type FinetuneOptions, type FinetuneResult, type Initialisation, type SegmentationTarget } from './finetune';
+import { finetune, type FinetuneOptions, type FinetuneResult, type Initialisation } from './finetune';
+import type { SegmentationTarget } from '../target';
 
 /** A model's scores on held-out labeled images: what the initialisation choice and promotion compare. */
 export interface ValScore {
