@@ -175,6 +175,7 @@ const TRAINING_OPTIONS: Record<string, OptionSpec> = {
   'pretrain-learning-rate': { type: 'string', default: String(TRAINING.pretrainLearningRate), description: 'pretraining learning rate (constant)', valueName: 'lr' },
   'encoder-rate': { type: 'string', default: '1', description: "a pretrained encoder's fine-tuning rate as a share of the decoder's", valueName: 'factor' },
   norm: NORM_OPTION,
+  tta: { type: 'string', default: 'auto', description: "test-time augmentation: 'auto' (chosen on val per model, as maskloop train does) or 'off'", valueName: 'kind' },
   'lr-schedule': { type: 'string', default: DEFAULT_SCHEDULE, description: `fine-tuning's learning-rate schedule: ${LEARNING_RATE_SCHEDULES.map((s) => `'${s}'`).join(' or ')} (constant reproduces figures measured before the schedule)`, valueName: 'kind' },
   'val-images': { type: 'string', description: `val images scored to choose the initialisation (0 = all; quick ${MODES.quick.valImages})`, valueName: 'n' },
   'test-images': { type: 'string', description: `test images scored, evenly spread over the split (0 = all; quick ${MODES.quick.testImages})`, valueName: 'n' },
@@ -216,6 +217,7 @@ async function setUp(ctx: CommandContext, command: 'curve' | 'loop'): Promise<Ev
     schedule: choiceOption(values, 'lr-schedule', LEARNING_RATE_SCHEDULES),
     pretrainLearningRate: numberOption(values, 'pretrain-learning-rate'),
     encoderRateFactor: numberOption(values, 'encoder-rate'),
+    tta: choiceOption(values, 'tta', ['auto', 'off']) === 'auto',
     signal,
   };
   const valImages = optionalInt(values, 'val-images', mode.valImages, 0);
@@ -313,7 +315,7 @@ export const evalCurveCommand: Command = {
     // Every finished run is appended at once, so an interrupted curve continues where it stopped.
     const log = path.join(outDir, 'runs.jsonl');
     const samePretraining = (r: CurveRun) => r.pretrainSteps === 0 || (r.pretrainSteps === settings.pretrainSteps && (r.pretrainLearningRate ?? TRAINING.pretrainLearningRate) === settings.pretrainLearningRate && (r.encoderRateFactor ?? 1) === settings.encoderRateFactor);
-    const sameSettings = (r: CurveRun) => (r.init === PIXEL_CLASSIFIER && r.dataset === ds.name && r.target === ds.target) || samePretraining(r) && r.finetuneSteps === settings.finetuneSteps && r.dataset === ds.name && r.target === ds.target && (r.norm ?? 'none') === settings.norm && (r.schedule ?? 'constant') === settings.schedule && (r.threshold ?? 'fixed') === settings.threshold && weightsInEffect(r.finetuneSteps, r.weights) === weightsInEffect(settings.finetuneSteps, settings.weights);
+    const sameSettings = (r: CurveRun) => (r.init === PIXEL_CLASSIFIER && r.dataset === ds.name && r.target === ds.target) || samePretraining(r) && r.finetuneSteps === settings.finetuneSteps && r.dataset === ds.name && r.target === ds.target && (r.norm ?? 'none') === settings.norm && (r.schedule ?? 'constant') === settings.schedule && (r.threshold ?? 'fixed') === settings.threshold && weightsInEffect(r.finetuneSteps, r.weights) === weightsInEffect(settings.finetuneSteps, settings.weights) && (r.ttaChoice === 'off') === !setup.training.tta;
     const done = readJsonLines<CurveRun>(log).filter(sameSettings);
     if (done.length) report.message(`continuing: ${done.length} runs already measured in ${log}`);
     const runs = await runCurve(ds, {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { UNKNOWN } from '../../src/engine/data';
 import { heldOutDice } from '../../src/engine/train/calibrate';
-import { BEST_CHECK_EVERY, finetune, type FinetuneOptions, type Initialisation } from '../../src/engine/train/finetune';
+import { BEST_CHECK_EVERY, finetune, WARM_START_RATE, type FinetuneOptions, type Initialisation } from '../../src/engine/train/finetune';
 import { engine, labeledNuclei, nuclei } from '../helpers/engine';
 
 beforeAll(async () => {
@@ -25,9 +25,10 @@ const steps = 3 * BEST_CHECK_EVERY;
 describe('keeping the best weights on val', () => {
   let start: Initialisation;
   // A model that segments well, then trained on inverted labels: on val it can only get worse.
+  // It continues a segmentation model, so finetune takes WARM_START_RATE of the rate given.
   const spoiling = (): FinetuneOptions => ({
     images: images.slice(0, 2).map((im) => ({ ...im, labels: im.labels.map((v) => (v === UNKNOWN ? v : 1 - v)) })),
-    target: binary, config: arch, init: start, steps, batchSize: 2, patchSize: 64, learningRate: 3e-5, schedule: 'constant', valImages: val, calibrate: false,
+    target: binary, config: arch, init: start, steps, batchSize: 2, patchSize: 64, learningRate: 3e-5 / WARM_START_RATE, schedule: 'constant', valImages: val, calibrate: false,
   });
 
   beforeAll(async () => {

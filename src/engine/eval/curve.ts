@@ -81,6 +81,8 @@ export interface CurveRun {
   testAP?: number;
   /** Whether the model's proposals used test-time augmentation (chosen on val; absent: no). */
   tta?: boolean;
+  /** 'off' when the run was told never to try test-time augmentation (absent: chosen on val). */
+  ttaChoice?: 'off';
   /** Instance sets: object edits (add, delete, split, merge) summed over the test images, and their true objects. */
   testObjectEdits?: ProposalScores['objectEdits'];
   /** Mean share of pixels proposed as foreground on test images without any (absent: none, or runs from before it was recorded). */
@@ -202,7 +204,7 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
             ...(test.emptyForeground !== undefined ? { testEmptyForeground: test.emptyForeground } : {}),
             pretrainSteps: tasks ? options.pretrainSteps : 0, ...(tasks ? { pretrainLearningRate: options.training.pretrainLearningRate, encoderRateFactor: options.training.encoderRateFactor ?? 1 } : {}), finetuneSteps: options.finetuneSteps, norm: options.training.arch.norm ?? 'none',
             schedule: options.training.schedule, threshold: options.threshold, weights: options.weights,
-            ...(meta.best ? { bestStep: meta.best.step } : {}), ...(meta.tta ? { tta: true } : {}), pretrainSeconds,
+            ...(meta.best ? { bestStep: meta.best.step } : {}), ...(meta.tta ? { tta: true } : {}), ...(options.training.tta === false ? { ttaChoice: 'off' } : {}), pretrainSeconds,
             wallSeconds: (performance.now() - t0) / 1000,
             backend: backendInfo()?.choice ?? 'unknown', threads: backendInfo()?.threads ?? 0,
             trainImages: cell.images.map((im) => im.name),

@@ -123,6 +123,8 @@ export interface EvalTraining {
   pretrainLearningRate: number;
   /** A pretrained encoder's fine-tuning rate as a share of the decoder's (FinetuneOptions.encoderRateFactor). */
   encoderRateFactor?: number;
+  /** false: never try test-time augmentation (default: chosen on val, as maskloop train does). */
+  tta?: boolean;
   onProgress?: (p: TrainingProgress) => void;
   signal?: AbortSignal;
 }
@@ -212,7 +214,7 @@ export async function finetuneOn(
     throw new EvalCancelled();
   }
   // As maskloop train does: test-time augmentation where it measures better on val.
-  if (val) result.meta.tta = (await chooseAugmentation(result.model, target, val, await evaluateOnVal(result.model, target, val))).tta;
+  if (val && options.tta !== false) result.meta.tta = (await chooseAugmentation(result.model, target, val, await evaluateOnVal(result.model, target, val))).tta;
   return { model: result.model, meta: result.meta };
 }
 
