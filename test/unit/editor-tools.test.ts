@@ -62,6 +62,18 @@ describe('brush, eraser and unknown brush', () => {
     expect(model.classAt(10, 10)).toBe(UNKNOWN);
   });
 
+  it("each tool's own shortcut selects it, no two tools share one, and the help lists each", () => {
+    const { controller } = setup();
+    const tools = Object.values(controller.tools);
+    expect(new Set(tools.map((t) => t.shortcut.toLowerCase())).size).toBe(tools.length);
+    for (const t of tools) {
+      controller.setTool(t.name === 'brush' ? 'eraser' : 'brush');
+      expect(controller.keyDown(t.shortcut.toLowerCase())).toBe(true);
+      expect(controller.tool).toBe(t.name);
+      expect(EditorController.shortcuts).toContainEqual({ keys: t.shortcut, does: t.title });
+    }
+  });
+
   it('keyboard: tool keys, classes, brush size, undo and redo', () => {
     const { model, controller } = setup();
     expect(controller.keyDown('e')).toBe(true);

@@ -223,9 +223,9 @@ export class EditorController {
     this.zoom(Math.pow(2, -deltaY / 300), { x: sx, y: sy });
   }
 
+  /** The help overlay's lines: one per tool from its own shortcut, then the editor's keys. */
   static readonly shortcuts: readonly Shortcut[] = [
-    { keys: 'B E F P U', does: 'Brush, eraser, flood fill, polygon/lasso, unknown brush' },
-    { keys: 'N M S D', does: 'Object tools: new, merge, split, delete' },
+    ...Object.values(createTools()).map((t) => ({ keys: t.shortcut, does: t.title })),
     { keys: 'I', does: 'Instance mode on/off' },
     { keys: '1 … 9', does: 'Active class' },
     { keys: '[  ]', does: 'Brush smaller / larger' },
@@ -251,11 +251,8 @@ export class EditorController {
       this.spaceHeld = true;
       return true;
     }
-    const toolKeys: Record<string, ToolName> = {
-      b: 'brush', e: 'eraser', f: 'fill', p: 'polygon', u: 'unknown',
-      n: 'instance-new', m: 'instance-merge', s: 'instance-split', d: 'instance-delete',
-    };
-    if (toolKeys[lower] && !mods.shift) return this.setTool(toolKeys[lower]), true;
+    const keyed = Object.values(this.tools).find((t) => t.shortcut.toLowerCase() === lower);
+    if (keyed && !mods.shift) return this.setTool(keyed.name), true;
     if (lower === 'i') return this.setInstanceMode(!this.settings.instanceMode);
     if (/^[1-9]$/.test(key) && !mods.shift) return this.setActiveClass(Number(key)), true;
     if (key === '!' || (key === '1' && mods.shift)) return this.actualSize(), true;

@@ -46,7 +46,7 @@ export interface ToolContext {
 export interface Tool {
   readonly name: ToolName;
   readonly title: string;
-  /** Keyboard shortcut shown in the help overlay. */
+  /** The key that selects the tool (the editor's only record of it; the help overlay lists it). */
   readonly shortcut: string;
   /** Brush tools show a circle of the brush size as the cursor. */
   readonly cursor: 'brush' | 'crosshair';
