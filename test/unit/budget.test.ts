@@ -15,6 +15,8 @@ describe('stepsWithin', () => {
     const spent = steps * 0.5 + (steps / BEST_CHECK_EVERY + 12) * 1;
     expect(spent).toBeLessThanOrEqual(120);
     expect(spent + 0.5 + 1 / BEST_CHECK_EVERY).toBeGreaterThan(120);
+    // A retraining keeps its parent's test-time augmentation decision: eight passes fewer.
+    expect(stepsWithin(120, 1, 0.5, 1, false)).toBe(Math.floor((120 - 1 - 3) / (0.5 + 1 / BEST_CHECK_EVERY)));
   });
 
   it('never plans fewer than the floor, and refuses a plan without candidates', () => {

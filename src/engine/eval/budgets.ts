@@ -41,7 +41,7 @@ export async function evalBudgets(dir: string, ds: EvalDataset, training: EvalTr
   const val = asLabeled(valImages);
   const common = { images, valImages: val, target: segmentationTarget(ds.target), config: training.arch, batchSize: training.batchSize, patchSize: training.patchSize };
   const firstModel = await planSteps({ ...common, budgetSeconds: TRAINING.firstModelSeconds, candidates });
-  const retrain = await planSteps({ ...common, budgetSeconds: TRAINING.retrainSeconds, candidates: 1 });
+  const retrain = await planSteps({ ...common, budgetSeconds: TRAINING.retrainSeconds, candidates: 1, choosesAugmentation: false });
   const elapsed: number[] = [];
   const probe = await pretrain({
     tasks: ['inpainting'], images: ds.train.slice(0, PROBE_IMAGES).map((im) => im.image), config: training.arch,

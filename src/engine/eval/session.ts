@@ -80,7 +80,7 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
   const rounds = Math.min(options.rounds, pool.length);
   const train: EvalImage[] = [];
   const val: EvalImage[] = [];
-  const valScore = (m: UNet, tta: boolean | undefined) => evaluateOnVal(m, segmentationTarget(ds.target), asLabeled(val), { tta });
+  const valScore = (m: UNet) => evaluateOnVal(m, segmentationTarget(ds.target), asLabeled(val));
   const results: LoopRound[] = [];
   let model: UNet | null = null;
   /** Whether the current model proposes with test-time augmentation (chosen on val, as in the app). */
@@ -117,6 +117,7 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         const t0 = performance.now();
         // Warm start: the next model continues from the current one, head included (or from the initialisation).
         const init: Initialisation | undefined = model ? { name: options.initName, weights: model.weights(), trained: 'segmentation' } : options.init;
+        const retrainedWarm = model !== null;
         const { model: next, meta: nextMeta } = await finetuneOn(ds, train, init, {
           ...options.training, steps: model ? options.stepsPerRetrain : options.firstSteps, seed: options.seed + round,
           valImages: val.length ? val : undefined,
@@ -125,8 +126,8 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         // The app's promotion rule, on the val split as it is now (the current model re-scored).
         let nextScore: ValScore | null = null;
         if (model) {
-          nextScore = await valScore(next, nextMeta.tta);
-          modelScore ??= await valScore(model, modelTta);
+          nextScore = await valScore(next);
+          modelScore ??= await valScore(model);
           promoted = promotionDecision({ score: nextScore, trainImages: train.length }, { score: modelScore, trainImages: modelTrainImages, id: modelLabels }).promote;
         } else {
           promoted = true;
@@ -134,7 +135,8 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         if (promoted) {
           model?.dispose();
           model = next;
-          modelTta = nextMeta.tta;
+          // A warm start keeps the decision of the model it continued.
+          modelTta = retrainedWarm ? modelTta : nextMeta.tta;
           modelScore = nextScore;
           modelCost = null;
           modelLabels = round;

@@ -19,7 +19,7 @@ import type { SegmentationTarget } from '../target';
 import type { TrainingProgress } from '../train/loop';
 import type { LearningRateSchedule } from '../train/optimizerState';
 import { loadPretextWeights, pretrain } from '../train/pretrain';
-import { chooseAugmentation, evaluateOnVal } from '../train/select';
+import { choosesAugmentation, evaluateOnVal } from '../train/select';
 import { TRAINING } from '../../shared/training';
 import { connectedComponents } from '../../imaging/instances';
 import { percentileRanges, spanFloor } from '../../imaging/normalize';
@@ -213,8 +213,10 @@ export async function finetuneOn(
     result.model.dispose();
     throw new EvalCancelled();
   }
-  // As maskloop train does: test-time augmentation where it measures better on val.
-  if (val && options.tta !== false) result.meta.tta = (await chooseAugmentation(result.model, target, val, await evaluateOnVal(result.model, target, val))).tta;
+  // As maskloop train does: a first model decides on test-time augmentation, a warm start keeps its parent's decision.
+  if (val && options.tta !== false && init?.trained !== 'segmentation') {
+    result.meta.tta = (await choosesAugmentation(result.model, target, val, await evaluateOnVal(result.model, target, val))).tta;
+  }
   return { model: result.model, meta: result.meta };
 }
 

@@ -34,18 +34,19 @@ const PROBE_STEPS = 3;
 /**
  * Val passes per candidate besides the periodic best-weights checks: the final check, the
  * foreground calibration and the candidate's score; plus, for the whole run, the promoted model
- * re-scored and the test-time augmentation decision (TTA_VAL_PASSES).
+ * re-scored and, for a first model, the test-time augmentation decision (TTA_VAL_PASSES).
  */
 const VAL_PASSES_PER_CANDIDATE = 3;
-const VAL_PASSES_PER_RUN = 1 + TTA_VAL_PASSES;
+const VAL_PASSES_PER_RUN = 1;
 
 /**
  * Steps per candidate that fit `secondsLeft`: each candidate costs steps × secondsPerStep plus a
  * val pass every BEST_CHECK_EVERY steps and VAL_PASSES_PER_CANDIDATE more.
  */
-export function stepsWithin(secondsLeft: number, candidates: number, secondsPerStep: number, secondsPerValCheck: number): number {
+export function stepsWithin(secondsLeft: number, candidates: number, secondsPerStep: number, secondsPerValCheck: number, choosesAugmentation = true): number {
   if (!(candidates >= 1)) throw new Error(`a plan needs at least one candidate, got ${candidates}`);
-  const perCandidate = (secondsLeft - VAL_PASSES_PER_RUN * secondsPerValCheck) / candidates - VAL_PASSES_PER_CANDIDATE * secondsPerValCheck;
+  const perRun = VAL_PASSES_PER_RUN + (choosesAugmentation ? TTA_VAL_PASSES : 0);
+  const perCandidate = (secondsLeft - perRun * secondsPerValCheck) / candidates - VAL_PASSES_PER_CANDIDATE * secondsPerValCheck;
   const perStep = secondsPerStep + secondsPerValCheck / BEST_CHECK_EVERY;
   return Math.max(MIN_PLANNED_STEPS, Math.floor(perCandidate / perStep));
 }
@@ -54,6 +55,8 @@ export interface PlanOptions {
   budgetSeconds: number;
   /** Initialisations that will each be fine-tuned within the budget. */
   candidates: number;
+  /** Whether the run decides on test-time augmentation (a first model; default true). */
+  choosesAugmentation?: boolean;
   /** Seconds of the budget already spent (loading the images). */
   spentSeconds?: number;
   images: LabeledImage[];
@@ -85,7 +88,7 @@ export async function planSteps(options: PlanOptions): Promise<StepPlan> {
       secondsPerValCheck = (performance.now() - v0) / 1000;
     }
     const spent = (options.spentSeconds ?? 0) + (performance.now() - t0) / 1000;
-    const steps = stepsWithin(options.budgetSeconds - spent, options.candidates, secondsPerStep, secondsPerValCheck);
+    const steps = stepsWithin(options.budgetSeconds - spent, options.candidates, secondsPerStep, secondsPerValCheck, options.choosesAugmentation !== false);
     return { budgetSeconds: options.budgetSeconds, candidates: options.candidates, steps, secondsPerStep, secondsPerValCheck };
   } finally {
     probe.model.dispose();

@@ -135,22 +135,17 @@ export const TTA_MARGIN = 0.005;
 /** Passes over the val images that deciding on test-time augmentation costs (one per symmetry). */
 export const TTA_VAL_PASSES = 8;
 
-export interface AugmentationChoice {
-  tta: boolean;
-  /** The val scores of the proposals as they will be made (with TTA when chosen). */
-  score: ValScore;
-  ttaScore: ValScore;
-}
-
 /**
  * Whether a model's proposals use test-time augmentation: measured on the val split against its
  * plain scores (F1 for instance targets, else Dice), kept only where it gains more than TTA_MARGIN.
+ * A first model decides; a warm start keeps the decision of the model it continues, so that a
+ * retraining's short budget is not spent on eight more val passes. Promotion compares plain
+ * scores, which both models have.
  */
-export async function chooseAugmentation(model: UNet, target: SegmentationTarget, val: LabeledImage[], plain: ValScore): Promise<AugmentationChoice> {
+export async function choosesAugmentation(model: UNet, target: SegmentationTarget, val: LabeledImage[], plain: ValScore): Promise<{ tta: boolean; ttaScore: ValScore }> {
   const ttaScore = await evaluateOnVal(model, target, val, { tta: true });
   const value = (s: ValScore) => s.f1 ?? s.dice;
-  const tta = value(ttaScore) > value(plain) + TTA_MARGIN;
-  return { tta, score: tta ? ttaScore : plain, ttaScore };
+  return { tta: value(ttaScore) > value(plain) + TTA_MARGIN, ttaScore };
 }
 
 /** 'val Dice 0.9512' or, for instance targets, 'val Dice 0.9512, F1 0.8410'. */

@@ -15,7 +15,7 @@ import { planSteps, type StepPlan } from '../../engine/train/budget';
 import { finetune, type Initialisation } from '../../engine/train/finetune';
 import type { SegmentationTarget } from '../../engine/target';
 import { loadPretextWeights } from '../../engine/train/pretrain';
-import { chooseAugmentation, displaces, evaluateOnVal, type ValScore } from '../../engine/train/select';
+import { choosesAugmentation, displaces, evaluateOnVal, type ValScore } from '../../engine/train/select';
 import { TRAINING } from '../../shared/training';
 import type { Project } from '../../store';
 import { loadLabeled, projectSpanFloor } from '../data';
@@ -135,7 +135,8 @@ async function evaluateFold(
     });
     try {
       if (run.status === 'cancelled') return null;
-      const { tta, score: val } = await chooseAugmentation(run.model, options.target, split.val, await evaluateOnVal(run.model, options.target, split.val));
+      const val = await evaluateOnVal(run.model, options.target, split.val);
+      const { tta } = await choosesAugmentation(run.model, options.target, split.val, val);
       scores[init.name] = await evaluateOnVal(run.model, options.target, split.test, { tta });
       if (init.name === 'scratch') scratchVal = val;
       // The choice maskloop train makes (selectInitialisation): a pretext encoder must beat scratch by a margin.

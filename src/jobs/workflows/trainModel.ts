@@ -12,7 +12,7 @@ import { architectureOf, DEFAULT_ARCH } from '../../engine/model/unet';
 import { finetunePhase, loadSegmentationModel, saveSegmentationModel, type Initialisation } from '../../engine/train/finetune';
 import type { SegmentationTarget } from '../../engine/target';
 import { loadPretextWeights } from '../../engine/train/pretrain';
-import { chooseAugmentation, evaluateOnVal, formatValScore, promotionDecision, selectInitialisation, valImagesFor, type CandidateScore, type ValScore } from '../../engine/train/select';
+import { choosesAugmentation, evaluateOnVal, formatValScore, promotionDecision, selectInitialisation, valImagesFor, type CandidateScore, type ValScore } from '../../engine/train/select';
 import type { JsonObject, Project, RunRecord } from '../../store';
 import { TRAINING } from '../../shared/training';
 import { planSteps, type StepPlan } from '../../engine/train/budget';
@@ -159,7 +159,7 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
     const budgetSeconds = options.budgetSeconds ?? (warm ? TRAINING.retrainSeconds : TRAINING.firstModelSeconds);
     if (steps === undefined) {
       plan = await planSteps({
-        budgetSeconds, candidates: candidates.length, spentSeconds: (performance.now() - startedAt) / 1000,
+        budgetSeconds, candidates: candidates.length, choosesAugmentation: !warm, spentSeconds: (performance.now() - startedAt) / 1000,
         images: train.images, valImages: val.images, target, config,
       });
       steps = plan.steps;
@@ -202,17 +202,16 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
         return { status: 'cancelled', runId: run.id };
       }
       for (const c of candidates) fs.rmSync(checkpointFor(c.name), { force: true });
-      const candidateScore = scores.find((s) => s.name === bestName) as CandidateScore;
-      // Proposals use test-time augmentation where it measures better on val; the model is judged as it will propose.
-      const augmentation = await chooseAugmentation(best.model, target, val.images, candidateScore);
-      const chosen: CandidateScore = { ...augmentation.score, name: bestName };
+      const chosen = scores.find((s) => s.name === bestName) as CandidateScore;
+      // Test-time augmentation: a first model decides on val, a warm start keeps its parent's decision.
+      const augmentation = warm ? { tta: Boolean(current?.meta.tta), ttaScore: null } : await choosesAugmentation(best.model, target, val.images, chosen);
       const file = project.cachePath('checkpoints', `model-run${run.id}.mlckpt`);
       // Prelabeling normalises with the floor the model was trained with, whatever folder it reads.
       await saveSegmentationModel(file, best.model, { ...best.meta, minSpans, tta: augmentation.tta });
       best.model.dispose();
       // The network that was trained: a candidate from an older pretext checkpoint keeps its kind.
       const { depth, baseFilters, norm } = architectureOf(best.meta.config);
-      const incumbent: ValScore | null = sameTarget ? await evaluateOnVal((current as NonNullable<typeof current>).model, target, val.images, { tta: current?.meta.tta }) : null;
+      const incumbent: ValScore | null = sameTarget ? await evaluateOnVal((current as NonNullable<typeof current>).model, target, val.images) : null;
       const incumbentImages = Number(promoted?.valMetrics?.trainImages);
       const { promote: better, reason: decision } = promotionDecision(
         { score: chosen, trainImages: train.images.length },
@@ -223,7 +222,7 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
         candidates: scores.map((s) => ({ name: s.name, dice: s.dice, ...(s.f1 !== undefined ? { f1: s.f1 } : {}) })),
         incumbentId: incumbent === null ? null : (promoted?.id ?? null), incumbentDice: incumbent?.dice ?? null,
         ...(incumbent?.f1 !== undefined ? { incumbentF1: incumbent.f1 } : {}), decision,
-        tta: augmentation.tta, plainDice: candidateScore.dice, ttaDice: augmentation.ttaScore.dice,
+        tta: augmentation.tta, ...(augmentation.ttaScore ? { ttaDice: augmentation.ttaScore.dice, ...(augmentation.ttaScore.f1 !== undefined ? { ttaF1: augmentation.ttaScore.f1 } : {}) } : {}),
       };
       // A warm start keeps the lineage of the model it continues.
       const pretextInit = warm ? (promoted?.pretextInit ?? null) : bestName === 'scratch' ? null : bestName;
