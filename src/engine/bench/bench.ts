@@ -54,6 +54,21 @@ for (let i = 0; i < 3; i++) {
 }
 const tile512Ms = tileTimes.sort((a, b) => a - b)[1];
 
+// The same image as proposals make it by default (one whole-image pass), without and with
+// test-time augmentation (the eight symmetries averaged), the median of three each.
+const medianMs = async (run: () => Promise<unknown>) => {
+  await run();
+  const times: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    await run();
+    times.push(performance.now() - t0);
+  }
+  return times.sort((a, b) => a - b)[1];
+};
+const proposal512Ms = await medianMs(async () => classMap(await predictImage(model, prepareImage(raw))));
+const proposal512TtaMs = await medianMs(async () => classMap(await predictImage(model, prepareImage(raw), { tta: true })));
+
 const result: Record<string, unknown> = {
   backend: info.choice,
   threads: info.threads,
@@ -63,6 +78,8 @@ const result: Record<string, unknown> = {
   trainImagesPerSecond: round(trainImagesPerSecond),
   predictImagesPerSecond: round(predictImagesPerSecond),
   tile512Ms: round(tile512Ms),
+  proposal512Ms: round(proposal512Ms),
+  proposal512TtaMs: round(proposal512TtaMs),
   batchNorm,
   peakRssMB: round(process.resourceUsage().maxRSS / 1024),
 };
