@@ -44,18 +44,7 @@ const batchNorm = {
 
 // One 512x512 proposal from a raw 16-bit image: normalise, tile, predict, threshold.
 const raw = syntheticNuclei({ width: 512, height: 512, seed: 3 }).image;
-const proposal = async () => classMap(await predictImage(model, prepareImage(raw), { tile: 256, overlap: 32, batchSize: 4 }));
-await proposal();
-const tileTimes: number[] = [];
-for (let i = 0; i < 3; i++) {
-  const t0 = performance.now();
-  await proposal();
-  tileTimes.push(performance.now() - t0);
-}
-const tile512Ms = tileTimes.sort((a, b) => a - b)[1];
-
-// The same image as proposals make it by default (one whole-image pass), without and with
-// test-time augmentation (the eight symmetries averaged), the median of three each.
+// The median of three timed runs after one that warms up.
 const medianMs = async (run: () => Promise<unknown>) => {
   await run();
   const times: number[] = [];
@@ -66,6 +55,9 @@ const medianMs = async (run: () => Promise<unknown>) => {
   }
   return times.sort((a, b) => a - b)[1];
 };
+const tile512Ms = await medianMs(async () => classMap(await predictImage(model, prepareImage(raw), { tile: 256, overlap: 32, batchSize: 4 })));
+// The same image as proposals make it by default (one whole-image pass), without and with
+// test-time augmentation (the eight symmetries averaged).
 const proposal512Ms = await medianMs(async () => classMap(await predictImage(model, prepareImage(raw))));
 const proposal512TtaMs = await medianMs(async () => classMap(await predictImage(model, prepareImage(raw), { tta: true })));
 
