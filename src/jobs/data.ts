@@ -3,7 +3,10 @@
  * contract, and stored labels turned into training labels. Shared by the command line and the
  * app's job process, so both train on exactly the same data.
  */
+import fs from 'node:fs';
 import { fnv1a32 } from '../shared/hash';
+import type { Initialisation } from '../engine/train/finetune';
+import { loadPretextWeights } from '../engine/train/pretrain';
 import { UNKNOWN, type LabeledImage } from '../engine/data';
 import { instanceLabels, labeled, prepareImage, type PreparedImage } from '../engine/input';
 import type { SegmentationTarget } from '../engine/target';
@@ -86,4 +89,20 @@ export async function loadLabeled(project: Project, splits: ImageSplit[], target
 export function inShard(relativePath: string, shard: { index: number; count: number }): boolean {
   if (shard.count === 1) return true;
   return fnv1a32(relativePath) % shard.count === shard.index;
+}
+
+/**
+ * The initialisations a first model chooses among: scratch, then the latest pretext checkpoint of
+ * each task combination. The caller disposes their weights.
+ */
+export function firstModelCandidates(project: Project): Initialisation[] {
+  const candidates: Initialisation[] = [{ name: 'scratch' }];
+  const seen = new Set<string>();
+  for (const m of project.listModels({ kind: 'pretext' }).sort((a, b) => b.createdAt - a.createdAt)) {
+    if (!m.pretextInit || seen.has(m.pretextInit) || !fs.existsSync(m.absoluteCheckpointPath)) continue;
+    seen.add(m.pretextInit);
+    const { meta, weights } = loadPretextWeights(m.absoluteCheckpointPath);
+    candidates.push({ name: m.pretextInit, weights, trained: meta.trained });
+  }
+  return candidates;
 }

@@ -6,7 +6,6 @@
  * good a model of this project is on images it never saw, and which initialisation wins on the
  * lab's own images. Nothing is written to the project.
  */
-import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../../engine/backend';
 import type { LabeledImage } from '../../engine/data';
@@ -14,11 +13,10 @@ import { DEFAULT_ARCH } from '../../engine/model/unet';
 import { planSteps, type StepPlan } from '../../engine/train/budget';
 import { finetune, type Initialisation } from '../../engine/train/finetune';
 import type { SegmentationTarget } from '../../engine/target';
-import { loadPretextWeights } from '../../engine/train/pretrain';
 import { choosesAugmentation, displaces, evaluateOnVal, type ValScore } from '../../engine/train/select';
 import { TRAINING } from '../../shared/training';
 import type { Project } from '../../store';
-import { loadLabeled, projectSpanFloor } from '../data';
+import { firstModelCandidates, loadLabeled, projectSpanFloor } from '../data';
 import { NEVER_ABORTED, type WorkHooks } from '../hooks';
 
 export interface EvaluateProjectOptions {
@@ -74,14 +72,7 @@ export async function evaluateProject(project: Project, options: EvaluateProject
   const foldOf = new Map(order.map((imageIndex, rank) => [imageIndex, rank % k]));
   const inFold = (f: number) => images.filter((_, i) => foldOf.get(i) === f);
 
-  const candidates: Initialisation[] = [{ name: 'scratch' }];
-  const seen = new Set<string>();
-  for (const m of project.listModels({ kind: 'pretext' }).sort((a, b) => b.createdAt - a.createdAt)) {
-    if (!m.pretextInit || seen.has(m.pretextInit) || !fs.existsSync(m.absoluteCheckpointPath)) continue;
-    seen.add(m.pretextInit);
-    const { meta, weights } = loadPretextWeights(m.absoluteCheckpointPath);
-    candidates.push({ name: m.pretextInit, weights, trained: meta.trained });
-  }
+  const candidates = firstModelCandidates(project);
   try {
     const first = { test: inFold(0), val: inFold(1 % k), train: images.filter((_, i) => ![0, 1 % k].includes(foldOf.get(i) as number)) };
     let plan: StepPlan | null = null;

@@ -11,13 +11,12 @@ import { initEngine } from '../../engine/backend';
 import { architectureOf, DEFAULT_ARCH } from '../../engine/model/unet';
 import { finetunePhase, loadSegmentationModel, saveSegmentationModel, type Initialisation } from '../../engine/train/finetune';
 import type { SegmentationTarget } from '../../engine/target';
-import { loadPretextWeights } from '../../engine/train/pretrain';
 import { choosesAugmentation, evaluateOnVal, formatValScore, promotionDecision, selectInitialisation, valImagesFor, type CandidateScore, type ValScore } from '../../engine/train/select';
 import type { JsonObject, Project, RunRecord } from '../../store';
 import { TRAINING } from '../../shared/training';
 import { planSteps, type StepPlan } from '../../engine/train/budget';
 import type { TrainOutcome } from '../../shared/types';
-import { loadLabeled, projectSpanFloor } from '../data';
+import { firstModelCandidates, loadLabeled, projectSpanFloor } from '../data';
 import { NEVER_ABORTED, type WorkHooks } from '../hooks';
 import { runToContinue } from './continuable';
 
@@ -130,26 +129,14 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
   // grown since), and the model a warm start continues.
   const promoted = project.promotedModel();
   const current = promoted && fs.existsSync(promoted.absoluteCheckpointPath) ? loadSegmentationModel(promoted.absoluteCheckpointPath) : null;
-  const loaded: Array<Map<string, tf.Tensor>> = [];
+  let candidates: Initialisation[] = [];
   try {
     const sameTarget = current !== null && JSON.stringify(current.meta.target) === JSON.stringify(target);
     const resumedWarm = previous ? typeof previous.config.warmStartFrom === 'number' : undefined;
     const warm = sameTarget && (resumedWarm ?? options.warmStart !== false);
-    const candidates: Initialisation[] = [];
-    if (warm) {
-      candidates.push({ name: `from #${promoted?.id}`, weights: (current as NonNullable<typeof current>).model.weights(), trained: 'segmentation' });
-    } else {
-      // Scratch and the latest pretext checkpoint of each task combination.
-      candidates.push({ name: 'scratch' });
-      const seen = new Set<string>();
-      for (const m of project.listModels({ kind: 'pretext' }).sort((a, b) => b.createdAt - a.createdAt)) {
-        if (!m.pretextInit || seen.has(m.pretextInit) || !fs.existsSync(m.absoluteCheckpointPath)) continue;
-        seen.add(m.pretextInit);
-        const { meta, weights } = loadPretextWeights(m.absoluteCheckpointPath);
-        loaded.push(weights);
-        candidates.push({ name: m.pretextInit, weights, trained: meta.trained });
-      }
-    }
+    candidates = warm
+      ? [{ name: `from #${promoted?.id}`, weights: (current as NonNullable<typeof current>).model.weights(), trained: 'segmentation' }]
+      : firstModelCandidates(project);
     // A warm start keeps the network it continues; a first model is the default one.
     const config = warm ? architectureOf((current as NonNullable<typeof current>).meta.config) : DEFAULT_ARCH;
     const learningRate = recordedNumber(previous, 'learningRate') ?? options.learningRate ?? TRAINING.learningRate;
@@ -242,7 +229,8 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
     }
   } finally {
     current?.model.dispose();
-    loaded.forEach((w) => tf.dispose([...w.values()]));
+    // A warm start's weights are the current model's, disposed with it.
+    for (const c of candidates) if (c.trained !== 'segmentation') tf.dispose([...(c.weights?.values() ?? [])]);
   }
 }
 
