@@ -70,11 +70,19 @@ export async function evaluateProject(project: Project, options: EvaluateProject
   // Folds by content hash: fixed by the images, not by import order.
   const order = records.map((r, i) => ({ hash: r.contentHash, i })).sort((a, b) => a.hash.localeCompare(b.hash)).map((e) => e.i);
   const foldOf = new Map(order.map((imageIndex, rank) => [imageIndex, rank % k]));
-  const inFold = (f: number) => images.filter((_, i) => foldOf.get(i) === f);
+  /** Fold f is test, the next one val, the rest train. */
+  const splitFor = (f: number) => {
+    const valFold = (f + 1) % k;
+    return {
+      test: images.filter((_, i) => foldOf.get(i) === f),
+      val: images.filter((_, i) => foldOf.get(i) === valFold),
+      train: images.filter((_, i) => foldOf.get(i) !== f && foldOf.get(i) !== valFold),
+    };
+  };
 
   const candidates = firstModelCandidates(project);
   try {
-    const first = { test: inFold(0), val: inFold(1 % k), train: images.filter((_, i) => ![0, 1 % k].includes(foldOf.get(i) as number)) };
+    const first = splitFor(0);
     let plan: StepPlan | null = null;
     let steps = options.steps;
     if (steps === undefined) {
@@ -86,10 +94,7 @@ export async function evaluateProject(project: Project, options: EvaluateProject
     }
     const folds: FoldResult[] = [];
     for (let f = 0; f < k && !signal.aborted; f++) {
-      const test = inFold(f);
-      const val = inFold((f + 1) % k);
-      const train = images.filter((_, i) => foldOf.get(i) !== f && foldOf.get(i) !== (f + 1) % k);
-      const result = await evaluateFold(f, { train, val, test }, candidates, options, steps, hooks);
+      const result = await evaluateFold(f, splitFor(f), candidates, options, steps, hooks);
       if (!result) break;
       folds.push(result);
       hooks.onMessage?.(`fold ${f + 1}/${k}: ${Object.entries(result.scores).map(([name, s]) => `${name} ${formatScore(s)}`).join(', ')}; val chose ${result.chosen}`);

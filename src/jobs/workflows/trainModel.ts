@@ -162,7 +162,8 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
     hooks.onRun?.(run);
     try {
       // One run counts the steps of every candidate, so the run's progress and ETA cover all of them.
-      const total = steps * candidates.length;
+      const perCandidate = steps;
+      const total = perCandidate * candidates.length;
       project.updateRunProgress(run.id, { step: 0, total });
       const selection = await selectInitialisation(
         candidates,
@@ -172,7 +173,7 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
           onProgress: (p) => {
             // The engine counts each candidate's steps from 0; the user follows the whole run.
             const index = Math.max(0, candidates.findIndex((c) => finetunePhase(c) === p.phase));
-            const step = Math.min(index * (steps as number) + p.step, total);
+            const step = Math.min(index * perCandidate + p.step, total);
             const left = p.totalSteps - p.step;
             const secondsPerStep = left > 0 ? p.etaSeconds / left : p.elapsedSeconds / Math.max(1, p.step);
             // Recorded before it is announced: whoever sees step n may rely on the store saying n.
