@@ -232,7 +232,7 @@ describe('maskloop command line', () => {
     // A finished training leaves no candidate checkpoints behind.
     expect(fs.readdirSync(q.cachePath('checkpoints')).filter((f) => f.startsWith('train-'))).toEqual([]);
     q.close();
-  }, 300_000);
+  });
 
   test('models: list, and rollback walks back to the first promoted model, then refuses', async () => {
     type Listed = { id: number; kind: string; promoted: boolean };

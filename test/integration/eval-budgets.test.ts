@@ -47,5 +47,5 @@ describe('evalBudgets', () => {
     const other = await evalBudgets(dir, ds, training, 3, ds.val);
     expect(other.firstModel.candidates).toBe(3);
     expect(other.retrain.steps).not.toBe(12345);
-  }, 300_000);
+  });
 });

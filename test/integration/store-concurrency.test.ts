@@ -144,5 +144,5 @@ describe('two processes writing one project', () => {
     expect(check.annotationSummary().total.count).toBe(parentWritten.length + childWritten.length);
     expect(check.listRuns({ status: 'completed' }).length).toBeGreaterThanOrEqual(2);
     check.close();
-  }, 60_000);
+  });
 });

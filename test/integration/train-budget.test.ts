@@ -38,7 +38,7 @@ beforeAll(async () => {
     const index = Number(path.basename(image.path).slice(1, 2));
     project.addLabelVersion({ imageId: image.id, mask: { width: SIZE, height: SIZE, data: truths[index] }, source: 'manual' });
   }
-}, 120_000);
+});
 afterAll(() => {
   project?.close();
   rmSync(root, { recursive: true, force: true });
@@ -64,7 +64,7 @@ describe('a project measured on its own labels', () => {
     expect(result.summary[1].dice.mean).toBeCloseTo(result.summary[0].dice.mean, 10);
     // Nothing is written to the project.
     expect(project.listRuns({ kind: 'train' })).toHaveLength(0);
-  }, 300_000);
+  });
 });
 
 describe('training within a budget', () => {
@@ -80,7 +80,7 @@ describe('training within a budget', () => {
     expect(run.config).toMatchObject({ steps: MIN_PLANNED_STEPS, budgetSeconds: 2, learningRate: 0.002, warmStartFrom: null });
     expect(run.total).toBe(MIN_PLANNED_STEPS);
     expect(result.promoted).toBe(true);
-  }, 300_000);
+  });
 
   it('continues the promoted model, or chooses again when told to', async () => {
     const first = project.promotedModel()!;
@@ -95,7 +95,7 @@ describe('training within a budget', () => {
     if (fresh.status !== 'completed') throw new Error(`training ${fresh.status}`);
     expect(fresh.candidates.map((c) => c.name)).toEqual(['scratch']);
     expect(project.getRun(fresh.runId)!.config.warmStartFrom).toBeNull();
-  }, 300_000);
+  });
 
   it('resumes an interrupted training with the settings its run recorded', async () => {
     const abort = new AbortController();
@@ -112,5 +112,5 @@ describe('training within a budget', () => {
     // The interrupted run chose again rather than continue, and so does its continuation.
     expect(resumed.candidates.map((c) => c.name)).toEqual(['scratch']);
     expect(project.getRun(resumed.runId)!.config).toMatchObject({ steps: 16, learningRate: 0.001, resumes: stopped.runId });
-  }, 300_000);
+  });
 });

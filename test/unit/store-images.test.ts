@@ -96,7 +96,7 @@ describe('project folder', () => {
     const p = openProject(raced);
     expect(p.info.name).toMatch(/^p[012]$/);
     p.close();
-  }, 60_000);
+  });
 
   it('reports a file that is not a database as a db error', async () => {
     const bad = path.join(root, 'bad');

@@ -117,7 +117,7 @@ describe('runs', () => {
     expect(project.getRun(mine.id)!.status).toBe('running');
     expect(project.listRuns({ status: 'running' }).map((r) => r.kind).sort()).toEqual(['eval', 'pretrain']);
     expectStoreError(() => project.finishRun(started.runId, { status: 'completed' }), 'argument', /is interrupted/);
-  }, 60_000);
+  });
 });
 
 describe('annotation events', () => {

@@ -140,7 +140,7 @@ describe('threaded binary in Node', () => {
       console.log(JSON.stringify({ ok, threads: wasmThreads(), gx: Array.from(gx.dataSync()), gw: Array.from(gw.dataSync()) }));`;
     const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, init], {
       encoding: 'utf8',
-      timeout: 60_000,
+      timeout: 300_000,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const got = JSON.parse(out.trim().split('\n').pop()!) as { ok: boolean; threads: number; gx: number[]; gw: number[] };
