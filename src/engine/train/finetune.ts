@@ -3,7 +3,7 @@
  * scratch: Dice + cross-entropy on labeled pixels only, with augmentation.
  */
 import * as tf from '@tensorflow/tfjs';
-import { augmentPatch, cropAt, DEFAULT_AUGMENT, knownPixels, randomCrop, stackLabels, stackPixels, UNKNOWN, type AugmentOptions, type LabeledImage } from '../data';
+import { augmentPatch, cropAt, DEFAULT_AUGMENT, knownPixels, type EngineImage, randomCrop, stackLabels, stackPixels, UNKNOWN, type AugmentOptions, type LabeledImage } from '../data';
 import { isEncoderParam, isHeadParam, normalisationOf, UNet, type Architecture, type UNetConfig } from '../model/unet';
 import { Rng } from '../../shared/rng';
 import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint';
@@ -13,6 +13,7 @@ import { loopOptionsFor, runLoop, type TrainingRunOptions } from './loop';
 import { createOptimizer, DEFAULT_SCHEDULE, learningRateAt, networkToTrain, setLearningRate, type LearningRateSchedule, resumePoint, saveTrainingCheckpoint } from './optimizerState';
 import { TRAINING } from '../../shared/training';
 import { outputChannels, type SegmentationTarget } from '../target';
+import { consistencyBatch, unlabeledBatchSize, unlabeledPool, type ConsistencyOptions } from './consistency';
 
 export interface Initialisation {
   /** Where the weights came from, for the record: 'scratch' or the pretext task names. */
@@ -62,7 +63,17 @@ export interface FinetuneOptions extends TrainingRunOptions {
   valImages?: LabeledImage[];
   calibrate?: boolean;
   keepBest?: boolean;
+  /**
+   * Semi-supervised fine-tuning (consistency.ts): every step also trains on unlabeled patches
+   * from `unlabeled` and from the unknown pixels of sparse labels. Off when absent.
+   */
+  consistency?: ConsistencyOptions;
+  /** Images without labels, for `consistency`; never val or test images. */
+  unlabeled?: EngineImage[];
 }
+
+/** The consistency loss is cross-entropy alone: soft Dice over a few confident pixels would weigh them as much as a whole labeled batch. */
+const CONSISTENCY_LOSS: LossWeights = { crossEntropy: 1, dice: 0 };
 
 /**
  * Steps between two checks of the weights on the val images. A long fine-tuning on few labels
@@ -130,6 +141,8 @@ export interface SegmentationModelMeta {
   foregroundThreshold?: number;
   /** Whether proposals use test-time augmentation (chooseAugmentation); absent: no. */
   tta?: boolean;
+  /** The consistency training it was fine-tuned with (semi-supervised); absent: supervised only. */
+  consistency?: ConsistencyOptions;
   /**
    * With val checks (keepBest): the step whose weights these are and their pooled val Dice. In a
    * training checkpoint, the best weights so far (saved alongside as the group 'best').
@@ -184,6 +197,10 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   const classCount = Math.max(2, config.outChannels);
   for (const im of images) assertLabelRange(im.labels, classCount);
 
+  const pool = options.consistency ? unlabeledPool(options.unlabeled ?? [], images) : [];
+  if (options.consistency && pool.length === 0) throw new Error('consistency training needs unlabeled images or sparse labels');
+  if (pool.some((im) => im.channels !== channels)) throw new Error('unlabeled images must have as many channels as the labeled ones');
+
   const model = UNet.create(config, seed);
   const initName = options.init?.name ?? 'scratch';
   let pretrained = false;
@@ -225,6 +242,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   const meta = (step: number): SegmentationModelMeta => ({
     kind: 'segmentation', config, target: options.target, init: initName, step, totalSteps: options.steps,
     seed, patchSize, losses: [...history, ...losses], trainedOn: images.length, best: best?.record(),
+    ...(options.consistency ? { consistency: options.consistency } : {}),
   });
 
   const result = await runLoop(
@@ -240,10 +258,17 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
       }
       const x = stackPixels(pixels, patchSize, channels);
       const y = stackLabels(labels, patchSize);
+      // Its own random stream, so the labeled batches are the same with and without it (paired comparisons).
+      const unlabeledBatch = options.consistency
+        ? consistencyBatch(model, pool, unlabeledBatchSize(batchSize, options.consistency), patchSize, options.consistency, new Rng((seed * 100_003 + i) ^ 0x5bd1e995))
+        : null;
       try {
         const frozen = i < warmup && warmupOptimizer;
         const rate = learningRateAt(learningRate, i, options.steps, options.schedule ?? DEFAULT_SCHEDULE);
-        const loss = () => segmentationLoss(model.forward(x, true), y, options.lossWeights ?? DEFAULT_LOSS_WEIGHTS);
+        const supervised = () => segmentationLoss(model.forward(x, true), y, options.lossWeights ?? DEFAULT_LOSS_WEIGHTS);
+        const loss = unlabeledBatch
+          ? () => supervised().add(segmentationLoss(model.forward(unlabeledBatch.strong, true), unlabeledBatch.labels, CONSISTENCY_LOSS).mul((options.consistency as ConsistencyOptions).weight)) as tf.Scalar
+          : supervised;
         let cost: tf.Scalar;
         if (!frozen && encoderOptimizer) {
           setLearningRate(optimizer, rate);
@@ -264,8 +289,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
         if ((i + 1) % BEST_CHECK_EVERY === 0 && i + 1 < options.steps) await checkOnVal(i + 1);
         return value;
       } finally {
-        x.dispose();
-        y.dispose();
+        tf.dispose([x, y, unlabeledBatch?.strong, unlabeledBatch?.labels]);
       }
     },
     loopOptionsFor(options, finetunePhase(options.init), startStep, batchSize, (done) =>
