@@ -12,6 +12,7 @@ import { simulateSession, type LabelOrder, type LoopRound } from '../engine/eval
 import { readJsonLines, writeCurveReport, writeLoopReport, type EvalContext } from '../engine/eval/report';
 import { DEFAULT_ARCH, NORMALISATIONS } from '../engine/model/unet';
 import { disposeInit, otsuScores, prepareDataset, pretrainedInit, type EvalDataset, type EvalImage, type EvalTraining, type TargetKind } from '../engine/eval/setup';
+import { SEMI, semiSupervised } from '../engine/train/consistency';
 import { describeBudgets, evalBudgets, type EvalBudgets } from '../engine/eval/budgets';
 import { pretextTask, pretextTaskNames } from '../engine/pretext/registry';
 import { BEST_CHECK_EVERY } from '../engine/train/finetune';
@@ -268,7 +269,7 @@ export const evalCurveCommand: Command = {
   options: {
     ...DATASET_OPTIONS,
     ks: { type: 'string', description: `labeled-image counts (quick ${MODES.quick.ks}, full ${MODES.full.ks})`, valueName: 'list' },
-    inits: { type: 'string', description: `initialisations: scratch, pretext tasks (${pretextTaskNames().join(', ')}) and '${COMBINATION}' (the best two tasks jointly), and the baseline '${PIXEL_CLASSIFIER}' (an ilastik-style random forest on the same labels); default all that apply (quick: without ${QUICK_SKIPS.join(' and ')})`, valueName: 'list' },
+    inits: { type: 'string', description: `initialisations: scratch, pretext tasks (${pretextTaskNames().join(', ')}) and '${COMBINATION}' (the best two tasks jointly), each also with '${SEMI}' (semi-supervised: consistency training on the images without labels, within the same time), and the baseline '${PIXEL_CLASSIFIER}' (an ilastik-style random forest on the same labels); default all that apply (quick: without ${QUICK_SKIPS.join(' and ')})`, valueName: 'list' },
     subsets: { type: 'string', description: `random label subsets per k ≤ 5 (quick ${MODES.quick.subsets}, full ${MODES.full.subsets})`, valueName: 'n' },
     'large-subsets': { type: 'string', description: `random label subsets per k > 5 (quick ${MODES.quick.largeSubsets}, full ${MODES.full.largeSubsets})`, valueName: 'n' },
     'all-repeats': { type: 'string', description: `seeds for k = all (quick ${MODES.quick.allRepeats}, full ${MODES.full.allRepeats})`, valueName: 'n' },
@@ -295,7 +296,9 @@ export const evalCurveCommand: Command = {
     // The ilastik-style baseline is on every curve by default, on the same label subsets.
     const inits = listOption(values, 'inits', ['scratch', ...tasks, COMBINATION, PIXEL_CLASSIFIER].join(','));
     for (const init of inits) {
-      if (init !== 'scratch' && init !== COMBINATION && init !== PIXEL_CLASSIFIER && !applicable.includes(init)) {
+      const { base, semi } = semiSupervised(init);
+      if (semi && base === PIXEL_CLASSIFIER) throw new UsageError(`--inits: '${init}': the baseline has no semi-supervised variant`);
+      if (base !== 'scratch' && base !== COMBINATION && base !== PIXEL_CLASSIFIER && !applicable.includes(base)) {
         throw new UsageError(`--inits: '${init}' is not a pretext task for ${channels}-channel images (${applicable.join(', ')})`);
       }
     }
@@ -308,6 +311,8 @@ export const evalCurveCommand: Command = {
       ks: ks.map((k) => (k === ALL_LABELS ? 'all' : k)), inits,
       subsets: optionalInt(values, 'subsets', mode.subsets), largeSubsets: optionalInt(values, 'large-subsets', mode.largeSubsets), allRepeats: optionalInt(values, 'all-repeats', mode.allRepeats),
       pretrainSteps: optionalInt(values, 'pretrain-steps', budgets?.pretrain.steps ?? 0), pretrainLearningRate: setup.training.pretrainLearningRate, encoderRateFactor: setup.training.encoderRateFactor, finetuneSteps: optionalInt(values, 'steps', budgets?.firstModel.steps ?? 0),
+      // Given steps serve every line; from the budget, a consistency line gets what its share of the time buys.
+      consistencySteps: values.steps === undefined && budgets?.firstModel.consistency ? budgets.firstModel.consistency.steps : optionalInt(values, 'steps', budgets?.firstModel.steps ?? 0),
       ...(budgets ? { budgets: describeBudgets(budgets) } : {}),
       batch: setup.training.batchSize, patch: setup.training.patchSize, learningRate: setup.training.learningRate, schedule: setup.training.schedule, threshold: choiceOption(values, 'threshold', FOREGROUND_THRESHOLDS), weights: choiceOption(values, 'weights', KEPT_WEIGHTS), norm: setup.training.arch.norm,
       valImages: ds.val.length, testImages: ds.test.length, downsample: ds.downsample, seed: setup.seed,
@@ -315,12 +320,12 @@ export const evalCurveCommand: Command = {
     // Every finished run is appended at once, so an interrupted curve continues where it stopped.
     const log = path.join(outDir, 'runs.jsonl');
     const samePretraining = (r: CurveRun) => r.pretrainSteps === 0 || (r.pretrainSteps === settings.pretrainSteps && (r.pretrainLearningRate ?? TRAINING.pretrainLearningRate) === settings.pretrainLearningRate && (r.encoderRateFactor ?? 1) === settings.encoderRateFactor);
-    const sameSettings = (r: CurveRun) => (r.init === PIXEL_CLASSIFIER && r.dataset === ds.name && r.target === ds.target) || samePretraining(r) && r.finetuneSteps === settings.finetuneSteps && r.dataset === ds.name && r.target === ds.target && (r.norm ?? 'none') === settings.norm && (r.schedule ?? 'constant') === settings.schedule && (r.threshold ?? 'fixed') === settings.threshold && weightsInEffect(r.finetuneSteps, r.weights) === weightsInEffect(settings.finetuneSteps, settings.weights) && (r.ttaChoice === 'off') === !setup.training.tta;
+    const sameSettings = (r: CurveRun) => (r.init === PIXEL_CLASSIFIER && r.dataset === ds.name && r.target === ds.target) || samePretraining(r) && r.finetuneSteps === (semiSupervised(r.init).semi ? settings.consistencySteps : settings.finetuneSteps) && r.dataset === ds.name && r.target === ds.target && (r.norm ?? 'none') === settings.norm && (r.schedule ?? 'constant') === settings.schedule && (r.threshold ?? 'fixed') === settings.threshold && weightsInEffect(r.finetuneSteps, r.weights) === weightsInEffect(settings.finetuneSteps, settings.weights) && (r.ttaChoice === 'off') === !setup.training.tta;
     const done = readJsonLines<CurveRun>(log).filter(sameSettings);
     if (done.length) report.message(`continuing: ${done.length} runs already measured in ${log}`);
     const runs = await runCurve(ds, {
       ks, inits, subsets: settings.subsets, largeSubsets: settings.largeSubsets, allRepeats: settings.allRepeats, pretrainSteps: settings.pretrainSteps,
-      finetuneSteps: settings.finetuneSteps, training: setup.training, threshold: settings.threshold, weights: settings.weights, seed: setup.seed,
+      finetuneSteps: settings.finetuneSteps, consistencySteps: settings.consistencySteps, training: setup.training, threshold: settings.threshold, weights: settings.weights, seed: setup.seed,
       cacheDir: path.join(outDir, 'pretrained'), done,
       onRun: (r) => {
         fs.appendFileSync(log, JSON.stringify(r) + '\n');

@@ -141,7 +141,7 @@ describe.skipIf(missing !== null)(`eval on isbi2012-em${missing ? ` (skipped: ${
 });
 
 describe('eval on a folder of images with a folder of masks', () => {
-  test('curve: label images become an instance set, scored as objects beside the baselines', async () => {
+  test('curve: label images become an instance set, scored as objects beside the baselines and a semi-supervised line', async () => {
     const images = path.join(out, 'folder', 'images');
     const masks = path.join(out, 'folder', 'masks');
     fs.mkdirSync(images, { recursive: true });
@@ -153,10 +153,15 @@ describe('eval on a folder of images with a folder of masks', () => {
     }
     const dir = path.join(out, 'folder-curve');
     const r = await cli('eval', 'curve', '--images', images, '--masks', masks, '--encoding', 'labels', '--split', '0.5,0.17,0.33',
-      '--steps', '4', '--pretrain-steps', '4', '--batch', '2', '--patch', '32', '--ks', '1', '--inits', 'scratch,ilastik-rf', '--subsets', '1', '--out', dir);
+      '--steps', '4', '--pretrain-steps', '4', '--batch', '2', '--patch', '32', '--ks', '1', '--inits', 'scratch,scratch+semi,ilastik-rf', '--subsets', '1', '--out', dir);
     expect(r.status, r.stderr).toBe(0);
     const runs = JSON.parse(fs.readFileSync(path.join(dir, 'runs.json'), 'utf8')) as CurveRun[];
-    expect(runs.map((run) => run.init).sort()).toEqual(['ilastik-rf', 'scratch']);
+    expect(runs.map((run) => run.init).sort()).toEqual(['ilastik-rf', 'scratch', 'scratch+semi']);
+    // The same label subset; the semi-supervised run recorded the consistency training it used.
+    const semi = runs.find((run) => run.init === 'scratch+semi')!;
+    expect(semi.trainImages).toEqual(runs.find((run) => run.init === 'scratch')!.trainImages);
+    expect(semi.consistency).toMatchObject({ weight: expect.any(Number), threshold: expect.any(Number) });
+    expect(fs.readFileSync(path.join(dir, 'report.md'), 'utf8')).toMatch(/best use of the unlabeled images \(scratch\+semi\) − scratch = [+-]\d\.\d{3} F1/);
     const scratch = runs.find((run) => run.init === 'scratch')!;
     expect(scratch).toMatchObject({ target: 'instance', dataset: 'folder-images', testF1: expect.any(Number) });
     expect(scratch.testObjectEdits).toMatchObject({ add: expect.any(Number), delete: expect.any(Number), split: expect.any(Number), merge: expect.any(Number) });

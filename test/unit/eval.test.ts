@@ -250,8 +250,8 @@ describe('the val-chosen line', () => {
     const scratch = points.find((p) => p.init === 'scratch');
     expect(scratch?.dice.sd).toBeCloseTo(Math.SQRT2 * 0.025);
     const c = curveCriteria(points);
-    expect(c.pretextGain[0].best).toBe('inpainting');
-    expect(c.pretextGain[0].gain).toBeCloseTo(0.525 - 0.525);
+    expect(c.unlabeledGain[0].best).toBe('inpainting');
+    expect(c.unlabeledGain[0].gain).toBeCloseTo(0.525 - 0.525);
     expect(c.worstAutoVsScratch.diff).toBeCloseTo(0.6 - 0.525);
   });
 
@@ -260,7 +260,7 @@ describe('the val-chosen line', () => {
     const withBaseline = [...runs, run(PIXEL_CLASSIFIER, '1', 0, 0.99, 0.58), run(PIXEL_CLASSIFIER, '1', 1, 0.99, 0.52)];
     expect(autoRuns(withBaseline, 0.01).map((r) => r.chosenInit)).toEqual(['inpainting', 'scratch']);
     const c = curveCriteria(summarizeCurve(withBaseline, 0.01));
-    expect(c.pretextGain[0].best).toBe('inpainting');
+    expect(c.unlabeledGain[0].best).toBe('inpainting');
     expect(c.vsBaseline).toEqual([{ k: '1', metric: 'Dice', gain: expect.closeTo((0.65 + 0.55) / 2 - 0.55, 6) }]);
   });
 

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TRAINING } from '../../shared/training';
 import { planSteps, type StepPlan } from '../train/budget';
+import { DEFAULT_CONSISTENCY } from '../train/consistency';
 import { pretrain } from '../train/pretrain';
 import { asLabeled, segmentationTarget, type EvalDataset, type EvalImage, type EvalTraining } from './setup';
 
@@ -31,7 +32,7 @@ const PRETRAIN_PROBE_STEPS = 3;
  * chooses among; `valImages`: the val split the first model (and each retraining) is judged on.
  */
 export async function evalBudgets(dir: string, ds: EvalDataset, training: EvalTraining, candidates: number, valImages: EvalImage[]): Promise<EvalBudgets> {
-  const key = JSON.stringify({ dataset: ds.name, target: ds.target, downsample: ds.downsample, arch: training.arch, batch: training.batchSize, patch: training.patchSize, candidates, val: valImages.length, budgets: TRAINING });
+  const key = JSON.stringify({ dataset: ds.name, target: ds.target, downsample: ds.downsample, arch: training.arch, batch: training.batchSize, patch: training.patchSize, candidates, val: valImages.length, budgets: TRAINING, consistency: DEFAULT_CONSISTENCY });
   const file = path.join(dir, 'plan.json');
   if (fs.existsSync(file)) {
     const stored = JSON.parse(fs.readFileSync(file, 'utf8')) as EvalBudgets;
@@ -39,7 +40,12 @@ export async function evalBudgets(dir: string, ds: EvalDataset, training: EvalTr
   }
   const images = asLabeled(ds.train.slice(0, PROBE_IMAGES));
   const val = asLabeled(valImages);
-  const common = { images, valImages: val, target: segmentationTarget(ds.target), config: training.arch, batchSize: training.batchSize, patchSize: training.patchSize };
+  // Consistency training is planned too, on the images a run would have unlabeled.
+  const unlabeled = [...ds.train.slice(PROBE_IMAGES).map((im) => im.image), ...ds.unlabeled].slice(0, PROBE_IMAGES);
+  const common = {
+    images, valImages: val, target: segmentationTarget(ds.target), config: training.arch, batchSize: training.batchSize, patchSize: training.patchSize,
+    ...(unlabeled.length ? { consistency: { options: DEFAULT_CONSISTENCY, unlabeled } } : {}),
+  };
   const firstModel = await planSteps({ ...common, budgetSeconds: TRAINING.firstModelSeconds, candidates });
   const retrain = await planSteps({ ...common, budgetSeconds: TRAINING.retrainSeconds, candidates: 1, choosesAugmentation: false });
   const elapsed: number[] = [];
@@ -61,6 +67,7 @@ export async function evalBudgets(dir: string, ds: EvalDataset, training: EvalTr
 /** One line for a report: what each budget bought. */
 export function describeBudgets(b: EvalBudgets): string {
   const s = (seconds: number) => `${seconds.toFixed(2)} s`;
-  return `first model ${b.firstModel.budgetSeconds} s = ${b.firstModel.steps} steps × ${b.firstModel.candidates} candidate(s) (${s(b.firstModel.secondsPerStep)}/step, val pass ${s(b.firstModel.secondsPerValCheck)}); ` +
-    `retraining ${b.retrain.budgetSeconds} s = ${b.retrain.steps} steps; pretraining ${b.pretrain.budgetSeconds} s = ${b.pretrain.steps} steps (${s(b.pretrain.secondsPerStep)}/step)`;
+  const semi = (p: StepPlan) => (p.consistency ? `, or ${p.consistency.steps} with consistency (${s(p.consistency.secondsPerStep)}/step)` : '');
+  return `first model ${b.firstModel.budgetSeconds} s = ${b.firstModel.steps} steps × ${b.firstModel.candidates} candidate(s) (${s(b.firstModel.secondsPerStep)}/step, val pass ${s(b.firstModel.secondsPerValCheck)}${semi(b.firstModel)}); ` +
+    `retraining ${b.retrain.budgetSeconds} s = ${b.retrain.steps} steps${semi(b.retrain)}; pretraining ${b.pretrain.budgetSeconds} s = ${b.pretrain.steps} steps (${s(b.pretrain.secondsPerStep)}/step)`;
 }

@@ -10,6 +10,7 @@
  */
 import { backendInfo } from '../backend';
 import { BEST_CHECK_EVERY, type Initialisation } from '../train/finetune';
+import { DEFAULT_CONSISTENCY, semiSupervised, SEMI, type ConsistencyOptions } from '../train/consistency';
 import type { Normalisation } from '../model/unet';
 import type { LearningRateSchedule } from '../train/optimizerState';
 import { displaces, type ValScore } from '../train/select';
@@ -49,6 +50,8 @@ export interface CurveOptions {
   inits: string[];
   pretrainSteps: number;
   finetuneSteps: number;
+  /** Steps of a SEMI run: what the same share of the budget buys with consistency's dearer steps. */
+  consistencySteps?: number;
   training: EvalTraining;
   /** 'calibrated': each model's foreground threshold is chosen on the val split (calibrate.ts); 'fixed': 0.5. */
   threshold: ForegroundThreshold;
@@ -103,6 +106,8 @@ export interface CurveRun {
   weights?: KeptWeights;
   /** With 'best': the fine-tuning step whose weights the val checks kept. */
   bestStep?: number;
+  /** SEMI runs: the consistency training they were fine-tuned with. */
+  consistency?: ConsistencyOptions;
   /** Pretraining wall time, paid once per initialisation and shared by its runs. */
   pretrainSeconds: number;
   /** Fine-tuning plus scoring wall time of this run. */
@@ -139,8 +144,10 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
   const runs: CurveRun[] = [...(options.done ?? [])];
   const measured = new Set(runs.map(runKey));
   const cells = curveCells(ds, options);
-  const singles = options.inits.filter((i) => i !== COMBINATION && i !== PIXEL_CLASSIFIER);
-  const order = options.inits.includes(COMBINATION) ? [...singles, COMBINATION] : singles;
+  const singles = options.inits.filter((i) => i !== COMBINATION && i !== PIXEL_CLASSIFIER && !semiSupervised(i).semi);
+  // Semi-supervised lines after the plain ones, so that a '+semi' of the combination knows its tasks.
+  const semis = options.inits.filter((i) => semiSupervised(i).semi);
+  const order = [...singles, ...(options.inits.includes(COMBINATION) ? [COMBINATION] : []), ...semis];
 
   const baselineCells = options.inits.includes(PIXEL_CLASSIFIER) ? cells.filter((c) => !measured.has(runKey({ init: PIXEL_CLASSIFIER, kLabel: c.kLabel, subset: c.subset }))) : [];
   if (baselineCells.length) {
@@ -163,8 +170,9 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
     });
   }
 
-  for (const requested of order) {
-    let tasks: string[] | null = requested === 'scratch' ? null : [requested];
+  for (const requestedInit of order) {
+    const { base: requested, semi } = semiSupervised(requestedInit);
+    let tasks: string[] | null = requested === 'scratch' ? null : requested.split('+');
     if (requested === COMBINATION) {
       tasks = bestTasks(runs, singles, 2);
       if (tasks.length < 2) {
@@ -173,14 +181,15 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
       }
       options.onMessage?.(`combination: ${tasks.join('+')} (the two best tasks by val Dice at k ≤ 5)`);
     }
-    const name = tasks ? tasks.join('+') : 'scratch';
+    const name = (tasks ? tasks.join('+') : 'scratch') + (semi ? SEMI : '');
+    const steps = semi ? (options.consistencySteps ?? options.finetuneSteps) : options.finetuneSteps;
     const todo = cells.filter((c) => !measured.has(runKey({ init: name, kLabel: c.kLabel, subset: c.subset })));
     if (todo.length === 0) continue;
 
     let init: Initialisation | undefined;
     let pretrainSeconds = 0;
     if (tasks) {
-      options.onMessage?.(`pretraining ${name} (${options.pretrainSteps} steps)`);
+      options.onMessage?.(`pretraining ${tasks.join('+')} (${options.pretrainSteps} steps)`);
       const p = await pretrainedInit(ds, tasks, { ...options.training, steps: options.pretrainSteps, seed: options.seed, cacheDir: options.cacheDir });
       init = p.init;
       pretrainSeconds = p.seconds;
@@ -188,9 +197,12 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
     try {
       for (const cell of todo) {
         const t0 = performance.now();
+        // What a user has unlabeled beside these labels: the rest of the train split and the unlabeled folder.
+        const unlabeled = semi ? [...ds.train.filter((im) => !cell.images.includes(im)).map((im) => im.image), ...ds.unlabeled] : undefined;
         const { model, meta } = await finetuneOn(ds, cell.images, init, {
-          ...options.training, steps: options.finetuneSteps, seed: cell.seed,
+          ...options.training, steps, seed: cell.seed,
           valImages: ds.val, calibrate: options.threshold === 'calibrated', keepBest: options.weights === 'best',
+          ...(semi ? { consistency: DEFAULT_CONSISTENCY, unlabeled } : {}),
         });
         try {
           const tiling = { tta: meta.tta };
@@ -202,9 +214,9 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
             ...(test.f1 !== undefined ? { testF1: test.f1, testAP: test.ap } : {}),
             ...(test.objectEdits ? { testObjectEdits: test.objectEdits } : {}),
             ...(test.emptyForeground !== undefined ? { testEmptyForeground: test.emptyForeground } : {}),
-            pretrainSteps: tasks ? options.pretrainSteps : 0, ...(tasks ? { pretrainLearningRate: options.training.pretrainLearningRate, encoderRateFactor: options.training.encoderRateFactor ?? 1 } : {}), finetuneSteps: options.finetuneSteps, norm: options.training.arch.norm ?? 'none',
+            pretrainSteps: tasks ? options.pretrainSteps : 0, ...(tasks ? { pretrainLearningRate: options.training.pretrainLearningRate, encoderRateFactor: options.training.encoderRateFactor ?? 1 } : {}), finetuneSteps: steps, norm: options.training.arch.norm ?? 'none',
             schedule: options.training.schedule, threshold: options.threshold, weights: options.weights,
-            ...(meta.best ? { bestStep: meta.best.step } : {}), ...(meta.tta ? { tta: true } : {}), ...(options.training.tta === false ? { ttaChoice: 'off' } : {}), pretrainSeconds,
+            ...(meta.best ? { bestStep: meta.best.step } : {}), ...(meta.consistency ? { consistency: meta.consistency } : {}), ...(meta.tta ? { tta: true } : {}), ...(options.training.tta === false ? { ttaChoice: 'off' } : {}), pretrainSeconds,
             wallSeconds: (performance.now() - t0) / 1000,
             backend: backendInfo()?.choice ?? 'unknown', threads: backendInfo()?.threads ?? 0,
             trainImages: cell.images.map((im) => im.name),

@@ -15,6 +15,7 @@ import { confusion, diceOf, iouOf, matchInstances, otsuSegment } from '../metric
 import type { Architecture } from '../model/unet';
 import { Rng } from '../../shared/rng';
 import { finetune, type Initialisation } from '../train/finetune';
+import type { ConsistencyOptions } from '../train/consistency';
 import type { SegmentationTarget } from '../target';
 import type { TrainingProgress } from '../train/loop';
 import type { LearningRateSchedule } from '../train/optimizerState';
@@ -195,6 +196,9 @@ export async function finetuneOn(
     valImages?: EvalImage[];
     calibrate?: boolean;
     keepBest?: boolean;
+    /** Consistency training on `unlabeled` (semi-supervised; FinetuneOptions). */
+    consistency?: ConsistencyOptions;
+    unlabeled?: PreparedImage[];
   },
 ) {
   const target = segmentationTarget(ds.target);
@@ -206,6 +210,7 @@ export async function finetuneOn(
     learningRate: options.learningRate,
     schedule: options.schedule, encoderRateFactor: options.encoderRateFactor,
     valImages: val, calibrate: options.calibrate, keepBest: options.keepBest,
+    consistency: options.consistency, unlabeled: options.unlabeled,
     seed: options.seed,
     onProgress: options.onProgress, signal: options.signal,
   });

@@ -4,7 +4,8 @@
  * learning-rate schedule and the frozen-encoder warmup need the length of the run in advance, and
  * a run of known length can be recorded, resumed and compared with others step for step.
  */
-import type { LabeledImage } from '../data';
+import type { EngineImage, LabeledImage } from '../data';
+import type { ConsistencyOptions } from './consistency';
 import type { Architecture } from '../model/unet';
 import { heldOutDice } from './calibrate';
 import { BEST_CHECK_EVERY, finetune } from './finetune';
@@ -19,6 +20,12 @@ export interface StepPlan {
   secondsPerStep: number;
   /** One pass over the val images, as a check of the best weights or the calibration makes it. */
   secondsPerValCheck: number;
+  /**
+   * When the plan was asked for consistency training: what a candidate fine-tuned with it gets.
+   * Every candidate gets the same share of the budget, so a consistency step, which costs more,
+   * buys fewer steps.
+   */
+  consistency?: { steps: number; secondsPerStep: number };
 }
 
 /**
@@ -65,6 +72,19 @@ export interface PlanOptions {
   config: Architecture;
   batchSize?: number;
   patchSize?: number;
+  /** Also plan for candidates fine-tuned with consistency training on these unlabeled images. */
+  consistency?: { options: ConsistencyOptions; unlabeled: EngineImage[] };
+}
+
+/** Seconds per step of a few probe steps of a throwaway model, and the model. */
+async function probeSteps(options: PlanOptions, consistency?: PlanOptions['consistency']) {
+  const elapsed: number[] = [];
+  const probe = await finetune({
+    images: options.images, target: options.target, config: options.config, steps: PROBE_STEPS + 1,
+    batchSize: options.batchSize, patchSize: options.patchSize, onProgress: (p) => elapsed.push(p.elapsedSeconds),
+    ...(consistency ? { consistency: consistency.options, unlabeled: consistency.unlabeled } : {}),
+  });
+  return { model: probe.model, secondsPerStep: (elapsed[PROBE_STEPS] - elapsed[0]) / PROBE_STEPS };
 }
 
 /**
@@ -74,22 +94,25 @@ export interface PlanOptions {
  */
 export async function planSteps(options: PlanOptions): Promise<StepPlan> {
   const t0 = performance.now();
-  const elapsed: number[] = [];
-  const probe = await finetune({
-    images: options.images, target: options.target, config: options.config, steps: PROBE_STEPS + 1,
-    batchSize: options.batchSize, patchSize: options.patchSize, onProgress: (p) => elapsed.push(p.elapsedSeconds),
-  });
+  const probe = await probeSteps(options);
   try {
-    const secondsPerStep = (elapsed[PROBE_STEPS] - elapsed[0]) / PROBE_STEPS;
+    const { secondsPerStep } = probe;
     let secondsPerValCheck = 0;
     if (options.valImages.length > 0) {
       const v0 = performance.now();
       await heldOutDice(probe.model, options.target, options.valImages, true);
       secondsPerValCheck = (performance.now() - v0) / 1000;
     }
+    let consistency: StepPlan['consistency'];
+    if (options.consistency) {
+      const semi = await probeSteps(options, options.consistency);
+      semi.model.dispose();
+      consistency = { steps: 0, secondsPerStep: semi.secondsPerStep };
+    }
     const spent = (options.spentSeconds ?? 0) + (performance.now() - t0) / 1000;
-    const steps = stepsWithin(options.budgetSeconds - spent, options.candidates, secondsPerStep, secondsPerValCheck, options.choosesAugmentation !== false);
-    return { budgetSeconds: options.budgetSeconds, candidates: options.candidates, steps, secondsPerStep, secondsPerValCheck };
+    const within = (perStep: number) => stepsWithin(options.budgetSeconds - spent, options.candidates, perStep, secondsPerValCheck, options.choosesAugmentation !== false);
+    if (consistency) consistency.steps = within(consistency.secondsPerStep);
+    return { budgetSeconds: options.budgetSeconds, candidates: options.candidates, steps: within(secondsPerStep), secondsPerStep, secondsPerValCheck, ...(consistency ? { consistency } : {}) };
   } finally {
     probe.model.dispose();
   }

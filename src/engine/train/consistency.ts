@@ -29,6 +29,17 @@ export interface ConsistencyOptions {
  */
 export const DEFAULT_CONSISTENCY: ConsistencyOptions = { weight: 1, threshold: 0.95, batchShare: 0.5 };
 
+/**
+ * Suffix of a candidate fine-tuned with consistency training, in `maskloop train` and in the
+ * evaluations alike: 'scratch+semi', 'inpainting+semi'.
+ */
+export const SEMI = '+semi';
+
+/** A candidate's initialisation name without SEMI, and whether it had it. */
+export function semiSupervised(name: string): { base: string; semi: boolean } {
+  return name.endsWith(SEMI) ? { base: name.slice(0, -SEMI.length), semi: true } : { base: name, semi: false };
+}
+
 /** Where unlabeled patches come from: images without labels, and labeled images whose labels leave pixels unknown. */
 export type UnlabeledPool = Array<EngineImage & { labels?: Uint8Array }>;
 
