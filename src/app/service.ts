@@ -81,7 +81,7 @@ export function modelSummary(m: ModelRecord): ModelSummary {
     id: m.id, kind: m.kind, parentId: m.parentId, pretextInit: m.pretextInit, createdAt: m.createdAt, promoted: m.promoted,
     valDice: numberOrNull(metrics.dice), incumbentDice: numberOrNull(metrics.incumbentDice),
     valF1: numberOrNull(metrics.f1), incumbentF1: numberOrNull(metrics.incumbentF1), incumbentId: numberOrNull(metrics.incumbentId),
-    trainImages: numberOrNull(metrics.trainImages), valImages: numberOrNull(metrics.valImages), candidates,
+    trainImages: numberOrNull(metrics.trainImages), valImages: numberOrNull(metrics.valImages), candidates, semiSupervised: metrics.semiSupervised === true,
     decision: typeof metrics.decision === 'string' ? metrics.decision : null,
   };
 }

@@ -180,7 +180,7 @@ export const trainCommand: Command = {
       out(json, result.message, {
         event: 'trained', modelId: result.modelId, init: result.init, valDice: result.valDice, incumbentDice: result.incumbentDice,
         ...(result.valF1 !== null ? { valF1: result.valF1, incumbentF1: result.incumbentF1 } : {}),
-        promoted: result.promoted, candidates: result.candidates, steps: result.steps,
+        promoted: result.promoted, candidates: result.candidates, steps: result.steps, ...(result.semiSteps !== null ? { semiSteps: result.semiSteps } : {}),
         ...(result.plan ? { budgetSeconds: result.plan.budgetSeconds, secondsPerStep: result.plan.secondsPerStep } : {}),
       });
     });

@@ -6,8 +6,9 @@
 import fs from 'node:fs';
 import { fnv1a32 } from '../shared/hash';
 import type { Initialisation } from '../engine/train/finetune';
+import { SEMI } from '../engine/train/consistency';
 import { loadPretextWeights } from '../engine/train/pretrain';
-import { UNKNOWN, type LabeledImage } from '../engine/data';
+import { evenlySpread, UNKNOWN, type LabeledImage } from '../engine/data';
 import { instanceLabels, labeled, prepareImage, type PreparedImage } from '../engine/input';
 import type { SegmentationTarget } from '../engine/target';
 import { decodeImage } from '../imaging/decode';
@@ -83,6 +84,24 @@ export async function loadLabeled(project: Project, splits: ImageSplit[], target
 }
 
 /**
+ * Up to `max` of the project's images without a label in the train and unassigned splits (val and
+ * test images are never trained on), spread over the project, for consistency training. Files
+ * that cannot be read are left out: they are extra evidence, not the labels being trained on.
+ */
+export async function loadUnlabeled(project: Project, max: number, minSpans?: readonly number[]): Promise<PreparedImage[]> {
+  const records = evenlySpread(project.listImages({ status: ['unlabeled', 'proposed'], split: ['train', 'unassigned'] }), max);
+  const images: PreparedImage[] = [];
+  for (const record of records) {
+    try {
+      images.push(await loadImage(record, minSpans));
+    } catch {
+      // unreadable now: left out of the pool
+    }
+  }
+  return images;
+}
+
+/**
  * Deterministic shard membership from the relative path alone, so every machine of an array
  * computes the same split of a folder without talking to the others.
  */
@@ -92,11 +111,12 @@ export function inShard(relativePath: string, shard: { index: number; count: num
 }
 
 /**
- * The initialisations a first model chooses among: scratch, then the latest pretext checkpoint of
+ * The initialisations a first model chooses among: scratch; scratch with consistency training
+ * (SEMI) where there are unlabeled images to learn from; then the latest pretext checkpoint of
  * each task combination. The caller disposes their weights.
  */
-export function firstModelCandidates(project: Project): Initialisation[] {
-  const candidates: Initialisation[] = [{ name: 'scratch' }];
+export function firstModelCandidates(project: Project, options: { semiSupervised: boolean }): Initialisation[] {
+  const candidates: Initialisation[] = [{ name: 'scratch' }, ...(options.semiSupervised ? [{ name: `scratch${SEMI}` }] : [])];
   const seen = new Set<string>();
   for (const m of project.listModels({ kind: 'pretext' }).sort((a, b) => b.createdAt - a.createdAt)) {
     if (!m.pretextInit || seen.has(m.pretextInit) || !fs.existsSync(m.absoluteCheckpointPath)) continue;

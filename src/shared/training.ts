@@ -22,6 +22,11 @@ export const TRAINING = {
   pretrainMaxImages: 256,
   /** Steps between a pretraining's resumable checkpoints. */
   pretrainCheckpointEvery: 50,
+  /**
+   * Semi-supervised fine-tuning (consistency training, a candidate of a first model) samples its
+   * unlabeled crops from at most this many of the project's unlabeled images held in memory.
+   */
+  consistencyMaxImages: 64,
 } as const;
 
 /** The longest budget any setting accepts (a week), against typos that would hold a job for years. */

@@ -153,7 +153,7 @@ export interface ImageDetail extends ImageSummary {
 }
 
 export interface CandidateScore {
-  /** 'scratch' or the pretext task(s) the encoder started from. */
+  /** 'scratch' or the pretext task(s) the encoder started from; '+semi' when also trained on unlabeled images (consistency). */
   name: string;
   dice: number;
   /** Instance targets: val F1 at IoU 0.5, which chose among the candidates (Dice held within 0.01 of scratch). */
@@ -178,6 +178,8 @@ export interface ModelSummary {
   trainImages: number | null;
   valImages: number | null;
   candidates: CandidateScore[];
+  /** Fine-tuned with consistency training on the project's unlabeled images as well as on its labels. */
+  semiSupervised: boolean;
   /** The promotion rule's one line ('promoted: …', 'kept model #n: …'), or null for models trained before the app recorded it. */
   decision: string | null;
 }

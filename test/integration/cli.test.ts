@@ -101,7 +101,13 @@ describe('maskloop command line', () => {
     expect((await cli('pretrain', '--project', project, '--steps', '6', '--json')).last).toMatchObject({ event: 'pretrained' });
     const trained = (await cli('train', '--project', project, '--steps', '12', '--json')).last;
     expect(trained).toMatchObject({ event: 'trained', promoted: true });
-    expect(trained.candidates.map((c: { name: string }) => c.name)).toEqual(['scratch', 'inpainting']);
+    // The four images without labels make consistency training a candidate of the first model.
+    expect(trained.candidates.map((c: { name: string }) => c.name)).toEqual(['scratch', 'scratch+semi', 'inpainting']);
+    expect(trained.semiSteps).toBe(12);
+    const run = openProject(project);
+    const semiModel = run.listRuns({ kind: 'train' })[0];
+    expect(semiModel.config).toMatchObject({ steps: 12, semiSteps: 12 });
+    run.close();
     expect((await cli('prelabel', '--project', project, '--json')).last).toMatchObject({ event: 'prelabeled', images: 10 });
     const p = openProject(project);
     expect(p.countImages().byStatus.labeled).toBe(6);

@@ -114,3 +114,43 @@ describe('training within a budget', () => {
     expect(project.getRun(resumed.runId)!.config).toMatchObject({ steps: 16, learningRate: 0.001, resumes: stopped.runId });
   });
 });
+
+describe('a project with unlabeled images', () => {
+  it('tries consistency training as a first-model candidate, and a warm start keeps what was chosen', async () => {
+    const folder = path.join(root, 'semi images');
+    mkdirSync(folder);
+    const truths = new Map<string, Uint8Array>();
+    for (let i = 0; i < 6; i++) {
+      const sample = syntheticNuclei({ width: SIZE, height: SIZE, bitDepth: 8, seed: 70 + i });
+      await sharp(Uint8Array.from(sample.image.data as Uint8Array), { raw: { width: SIZE, height: SIZE, channels: 1 } }).toColourspace('b-w').png().toFile(path.join(folder, `s${i}.png`));
+      truths.set(`s${i}.png`, sample.foreground);
+    }
+    const semiProject = createProject(path.join(root, 'semi project'), { name: 'semi' });
+    try {
+      await importImages(semiProject, { folder, split: 'unassigned' });
+      // Three labeled (two to train, one to judge), three without labels.
+      for (const image of semiProject.listImages().filter((im) => ['s0.png', 's1.png', 's2.png'].includes(path.basename(im.path)))) {
+        semiProject.addLabelVersion({ imageId: image.id, mask: { width: SIZE, height: SIZE, data: truths.get(path.basename(image.path))! }, source: 'manual' });
+      }
+      const progress: number[] = [];
+      // Given steps serve every candidate (a budget is priced per candidate: budget.test.ts).
+      const first = await trainModel(semiProject, { steps: 6, target, when: 'now' }, { onProgress: (p) => progress.push(p.totalSteps) });
+      if (first.status !== 'completed') throw new Error(`training ${first.status}`);
+      expect(first.candidates.map((c) => c.name)).toEqual(['scratch', 'scratch+semi']);
+      expect([first.steps, first.semiSteps]).toEqual([6, 6]);
+      // One run's progress covers both candidates' steps.
+      expect(new Set(progress)).toEqual(new Set([12]));
+      expect(semiProject.getRun(first.runId)!.config).toMatchObject({ steps: first.steps, semiSteps: first.semiSteps });
+      const model = semiProject.listModels({ kind: 'segmentation' }).find((m) => m.id === first.modelId)!;
+      expect(model.valMetrics?.semiSupervised).toBe(first.init === 'scratch+semi');
+      expect(model.pretextInit).toBeNull();
+
+      const warm = await trainModel(semiProject, { steps: 4, target, when: 'now' });
+      if (warm.status !== 'completed') throw new Error(`training ${warm.status}`);
+      expect(warm.candidates.map((c) => c.name)).toEqual([`from #${first.modelId}${first.init === 'scratch+semi' ? '+semi' : ''}`]);
+      expect(warm.semiSteps).toBe(first.init === 'scratch+semi' ? 4 : null);
+    } finally {
+      semiProject.close();
+    }
+  });
+});

@@ -1,6 +1,9 @@
 /** Budgets: the steps a plan buys, and a loop given time instead of steps. */
-import { describe, expect, it } from 'vitest';
-import { MIN_PLANNED_STEPS, stepsWithin } from '../../src/engine/train/budget';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { MIN_PLANNED_STEPS, planSteps, stepsWithin } from '../../src/engine/train/budget';
+import { DEFAULT_CONSISTENCY } from '../../src/engine/train/consistency';
+import { prepareImage } from '../../src/engine/input';
+import { engine, labeledNuclei, nuclei } from '../helpers/engine';
 import { BEST_CHECK_EVERY } from '../../src/engine/train/finetune';
 import { runLoop } from '../../src/engine/train/loop';
 
@@ -23,6 +26,30 @@ describe('stepsWithin', () => {
     expect(stepsWithin(1, 3, 2, 5)).toBe(MIN_PLANNED_STEPS);
     expect(stepsWithin(-10, 1, 1, 1)).toBe(MIN_PLANNED_STEPS);
     expect(() => stepsWithin(60, 0, 1, 1)).toThrow(/at least one candidate/);
+  });
+});
+
+describe('planSteps', () => {
+  beforeAll(async () => {
+    await engine();
+  });
+
+  it('prices a consistency step by itself: it costs more, and the same share of the budget buys fewer steps', async () => {
+    const images = labeledNuclei(nuclei(2, 64, 5));
+    const unlabeled = nuclei(2, 64, 6).map((s) => prepareImage(s.image));
+    const plan = await planSteps({
+      budgetSeconds: 3600, candidates: 2, images, valImages: images.slice(0, 1), target: { kind: 'semantic', classes: 1 },
+      config: { depth: 2, baseFilters: 8 }, batchSize: 8, patchSize: 64, consistency: { options: DEFAULT_CONSISTENCY, unlabeled },
+    });
+    // Each kind of step is priced by its own measured time (which is dearer is the machine's to say,
+    // so the test does not assert it): the slower one buys no more steps.
+    expect(plan.consistency!.secondsPerStep).toBeGreaterThan(0);
+    expect(plan.consistency!.steps).toBeGreaterThan(MIN_PLANNED_STEPS);
+    if (plan.consistency!.secondsPerStep > plan.secondsPerStep) expect(plan.consistency!.steps).toBeLessThanOrEqual(plan.steps);
+    else expect(plan.consistency!.steps).toBeGreaterThanOrEqual(plan.steps);
+    // Without unlabeled images nothing is planned for it.
+    const plain = await planSteps({ budgetSeconds: 60, candidates: 1, images, valImages: [], target: { kind: 'semantic', classes: 1 }, config: { depth: 2, baseFilters: 8 }, batchSize: 2, patchSize: 32 });
+    expect(plain.consistency).toBeUndefined();
   });
 });
 

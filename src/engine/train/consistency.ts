@@ -40,6 +40,13 @@ export function semiSupervised(name: string): { base: string; semi: boolean } {
   return name.endsWith(SEMI) ? { base: name.slice(0, -SEMI.length), semi: true } : { base: name, semi: false };
 }
 
+/** How a SEMI candidate is fine-tuned: with this consistency training, on these unlabeled images, for these steps. */
+export interface SemiSupervisedTraining {
+  consistency: ConsistencyOptions;
+  unlabeled: EngineImage[];
+  steps: number;
+}
+
 /** Where unlabeled patches come from: images without labels, and labeled images whose labels leave pixels unknown. */
 export type UnlabeledPool = Array<EngineImage & { labels?: Uint8Array }>;
 

@@ -5,8 +5,8 @@
  * their images simply loses to scratch.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { LabeledImage } from '../data';
-import { UNKNOWN } from '../data';
+import { UNKNOWN, type LabeledImage } from '../data';
+import { semiSupervised, type SemiSupervisedTraining } from './consistency';
 import { instancesFromInterior } from '../../imaging/instances';
 import { imageSource, type TilingOptions } from '../infer/predict';
 import { foregroundOf, propose } from '../infer/propose';
@@ -173,6 +173,8 @@ export async function selectInitialisation(
   options: Omit<FinetuneOptions, 'init' | 'checkpointFile' | 'resume'> & {
     /** Each candidate's checkpoint file: saved as it trains, continued from when it exists. */
     checkpointFor?: (candidate: string) => string;
+    /** How candidates named with SEMI are fine-tuned: consistency training on these images, for these steps. */
+    semi?: SemiSupervisedTraining;
   },
   val: LabeledImage[],
   tiling: TilingOptions = {},
@@ -184,7 +186,10 @@ export async function selectInitialisation(
   for (const init of candidates) {
     const checkpointFile = options.checkpointFor?.(init.name);
     // The val images pick each candidate's best weights and foreground threshold, then judge it.
-    const result = await finetune({ ...options, init, checkpointFile, resume: Boolean(checkpointFile), valImages: val });
+    const { semi } = semiSupervised(init.name);
+    if (semi && !options.semi) throw new Error(`candidate '${init.name}' needs unlabeled images for consistency training`);
+    const consistency = semi && options.semi ? { consistency: options.semi.consistency, unlabeled: options.semi.unlabeled, steps: options.semi.steps } : {};
+    const result = await finetune({ ...options, ...consistency, init, checkpointFile, resume: Boolean(checkpointFile), valImages: val });
     const score: CandidateScore = { name: init.name, ...(await evaluateOnVal(result.model, options.target, val, tiling)) };
     scores.push(score);
     const scratch = scores.find((s) => s.name === 'scratch');

@@ -16,7 +16,8 @@ import type { SegmentationTarget } from '../../engine/target';
 import { choosesAugmentation, displaces, evaluateOnVal, type ValScore } from '../../engine/train/select';
 import { TRAINING } from '../../shared/training';
 import type { Project } from '../../store';
-import { firstModelCandidates, loadLabeled, projectSpanFloor } from '../data';
+import { firstModelCandidates, loadLabeled, loadUnlabeled, projectSpanFloor } from '../data';
+import { DEFAULT_CONSISTENCY, semiSupervised, type SemiSupervisedTraining } from '../../engine/train/consistency';
 import { NEVER_ABORTED, type WorkHooks } from '../hooks';
 
 export interface EvaluateProjectOptions {
@@ -80,21 +81,27 @@ export async function evaluateProject(project: Project, options: EvaluateProject
     };
   };
 
-  const candidates = firstModelCandidates(project);
+  // As in maskloop train: consistency training is a candidate where there are unlabeled images.
+  const unlabeled = await loadUnlabeled(project, TRAINING.consistencyMaxImages, minSpans);
+  const semi = unlabeled.length > 0 ? { consistency: DEFAULT_CONSISTENCY, unlabeled } : null;
+  const candidates = firstModelCandidates(project, { semiSupervised: semi !== null });
   try {
     const first = splitFor(0);
     let plan: StepPlan | null = null;
     let steps = options.steps;
+    let semiSteps = options.steps;
     if (steps === undefined) {
       plan = await planSteps({
         budgetSeconds: TRAINING.firstModelSeconds, candidates: candidates.length, spentSeconds: (performance.now() - startedAt) / 1000,
         images: first.train, valImages: first.val, target: options.target, config: DEFAULT_ARCH,
+        ...(semi ? { consistency: { options: semi.consistency, unlabeled: semi.unlabeled } } : {}),
       });
       steps = plan.steps;
+      semiSteps = plan.consistency?.steps ?? steps;
     }
     const folds: FoldResult[] = [];
     for (let f = 0; f < k && !signal.aborted; f++) {
-      const result = await evaluateFold(f, splitFor(f), candidates, options, steps, hooks);
+      const result = await evaluateFold(f, splitFor(f), candidates, options, { steps, semi: semi && { ...semi, steps: semiSteps as number } }, hooks);
       if (!result) break;
       folds.push(result);
       hooks.onMessage?.(`fold ${f + 1}/${k}: ${Object.entries(result.scores).map(([name, s]) => `${name} ${formatScore(s)}`).join(', ')}; val chose ${result.chosen}`);
@@ -117,15 +124,17 @@ async function evaluateFold(
   split: { train: LabeledImage[]; val: LabeledImage[]; test: LabeledImage[] },
   candidates: Initialisation[],
   options: EvaluateProjectOptions,
-  steps: number,
+  training: { steps: number; semi: SemiSupervisedTraining | null },
   hooks: WorkHooks,
 ): Promise<FoldResult | null> {
   const scores: Record<string, ValScore> = {};
   let chosen: { name: string; val: ValScore } | null = null;
   let scratchVal: ValScore | undefined;
   for (const init of candidates) {
+    const semi = semiSupervised(init.name).semi ? training.semi : null;
     const run = await finetune({
-      images: split.train, valImages: split.val, target: options.target, config: DEFAULT_ARCH, init, steps,
+      images: split.train, valImages: split.val, target: options.target, config: DEFAULT_ARCH, init,
+      steps: semi ? semi.steps : training.steps, ...(semi ? { consistency: semi.consistency, unlabeled: semi.unlabeled } : {}),
       learningRate: options.learningRate, seed: 1 + fold, signal: hooks.signal, progressEvery: 5,
       onProgress: (p) => hooks.onProgress?.({ ...p, phase: `fold ${fold + 1}: ${p.phase}` }),
     });

@@ -16,7 +16,8 @@ import type { JsonObject, Project, RunRecord } from '../../store';
 import { TRAINING } from '../../shared/training';
 import { planSteps, type StepPlan } from '../../engine/train/budget';
 import type { TrainOutcome } from '../../shared/types';
-import { firstModelCandidates, loadLabeled, projectSpanFloor } from '../data';
+import { firstModelCandidates, loadLabeled, loadUnlabeled, projectSpanFloor } from '../data';
+import { DEFAULT_CONSISTENCY, SEMI, semiSupervised } from '../../engine/train/consistency';
 import { NEVER_ABORTED, type WorkHooks } from '../hooks';
 import { runToContinue } from './continuable';
 
@@ -74,6 +75,8 @@ export type TrainComparison = Omit<TrainOutcome, 'candidates'> & {
   valImages: number;
   /** Steps each candidate trained, and the plan that bought them (null when steps were given). */
   steps: number;
+  /** Steps of the candidates with consistency training (SEMI), which cost more each; null when there were none. */
+  semiSteps: number | null;
   plan: StepPlan | null;
 };
 
@@ -134,27 +137,39 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
     const sameTarget = current !== null && JSON.stringify(current.meta.target) === JSON.stringify(target);
     const resumedWarm = previous ? typeof previous.config.warmStartFrom === 'number' : undefined;
     const warm = sameTarget && (resumedWarm ?? options.warmStart !== false);
+    // Consistency training: a first model tries it as a candidate where the project has unlabeled
+    // images; a warm start keeps it when the model it continues was trained with it.
+    const consistency = warm ? current?.meta.consistency : DEFAULT_CONSISTENCY;
+    const unlabeled = consistency ? await loadUnlabeled(project, TRAINING.consistencyMaxImages, minSpans) : [];
+    const semi = consistency && unlabeled.length > 0 ? { consistency, unlabeled } : null;
     candidates = warm
-      ? [{ name: `from #${promoted?.id}`, weights: (current as NonNullable<typeof current>).model.weights(), trained: 'segmentation' }]
-      : firstModelCandidates(project);
+      ? [{ name: `from #${promoted?.id}${semi ? SEMI : ''}`, weights: (current as NonNullable<typeof current>).model.weights(), trained: 'segmentation' }]
+      : firstModelCandidates(project, { semiSupervised: semi !== null });
+    const trainsSemi = candidates.some((c) => semiSupervised(c.name).semi);
     // A warm start keeps the network it continues; a first model is the default one.
     const config = warm ? architectureOf((current as NonNullable<typeof current>).meta.config) : DEFAULT_ARCH;
     const learningRate = recordedNumber(previous, 'learningRate') ?? options.learningRate ?? TRAINING.learningRate;
     // Steps: a resumed run's own, else those given, else what the budget buys on this machine.
     let steps: number | undefined = recordedNumber(previous, 'steps') ?? options.steps;
+    let semiSteps: number | undefined = recordedNumber(previous, 'semiSteps') ?? options.steps;
     let plan: StepPlan | null = null;
     const budgetSeconds = options.budgetSeconds ?? (warm ? TRAINING.retrainSeconds : TRAINING.firstModelSeconds);
     if (steps === undefined) {
       plan = await planSteps({
         budgetSeconds, candidates: candidates.length, choosesAugmentation: !warm, spentSeconds: (performance.now() - startedAt) / 1000,
         images: train.images, valImages: val.images, target, config,
+        ...(trainsSemi && semi ? { consistency: { options: semi.consistency, unlabeled: semi.unlabeled } } : {}),
       });
       steps = plan.steps;
+      semiSteps = plan.consistency?.steps ?? steps;
     }
+    // Runs recorded before consistency training existed gave every candidate the same steps.
+    semiSteps ??= steps;
+    const stepsOf = (c: Initialisation) => (semiSupervised(c.name).semi ? (semiSteps as number) : (steps as number));
     const run = project.startRun({
       kind: 'train',
       config: {
-        target: JSON.stringify(target), steps, learningRate, budgetSeconds: plan ? budgetSeconds : null, secondsPerStep: plan?.secondsPerStep ?? null,
+        target: JSON.stringify(target), steps, ...(trainsSemi ? { semiSteps } : {}), learningRate, budgetSeconds: plan ? budgetSeconds : null, secondsPerStep: plan?.secondsPerStep ?? null,
         warmStartFrom: warm ? (promoted?.id ?? null) : null, train: train.images.length, val: val.images.length,
         checkpoints, checkpointEvery: TRAIN_CHECKPOINT_EVERY, resumes: previous?.id ?? null,
       },
@@ -162,18 +177,19 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
     hooks.onRun?.(run);
     try {
       // One run counts the steps of every candidate, so the run's progress and ETA cover all of them.
-      const perCandidate = steps;
-      const total = perCandidate * candidates.length;
+      const offsets = candidates.map((_, i) => candidates.slice(0, i).reduce((sum, c) => sum + stepsOf(c), 0));
+      const total = candidates.reduce((sum, c) => sum + stepsOf(c), 0);
       project.updateRunProgress(run.id, { step: 0, total });
       const selection = await selectInitialisation(
         candidates,
         {
           images: train.images, target, config, steps, learningRate, signal, progressEvery: 5,
           checkpointFor, checkpointEvery: TRAIN_CHECKPOINT_EVERY,
+          ...(trainsSemi && semi ? { semi: { ...semi, steps: semiSteps as number } } : {}),
           onProgress: (p) => {
             // The engine counts each candidate's steps from 0; the user follows the whole run.
             const index = Math.max(0, candidates.findIndex((c) => finetunePhase(c) === p.phase));
-            const step = Math.min(index * perCandidate + p.step, total);
+            const step = Math.min(offsets[index] + p.step, total);
             const left = p.totalSteps - p.step;
             const secondsPerStep = left > 0 ? p.etaSeconds / left : p.elapsedSeconds / Math.max(1, p.step);
             // Recorded before it is announced: whoever sees step n may rely on the store saying n.
@@ -210,19 +226,21 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
         candidates: scores.map((s) => ({ name: s.name, dice: s.dice, ...(s.f1 !== undefined ? { f1: s.f1 } : {}) })),
         incumbentId: incumbent === null ? null : (promoted?.id ?? null), incumbentDice: incumbent?.dice ?? null,
         ...(incumbent?.f1 !== undefined ? { incumbentF1: incumbent.f1 } : {}), decision,
+        semiSupervised: Boolean(best.meta.consistency),
         tta: augmentation.tta, ...(augmentation.ttaScore ? { ttaDice: augmentation.ttaScore.dice, ...(augmentation.ttaScore.f1 !== undefined ? { ttaF1: augmentation.ttaScore.f1 } : {}) } : {}),
       };
       // A warm start keeps the lineage of the model it continues.
-      const pretextInit = warm ? (promoted?.pretextInit ?? null) : bestName === 'scratch' ? null : bestName;
+      const pretextBase = semiSupervised(bestName).base;
+      const pretextInit = warm ? (promoted?.pretextInit ?? null) : pretextBase === 'scratch' ? null : pretextBase;
       const model = project.addModel({ kind: 'segmentation', checkpointPath: file, parentId: promoted?.id ?? null, pretextInit, config: { depth, baseFilters, norm, target: JSON.stringify(target) }, valMetrics: metrics });
       if (better) project.promoteModel(model.id, { reason: decision });
-      const message = `model #${model.id} (${bestName}, ${steps} steps${augmentation.tta ? ', test-time augmentation' : ''}): ${formatValScore(chosen)} — ${decision}`;
+      const message = `model #${model.id} (${bestName}, ${semiSupervised(bestName).semi ? semiSteps : steps} steps${augmentation.tta ? ', test-time augmentation' : ''}): ${formatValScore(chosen)} — ${decision}`;
       project.updateRunProgress(run.id, { step: total });
       project.finishRun(run.id, { status: 'completed', modelId: model.id, message });
       return {
         status: 'completed', runId: run.id, message, modelId: model.id, init: bestName, valDice: chosen.dice, valF1: chosen.f1 ?? null,
         incumbentId: incumbent === null ? null : (promoted?.id ?? null), incumbentDice: incumbent?.dice ?? null, incumbentF1: incumbent?.f1 ?? null, promoted: better,
-        decision, candidates: scores, trainImages: train.images.length, valImages: val.images.length, steps, plan,
+        decision, candidates: scores, trainImages: train.images.length, valImages: val.images.length, steps, semiSteps: trainsSemi ? (semiSteps as number) : null, plan,
       };
     } catch (err) {
       project.finishRun(run.id, { status: 'failed', message: (err as Error).message });
