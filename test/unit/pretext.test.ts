@@ -4,6 +4,7 @@ import { pretextTask, pretextTaskNames } from '../../src/engine/pretext/registry
 import { PRETEXT_TASKS } from '../../src/shared/types';
 import { JIGSAW_PERMUTATIONS, shuffleQuadrants } from '../../src/engine/pretext/jigsaw';
 import { ntXent } from '../../src/engine/pretext/contrastive';
+import { corrupt } from '../../src/engine/pretext/restoration';
 import { dihedral, randomCrop } from '../../src/engine/data';
 import { prepareImage } from '../../src/engine/input';
 import { pretrain } from '../../src/engine/train/pretrain';
@@ -22,8 +23,8 @@ function patches(channels: number, n = 4): Float32Array[] {
   return Array.from({ length: n }, (_, i) => randomCrop(images[i % 2], size, rng).pixels);
 }
 
-test('all five pretext tasks are registered by name', () => {
-  expect(pretextTaskNames().sort()).toEqual(['contrastive', 'cross-channel', 'inpainting', 'jigsaw', 'rotation']);
+test('all seven pretext tasks are registered by name', () => {
+  expect(pretextTaskNames().sort()).toEqual(['contrastive', 'cross-channel', 'inpainting', 'jigsaw', 'masked', 'restoration', 'rotation']);
   // The contract's list (what the app may ask for) is the registry's, and nothing else.
   expect([...PRETEXT_TASKS].sort()).toEqual(pretextTaskNames().sort());
   expect(() => pretextTask('colour')).toThrow(/unknown pretext task 'colour'/);
@@ -75,6 +76,42 @@ describe('pretext labels are right', () => {
     tf.dispose([batch.inputs, batch.targets, batch.weights as tf.Tensor]);
   });
 
+  test('masked: 16 px blocks hidden whole, about 60% of them, and only they are scored', () => {
+    const src = patches(1, 16);
+    const batch = pretextTask('masked').makeBatch(src, size, 1, new Rng(5));
+    const x = batch.inputs.dataSync();
+    const w = (batch.weights as tf.Tensor).dataSync();
+    let hiddenBlocks = 0;
+    for (let i = 0; i < src.length; i++) {
+      for (let by = 0; by < size / 16; by++) {
+        for (let bx = 0; bx < size / 16; bx++) {
+          const flags = new Set<number>();
+          for (let y = by * 16; y < by * 16 + 16; y++) for (let x0 = bx * 16; x0 < bx * 16 + 16; x0++) flags.add(w[i * size * size + y * size + x0]);
+          expect(flags.size).toBe(1);
+          if (flags.has(1)) hiddenBlocks++;
+        }
+      }
+    }
+    expect(hiddenBlocks / (src.length * 4)).toBeGreaterThan(0.4);
+    expect(hiddenBlocks / (src.length * 4)).toBeLessThan(0.8);
+    for (let i = 0; i < x.length; i++) if (w[i]) expect(x[i]).toBe(0);
+    tf.dispose([batch.inputs, batch.targets, batch.weights as tf.Tensor]);
+  });
+
+  test('restoration: the target is the original; the input is a corrupted copy of it, the same for the same seed', () => {
+    const src = patches(2, 8);
+    const batch = pretextTask('restoration').makeBatch(src, size, 2, new Rng(6));
+    const x = batch.inputs.dataSync();
+    const t = batch.targets.dataSync();
+    expect(Array.from(t)).toEqual(src.flatMap((p) => Array.from(p)));
+    const per = size * size * 2;
+    const changed = src.filter((_, i) => x.subarray(i * per, (i + 1) * per).some((v, j) => v !== t[i * per + j])).length;
+    expect(changed).toBeGreaterThanOrEqual(6);
+    expect(Array.from(corrupt(src[0], size, 2, new Rng(11)))).toEqual(Array.from(corrupt(src[0], size, 2, new Rng(11))));
+    expect(Array.from(src[0])).toEqual(Array.from(t.subarray(0, per)));
+    tf.dispose([batch.inputs, batch.targets]);
+  });
+
   test('contrastive: two different views per patch, pairs at i and i + N', () => {
     const src = patches(1);
     const batch = pretextTask('contrastive').makeBatch(src, size, 1, new Rng(4));
@@ -116,6 +153,8 @@ describe('pretext losses fall on synthetic data', () => {
     { name: 'rotation', channels: 1, steps: 300, lr: 2e-3, ramp: 0.5, drop: 0.5 },
     { name: 'jigsaw', channels: 1, steps: 500, lr: 2e-3, ramp: 0.5, drop: 0.85 },
     { name: 'inpainting', channels: 1, steps: 40, lr: 2e-3, ramp: 0, drop: 0.9 },
+    { name: 'masked', channels: 1, steps: 40, lr: 2e-3, ramp: 0, drop: 0.9 },
+    { name: 'restoration', channels: 1, steps: 40, lr: 2e-3, ramp: 0, drop: 0.9 },
     { name: 'contrastive', channels: 1, steps: 400, lr: 5e-4, ramp: 0, drop: 0.95 },
     { name: 'cross-channel', channels: 2, steps: 40, lr: 2e-3, ramp: 0, drop: 0.9 },
   ];

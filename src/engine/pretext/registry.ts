@@ -1,8 +1,9 @@
 /** Pretext tasks by name: the one list the CLI, the pretraining loop and the evaluation read. */
 import { contrastive } from './contrastive';
 import { crossChannel } from './crossChannel';
-import { inpainting } from './inpainting';
+import { inpainting, masked } from './inpainting';
 import { jigsaw } from './jigsaw';
+import { restoration } from './restoration';
 import { rotation } from './rotation';
 import type { PretextTask } from './task';
 
@@ -23,4 +24,4 @@ export function pretextTaskNames(): string[] {
   return [...tasks.keys()];
 }
 
-for (const t of [rotation, jigsaw, inpainting, contrastive, crossChannel]) registerPretextTask(t);
+for (const t of [rotation, jigsaw, inpainting, masked, restoration, contrastive, crossChannel]) registerPretextTask(t);
