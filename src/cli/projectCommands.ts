@@ -115,7 +115,7 @@ export const modelsCommand: Command = {
 export const pretrainCommand: Command = {
   name: 'pretrain',
   summary: "self-supervised pretraining of the encoder on the project's images (labels unused)",
-  usage: 'pretrain [--tasks inpainting[+contrastive…]] [--steps n] [--resume] [--project <dir>]',
+  usage: 'pretrain [--tasks inpainting[+contrastive…]] [--budget s | --steps n] [--probe s] [--resume] [--project <dir>]',
   options: {
     ...PROJECT_OPTION,
     tasks: { type: 'string', default: 'inpainting', description: `pretext tasks joined by + (${pretextTaskNames().join(', ')})`, valueName: 'tasks' },
@@ -124,6 +124,7 @@ export const pretrainCommand: Command = {
     'max-images': { type: 'string', default: String(TRAINING.pretrainMaxImages), description: 'images held in memory for sampling crops', valueName: 'n' },
     'learning-rate': { type: 'string', default: String(TRAINING.pretrainLearningRate), description: 'learning rate', valueName: 'lr' },
     resume: { type: 'boolean', description: 'continue the last interrupted or cancelled pretraining run' },
+    probe: { type: 'string', default: String(TRAINING.pretrainProbeSeconds), description: 'seconds of a quick fine-tune from scratch and from the new weights, scored on val, that says what the pretraining is worth (0: none)', valueName: 's' },
   },
   async run({ values, json, signal }) {
     const tasks = String(values.tasks).split('+');
@@ -135,11 +136,12 @@ export const pretrainCommand: Command = {
         {
           tasks, budgetSeconds: optionalBudget(values), steps: values.steps === undefined ? undefined : intOption(values, 'steps'),
           maxImages: intOption(values, 'max-images'), learningRate: numberOption(values, 'learning-rate'), resume: Boolean(values.resume),
+          probeSeconds: intOption(values, 'probe', 0),
         },
         { signal, logBackend: !json, onProgress: (p) => report.training(p) },
       );
       if (result.status === 'cancelled') return EXIT.cancelled;
-      out(json, `pretext checkpoint saved as model #${result.modelId}`, { event: 'pretrained', modelId: result.modelId, checkpoint: result.checkpoint });
+      out(json, result.message, { event: 'pretrained', modelId: result.modelId, checkpoint: result.checkpoint, finalLoss: result.finalLoss, ...(result.probe ? { probe: result.probe } : {}) });
     });
   },
 };

@@ -37,8 +37,7 @@ export async function runJob(project: Project, request: JobRequest, resumeRunId:
     case 'pretrain': {
       const { kind: _, resume, ...settings } = request;
       const r = await pretrainEncoder(project, { ...settings, resume: resumeRunId ?? resume }, hooks);
-      const message = r.status === 'cancelled' ? `stopped at step ${r.stepsDone}; it can be resumed` : `pretext checkpoint saved as model #${r.modelId} (final loss ${r.finalLoss?.toFixed(4)})`;
-      return { ...nothing, status: r.status, message };
+      return { ...nothing, status: r.status, message: r.message };
     }
     case 'train': {
       const r = await trainModel(project, { ...request, target: segmentationTarget(request.target), resume: resumeRunId ?? undefined }, hooks);

@@ -96,6 +96,8 @@ export const jobRequestSchema = z.discriminatedUnion('kind', [
     learningRate: z.number().positive().max(1).optional(),
     /** Steps between resumable checkpoints. */
     checkpointEvery: z.number().int().min(1).max(100_000).optional(),
+    /** Seconds of the quick fine-tune that says what the pretraining is worth (default TRAINING.pretrainProbeSeconds; 0: none). */
+    probeSeconds: z.number().int().min(0).max(MAX_BUDGET_SECONDS).optional(),
     /** Continue the last cancelled or interrupted pretraining of the same tasks from its checkpoint. */
     resume: z.boolean().default(false),
   }),

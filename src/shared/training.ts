@@ -18,6 +18,11 @@ export const TRAINING = {
   retrainSeconds: 60,
   /** Background pretraining, while the first images are labeled. */
   pretrainSeconds: 1200,
+  /**
+   * After a pretraining, where labels exist: a quick fine-tune from scratch and from the new
+   * weights, sharing this many seconds, tells the user what the pretraining is worth on val.
+   */
+  pretrainProbeSeconds: 60,
   /** Pretraining samples its crops from at most this many images held in memory. */
   pretrainMaxImages: 256,
   /** Steps between a pretraining's resumable checkpoints. */

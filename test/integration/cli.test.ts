@@ -98,7 +98,8 @@ describe('maskloop command line', () => {
   });
 
   test('pretrain, train with val-gated promotion, prelabel into the project', async () => {
-    expect((await cli('pretrain', '--project', project, '--steps', '6', '--json')).last).toMatchObject({ event: 'pretrained' });
+    // No probe fine-tune here (train-budget.test.ts has one): this test is about the commands' flow.
+    expect((await cli('pretrain', '--project', project, '--steps', '6', '--probe', '0', '--json')).last).toMatchObject({ event: 'pretrained' });
     const trained = (await cli('train', '--project', project, '--steps', '12', '--json')).last;
     expect(trained).toMatchObject({ event: 'trained', promoted: true });
     // The four images without labels make consistency training a candidate of the first model.

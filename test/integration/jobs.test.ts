@@ -140,7 +140,8 @@ describe.skipIf(!haveData)('jobs in the job process', () => {
   }, SLOW);
 
   it('resumes a pretraining after the app and its job process were killed', async () => {
-    const job = await server.call('jobs:start', { kind: 'pretrain', steps: 16, checkpointEvery: 4 });
+    // No probe fine-tune after it (train-budget.test.ts has one): this test is about resuming.
+    const job = await server.call('jobs:start', { kind: 'pretrain', steps: 16, checkpointEvery: 4, probeSeconds: 0 });
     // Step 10 reported means the checkpoint of step 8 is on disk: kill then.
     const running = await server.waitForJob(job.jobId, (j) => (j.progress?.step ?? 0) >= 10, SLOW);
     const runId = running.runId!;

@@ -13,6 +13,7 @@ import { MIN_PLANNED_STEPS } from '../../src/engine/train/budget';
 import { syntheticNuclei } from '../../src/imaging/synthetic';
 import { importImages } from '../../src/jobs/workflows/importImages';
 import { trainModel } from '../../src/jobs/workflows/trainModel';
+import { pretrainEncoder } from '../../src/jobs/workflows/pretrainEncoder';
 import { VAL_CHOSEN, type ProjectEvaluation } from '../../src/jobs/workflows/evaluateProject';
 import { spawnSync } from 'node:child_process';
 import { createProject, type Project } from '../../src/store';
@@ -116,7 +117,7 @@ describe('training within a budget', () => {
 });
 
 describe('a project with unlabeled images', () => {
-  it('tries consistency training as a first-model candidate, and a warm start keeps what was chosen', async () => {
+  it('tries consistency training as a first-model candidate, a warm start keeps what was chosen, and a pretraining says what it is worth', async () => {
     const folder = path.join(root, 'semi images');
     mkdirSync(folder);
     const truths = new Map<string, Uint8Array>();
@@ -149,6 +150,16 @@ describe('a project with unlabeled images', () => {
       if (warm.status !== 'completed') throw new Error(`training ${warm.status}`);
       expect(warm.candidates.map((c) => c.name)).toEqual([`from #${first.modelId}${first.init === 'scratch+semi' ? '+semi' : ''}`]);
       expect(warm.semiSteps).toBe(first.init === 'scratch+semi' ? 4 : null);
+
+      // A pretraining where labels exist says what it is worth: a quick fine-tune from scratch and from it, scored on val.
+      const pretrained = await pretrainEncoder(semiProject, { tasks: ['masked'], steps: 4, probeSeconds: 1 });
+      expect(pretrained.status).toBe('completed');
+      expect(pretrained.probe!.scores.map((s) => s.name)).toEqual(['scratch', 'masked']);
+      expect(pretrained.probe!.steps).toBe(MIN_PLANNED_STEPS);
+      for (const s of pretrained.probe!.scores) expect(s.dice).toBeGreaterThanOrEqual(0);
+      expect(semiProject.getRun(pretrained.runId)!.message).toMatch(/^pretext checkpoint saved as model #\d+: final pretext loss \d\.\d{4}; a 1 s fine-tune \(20 steps each\) from it: val Dice \d\.\d{4}, from scratch: val Dice \d\.\d{4}$/);
+      const pretext = semiProject.listModels({ kind: 'pretext' }).find((m) => m.id === pretrained.modelId)!;
+      expect(pretext.valMetrics).toMatchObject({ probeSteps: MIN_PLANNED_STEPS, candidates: [{ name: 'scratch' }, { name: 'masked' }] });
     } finally {
       semiProject.close();
     }

@@ -2,12 +2,17 @@
 import { initEngine } from '../../engine/backend';
 import { DEFAULT_ARCH } from '../../engine/model/unet';
 import { pretextTask } from '../../engine/pretext/registry';
-import { pretrain } from '../../engine/train/pretrain';
+import { loadPretextWeights, pretrain } from '../../engine/train/pretrain';
 import type { Project, RunRecord } from '../../store';
 import { TRAINING } from '../../shared/training';
-import { loadImage, projectSpanFloor } from '../data';
+import { loadImage, loadLabeled, projectSpanFloor } from '../data';
+import * as tf from '@tensorflow/tfjs';
+import { planSteps } from '../../engine/train/budget';
+import { formatValScore, selectInitialisation, type CandidateScore } from '../../engine/train/select';
+import type { SegmentationTarget } from '../../engine/target';
 import { NEVER_ABORTED, type WorkHooks, type WorkStatus } from '../hooks';
 import { runToContinue } from './continuable';
+import { ensureValidationSplit } from './trainModel';
 
 export interface PretrainEncoderOptions {
   tasks: string[];
@@ -22,6 +27,8 @@ export interface PretrainEncoderOptions {
   checkpointEvery?: number;
   /** true: continue the last unfinished run of the same tasks; a number: continue that run. */
   resume?: boolean | number;
+  /** Seconds of the quick fine-tune that says what the pretraining is worth (default TRAINING.pretrainProbeSeconds; 0: none). */
+  probeSeconds?: number;
 }
 
 /** The step cap of a pretraining given only time. */
@@ -39,6 +46,45 @@ export interface PretrainEncoderResult {
   modelId: number | null;
   checkpoint: string;
   finalLoss: number | null;
+  /** What the pretraining is worth where labels exist (probeFineTune); absent otherwise. */
+  probe?: PretrainProbe | null;
+  /** One line for the user: the checkpoint, its final loss and what it is worth. */
+  message: string;
+}
+
+export interface PretrainProbe {
+  steps: number;
+  /** Val scores of the quick fine-tune from scratch, then from the pretrained weights. */
+  scores: CandidateScore[];
+}
+
+/**
+ * A quick fine-tune from scratch and from the new pretext weights, within `seconds` together,
+ * scored on the val split: what the pretraining is worth on the project's own labels. Null when
+ * there are no labels to learn from and judge by. The val split is completed as training would;
+ * the target is the promoted model's, else one foreground class.
+ */
+async function probeFineTune(project: Project, name: string, checkpoint: string, seconds: number, minSpans: number[], hooks: WorkHooks): Promise<PretrainProbe | null> {
+  ensureValidationSplit(project);
+  const recorded = project.promotedModel()?.config.target;
+  const target: SegmentationTarget = typeof recorded === 'string' ? (JSON.parse(recorded) as SegmentationTarget) : { kind: 'semantic', classes: 1 };
+  const train = await loadLabeled(project, ['train', 'unassigned'], target, minSpans);
+  const val = await loadLabeled(project, ['val'], target, minSpans);
+  if (train.images.length === 0 || val.images.length === 0) return null;
+  const { meta, weights } = loadPretextWeights(checkpoint);
+  try {
+    const plan = await planSteps({ budgetSeconds: seconds, candidates: 2, choosesAugmentation: false, images: train.images, valImages: val.images, target, config: DEFAULT_ARCH });
+    const { best, scores } = await selectInitialisation(
+      [{ name: 'scratch' }, { name, weights, trained: meta.trained }],
+      { images: train.images, target, config: DEFAULT_ARCH, steps: plan.steps, signal: hooks.signal, progressEvery: 5, onProgress: (p) => hooks.onProgress?.({ ...p, phase: `probe ${p.phase}` }) },
+      val.images,
+    );
+    best.model.dispose();
+    // A probe cut short says nothing about the pretraining.
+    return hooks.signal?.aborted ? null : { steps: plan.steps, scores };
+  } finally {
+    tf.dispose([...weights.values()]);
+  }
 }
 
 export async function pretrainEncoder(project: Project, options: PretrainEncoderOptions, hooks: WorkHooks = {}): Promise<PretrainEncoderResult> {
@@ -53,6 +99,7 @@ export async function pretrainEncoder(project: Project, options: PretrainEncoder
   const maxImages = recorded('maxImages') ?? options.maxImages ?? TRAINING.pretrainMaxImages;
   const learningRate = recorded('learningRate') ?? options.learningRate ?? TRAINING.pretrainLearningRate;
   const checkpointEvery = recorded('checkpointEvery') ?? options.checkpointEvery ?? TRAINING.pretrainCheckpointEvery;
+  const probeSeconds = recorded('probeSeconds') ?? options.probeSeconds ?? TRAINING.pretrainProbeSeconds;
   const steps = previous ? (recorded('steps') ?? previous.total ?? undefined) : options.steps;
   const budget = previous ? recorded('budgetSeconds') : (options.budgetSeconds ?? (steps === undefined ? TRAINING.pretrainSeconds : undefined));
   const seconds = budget === undefined ? undefined : Math.max(0, budget - (previous ? ranSeconds(previous) : 0));
@@ -61,7 +108,7 @@ export async function pretrainEncoder(project: Project, options: PretrainEncoder
   const checkpoint = previous ? String(previous.config.checkpoint) : project.cachePath('checkpoints', `pretext-${Date.now()}.mlckpt`);
   const run = project.startRun({
     kind: 'pretrain',
-    config: { tasks: previous ? String(previous.config.tasks) : joined, checkpoint, checkpointEvery, maxImages, learningRate, steps: steps ?? null, budgetSeconds: seconds ?? null, resumes: previous?.id ?? null },
+    config: { tasks: previous ? String(previous.config.tasks) : joined, checkpoint, checkpointEvery, maxImages, learningRate, steps: steps ?? null, budgetSeconds: seconds ?? null, probeSeconds, resumes: previous?.id ?? null },
     total: steps ?? null,
   });
   hooks.onRun?.(run);
@@ -83,12 +130,23 @@ export async function pretrainEncoder(project: Project, options: PretrainEncoder
     const { depth, baseFilters, norm } = result.model.config;
     result.model.dispose();
     if (result.status === 'cancelled') {
-      project.finishRun(run.id, { status: 'cancelled', message: `stopped at step ${result.stepsDone}; resume with --resume` });
-      return { runId: run.id, status: 'cancelled', stepsDone: result.stepsDone, modelId: null, checkpoint, finalLoss: result.losses.at(-1) ?? null };
+      const message = `stopped at step ${result.stepsDone}; it can be resumed`;
+      project.finishRun(run.id, { status: 'cancelled', message });
+      return { runId: run.id, status: 'cancelled', stepsDone: result.stepsDone, modelId: null, checkpoint, finalLoss: result.losses.at(-1) ?? null, message };
     }
-    const model = project.addModel({ kind: 'pretext', checkpointPath: checkpoint, pretextInit: joined, config: { depth, baseFilters, norm, tasks: joined } });
-    project.finishRun(run.id, { status: 'completed', modelId: model.id, message: `final loss ${result.losses.at(-1)?.toFixed(4)}` });
-    return { runId: run.id, status: 'completed', stepsDone: result.stepsDone, modelId: model.id, checkpoint, finalLoss: result.losses.at(-1) ?? null };
+    const finalLoss = result.losses.at(-1) ?? null;
+    const pretextName = previous ? String(previous.config.tasks) : joined;
+    const probe = probeSeconds > 0 ? await probeFineTune(project, pretextName, checkpoint, probeSeconds, minSpans, hooks) : null;
+    const model = project.addModel({
+      kind: 'pretext', checkpointPath: checkpoint, pretextInit: pretextName, config: { depth, baseFilters, norm, tasks: pretextName },
+      ...(probe ? { valMetrics: { probeSteps: probe.steps, candidates: probe.scores.map((s) => ({ name: s.name, dice: s.dice, ...(s.f1 !== undefined ? { f1: s.f1 } : {}) })) } } : {}),
+    });
+    const worth = probe
+      ? `; a ${probeSeconds} s fine-tune (${probe.steps} steps each) from it: ${formatValScore(probe.scores[1])}, from scratch: ${formatValScore(probe.scores[0])}`
+      : probeSeconds > 0 ? '; label a few images to see what it is worth' : '';
+    const message = `pretext checkpoint saved as model #${model.id}: final pretext loss ${finalLoss?.toFixed(4)}${worth}`;
+    project.finishRun(run.id, { status: 'completed', modelId: model.id, message });
+    return { runId: run.id, status: 'completed', stepsDone: result.stepsDone, modelId: model.id, checkpoint, finalLoss, probe, message };
   } catch (err) {
     project.finishRun(run.id, { status: 'failed', message: (err as Error).message });
     throw err;
