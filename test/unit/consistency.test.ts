@@ -4,7 +4,7 @@ import { UNKNOWN } from '../../src/engine/data';
 import { classMap, predictImage } from '../../src/engine/infer/predict';
 import { prepareImage } from '../../src/engine/input';
 import { dice } from '../../src/engine/metrics';
-import { consistencyBatch, cutMix, DEFAULT_CONSISTENCY, pseudoLabels, strongView, unlabeledPool } from '../../src/engine/train/consistency';
+import { consistencyBatch, consistencyStart, cutMix, DEFAULT_CONSISTENCY, pseudoLabels, strongView, unlabeledPool } from '../../src/engine/train/consistency';
 import { finetune } from '../../src/engine/train/finetune';
 import { Rng } from '../../src/shared/rng';
 import { engine, labeledNuclei, mean, nuclei } from '../helpers/engine';
@@ -23,6 +23,11 @@ describe('consistency training (semi-supervised)', () => {
     const probs = Float32Array.from([0.02, 0.97, 0.01, 0.4, 0.35, 0.25]);
     expect([...pseudoLabels(probs, 3, 0.95)]).toEqual([1, UNKNOWN]);
     expect([...pseudoLabels(probs, 3, 0.95, Uint8Array.from([2, UNKNOWN]))]).toEqual([2, UNKNOWN]);
+  });
+
+  test('a fresh model learns supervised first; a warm start uses consistency from its first step', () => {
+    expect(consistencyStart(120, DEFAULT_CONSISTENCY, false)).toBe(120 * DEFAULT_CONSISTENCY.startShare);
+    expect(consistencyStart(120, DEFAULT_CONSISTENCY, true)).toBe(0);
   });
 
   test('the strong view perturbs intensities only; CutMix moves pixels and labels together', () => {

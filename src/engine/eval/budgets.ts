@@ -42,12 +42,10 @@ export async function evalBudgets(dir: string, ds: EvalDataset, training: EvalTr
   const val = asLabeled(valImages);
   // Consistency training is planned too, on the images a run would have unlabeled.
   const unlabeled = [...ds.train.slice(PROBE_IMAGES).map((im) => im.image), ...ds.unlabeled].slice(0, PROBE_IMAGES);
-  const common = {
-    images, valImages: val, target: segmentationTarget(ds.target), config: training.arch, batchSize: training.batchSize, patchSize: training.patchSize,
-    ...(unlabeled.length ? { consistency: { options: DEFAULT_CONSISTENCY, unlabeled } } : {}),
-  };
-  const firstModel = await planSteps({ ...common, budgetSeconds: TRAINING.firstModelSeconds, candidates });
-  const retrain = await planSteps({ ...common, budgetSeconds: TRAINING.retrainSeconds, candidates: 1, choosesAugmentation: false });
+  const common = { images, valImages: val, target: segmentationTarget(ds.target), config: training.arch, batchSize: training.batchSize, patchSize: training.patchSize };
+  const consistency = (continuesTrainedModel: boolean) => (unlabeled.length ? { consistency: { options: DEFAULT_CONSISTENCY, unlabeled, continuesTrainedModel } } : {});
+  const firstModel = await planSteps({ ...common, ...consistency(false), budgetSeconds: TRAINING.firstModelSeconds, candidates });
+  const retrain = await planSteps({ ...common, ...consistency(true), budgetSeconds: TRAINING.retrainSeconds, candidates: 1, choosesAugmentation: false });
   const elapsed: number[] = [];
   const probe = await pretrain({
     tasks: ['inpainting'], images: ds.train.slice(0, PROBE_IMAGES).map((im) => im.image), config: training.arch,

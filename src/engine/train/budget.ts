@@ -72,8 +72,11 @@ export interface PlanOptions {
   config: Architecture;
   batchSize?: number;
   patchSize?: number;
-  /** Also plan for candidates fine-tuned with consistency training on these unlabeled images. */
-  consistency?: { options: ConsistencyOptions; unlabeled: EngineImage[] };
+  /**
+   * Also plan for candidates fine-tuned with consistency training on these unlabeled images;
+   * `continuesTrainedModel`: a warm start, which uses it from the first step (consistencyStart).
+   */
+  consistency?: { options: ConsistencyOptions; unlabeled: EngineImage[]; continuesTrainedModel?: boolean };
 }
 
 /** Seconds per step of a few probe steps of a throwaway model, and the model. */
@@ -82,7 +85,8 @@ async function probeSteps(options: PlanOptions, consistency?: PlanOptions['consi
   const probe = await finetune({
     images: options.images, target: options.target, config: options.config, steps: PROBE_STEPS + 1,
     batchSize: options.batchSize, patchSize: options.patchSize, onProgress: (p) => elapsed.push(p.elapsedSeconds),
-    ...(consistency ? { consistency: consistency.options, unlabeled: consistency.unlabeled } : {}),
+    // Every probe step with consistency: the plan weighs the steps without it itself.
+    ...(consistency ? { consistency: { ...consistency.options, startShare: 0 }, unlabeled: consistency.unlabeled } : {}),
   });
   return { model: probe.model, secondsPerStep: (elapsed[PROBE_STEPS] - elapsed[0]) / PROBE_STEPS };
 }
@@ -107,7 +111,9 @@ export async function planSteps(options: PlanOptions): Promise<StepPlan> {
     if (options.consistency) {
       const semi = await probeSteps(options, options.consistency);
       semi.model.dispose();
-      consistency = { steps: 0, secondsPerStep: semi.secondsPerStep };
+      // The mean step: supervised until consistencyStart, with consistency after.
+      const share = options.consistency.continuesTrainedModel ? 1 : 1 - options.consistency.options.startShare;
+      consistency = { steps: 0, secondsPerStep: secondsPerStep + share * (semi.secondsPerStep - secondsPerStep) };
     }
     const spent = (options.spentSeconds ?? 0) + (performance.now() - t0) / 1000;
     const within = (perStep: number) => stepsWithin(options.budgetSeconds - spent, options.candidates, perStep, secondsPerValCheck, options.choosesAugmentation !== false);

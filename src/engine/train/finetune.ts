@@ -13,7 +13,7 @@ import { loopOptionsFor, runLoop, type TrainingRunOptions } from './loop';
 import { createOptimizer, DEFAULT_SCHEDULE, learningRateAt, networkToTrain, setLearningRate, type LearningRateSchedule, resumePoint, saveTrainingCheckpoint } from './optimizerState';
 import { TRAINING } from '../../shared/training';
 import { outputChannels, type SegmentationTarget } from '../target';
-import { consistencyBatch, unlabeledBatchSize, unlabeledPool, type ConsistencyOptions } from './consistency';
+import { consistencyBatch, consistencyStart, unlabeledBatchSize, unlabeledPool, type ConsistencyOptions } from './consistency';
 
 export interface Initialisation {
   /** Where the weights came from, for the record: 'scratch' or the pretext task names. */
@@ -200,6 +200,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   const pool = options.consistency ? unlabeledPool(options.unlabeled ?? [], images) : [];
   if (options.consistency && pool.length === 0) throw new Error('consistency training needs unlabeled images or sparse labels');
   if (pool.some((im) => im.channels !== channels)) throw new Error('unlabeled images must have as many channels as the labeled ones');
+  const consistencyFrom = options.consistency ? consistencyStart(options.steps, options.consistency, options.init?.trained === 'segmentation') : Infinity;
 
   const model = UNet.create(config, seed);
   const initName = options.init?.name ?? 'scratch';
@@ -259,7 +260,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
       const x = stackPixels(pixels, patchSize, channels);
       const y = stackLabels(labels, patchSize);
       // Its own random stream, so the labeled batches are the same with and without it (paired comparisons).
-      const unlabeledBatch = options.consistency
+      const unlabeledBatch = options.consistency && i >= consistencyFrom
         ? consistencyBatch(model, pool, unlabeledBatchSize(batchSize, options.consistency), patchSize, options.consistency, new Rng((seed * 100_003 + i) ^ 0x5bd1e995))
         : null;
       try {

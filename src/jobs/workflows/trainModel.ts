@@ -158,7 +158,7 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
       plan = await planSteps({
         budgetSeconds, candidates: candidates.length, choosesAugmentation: !warm, spentSeconds: (performance.now() - startedAt) / 1000,
         images: train.images, valImages: val.images, target, config,
-        ...(trainsSemi && semi ? { consistency: { options: semi.consistency, unlabeled: semi.unlabeled } } : {}),
+        ...(trainsSemi && semi ? { consistency: { options: semi.consistency, unlabeled: semi.unlabeled, continuesTrainedModel: warm } } : {}),
       });
       steps = plan.steps;
       semiSteps = plan.consistency?.steps ?? steps;
