@@ -40,6 +40,7 @@ import { AppError, argumentError, toFailure } from './errors';
 import { DEFAULT_THUMBNAIL, MAX_THUMBNAIL, PixelCache, floatBody, maskBody, type BinaryBody } from './pixels';
 import { RecentProjects } from './recent';
 import { notYetContinued, superseded } from '../jobs/workflows/continuable';
+import { formatTarget, recordedTarget } from '../shared/target';
 
 export interface AppServiceOptions {
   shell: 'electron' | 'browser';
@@ -535,11 +536,9 @@ export class AppService {
             // The run's recorded settings (budget, steps, rate) are read back by the job.
             return this.runner.start(project.dir, { kind: 'pretrain', tasks: String(c.tasks).split('+') as ['inpainting'], resume: true }, runId);
           case 'train': {
-            const target = JSON.parse(String(c.target ?? '{"kind":"semantic","classes":1}')) as { kind: string; classes?: number };
             return this.runner.start(project.dir, {
               // The run's recorded steps and rate are read back by the job.
-              kind: 'train', when: 'now', warmStart: true,
-              target: target.kind === 'instance' ? 'instance' : target.classes && target.classes > 1 ? { kind: 'semantic', classes: target.classes } : 'semantic',
+              kind: 'train', when: 'now', warmStart: true, target: formatTarget(recordedTarget(c.target)),
             }, runId);
           }
           case 'prelabel':

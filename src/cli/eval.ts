@@ -19,7 +19,7 @@ import { BEST_CHECK_EVERY } from '../engine/train/finetune';
 import { DEFAULT_SCHEDULE, LEARNING_RATE_SCHEDULES } from '../engine/train/optimizerState';
 import { TRAINING } from '../shared/training';
 import { DEFAULT_FOLDS, evaluateProject } from '../jobs/workflows/evaluateProject';
-import { openFromOptions, parseTarget } from './projectData';
+import { openFromOptions, parseTargetOption } from './projectData';
 import { PRETRAINED_MARGIN, valImagesFor } from '../engine/train/select';
 import { DATASET_NAMES, loadDataset, type Dataset, type DatasetName } from '../imaging/datasets';
 import { DEFAULT_SPLIT, FOREGROUND_RULES, loadFolderDataset, MASK_ENCODINGS } from '../imaging/folderDataset';
@@ -139,7 +139,7 @@ async function evaluateProjectCommand(values: CommandContext['values'], json: bo
   try {
     const report = createReporter({ json });
     const result = await evaluateProject(project, {
-      target: parseTarget(values.target ?? 'semantic'), folds: intOption(values, 'folds', 3),
+      target: parseTargetOption(values.target ?? 'semantic'), folds: intOption(values, 'folds', 3),
       steps: values.steps === undefined ? undefined : intOption(values, 'steps'), learningRate: numberOption(values, 'learning-rate'),
     }, { signal, logBackend: !json, onProgress: (p) => report.training(p), onMessage: (text) => report.message(text) });
     report.done();

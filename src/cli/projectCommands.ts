@@ -11,7 +11,7 @@ import { trainModel } from '../jobs/workflows/trainModel';
 import { createProject, type Project } from '../store';
 import { EXIT, UsageError, intOption, numberOption, type Command, type CommandContext } from './command';
 import { createReporter } from './progress';
-import { PROJECT_OPTION, openFromOptions, parseTarget, resolveShard } from './projectData';
+import { PROJECT_OPTION, openFromOptions, parseTargetOption, resolveShard } from './projectData';
 
 function out(json: boolean, text: string, value: unknown): void {
   console.log(json ? JSON.stringify(value) : text);
@@ -162,7 +162,7 @@ export const trainCommand: Command = {
     resume: { type: 'boolean', description: 'continue the last interrupted, cancelled or failed training from its checkpoints' },
   },
   async run({ values, json, signal }) {
-    const target = parseTarget(values.target);
+    const target = parseTargetOption(values.target);
     const steps = values.steps === undefined ? undefined : intOption(values, 'steps');
     const budgetSeconds = optionalBudget(values);
     const learningRate = numberOption(values, 'learning-rate');

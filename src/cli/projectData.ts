@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { SegmentationTarget } from '../engine/target';
 import { openProject, type Project } from '../store';
 import { UsageError, type CommandContext, type OptionSpec } from './command';
+import { parseTarget } from '../shared/target';
 
 export const PROJECT_OPTION: Record<string, OptionSpec> = {
   project: { type: 'string', short: 'p', default: '.', description: 'project folder', valueName: 'dir' },
@@ -16,12 +17,13 @@ export function openFromOptions(values: CommandContext['values']): Project {
   return openProject(dir);
 }
 
-/** --target: 'semantic' (one foreground class), 'semantic:K' (K classes) or 'instance'. */
-export function parseTarget(value: unknown): SegmentationTarget {
-  if (value === 'instance') return { kind: 'instance' };
-  const m = /^semantic(?::(\d+))?$/.exec(String(value ?? 'semantic'));
-  if (!m) throw new UsageError(`--target must be 'semantic', 'semantic:<classes>' or 'instance', got '${value}'`);
-  return { kind: 'semantic', classes: m[1] ? Number(m[1]) : 1 };
+/** --target (parseTarget's text form); a bad one is a usage error. */
+export function parseTargetOption(value: unknown): SegmentationTarget {
+  try {
+    return parseTarget(String(value ?? 'semantic'));
+  } catch (err) {
+    throw new UsageError(`--target: ${(err as Error).message}`);
+  }
 }
 
 /** `--shard i/N`, else a SLURM array or a Kubernetes indexed Job, else the whole set. */

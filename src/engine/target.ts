@@ -1,13 +1,8 @@
-/** What a segmentation network predicts, shared by training and inference. */
+/** The network's outputs for a segmentation target (src/shared/target), shared by training and inference. */
 import { MAX_TARGET_CLASSES } from '../shared/types';
+import type { SegmentationTarget } from '../shared/target';
 
-/**
- * What the network predicts. 'semantic': K foreground classes (labels 1..K; K = 1 is a single
- * sigmoid channel). 'instance': touching objects are separated by predicting background (0),
- * object interior (1) and object boundary (2); instances are the connected interiors grown back
- * over their boundaries (src/imaging/instances).
- */
-export type SegmentationTarget = { kind: 'semantic'; classes: number } | { kind: 'instance' };
+export type { SegmentationTarget };
 
 export function outputChannels(target: SegmentationTarget): number {
   if (target.kind === 'instance') return 3;

@@ -2,7 +2,6 @@
  * One job request of the app's contract, run by the matching workflow. The request has already
  * been validated against src/shared's schemas by the app.
  */
-import type { SegmentationTarget } from '../engine/target';
 import type { JobRequest } from '../shared/ipc';
 import type { TrainOutcome } from '../shared/types';
 import type { Project } from '../store';
@@ -11,6 +10,7 @@ import { importImages } from './workflows/importImages';
 import { prelabel } from './workflows/prelabel';
 import { pretrainEncoder } from './workflows/pretrainEncoder';
 import { trainModel } from './workflows/trainModel';
+import { parseTarget } from '../shared/target';
 
 export interface JobOutcome {
   status: 'completed' | 'cancelled';
@@ -18,12 +18,6 @@ export interface JobOutcome {
   trainOutcome: TrainOutcome | null;
   imageIds: number[];
   skipped: boolean;
-}
-
-export function segmentationTarget(target: Extract<JobRequest, { kind: 'train' }>['target']): SegmentationTarget {
-  if (target === 'instance') return { kind: 'instance' };
-  if (target === 'semantic') return { kind: 'semantic', classes: 1 };
-  return { kind: 'semantic', classes: target.classes };
 }
 
 const nothing = { trainOutcome: null, imageIds: [], skipped: false };
@@ -40,7 +34,7 @@ export async function runJob(project: Project, request: JobRequest, resumeRunId:
       return { ...nothing, status: r.status, message: r.message };
     }
     case 'train': {
-      const r = await trainModel(project, { ...request, target: segmentationTarget(request.target), resume: resumeRunId ?? undefined }, hooks);
+      const r = await trainModel(project, { ...request, target: parseTarget(request.target), resume: resumeRunId ?? undefined }, hooks);
       if (r.status === 'skipped') return { ...nothing, status: 'completed', skipped: true, message: `not retraining: ${r.newLabels} new label(s), ${r.needed || 'no'} needed` };
       if (r.status === 'cancelled') return { ...nothing, status: 'cancelled', message: 'cancelled; it can be resumed' };
       return {

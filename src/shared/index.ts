@@ -6,3 +6,4 @@ export * from './wire';
 export * from './binary';
 export * from './http';
 export * from './training';
+export * from './target';

@@ -8,10 +8,10 @@
 import { z } from 'zod';
 import type { Result } from './result';
 import { MAX_BUDGET_SECONDS } from './training';
+import { parseTarget } from './target';
 import {
   IMAGE_SPLITS,
   MAX_CLASSES,
-  MAX_TARGET_CLASSES,
   PRETEXT_TASKS,
   type AppEvent,
   type AppInfo,
@@ -73,11 +73,14 @@ export const labelMaskSchema = z
  */
 const saveSource = z.enum(['manual', 'edited_proposal']);
 
-export const segmentationTarget = z.union([
-  z.literal('semantic'),
-  z.literal('instance'),
-  z.strictObject({ kind: z.literal('semantic'), classes: z.number().int().min(1).max(MAX_TARGET_CLASSES) }),
-]);
+/** A segmentation target in its text form (parseTarget): 'semantic', 'semantic:K' or 'instance'. */
+export const segmentationTarget = z.string().superRefine((text, ctx) => {
+  try {
+    parseTarget(text);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
 
 /** What jobs:start accepts; each kind is one of the engine workflows the CLI runs too (src/jobs). */
 export const jobRequestSchema = z.discriminatedUnion('kind', [

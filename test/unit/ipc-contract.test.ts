@@ -33,6 +33,12 @@ describe('IPC contract', () => {
     const train = parseRequest('jobs:start', { kind: 'train', steps: 20 });
     expect(train).toEqual({ ok: true, value: { kind: 'train', steps: 20, target: 'semantic', warmStart: true, when: 'now' } });
     expect(parseRequest('jobs:start', { kind: 'pretrain', tasks: ['not-a-task'] }).ok).toBe(false);
+    // The target in its one text form, with the engine's class limit.
+    expect(parseRequest('jobs:start', { kind: 'train', target: 'semantic:254' }).ok).toBe(true);
+    const tooMany = parseRequest('jobs:start', { kind: 'train', target: 'semantic:255' });
+    expect(tooMany.ok).toBe(false);
+    if (!tooMany.ok) expect(tooMany.message).toMatch(/1 to 254 classes, not 255/);
+    expect(parseRequest('jobs:start', { kind: 'train', target: { kind: 'semantic', classes: 2 } }).ok).toBe(false);
     expect(parseRequest('jobs:start', { kind: 'rm -rf' }).ok).toBe(false);
     expect(Object.keys(CHANNELS)).toContain('jobs:resume');
   });

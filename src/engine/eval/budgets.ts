@@ -10,7 +10,8 @@ import { TRAINING } from '../../shared/training';
 import { planSteps, type StepPlan } from '../train/budget';
 import { DEFAULT_CONSISTENCY } from '../train/consistency';
 import { pretrain } from '../train/pretrain';
-import { asLabeled, segmentationTarget, type EvalDataset, type EvalImage, type EvalTraining } from './setup';
+import { asLabeled, type EvalDataset, type EvalImage, type EvalTraining } from './setup';
+import { parseTarget } from '../../shared/target';
 
 export interface EvalBudgets {
   /** A first model: every candidate initialisation within TRAINING.firstModelSeconds. */
@@ -42,7 +43,7 @@ export async function evalBudgets(dir: string, ds: EvalDataset, training: EvalTr
   const val = asLabeled(valImages);
   // Consistency training is planned too, on the images a run would have unlabeled.
   const unlabeled = [...ds.train.slice(PROBE_IMAGES).map((im) => im.image), ...ds.unlabeled].slice(0, PROBE_IMAGES);
-  const common = { images, valImages: val, target: segmentationTarget(ds.target), config: training.arch, batchSize: training.batchSize, patchSize: training.patchSize };
+  const common = { images, valImages: val, target: parseTarget(ds.target), config: training.arch, batchSize: training.batchSize, patchSize: training.patchSize };
   const consistency = (continuesTrainedModel: boolean) => (unlabeled.length ? { consistency: { options: DEFAULT_CONSISTENCY, unlabeled, continuesTrainedModel } } : {});
   const firstModel = await planSteps({ ...common, ...consistency(false), budgetSeconds: TRAINING.firstModelSeconds, candidates });
   const retrain = await planSteps({ ...common, ...consistency(true), budgetSeconds: TRAINING.retrainSeconds, candidates: 1, choosesAugmentation: false });

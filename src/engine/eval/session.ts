@@ -16,7 +16,8 @@ import type { UNet } from '../model/unet';
 import type { Initialisation } from '../train/finetune';
 import { evaluateOnVal, promotionDecision, valImagesFor, type ValScore } from '../train/select';
 import { correctionCost, DEFAULT_BRUSH, type BrushModel, type CorrectionCost } from './correction';
-import { asLabeled, finetuneOn, proposalFor, scoreSplit, segmentationTarget, type EvalDataset, type EvalImage, type EvalTraining, type ProposalScores } from './setup';
+import { asLabeled, finetuneOn, proposalFor, scoreSplit, type EvalDataset, type EvalImage, type EvalTraining, type ProposalScores } from './setup';
+import { parseTarget } from '../../shared/target';
 
 export type LabelOrder = 'active' | 'random';
 
@@ -80,7 +81,7 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
   const rounds = Math.min(options.rounds, pool.length);
   const train: EvalImage[] = [];
   const val: EvalImage[] = [];
-  const valScore = (m: UNet) => evaluateOnVal(m, segmentationTarget(ds.target), asLabeled(val));
+  const valScore = (m: UNet) => evaluateOnVal(m, parseTarget(ds.target), asLabeled(val));
   const results: LoopRound[] = [];
   let model: UNet | null = null;
   /** Whether the current model proposes with test-time augmentation (chosen on val, as in the app). */

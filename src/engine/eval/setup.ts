@@ -16,7 +16,6 @@ import type { Architecture } from '../model/unet';
 import { Rng } from '../../shared/rng';
 import { finetune, type Initialisation } from '../train/finetune';
 import type { ConsistencyOptions } from '../train/consistency';
-import type { SegmentationTarget } from '../target';
 import type { TrainingProgress } from '../train/loop';
 import type { LearningRateSchedule } from '../train/optimizerState';
 import { loadPretextWeights, pretrain } from '../train/pretrain';
@@ -29,6 +28,7 @@ import type { Dataset, LabeledImage as GroundTruth } from '../../imaging/dataset
 import type { RawImage } from '../../imaging/types';
 import { bandChangedPixels, objectEdits, type ObjectEdits } from './correction';
 import { filterBank, PixelForest } from './pixelClassifier';
+import { parseTarget } from '../../shared/target';
 
 export type TargetKind = 'semantic' | 'instance';
 
@@ -56,9 +56,6 @@ export interface EvalDataset {
   unlabeled: PreparedImage[];
 }
 
-export function segmentationTarget(kind: TargetKind): SegmentationTarget {
-  return kind === 'instance' ? { kind: 'instance' } : { kind: 'semantic', classes: 1 };
-}
 
 function targetLabels(gt: GroundTruth, target: TargetKind, factor: number): Uint8Array {
   const { width, height } = gt.image;
@@ -201,7 +198,7 @@ export async function finetuneOn(
     unlabeled?: PreparedImage[];
   },
 ) {
-  const target = segmentationTarget(ds.target);
+  const target = parseTarget(ds.target);
   const val = options.valImages ? asLabeled(options.valImages) : undefined;
   const result = await finetune({
     images: asLabeled(images), target, config: options.arch, init,
@@ -240,7 +237,7 @@ export interface SplitScores {
 /** The model's proposal for an image, its mask brought back to full resolution. */
 export async function proposalFor(model: Parameters<typeof propose>[0], ds: EvalDataset, im: EvalImage, tiling: TilingOptions = {}): Promise<Proposal> {
   // Default tiling: a whole image per pass up to 1024 px, tiles beyond.
-  const p = await propose(model, segmentationTarget(ds.target), imageSource(im.image), tiling);
+  const p = await propose(model, parseTarget(ds.target), imageSource(im.image), tiling);
   if (ds.downsample === 1) return p;
   const { width, height } = im.gt.image;
   return { ...p, width, height, mask: upsampleMask(p.mask, ds.downsample, width, height) };

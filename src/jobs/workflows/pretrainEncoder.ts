@@ -9,7 +9,7 @@ import { loadImage, loadLabeled, projectSpanFloor } from '../data';
 import * as tf from '@tensorflow/tfjs';
 import { planSteps } from '../../engine/train/budget';
 import { formatValScore, selectInitialisation, type CandidateScore } from '../../engine/train/select';
-import type { SegmentationTarget } from '../../engine/target';
+import { recordedTarget } from '../../shared/target';
 import { NEVER_ABORTED, type WorkHooks, type WorkStatus } from '../hooks';
 import { runToContinue } from './continuable';
 import { ensureValidationSplit } from './trainModel';
@@ -66,8 +66,7 @@ export interface PretrainProbe {
  */
 async function probeFineTune(project: Project, name: string, checkpoint: string, seconds: number, minSpans: number[], hooks: WorkHooks): Promise<PretrainProbe | null> {
   ensureValidationSplit(project);
-  const recorded = project.promotedModel()?.config.target;
-  const target: SegmentationTarget = typeof recorded === 'string' ? (JSON.parse(recorded) as SegmentationTarget) : { kind: 'semantic', classes: 1 };
+  const target = recordedTarget(project.promotedModel()?.config.target);
   const train = await loadLabeled(project, ['train', 'unassigned'], target, minSpans);
   const val = await loadLabeled(project, ['val'], target, minSpans);
   if (train.images.length === 0 || val.images.length === 0) return null;

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../../engine/backend';
 import { architectureOf, DEFAULT_ARCH } from '../../engine/model/unet';
 import { finetunePhase, loadSegmentationModel, saveSegmentationModel, type Initialisation } from '../../engine/train/finetune';
-import type { SegmentationTarget } from '../../engine/target';
+import { recordTarget, sameTarget, type SegmentationTarget } from '../../shared/target';
 import { choosesAugmentation, evaluateOnVal, formatValScore, promotionDecision, selectInitialisation, valImagesFor, type CandidateScore, type ValScore } from '../../engine/train/select';
 import type { JsonObject, Project, RunRecord } from '../../store';
 import { TRAINING } from '../../shared/training';
@@ -134,9 +134,9 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
   const current = promoted && fs.existsSync(promoted.absoluteCheckpointPath) ? loadSegmentationModel(promoted.absoluteCheckpointPath) : null;
   let candidates: Initialisation[] = [];
   try {
-    const sameTarget = current !== null && JSON.stringify(current.meta.target) === JSON.stringify(target);
+    const continuesTarget = current !== null && sameTarget(current.meta.target, target);
     const resumedWarm = previous ? typeof previous.config.warmStartFrom === 'number' : undefined;
-    const warm = sameTarget && (resumedWarm ?? options.warmStart !== false);
+    const warm = continuesTarget && (resumedWarm ?? options.warmStart !== false);
     // Consistency training: a first model tries it as a candidate where the project has unlabeled
     // images; a warm start keeps it when the model it continues was trained with it.
     const consistency = warm ? current?.meta.consistency : DEFAULT_CONSISTENCY;
@@ -169,7 +169,7 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
     const run = project.startRun({
       kind: 'train',
       config: {
-        target: JSON.stringify(target), steps, ...(trainsSemi ? { semiSteps } : {}), learningRate, budgetSeconds: plan ? budgetSeconds : null, secondsPerStep: plan?.secondsPerStep ?? null,
+        target: recordTarget(target), steps, ...(trainsSemi ? { semiSteps } : {}), learningRate, budgetSeconds: plan ? budgetSeconds : null, secondsPerStep: plan?.secondsPerStep ?? null,
         warmStartFrom: warm ? (promoted?.id ?? null) : null, train: train.images.length, val: val.images.length,
         checkpoints, checkpointEvery: TRAIN_CHECKPOINT_EVERY, resumes: previous?.id ?? null,
       },
@@ -215,7 +215,7 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
       best.model.dispose();
       // The network that was trained: a candidate from an older pretext checkpoint keeps its kind.
       const { depth, baseFilters, norm } = architectureOf(best.meta.config);
-      const incumbent: ValScore | null = sameTarget ? await evaluateOnVal((current as NonNullable<typeof current>).model, target, val.images) : null;
+      const incumbent: ValScore | null = continuesTarget ? await evaluateOnVal((current as NonNullable<typeof current>).model, target, val.images) : null;
       const incumbentImages = Number(promoted?.valMetrics?.trainImages);
       const { promote: better, reason: decision } = promotionDecision(
         { score: chosen, trainImages: train.images.length },
@@ -232,7 +232,7 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
       // A warm start keeps the lineage of the model it continues.
       const pretextBase = semiSupervised(bestName).base;
       const pretextInit = warm ? (promoted?.pretextInit ?? null) : pretextBase === 'scratch' ? null : pretextBase;
-      const model = project.addModel({ kind: 'segmentation', checkpointPath: file, parentId: promoted?.id ?? null, pretextInit, config: { depth, baseFilters, norm, target: JSON.stringify(target) }, valMetrics: metrics });
+      const model = project.addModel({ kind: 'segmentation', checkpointPath: file, parentId: promoted?.id ?? null, pretextInit, config: { depth, baseFilters, norm, target: recordTarget(target) }, valMetrics: metrics });
       if (better) project.promoteModel(model.id, { reason: decision });
       const message = `model #${model.id} (${bestName}, ${semiSupervised(bestName).semi ? semiSteps : steps} steps${augmentation.tta ? ', test-time augmentation' : ''}): ${formatValScore(chosen)} — ${decision}`;
       project.updateRunProgress(run.id, { step: total });
