@@ -274,6 +274,7 @@ export const evalCurveCommand: Command = {
     'large-subsets': { type: 'string', description: `random label subsets per k > 5 (quick ${MODES.quick.largeSubsets}, full ${MODES.full.largeSubsets})`, valueName: 'n' },
     'all-repeats': { type: 'string', description: `seeds for k = all (quick ${MODES.quick.allRepeats}, full ${MODES.full.allRepeats})`, valueName: 'n' },
     steps: { type: 'string', description: `fine-tuning steps per run (default: what a first model's ${TRAINING.firstModelSeconds} s buy here, shared by the network initialisations compared)`, valueName: 'n' },
+    'semi-steps': { type: 'string', description: `fine-tuning steps of the '${SEMI}' lines (default: what the same share of the budget buys with consistency's dearer steps, or --steps when given)`, valueName: 'n' },
     threshold: { type: 'string', default: 'calibrated', description: "each model's foreground decision: 'calibrated' on the val split, or 'fixed' at 0.5 (reproduces figures measured before calibration)", valueName: 'kind' },
     weights: { type: 'string', default: 'best', description: `which weights of each fine-tuning are scored: 'best' of the val checks every ${BEST_CHECK_EVERY} steps, or 'last' (reproduces figures measured before the checks)`, valueName: 'kind' },
     'auto-margin': { type: 'string', default: String(PRETRAINED_MARGIN), description: 'val Dice (instance sets: F1) a pretrained initialisation must gain over scratch to be chosen (as in maskloop train)', valueName: 'score' },
@@ -311,8 +312,8 @@ export const evalCurveCommand: Command = {
       ks: ks.map((k) => (k === ALL_LABELS ? 'all' : k)), inits,
       subsets: optionalInt(values, 'subsets', mode.subsets), largeSubsets: optionalInt(values, 'large-subsets', mode.largeSubsets), allRepeats: optionalInt(values, 'all-repeats', mode.allRepeats),
       pretrainSteps: optionalInt(values, 'pretrain-steps', budgets?.pretrain.steps ?? 0), pretrainLearningRate: setup.training.pretrainLearningRate, encoderRateFactor: setup.training.encoderRateFactor, finetuneSteps: optionalInt(values, 'steps', budgets?.firstModel.steps ?? 0),
-      // Given steps serve every line; from the budget, a consistency line gets what its share of the time buys.
-      consistencySteps: values.steps === undefined && budgets?.firstModel.consistency ? budgets.firstModel.consistency.steps : optionalInt(values, 'steps', budgets?.firstModel.steps ?? 0),
+      // From the budget, a consistency line gets what its share of the time buys; given steps serve every line unless --semi-steps says otherwise.
+      consistencySteps: optionalInt(values, 'semi-steps', values.steps === undefined && budgets?.firstModel.consistency ? budgets.firstModel.consistency.steps : optionalInt(values, 'steps', budgets?.firstModel.steps ?? 0)),
       ...(budgets ? { budgets: describeBudgets(budgets) } : {}),
       batch: setup.training.batchSize, patch: setup.training.patchSize, learningRate: setup.training.learningRate, schedule: setup.training.schedule, threshold: choiceOption(values, 'threshold', FOREGROUND_THRESHOLDS), weights: choiceOption(values, 'weights', KEPT_WEIGHTS), norm: setup.training.arch.norm,
       valImages: ds.val.length, testImages: ds.test.length, downsample: ds.downsample, seed: setup.seed,
