@@ -292,7 +292,7 @@ export const evalCurveCommand: Command = {
     });
     const channels = ds.train[0]?.image.channels ?? 1;
     const applicable = pretextTaskNames().filter((t) => pretextTask(t).appliesTo(channels));
-    // Quick curves skip the two tasks that gained least over scratch in the ISBI quick curve (docs/RESULTS.md).
+    // Quick curves skip the two tasks that gained least over scratch in the ISBI quick curve (docs/results/history-2026-12-03.md).
     const tasks = values.quick ? applicable.filter((t) => !QUICK_SKIPS.includes(t)) : applicable;
     // The ilastik-style baseline is on every curve by default, on the same label subsets.
     const inits = listOption(values, 'inits', ['scratch', ...tasks, COMBINATION, PIXEL_CLASSIFIER].join(','));

@@ -31,7 +31,7 @@ export const REFERENCE_UNET: UNetConfig = { inChannels: 1, outChannels: 1, depth
 /**
  * The shape of every model maskloop trains, in projects and evaluations alike: the reference's,
  * with batch normalisation. Without it, the short fine-tunings that few labels allow were fragile
- * (docs/RESULTS.md: ISBI scratch at one label 0.60 without, 0.74 with).
+ * (docs/results/history-2026-12-03.md: ISBI scratch at one label 0.60 without, 0.74 with).
  */
 export const DEFAULT_ARCH = { depth: REFERENCE_UNET.depth, baseFilters: REFERENCE_UNET.baseFilters, norm: 'batch' } as const satisfies Partial<UNetConfig>;
 

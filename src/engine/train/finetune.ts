@@ -43,7 +43,7 @@ export interface FinetuneOptions extends TrainingRunOptions {
   /**
    * A pretrained encoder's learning rate after the warmup, as a share of the decoder's (default 1):
    * discriminative fine-tuning, so that the few labels adapt the pretrained features more gently
-   * than they train the new decoder. Measured worse on ISBI and PFC (docs/RESULTS.md), so only the
+   * than they train the new decoder. Measured worse on ISBI and PFC (docs/results/history-2026-12-03.md), so only the
    * evaluations set it, and they keep no training checkpoint: a checkpointed run refuses it rather
    * than save one optimizer's state of two.
    */

@@ -15,7 +15,7 @@ export function createOptimizer(learningRate: number): tf.AdamOptimizer {
 /**
  * How the fine-tuning learning rate moves over a run. 'cosine' decays it from the base rate to a
  * twentieth of it: the last steps then refine instead of jumping around, which on PFC raised test
- * Dice at one and two labels by 0.07 and 0.10 (docs/RESULTS.md). 'constant' is how maskloop
+ * Dice at one and two labels by 0.07 and 0.10 (docs/results/history-2026-12-03.md). 'constant' is how maskloop
  * trained before, kept so that earlier figures can be reproduced.
  */
 export type LearningRateSchedule = 'cosine' | 'constant';
