@@ -386,7 +386,6 @@ export class AppService {
       'project:setSettings': (settings) => {
         const project = this.requireProject();
         if (settings.autoRetrainAfterLabels !== undefined) project.setSetting('autoRetrainAfterLabels', settings.autoRetrainAfterLabels);
-        if (settings.promotionMetric !== undefined) project.setSetting('promotionMetric', settings.promotionMetric);
         if (settings.defaultAuthor !== undefined) project.setSetting('defaultAuthor', settings.defaultAuthor);
         if (settings.classNames !== undefined) {
           this.refuseRemovingUsedClasses(project, settings.classNames.length);

@@ -139,7 +139,6 @@ export const CHANNELS = {
   'project:summary': z.strictObject({}),
   'project:setSettings': z.strictObject({
     autoRetrainAfterLabels: count.max(100_000).optional(),
-    promotionMetric: z.literal('dice').optional(),
     defaultAuthor: z.string().max(200).optional(),
     classNames: z.array(z.string().trim().min(1).max(60)).min(1).max(MAX_CLASSES).optional(),
   }),

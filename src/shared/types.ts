@@ -33,8 +33,6 @@ export type PixelDtype = 'uint8' | 'uint16' | 'float32';
 export interface ProjectSettings {
   /** Start a fine-tune automatically after this many new label versions; 0: only on demand. */
   autoRetrainAfterLabels: number;
-  /** Validation metric a new model must beat the promoted one on. */
-  promotionMetric: string;
   /** Recorded as the author of labels saved from the app. */
   defaultAuthor: string;
   /** Names of the label classes 1..n (0 is background), as the class picker shows them. */

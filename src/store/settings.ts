@@ -12,8 +12,6 @@ import { MAX_CLASSES } from '../shared/types';
 export const SETTINGS = {
   /** Start a fine-tune after this many new label versions; 0: never automatically. */
   autoRetrainAfterLabels: { schema: z.number().int().nonnegative(), default: 0 },
-  /** Validation metric a new model must beat the promoted one on before it is promoted. */
-  promotionMetric: { schema: z.string().min(1), default: 'dice' },
   /** Name recorded as the author of labels saved from this project's app. */
   defaultAuthor: { schema: z.string(), default: '' },
   /** Names of the label classes 1..n, in order (0 is background); shown in the class picker. */

@@ -24,7 +24,7 @@ function summary(): ProjectSummary {
   return {
     dir: '/data/screen-10k', name: 'screen-10k', uuid: 'test', createdAt: Date.now(),
     counts: { total: IMAGES, byStatus: { unlabeled: IMAGES - 1, proposed: 0, labeled: 1, reviewed: 0 }, bySplit: { train: 0, val: 0, test: 0, unassigned: IMAGES } },
-    promotedModel: null, rollbackTo: null, settings: { autoRetrainAfterLabels: 0, promotionMetric: 'dice', defaultAuthor: 'test', classNames: ['foreground'] },
+    promotedModel: null, rollbackTo: null, settings: { autoRetrainAfterLabels: 0, defaultAuthor: 'test', classNames: ['foreground'] },
     retrain: { newLabels: 0, needed: 0, due: false, lastTrainedAt: null }, resumableRuns: [],
   };
 }

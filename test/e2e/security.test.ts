@@ -2,9 +2,9 @@
  * The renderer's security baseline in the browser shell, in Debian's Chromium against the real
  * server: no Node in the page, the page cannot open windows or be navigated away by links or
  * drops, the CSP blocks inline scripts and foreign connections, and the API refuses bad
- * arguments, missing tokens and cross-site style requests. (Electron's own window hardening —
- * contextIsolation, sandbox, will-navigate, setWindowOpenHandler — lives in electron/ and is
- * tested there.)
+ * arguments, missing tokens and cross-site style requests. Electron's own window hardening
+ * (contextIsolation, sandbox, will-navigate, setWindowOpenHandler, in electron/main.ts) is not
+ * tested by this suite: it needs Electron's binary, which cannot be downloaded where the suite runs.
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -159,7 +159,7 @@ describe('annotation events', () => {
 
 describe('settings', () => {
   it('has defaults, validates values, and keeps them across opens', () => {
-    expect(project.getSettings()).toEqual({ autoRetrainAfterLabels: 0, promotionMetric: 'dice', defaultAuthor: '', classNames: ['foreground'] });
+    expect(project.getSettings()).toEqual({ autoRetrainAfterLabels: 0, defaultAuthor: '', classNames: ['foreground'] });
     project.setSetting('autoRetrainAfterLabels', 25);
     project.setSetting('defaultAuthor', 'Ada Lovelace');
     project.setSetting('autoRetrainAfterLabels', 20);
