@@ -41,7 +41,6 @@ export interface AugmentOptions {
 }
 
 export const DEFAULT_AUGMENT: AugmentOptions = { flips: true, rotations: true, intensity: 1, noise: 0.02 };
-export const NO_AUGMENT: AugmentOptions = { flips: false, rotations: false, intensity: 0, noise: 0 };
 
 /** n items spread evenly over the list, first included; all of it when n is 0 or undefined. */
 export function evenlySpread<T>(list: T[], n: number | undefined): T[] {

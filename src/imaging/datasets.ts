@@ -181,10 +181,6 @@ export function datasetUnavailableReason(name: string, root: string = defaultDat
   return null;
 }
 
-export function datasetAvailable(name: string, root: string = defaultDataRoot()): boolean {
-  return datasetUnavailableReason(name, root) === null;
-}
-
 /** Split names of a set as loadDataset reads them. */
 export function datasetSplits(entry: ManifestEntry): string[] {
   return typeof entry.split === 'string' ? ['all'] : Object.keys(entry.split);

@@ -24,16 +24,6 @@ export class TiffError extends Error {
   }
 }
 
-export const Compression = {
-  none: 1,
-  lzw: 5,
-  jpegOld: 6,
-  jpeg: 7,
-  deflate: 8,
-  packBits: 32773,
-  deflatePkzip: 32946,
-} as const;
-
 const COMPRESSION_NAMES: Record<number, string> = {
   1: 'none', 2: 'CCITT RLE', 3: 'CCITT G3', 4: 'CCITT G4', 5: 'LZW', 6: 'old JPEG', 7: 'JPEG', 8: 'deflate',
   32773: 'PackBits', 32946: 'deflate', 33003: 'JPEG 2000', 33005: 'JPEG 2000', 34712: 'JPEG 2000',

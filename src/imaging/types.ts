@@ -31,11 +31,6 @@ export function arrayForDepth(bitDepth: BitDepth, length: number): PixelArray {
   return new Float32Array(length);
 }
 
-/** The largest value a sample of this depth can hold (1 for float data, by convention). */
-export function maxValueForDepth(bitDepth: BitDepth): number {
-  return bitDepth === 8 ? 255 : bitDepth === 16 ? 65535 : 1;
-}
-
 /** One channel of an interleaved image, as a single-channel image of the same depth. */
 export function extractChannel(image: RawImage, channel: number): RawImage {
   if (!Number.isInteger(channel) || channel < 0 || channel >= image.channels) {

@@ -21,10 +21,6 @@ export class StoreError extends Error {
   }
 }
 
-export function argumentError(message: string): StoreError {
-  return new StoreError('argument', message);
-}
-
 interface SqliteLikeError {
   code?: unknown;
   message?: unknown;
