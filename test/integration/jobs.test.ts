@@ -60,12 +60,16 @@ describe.skipIf(!haveData)('jobs in the job process', () => {
     const started = (await server.waitForEvent((e) => e.type === 'job' && e.job.kind === 'train', 10_000)) as Extract<AppEvent, { type: 'job' }>;
     expect(started.job.request).toMatchObject({ kind: 'train', steps: STEPS, when: 'ifDue' });
     const trained = await server.waitForJob(started.job.jobId, undefined, SLOW);
-    expect(trained).toMatchObject({ state: 'completed', trainOutcome: { promoted: true, incumbentDice: null, init: 'scratch' } });
+    expect(trained).toMatchObject({ state: 'completed', trainOutcome: { promoted: true, incumbentDice: null } });
+    // Five images without labels: consistency training is the first model's second candidate.
+    const candidates = trained.trainOutcome!.candidates.map((c) => c.name);
+    expect(candidates).toEqual(['scratch', 'scratch+semi']);
+    expect(candidates).toContain(trained.trainOutcome!.init);
     // A few steps only: the number is real but not yet good.
     expect(trained.trainOutcome!.valDice).toBeGreaterThanOrEqual(0);
     const progress = jobEvents('train').filter((j) => j.progress);
     expect(progress.length).toBeGreaterThan(0);
-    expect(progress.at(-1)!.progress).toMatchObject({ phase: expect.stringMatching(/^finetune/), total: STEPS, etaSeconds: expect.any(Number), rate: expect.any(Number) });
+    expect(progress.at(-1)!.progress).toMatchObject({ phase: expect.stringMatching(/^finetune/), total: STEPS * candidates.length, etaSeconds: expect.any(Number), rate: expect.any(Number) });
     expect(progress.at(-1)!.backend).toMatch(/native|wasm|cpu|tensorflow/);
 
     const prelabel = (await server.waitForEvent((e) => e.type === 'job' && e.job.kind === 'prelabel', 10_000)) as Extract<AppEvent, { type: 'job' }>;
