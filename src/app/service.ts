@@ -311,7 +311,7 @@ export class AppService {
   private maybeRetrain(project: Project): void {
     if (!retrainPolicyState(project).due || this.runner.pending('train', project.dir)) return;
     const steps = this.options.autoTrainSteps;
-    this.runner.start(project.dir, { kind: 'train', ...(steps ? { steps } : {}), target: 'semantic', warmStart: true, when: 'ifDue' });
+    this.runner.start(project.dir, { kind: 'train', ...(steps ? { steps } : {}), target: 'semantic', warmStart: true, semiSupervised: true, when: 'ifDue' });
   }
 
   private jobFinished(finished: JobFinished): void {
@@ -536,8 +536,8 @@ export class AppService {
             return this.runner.start(project.dir, { kind: 'pretrain', tasks: String(c.tasks).split('+') as ['inpainting'], resume: true }, runId);
           case 'train': {
             return this.runner.start(project.dir, {
-              // The run's recorded steps and rate are read back by the job.
-              kind: 'train', when: 'now', warmStart: true, target: formatTarget(recordedTarget(c.target)),
+              // The run's recorded steps, rate and use of unlabeled images are read back by the job.
+              kind: 'train', when: 'now', warmStart: true, semiSupervised: true, target: formatTarget(recordedTarget(c.target)),
             }, runId);
           }
           case 'prelabel':

@@ -205,7 +205,8 @@ describe('maskloop command line', () => {
     expect(partial).toBeLessThan(12);
     // Past the first candidate checkpoint (every 25 steps) before the kill.
     const finetuneSteps = (text: string) => [...text.matchAll(/"phase":"finetune:[^"]*","step":(\d+)/g)].map((m) => Number(m[1]));
-    await killWhen(['train', '--project', project, '--steps', '40'], (e) => finetuneSteps(e).some((step) => step >= 30));
+    // Labels only: the kill and the resume are the point here, not the candidates.
+    await killWhen(['train', '--project', project, '--steps', '40', '--labels-only'], (e) => finetuneSteps(e).some((step) => step >= 30));
 
     const p = openProject(project);
     expect(p.integrityCheck()).toEqual(['ok']);
@@ -229,13 +230,15 @@ describe('maskloop command line', () => {
     const [killedRun] = before.listRuns({ kind: 'train', status: 'interrupted' });
     before.close();
     const trained = await cli('train', '--project', project, '--steps', '40', '--resume', '--json');
+    // The resumed run kept its predecessor's choice: labels only.
+    expect(trained.last.candidates.some((c: { name: string }) => c.name.endsWith('+semi'))).toBe(false);
     expect(trained.last).toMatchObject({ event: 'trained' });
     const steps = finetuneSteps(trained.stderr);
     expect(steps[0]).toBeGreaterThan(25);
     expect(steps).toContain(40);
     const q = openProject(project);
     const [latest] = q.listRuns({ kind: 'train' });
-    expect(latest).toMatchObject({ status: 'completed', config: { resumes: killedRun.id } });
+    expect(latest).toMatchObject({ status: 'completed', config: { resumes: killedRun.id, semiSupervised: false } });
     // A finished training leaves no candidate checkpoints behind.
     expect(fs.readdirSync(q.cachePath('checkpoints')).filter((f) => f.startsWith('train-'))).toEqual([]);
     q.close();

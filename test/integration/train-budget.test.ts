@@ -150,6 +150,11 @@ describe('a project with unlabeled images', () => {
       if (warm.status !== 'completed') throw new Error(`training ${warm.status}`);
       expect(warm.candidates.map((c) => c.name)).toEqual([`from #${first.modelId}${first.init === 'scratch+semi' ? '+semi' : ''}`]);
       expect(warm.semiSteps).toBe(first.init === 'scratch+semi' ? 4 : null);
+      // A user can keep the unlabeled images out (another stain, another microscope).
+      const labelsOnly = await trainModel(semiProject, { steps: 2, target, when: 'now', warmStart: false, semiSupervised: false });
+      if (labelsOnly.status !== 'completed') throw new Error(`training ${labelsOnly.status}`);
+      expect(labelsOnly.candidates.map((c) => c.name)).toEqual(['scratch']);
+      expect(semiProject.getRun(labelsOnly.runId)!.config.semiSupervised).toBe(false);
 
       // A pretraining where labels exist says what it is worth: a quick fine-tune from scratch and from it, scored on val.
       const pretrained = await pretrainEncoder(semiProject, { tasks: ['masked'], steps: 4, probeSeconds: 1 });

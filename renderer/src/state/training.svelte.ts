@@ -11,6 +11,7 @@ export class TrainingState {
   trainSteps = $state<number | null>(null);
   /** Continue the promoted model rather than choose the initialisation again. */
   warmStart = $state(true);
+  semiSupervised = $state(true);
   pretrainMinutes = $state<number>(TRAINING.pretrainSeconds / 60);
   pretrainTasks = $state<PretextTaskName[]>(['inpainting']);
   target = $state<'semantic' | 'instance'>('semantic');
@@ -58,7 +59,7 @@ export class TrainingState {
 
   async train(): Promise<void> {
     await app.startJob({
-      kind: 'train', target: this.target, warmStart: this.warmStart,
+      kind: 'train', target: this.target, warmStart: this.warmStart, semiSupervised: this.semiSupervised,
       ...(this.trainSteps ? { steps: this.trainSteps } : this.trainSeconds ? { budgetSeconds: this.trainSeconds } : {}),
     });
   }

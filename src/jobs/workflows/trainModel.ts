@@ -39,6 +39,12 @@ export interface TrainModelOptions {
    * so training grows with the labels while each retraining stays within its budget.
    */
   warmStart?: boolean;
+  /**
+   * Learn from the project's unlabeled images as well (default true): a first model tries
+   * consistency training as a candidate, a warm start keeps it where its model had it. False:
+   * from the labels only, for images the labels do not represent (another stain, another microscope).
+   */
+  semiSupervised?: boolean;
   /** 'ifDue': train only when the retrain policy says enough new labels arrived. */
   when: 'now' | 'ifDue';
   /** With 'ifDue': new labels needed (default: the project setting autoRetrainAfterLabels). */
@@ -139,7 +145,9 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
     const warm = continuesTarget && (resumedWarm ?? options.warmStart !== false);
     // Consistency training: a first model tries it as a candidate where the project has unlabeled
     // images; a warm start keeps it when the model it continues was trained with it.
-    const consistency = warm ? current?.meta.consistency : DEFAULT_CONSISTENCY;
+    // A resumed run keeps the choice its run recorded.
+    const semiAllowed = typeof previous?.config.semiSupervised === 'boolean' ? previous.config.semiSupervised : options.semiSupervised !== false;
+    const consistency = !semiAllowed ? undefined : warm ? current?.meta.consistency : DEFAULT_CONSISTENCY;
     const unlabeled = consistency ? await loadUnlabeled(project, TRAINING.consistencyMaxImages, minSpans) : [];
     const semi = consistency && unlabeled.length > 0 ? { consistency, unlabeled } : null;
     candidates = warm
@@ -170,7 +178,7 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
       kind: 'train',
       config: {
         target: recordTarget(target), steps, ...(trainsSemi ? { semiSteps } : {}), learningRate, budgetSeconds: plan ? budgetSeconds : null, secondsPerStep: plan?.secondsPerStep ?? null,
-        warmStartFrom: warm ? (promoted?.id ?? null) : null, train: train.images.length, val: val.images.length,
+        warmStartFrom: warm ? (promoted?.id ?? null) : null, semiSupervised: semiAllowed, train: train.images.length, val: val.images.length,
         checkpoints, checkpointEvery: TRAIN_CHECKPOINT_EVERY, resumes: previous?.id ?? null,
       },
     });
