@@ -23,7 +23,7 @@ export type JobKind = (typeof JOB_KINDS)[number];
 export const ANNOTATION_EVENT_KINDS = ['annotate', 'correct', 'accept', 'reject', 'review', 'skip'] as const;
 export type AnnotationEventKind = (typeof ANNOTATION_EVENT_KINDS)[number];
 
-export const PRETEXT_TASKS = ['inpainting', 'masked', 'restoration', 'rotation', 'jigsaw', 'contrastive', 'cross-channel'] as const;
+export const PRETEXT_TASKS = ['inpainting', 'masked', 'restoration', 'denoising', 'rotation', 'jigsaw', 'contrastive', 'cross-channel'] as const;
 export type PretextTaskName = (typeof PRETEXT_TASKS)[number];
 
 export type RunStatus = 'running' | 'completed' | 'failed' | 'cancelled' | 'interrupted';

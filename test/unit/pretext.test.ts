@@ -23,8 +23,8 @@ function patches(channels: number, n = 4): Float32Array[] {
   return Array.from({ length: n }, (_, i) => randomCrop(images[i % 2], size, rng).pixels);
 }
 
-test('all seven pretext tasks are registered by name', () => {
-  expect(pretextTaskNames().sort()).toEqual(['contrastive', 'cross-channel', 'inpainting', 'jigsaw', 'masked', 'restoration', 'rotation']);
+test('all eight pretext tasks are registered by name', () => {
+  expect(pretextTaskNames().sort()).toEqual(['contrastive', 'cross-channel', 'denoising', 'inpainting', 'jigsaw', 'masked', 'restoration', 'rotation']);
   // The contract's list (what the app may ask for) is the registry's, and nothing else.
   expect([...PRETEXT_TASKS].sort()).toEqual(pretextTaskNames().sort());
   expect(() => pretextTask('colour')).toThrow(/unknown pretext task 'colour'/);
@@ -112,6 +112,31 @@ describe('pretext labels are right', () => {
     tf.dispose([batch.inputs, batch.targets]);
   });
 
+  test('denoising: a few scattered pixels take a near neighbour\'s value, and only they are scored', () => {
+    const src = patches(1, 4);
+    const batch = pretextTask('denoising').makeBatch(src, size, 1, new Rng(8));
+    const x = batch.inputs.dataSync();
+    const w = (batch.weights as tf.Tensor).dataSync();
+    const blind = Array.from(w).reduce((a, b) => a + b, 0);
+    expect(blind).toBeGreaterThan(0);
+    expect(blind).toBeLessThanOrEqual(src.length * Math.round(size * size * 0.02));
+    for (let i = 0; i < src.length; i++) {
+      for (let p = 0; p < size * size; p++) {
+        const at = i * size * size + p;
+        if (!w[at]) {
+          expect(x[at]).toBe(src[i][p]);
+          continue;
+        }
+        // Its value is one of the pixels within two of it.
+        const [px, py] = [p % size, Math.floor(p / size)];
+        const near: number[] = [];
+        for (let dy = -2; dy <= 2; dy++) for (let dx = -2; dx <= 2; dx++) if ((dx || dy) && px + dx >= 0 && px + dx < size && py + dy >= 0 && py + dy < size) near.push(src[i][(py + dy) * size + px + dx]);
+        expect(near).toContain(x[at]);
+      }
+    }
+    tf.dispose([batch.inputs, batch.targets, batch.weights as tf.Tensor]);
+  });
+
   test('contrastive: two different views per patch, pairs at i and i + N', () => {
     const src = patches(1);
     const batch = pretextTask('contrastive').makeBatch(src, size, 1, new Rng(4));
@@ -155,6 +180,7 @@ describe('pretext losses fall on synthetic data', () => {
     { name: 'inpainting', channels: 1, steps: 40, lr: 2e-3, ramp: 0, drop: 0.9 },
     { name: 'masked', channels: 1, steps: 40, lr: 2e-3, ramp: 0, drop: 0.9 },
     { name: 'restoration', channels: 1, steps: 40, lr: 2e-3, ramp: 0, drop: 0.9 },
+    { name: 'denoising', channels: 1, steps: 40, lr: 2e-3, ramp: 0, drop: 0.9 },
     { name: 'contrastive', channels: 1, steps: 400, lr: 5e-4, ramp: 0, drop: 0.95 },
     { name: 'cross-channel', channels: 2, steps: 40, lr: 2e-3, ramp: 0, drop: 0.9 },
   ];

@@ -1,6 +1,7 @@
 /** Pretext tasks by name: the one list the CLI, the pretraining loop and the evaluation read. */
 import { contrastive } from './contrastive';
 import { crossChannel } from './crossChannel';
+import { denoising } from './denoising';
 import { inpainting, masked } from './inpainting';
 import { jigsaw } from './jigsaw';
 import { restoration } from './restoration';
@@ -24,4 +25,4 @@ export function pretextTaskNames(): string[] {
   return [...tasks.keys()];
 }
 
-for (const t of [rotation, jigsaw, inpainting, masked, restoration, contrastive, crossChannel]) registerPretextTask(t);
+for (const t of [rotation, jigsaw, inpainting, masked, restoration, denoising, contrastive, crossChannel]) registerPretextTask(t);
