@@ -12,7 +12,7 @@ import { simulateSession, type LabelOrder, type LoopRound } from '../engine/eval
 import { readJsonLines, writeCurveReport, writeLoopReport, type EvalContext } from '../engine/eval/report';
 import { DEFAULT_ARCH, NORMALISATIONS } from '../engine/model/unet';
 import { disposeInit, otsuScores, prepareDataset, pretrainedInit, type EvalDataset, type EvalImage, type EvalTraining, type TargetKind } from '../engine/eval/setup';
-import { SEMI, semiSupervised } from '../engine/train/consistency';
+import { DEFAULT_CONSISTENCY, SEMI, semiSupervised } from '../engine/train/consistency';
 import { describeBudgets, evalBudgets, type EvalBudgets } from '../engine/eval/budgets';
 import { pretextTask, pretextTaskNames } from '../engine/pretext/registry';
 import { BEST_CHECK_EVERY } from '../engine/train/finetune';
@@ -356,7 +356,7 @@ export const evalLoopCommand: Command = {
   usage: 'eval loop (--dataset <name> | --images <dir> --masks <dir>) [--quick] [--init scratch|<task>[+<task>]] [--orders active,random] [options]',
   options: {
     ...DATASET_OPTIONS,
-    init: { type: 'string', default: 'scratch', description: "initialisations to compare, comma-separated: 'scratch' or pretext tasks joined by +", valueName: 'list' },
+    init: { type: 'string', default: 'scratch', description: `initialisations to compare, comma-separated: 'scratch' or pretext tasks joined by +, each also with '${SEMI}' (consistency training on the images not labeled yet)`, valueName: 'list' },
     orders: { type: 'string', default: 'active,random', description: "label orders: 'active' (most uncertain first) and/or 'random'", valueName: 'list' },
     rounds: { type: 'string', description: `labeling rounds (quick ${MODES.quick.rounds}, full ${MODES.full.rounds})`, valueName: 'n' },
     'retrain-every': { type: 'string', default: '1', description: 'retrain after every n new labels', valueName: 'n' },
@@ -378,6 +378,9 @@ export const evalLoopCommand: Command = {
     const settings = {
       inits, orders, rounds: roundCount, retrainEvery: intOption(values, 'retrain-every'),
       firstSteps: optionalInt(values, 'first-steps', budgets?.firstModel.steps ?? 0), retrainSteps: optionalInt(values, 'retrain-steps', budgets?.retrain.steps ?? 0),
+      // '+semi' sessions: what the same budgets buy with consistency's dearer steps, or the steps given.
+      semiFirstSteps: optionalInt(values, 'first-steps', budgets?.firstModel.consistency?.steps ?? budgets?.firstModel.steps ?? 0),
+      semiRetrainSteps: optionalInt(values, 'retrain-steps', budgets?.retrain.consistency?.steps ?? budgets?.retrain.steps ?? 0),
       candidates: optionalInt(values, 'candidates', mode.candidates, 0),
       ...(budgets ? { budgets: describeBudgets(budgets) } : {}),
       pretrainSteps: optionalInt(values, 'pretrain-steps', budgets?.pretrain.steps ?? 0), pretrainLearningRate: setup.training.pretrainLearningRate, encoderRateFactor: setup.training.encoderRateFactor, batch: setup.training.batchSize, patch: setup.training.patchSize,
@@ -388,14 +391,16 @@ export const evalLoopCommand: Command = {
     const rounds: LoopRound[] = [];
     try {
       for (const initName of inits) {
-        const pretrained = initName === 'scratch' ? undefined
-          : await pretrainedInit(ds, initName.split('+'), { ...setup.training, steps: settings.pretrainSteps, seed: setup.seed, cacheDir: path.join(outDir, 'pretrained') });
+        const { base, semi } = semiSupervised(initName);
+        const pretrained = base === 'scratch' ? undefined
+          : await pretrainedInit(ds, base.split('+'), { ...setup.training, steps: settings.pretrainSteps, seed: setup.seed, cacheDir: path.join(outDir, 'pretrained') });
         try {
           for (const order of orders as LabelOrder[]) {
             report.message(`session: ${initName}, ${order} order`);
             rounds.push(...await simulateSession(ds, {
               order, rounds: settings.rounds, retrainEvery: settings.retrainEvery, firstSteps: settings.firstSteps, stepsPerRetrain: settings.retrainSteps,
               init: pretrained?.init, initName, candidates: settings.candidates, training: setup.training, seed: setup.seed, scoreImages: ds.test,
+              ...(semi ? { semi: { consistency: DEFAULT_CONSISTENCY, firstSteps: settings.semiFirstSteps, stepsPerRetrain: settings.semiRetrainSteps } } : {}),
               onRound: (r) => {
                 fs.appendFileSync(log, JSON.stringify(r) + '\n');
                 report.message(`${initName} ${order} round ${r.round} (${r.image}): correct ${(100 * r.changedFraction).toFixed(1)}% of a drawing, ${r.strokes}/${r.drawStrokes} strokes, proposal Dice ${r.proposalDice.toFixed(3)}` +

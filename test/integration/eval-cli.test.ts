@@ -138,6 +138,17 @@ describe.skipIf(missing !== null)(`eval on isbi2012-em${missing ? ` (skipped: ${
     expect(report).toContain('simulated labeling session');
     expect(report).toContain("proposing models on the test split");
   });
+
+  test('loop: a session can also learn from the images not labeled yet', async () => {
+    const dir = path.join(out, 'loop-semi');
+    const r = await cli('eval', 'loop', ...TINY, '--rounds', '3', '--first-steps', '4', '--retrain-steps', '4', '--candidates', '3', '--init', 'scratch+semi', '--orders', 'random', '--test-images', '2', '--out', dir);
+    expect(r.status, r.stderr).toBe(0);
+    const rounds = JSON.parse(fs.readFileSync(path.join(dir, 'rounds.json'), 'utf8')) as LoopRound[];
+    // Retrained after rounds 1 and 2 (not after the last); round 2's model proposes from the first label.
+    expect(rounds.map((q) => [q.init, q.round, q.retrained])).toEqual([['scratch+semi', 1, true], ['scratch+semi', 2, true], ['scratch+semi', 3, false]]);
+    expect(rounds[1].modelLabels).toBe(1);
+    expect(rounds[1].scoreDice).toBeGreaterThan(0);
+  });
 });
 
 describe('eval on a folder of images with a folder of masks', () => {

@@ -18,6 +18,7 @@ import { evaluateOnVal, promotionDecision, valImagesFor, type ValScore } from '.
 import { correctionCost, DEFAULT_BRUSH, type BrushModel, type CorrectionCost } from './correction';
 import { asLabeled, finetuneOn, proposalFor, scoreSplit, type EvalDataset, type EvalImage, type EvalTraining, type ProposalScores } from './setup';
 import { parseTarget } from '../../shared/target';
+import type { ConsistencyOptions } from '../train/consistency';
 
 export type LabelOrder = 'active' | 'random';
 
@@ -32,6 +33,11 @@ export interface SessionOptions {
   /** Weights the first training starts from (undefined = scratch) and their name. */
   init?: Initialisation;
   initName: string;
+  /**
+   * Consistency training on the images not labeled yet (the session's pool and the set's
+   * unlabeled folder), with its own steps: a consistency step costs more, so the same time buys fewer.
+   */
+  semi?: { consistency: ConsistencyOptions; firstSteps: number; stepsPerRetrain: number };
   /** Unlabeled images the active order scores per round (0 = all of them). */
   candidates: number;
   training: EvalTraining;
@@ -119,9 +125,12 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         // Warm start: the next model continues from the current one, head included (or from the initialisation).
         const init: Initialisation | undefined = model ? { name: options.initName, weights: model.weights(), trained: 'segmentation' } : options.init;
         const retrainedWarm = model !== null;
+        const semi = options.semi;
+        const steps = semi ? (model ? semi.stepsPerRetrain : semi.firstSteps) : model ? options.stepsPerRetrain : options.firstSteps;
         const { model: next, meta: nextMeta } = await finetuneOn(ds, train, init, {
-          ...options.training, steps: model ? options.stepsPerRetrain : options.firstSteps, seed: options.seed + round,
+          ...options.training, steps, seed: options.seed + round,
           valImages: val.length ? val : undefined,
+          ...(semi ? { consistency: semi.consistency, unlabeled: [...pool.map((im) => im.image), ...ds.unlabeled] } : {}),
         });
         retrained = true;
         // The app's promotion rule, on the val split as it is now (the current model re-scored).
