@@ -3,7 +3,8 @@
  * chosen backend — training and inference at batch 8 on 128x128 inputs after warm-up, and one
  * 512x512 proposal end to end — and, with --peer, PyTorch on the same network in the same run,
  * reporting the ratios (absolute figures drift with whatever else the machine runs). It also times
- * the same network with batch normalisation, the shape maskloop trains, against the plain one.
+ * the same network with batch normalisation, the shape maskloop trains, against the plain one, and
+ * names the CPU with its nominal peak, so throughput reads as GFLOP/s and a share of that peak.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -13,7 +14,8 @@ import { parseArgs } from 'node:util';
 import { initEngine } from '../backend';
 import { classMap, predictImage } from '../infer/predict';
 import { prepareImage } from '../input';
-import { REFERENCE_UNET, UNet } from '../model/unet';
+import { convolutionFlops, REFERENCE_UNET, UNet } from '../model/unet';
+import { describeCpu } from './cpu';
 import { syntheticNuclei } from '../../imaging/synthetic';
 import { REFERENCE_BATCH, REFERENCE_INPUT, referenceThroughput } from './throughput';
 
@@ -61,9 +63,21 @@ const tile512Ms = await medianMs(async () => classMap(await predictImage(model, 
 const proposal512Ms = await medianMs(async () => classMap(await predictImage(model, prepareImage(raw))));
 const proposal512TtaMs = await medianMs(async () => classMap(await predictImage(model, prepareImage(raw), { tta: true })));
 
+// Throughput as a share of the machine: the convolutions' operations per image (training about 3x a forward pass).
+const cpu = describeCpu(info.threads);
+const forwardFlops = convolutionFlops(REFERENCE_UNET, REFERENCE_INPUT);
+const predictGflops = (predictImagesPerSecond * forwardFlops) / 1e9;
+const trainGflops = (trainImagesPerSecond * 3 * forwardFlops) / 1e9;
+
 const result: Record<string, unknown> = {
   backend: info.choice,
   threads: info.threads,
+  cpu,
+  forwardGflopPerImage: round(forwardFlops / 1e9, 3),
+  trainGflops: round(trainGflops),
+  predictGflops: round(predictGflops),
+  trainShareOfPeak: round(trainGflops / cpu.peakGflops, 3),
+  predictShareOfPeak: round(predictGflops / cpu.peakGflops, 3),
   parameters: model.parameterCount(),
   batch: REFERENCE_BATCH,
   inputSize: REFERENCE_INPUT,
@@ -92,6 +106,10 @@ if (args.peer) {
 if (!args.json) {
   const rows: Array<[string, string]> = [
     ['backend', `${info.choice} (${info.threads} threads)`],
+    ['CPU', `${cpu.model} (${cpu.vendor}${cpu.family !== undefined ? ` family ${cpu.family} model ${cpu.modelNumber}` : ''}), ${cpu.vectors}, ${cpu.cores} cores at ${cpu.ghz.toFixed(2)} GHz`],
+    ['nominal peak (GFLOP/s, FP32)', `${round(cpu.peakGflops)} (${cpu.flopsPerCycle} FLOP/cycle/core)`],
+    ['train GFLOP/s (share of peak)', `${round(trainGflops)} (${round(trainGflops / cpu.peakGflops, 3)})`],
+    ['predict GFLOP/s (share of peak)', `${round(predictGflops)} (${round(predictGflops / cpu.peakGflops, 3)})`],
     ['parameters', String(result.parameters)],
     ['train images/s (batch 8, 128x128)', String(result.trainImagesPerSecond)],
     ['predict images/s (batch 8, 128x128)', String(result.predictImagesPerSecond)],

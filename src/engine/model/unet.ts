@@ -77,6 +77,22 @@ export function sizeMultiple(config: UNetConfig): number {
 }
 
 /** Shapes of every parameter, in creation order; the single definition of the architecture's weights. */
+/**
+ * Floating-point operations (a multiply-add counts two) of the convolutions in one forward pass
+ * of a size x size image: each 3x3 or 1x1 convolution at its level's resolution. A training step
+ * costs about three times this per image (the forward pass and two gradients).
+ */
+export function convolutionFlops(config: UNetConfig, size: number): number {
+  let flops = 0;
+  for (const [name, shape] of parameterShapes(config)) {
+    if (!name.endsWith('.w')) continue;
+    const level = name === 'head.w' ? 0 : Number(/^(?:enc|dec)(\d+)\./.exec(name)![1]);
+    const [k, , cin, cout] = shape;
+    flops += 2 * k * k * cin * cout * (size / 2 ** level) ** 2;
+  }
+  return flops;
+}
+
 export function parameterShapes(config: UNetConfig): Array<[string, number[]]> {
   const c = validateConfig(config);
   const shapes: Array<[string, number[]]> = [];
