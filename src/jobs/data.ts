@@ -84,16 +84,20 @@ export async function loadLabeled(project: Project, splits: ImageSplit[], target
 }
 
 /**
- * Up to `max` of the project's images without a label in the train and unassigned splits (val and
- * test images are never trained on), spread over the project, for consistency training. Files
- * that cannot be read are left out: they are extra evidence, not the labels being trained on.
+ * Up to `limits.images` of the project's images without a label in the train and unassigned
+ * splits (val and test images are never trained on), spread over the project, and no more than
+ * `limits.pixels` pixels of them, for consistency training. Files that cannot be read are left
+ * out: they are extra evidence, not the labels being trained on.
  */
-export async function loadUnlabeled(project: Project, max: number, minSpans?: readonly number[]): Promise<PreparedImage[]> {
-  const records = evenlySpread(project.listImages({ status: ['unlabeled', 'proposed'], split: ['train', 'unassigned'] }), max);
+export async function loadUnlabeled(project: Project, limits: { images: number; pixels: number }, minSpans?: readonly number[]): Promise<PreparedImage[]> {
+  const records = evenlySpread(project.listImages({ status: ['unlabeled', 'proposed'], split: ['train', 'unassigned'] }), limits.images);
   const images: PreparedImage[] = [];
+  let pixels = 0;
   for (const record of records) {
+    if (pixels + record.width * record.height > limits.pixels) continue;
     try {
       images.push(await loadImage(record, minSpans));
+      pixels += record.width * record.height;
     } catch {
       // unreadable now: left out of the pool
     }

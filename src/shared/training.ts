@@ -32,6 +32,8 @@ export const TRAINING = {
    * unlabeled crops from at most this many of the project's unlabeled images held in memory.
    */
   consistencyMaxImages: 64,
+  /** The unlabeled images it holds have at most this many pixels together (2^26: 256 MB as float32), whatever their size. */
+  consistencyMaxPixels: 2 ** 26,
 } as const;
 
 /** The longest budget any setting accepts (a week), against typos that would hold a job for years. */

@@ -82,7 +82,7 @@ export async function evaluateProject(project: Project, options: EvaluateProject
   };
 
   // As in maskloop train: consistency training is a candidate where there are unlabeled images.
-  const unlabeled = await loadUnlabeled(project, TRAINING.consistencyMaxImages, minSpans);
+  const unlabeled = await loadUnlabeled(project, { images: TRAINING.consistencyMaxImages, pixels: TRAINING.consistencyMaxPixels }, minSpans);
   const semi = unlabeled.length > 0 ? { consistency: DEFAULT_CONSISTENCY, unlabeled } : null;
   const candidates = firstModelCandidates(project, { semiSupervised: semi !== null });
   try {

@@ -148,7 +148,7 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
     // A resumed run keeps the choice its run recorded.
     const semiAllowed = typeof previous?.config.semiSupervised === 'boolean' ? previous.config.semiSupervised : options.semiSupervised !== false;
     const consistency = !semiAllowed ? undefined : warm ? current?.meta.consistency : DEFAULT_CONSISTENCY;
-    const unlabeled = consistency ? await loadUnlabeled(project, TRAINING.consistencyMaxImages, minSpans) : [];
+    const unlabeled = consistency ? await loadUnlabeled(project, { images: TRAINING.consistencyMaxImages, pixels: TRAINING.consistencyMaxPixels }, minSpans) : [];
     const semi = consistency && unlabeled.length > 0 ? { consistency, unlabeled } : null;
     candidates = warm
       ? [{ name: `from #${promoted?.id}${semi ? SEMI : ''}`, weights: (current as NonNullable<typeof current>).model.weights(), trained: 'segmentation' }]
