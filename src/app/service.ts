@@ -311,7 +311,7 @@ export class AppService {
   private maybeRetrain(project: Project): void {
     if (!retrainPolicyState(project).due || this.runner.pending('train', project.dir)) return;
     const steps = this.options.autoTrainSteps;
-    this.runner.start(project.dir, { kind: 'train', ...(steps ? { steps } : {}), target: 'semantic', warmStart: true, semiSupervised: true, when: 'ifDue' });
+    this.runner.start(project.dir, { kind: 'train', ...(steps ? { steps } : {}), target: 'semantic', warmStart: true, semiSupervised: false, when: 'ifDue' });
   }
 
   private jobFinished(finished: JobFinished): void {
@@ -537,7 +537,7 @@ export class AppService {
           case 'train': {
             return this.runner.start(project.dir, {
               // The run's recorded steps, rate and use of unlabeled images are read back by the job.
-              kind: 'train', when: 'now', warmStart: true, semiSupervised: true, target: formatTarget(recordedTarget(c.target)),
+              kind: 'train', when: 'now', warmStart: true, semiSupervised: false, target: formatTarget(recordedTarget(c.target)),
             }, runId);
           }
           case 'prelabel':

@@ -89,6 +89,7 @@ export const evalCommand: Command = {
     ...DATASET_OPTIONS,
     project: { type: 'string', description: "measure a project on its own labels: k-fold cross-validation over its labeled images, from scratch and each pretext checkpoint, within a first model's budget", valueName: 'dir' },
     folds: { type: 'string', default: String(DEFAULT_FOLDS), description: 'with --project: folds (at most one per labeled image)', valueName: 'k' },
+    semi: { type: 'boolean', description: "with --project: also measure consistency training on the project's unlabeled images (as train --semi)" },
     labels: { type: 'string', default: '0', description: 'labeled training images (0 = the whole train split)', valueName: 'k' },
     init: { type: 'string', default: 'scratch', description: `'scratch' or pretext tasks joined by + (${pretextTaskNames().join(', ')})`, valueName: 'init' },
     'pretrain-steps': { type: 'string', default: '300', description: 'pretraining steps', valueName: 'n' },
@@ -140,7 +141,7 @@ async function evaluateProjectCommand(values: CommandContext['values'], json: bo
     const report = createReporter({ json });
     const result = await evaluateProject(project, {
       target: parseTargetOption(values.target ?? 'semantic'), folds: intOption(values, 'folds', 3),
-      steps: values.steps === undefined ? undefined : intOption(values, 'steps'), learningRate: numberOption(values, 'learning-rate'),
+      steps: values.steps === undefined ? undefined : intOption(values, 'steps'), learningRate: numberOption(values, 'learning-rate'), semiSupervised: Boolean(values.semi),
     }, { signal, logBackend: !json, onProgress: (p) => report.training(p), onMessage: (text) => report.message(text) });
     report.done();
     const f = (s: { mean: number; sd: number }) => `${s.mean.toFixed(3)} ± ${s.sd.toFixed(3)}`;

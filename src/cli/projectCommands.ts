@@ -149,13 +149,13 @@ export const pretrainCommand: Command = {
 export const trainCommand: Command = {
   name: 'train',
   summary: 'fine-tune on all current labels; promote the new model only if it beats the promoted one on val',
-  usage: 'train [--budget s | --steps n] [--fresh] [--labels-only] [--target semantic|semantic:K|instance] [--auto [--after n]] [--resume] [--project <dir>]',
+  usage: 'train [--budget s | --steps n] [--fresh] [--semi] [--target semantic|semantic:K|instance] [--auto [--after n]] [--resume] [--project <dir>]',
   options: {
     ...PROJECT_OPTION,
     budget: { type: 'string', description: `wall-clock seconds for the whole run (default ${TRAINING.firstModelSeconds} for a first model, ${TRAINING.retrainSeconds} when continuing the promoted one)`, valueName: 's' },
     steps: { type: 'string', description: 'fine-tuning steps per candidate initialisation, instead of a time budget', valueName: 'n' },
     fresh: { type: 'boolean', description: 'choose the initialisation again (scratch and each pretext checkpoint) instead of continuing the promoted model' },
-    'labels-only': { type: 'boolean', description: "learn from the labels only: no consistency training on the project's unlabeled images" },
+    semi: { type: 'boolean', description: "also try consistency training on the project's unlabeled images as a candidate (off by default: it measured worse within the budget)" },
     target: { type: 'string', default: 'semantic', description: "'semantic', 'semantic:K' (K classes) or 'instance'", valueName: 'kind' },
     'learning-rate': { type: 'string', default: String(TRAINING.learningRate), description: 'learning rate', valueName: 'lr' },
     auto: { type: 'boolean', description: "train only if enough new labels arrived since the last training (project setting 'autoRetrainAfterLabels' or --after)" },
@@ -172,7 +172,7 @@ export const trainCommand: Command = {
       const report = createReporter({ json });
       const result = await trainModel(
         project,
-        { steps, budgetSeconds, target, learningRate, warmStart: !values.fresh, semiSupervised: !values['labels-only'], when: values.auto ? 'ifDue' : 'now', after, resume: Boolean(values.resume) },
+        { steps, budgetSeconds, target, learningRate, warmStart: !values.fresh, semiSupervised: Boolean(values.semi), when: values.auto ? 'ifDue' : 'now', after, resume: Boolean(values.resume) },
         { signal, logBackend: !json, onProgress: (p) => report.training(p) },
       );
       if (result.status === 'skipped') {

@@ -114,8 +114,8 @@ export const jobRequestSchema = z.discriminatedUnion('kind', [
     learningRate: z.number().positive().max(1).optional(),
     /** Continue the promoted model (false: choose the initialisation again, from scratch and each pretext checkpoint). */
     warmStart: z.boolean().default(true),
-    /** Learn from the unlabeled images too (consistency training, where there are any); false: from the labels only. */
-    semiSupervised: z.boolean().default(true),
+    /** Learn from the unlabeled images too (consistency training as a candidate, where there are any); off by default (TrainModelOptions). */
+    semiSupervised: z.boolean().default(false),
     /** 'now': on demand; 'ifDue': only if the retrain policy says enough new labels arrived. */
     when: z.enum(['now', 'ifDue']).default('now'),
   }),

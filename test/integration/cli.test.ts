@@ -100,9 +100,9 @@ describe('maskloop command line', () => {
   test('pretrain, train with val-gated promotion, prelabel into the project', async () => {
     // No probe fine-tune here (train-budget.test.ts has one): this test is about the commands' flow.
     expect((await cli('pretrain', '--project', project, '--steps', '6', '--probe', '0', '--json')).last).toMatchObject({ event: 'pretrained' });
-    const trained = (await cli('train', '--project', project, '--steps', '12', '--json')).last;
+    const trained = (await cli('train', '--project', project, '--steps', '12', '--semi', '--json')).last;
     expect(trained).toMatchObject({ event: 'trained', promoted: true });
-    // The four images without labels make consistency training a candidate of the first model.
+    // With --semi, the four images without labels make consistency training a candidate of the first model.
     expect(trained.candidates.map((c: { name: string }) => c.name)).toEqual(['scratch', 'scratch+semi', 'inpainting']);
     expect(trained.semiSteps).toBe(12);
     const run = openProject(project);
@@ -205,8 +205,7 @@ describe('maskloop command line', () => {
     expect(partial).toBeLessThan(12);
     // Past the first candidate checkpoint (every 25 steps) before the kill.
     const finetuneSteps = (text: string) => [...text.matchAll(/"phase":"finetune:[^"]*","step":(\d+)/g)].map((m) => Number(m[1]));
-    // Labels only: the kill and the resume are the point here, not the candidates.
-    await killWhen(['train', '--project', project, '--steps', '40', '--labels-only'], (e) => finetuneSteps(e).some((step) => step >= 30));
+    await killWhen(['train', '--project', project, '--steps', '40'], (e) => finetuneSteps(e).some((step) => step >= 30));
 
     const p = openProject(project);
     expect(p.integrityCheck()).toEqual(['ok']);
@@ -230,7 +229,7 @@ describe('maskloop command line', () => {
     const [killedRun] = before.listRuns({ kind: 'train', status: 'interrupted' });
     before.close();
     const trained = await cli('train', '--project', project, '--steps', '40', '--resume', '--json');
-    // The resumed run kept its predecessor's choice: labels only.
+    // Labels only, as its predecessor (the default).
     expect(trained.last.candidates.some((c: { name: string }) => c.name.endsWith('+semi'))).toBe(false);
     expect(trained.last).toMatchObject({ event: 'trained' });
     const steps = finetuneSteps(trained.stderr);

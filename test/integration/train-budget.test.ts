@@ -135,7 +135,7 @@ describe('a project with unlabeled images', () => {
       }
       const progress: number[] = [];
       // Given steps serve every candidate (a budget is priced per candidate: budget.test.ts).
-      const first = await trainModel(semiProject, { steps: 6, target, when: 'now' }, { onProgress: (p) => progress.push(p.totalSteps) });
+      const first = await trainModel(semiProject, { steps: 6, target, when: 'now', semiSupervised: true }, { onProgress: (p) => progress.push(p.totalSteps) });
       if (first.status !== 'completed') throw new Error(`training ${first.status}`);
       expect(first.candidates.map((c) => c.name)).toEqual(['scratch', 'scratch+semi']);
       expect([first.steps, first.semiSteps]).toEqual([6, 6]);
@@ -146,12 +146,12 @@ describe('a project with unlabeled images', () => {
       expect(model.valMetrics?.semiSupervised).toBe(first.init === 'scratch+semi');
       expect(model.pretextInit).toBeNull();
 
-      const warm = await trainModel(semiProject, { steps: 4, target, when: 'now' });
+      const warm = await trainModel(semiProject, { steps: 4, target, when: 'now', semiSupervised: true });
       if (warm.status !== 'completed') throw new Error(`training ${warm.status}`);
       expect(warm.candidates.map((c) => c.name)).toEqual([`from #${first.modelId}${first.init === 'scratch+semi' ? '+semi' : ''}`]);
       expect(warm.semiSteps).toBe(first.init === 'scratch+semi' ? 4 : null);
-      // A user can keep the unlabeled images out (another stain, another microscope).
-      const labelsOnly = await trainModel(semiProject, { steps: 2, target, when: 'now', warmStart: false, semiSupervised: false });
+      // Without asking for it, a project learns from its labels only.
+      const labelsOnly = await trainModel(semiProject, { steps: 2, target, when: 'now', warmStart: false });
       if (labelsOnly.status !== 'completed') throw new Error(`training ${labelsOnly.status}`);
       expect(labelsOnly.candidates.map((c) => c.name)).toEqual(['scratch']);
       expect(semiProject.getRun(labelsOnly.runId)!.config.semiSupervised).toBe(false);

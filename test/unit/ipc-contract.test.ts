@@ -31,7 +31,7 @@ describe('IPC contract', () => {
     expect(parseRequest('labels:save', { imageId: 1, mask: { ...mask, data: new Float32Array(4) }, source: 'manual', timeSpentMs: 10 }).ok).toBe(false);
     expect(parseRequest('labels:save', { imageId: 1, mask, source: 'imported', timeSpentMs: 10 }).ok).toBe(false);
     const train = parseRequest('jobs:start', { kind: 'train', steps: 20 });
-    expect(train).toEqual({ ok: true, value: { kind: 'train', steps: 20, target: 'semantic', warmStart: true, semiSupervised: true, when: 'now' } });
+    expect(train).toEqual({ ok: true, value: { kind: 'train', steps: 20, target: 'semantic', warmStart: true, semiSupervised: false, when: 'now' } });
     expect(parseRequest('jobs:start', { kind: 'pretrain', tasks: ['not-a-task'] }).ok).toBe(false);
     // The target in its one text form, with the engine's class limit.
     expect(parseRequest('jobs:start', { kind: 'train', target: 'semantic:254' }).ok).toBe(true);

@@ -11,7 +11,7 @@ export class TrainingState {
   trainSteps = $state<number | null>(null);
   /** Continue the promoted model rather than choose the initialisation again. */
   warmStart = $state(true);
-  semiSupervised = $state(true);
+  semiSupervised = $state(false);
   pretrainMinutes = $state<number>(TRAINING.pretrainSeconds / 60);
   pretrainTasks = $state<PretextTaskName[]>(['inpainting']);
   target = $state<'semantic' | 'instance'>('semantic');

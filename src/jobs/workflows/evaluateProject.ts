@@ -27,6 +27,8 @@ export interface EvaluateProjectOptions {
   /** Steps per candidate instead of a first model's budget. */
   steps?: number;
   learningRate?: number;
+  /** Also measure consistency training on the project's unlabeled images, as `maskloop train --semi` would try it. */
+  semiSupervised?: boolean;
 }
 
 export const DEFAULT_FOLDS = 5;
@@ -81,8 +83,8 @@ export async function evaluateProject(project: Project, options: EvaluateProject
     };
   };
 
-  // As in maskloop train: consistency training is a candidate where there are unlabeled images.
-  const unlabeled = await loadUnlabeled(project, { images: TRAINING.consistencyMaxImages, pixels: TRAINING.consistencyMaxPixels }, minSpans);
+  // As in maskloop train --semi: consistency training is a candidate where there are unlabeled images.
+  const unlabeled = options.semiSupervised ? await loadUnlabeled(project, { images: TRAINING.consistencyMaxImages, pixels: TRAINING.consistencyMaxPixels }, minSpans) : [];
   const semi = unlabeled.length > 0 ? { consistency: DEFAULT_CONSISTENCY, unlabeled } : null;
   const candidates = firstModelCandidates(project, { semiSupervised: semi !== null });
   try {

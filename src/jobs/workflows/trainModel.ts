@@ -40,9 +40,10 @@ export interface TrainModelOptions {
    */
   warmStart?: boolean;
   /**
-   * Learn from the project's unlabeled images as well (default true): a first model tries
-   * consistency training as a candidate, a warm start keeps it where its model had it. False:
-   * from the labels only, for images the labels do not represent (another stain, another microscope).
+   * Learn from the project's unlabeled images as well: a first model tries consistency training
+   * as a candidate, a warm start keeps it where its model had it. Off by default: within a first
+   * model's two minutes it measured worse than plain fine-tuning on every set tried (docs/RESULTS.md),
+   * and as a candidate it takes half of plain scratch's time.
    */
   semiSupervised?: boolean;
   /** 'ifDue': train only when the retrain policy says enough new labels arrived. */
@@ -146,7 +147,7 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
     // Consistency training: a first model tries it as a candidate where the project has unlabeled
     // images; a warm start keeps it when the model it continues was trained with it.
     // A resumed run keeps the choice its run recorded.
-    const semiAllowed = typeof previous?.config.semiSupervised === 'boolean' ? previous.config.semiSupervised : options.semiSupervised !== false;
+    const semiAllowed = typeof previous?.config.semiSupervised === 'boolean' ? previous.config.semiSupervised : options.semiSupervised === true;
     const consistency = !semiAllowed ? undefined : warm ? current?.meta.consistency : DEFAULT_CONSISTENCY;
     const unlabeled = consistency ? await loadUnlabeled(project, { images: TRAINING.consistencyMaxImages, pixels: TRAINING.consistencyMaxPixels }, minSpans) : [];
     const semi = consistency && unlabeled.length > 0 ? { consistency, unlabeled } : null;
