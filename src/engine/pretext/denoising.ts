@@ -5,8 +5,7 @@
  * learns the signal: the structures of the images, whatever their noise (EM, low-light
  * fluorescence). Only the replaced pixels are scored.
  */
-import * as tf from '@tensorflow/tfjs';
-import { pixelHead, type PretextTask } from './task';
+import { reconstructionBatch, reconstructionHeadShapes, scoredReconstructionLoss, type PretextTask } from './task';
 
 /** Share of pixels replaced per patch (Noise2Void uses about 0.2% to 2%), and the neighbourhood radius. */
 export const BLIND_SPOT_SHARE = 0.02;
@@ -17,10 +16,7 @@ export const denoising: PretextTask = {
   summary: 'predict scattered pixels from their neighbours (Noise2Void blind-spot denoising)',
   trains: 'unet',
   appliesTo: () => true,
-  headShapes: (config) => [
-    ['pretext.denoising.head.w', [config.baseFilters, config.inChannels]],
-    ['pretext.denoising.head.b', [config.inChannels]],
-  ],
+  headShapes: (config) => reconstructionHeadShapes('denoising', config),
   makeBatch(patches, size, channels, rng) {
     const n = patches.length;
     const inputs = new Float32Array(n * size * size * channels);
@@ -45,17 +41,7 @@ export const denoising: PretextTask = {
         for (let c = 0; c < channels; c++) inputs[at * channels + c] = p[(ny * size + nx) * channels + c];
       }
     });
-    return {
-      inputs: tf.tensor4d(inputs, [n, size, size, channels]),
-      targets: tf.tensor4d(targets, [n, size, size, channels]),
-      weights: tf.tensor4d(blind, [n, size, size, 1]),
-    };
+    return reconstructionBatch(inputs, targets, blind, n, size, channels);
   },
-  loss(model, head, batch) {
-    return tf.tidy(() => {
-      const out = pixelHead(model, head, 'pretext.denoising.head', batch.inputs);
-      const w = batch.weights as tf.Tensor4D;
-      return tf.squaredDifference(out, batch.targets).mul(w).sum().div(tf.maximum(w.sum().mul(out.shape[3]), 1)) as tf.Scalar;
-    });
-  },
+  loss: (model, head, batch) => scoredReconstructionLoss('denoising', model, head, batch),
 };

@@ -7,8 +7,7 @@
  *   bottleneck positions; an 8 px hole at 40% can mostly be filled by interpolating its visible
  *   neighbours, which teaches little about the structures around it.
  */
-import * as tf from '@tensorflow/tfjs';
-import { pixelHead, type PretextTask } from './task';
+import { reconstructionBatch, reconstructionHeadShapes, scoredReconstructionLoss, type PretextTask } from './task';
 
 /** A masked-modelling task hiding a share `ratio` of `block` x `block` blocks. */
 function blockMasking(name: string, summary: string, block: number, ratio: number): PretextTask {
@@ -17,10 +16,7 @@ function blockMasking(name: string, summary: string, block: number, ratio: numbe
     summary,
     trains: 'unet',
     appliesTo: () => true,
-    headShapes: (config) => [
-      [`pretext.${name}.head.w`, [config.baseFilters, config.inChannels]],
-      [`pretext.${name}.head.b`, [config.inChannels]],
-    ],
+    headShapes: (config) => reconstructionHeadShapes(name, config),
     makeBatch(patches, size, channels, rng) {
       const n = patches.length;
       const inputs = new Float32Array(n * size * size * channels);
@@ -45,20 +41,9 @@ function blockMasking(name: string, summary: string, block: number, ratio: numbe
           }
         }
       });
-      return {
-        inputs: tf.tensor4d(inputs, [n, size, size, channels]),
-        targets: tf.tensor4d(targets, [n, size, size, channels]),
-        weights: tf.tensor4d(hidden, [n, size, size, 1]),
-      };
+      return reconstructionBatch(inputs, targets, hidden, n, size, channels);
     },
-    loss(model, head, batch) {
-      return tf.tidy(() => {
-        const recon = pixelHead(model, head, `pretext.${name}.head`, batch.inputs);
-        const w = batch.weights as tf.Tensor4D;
-        const err = tf.squaredDifference(recon, batch.targets).mul(w);
-        return err.sum().div(tf.maximum(w.sum().mul(recon.shape[3]), 1)) as tf.Scalar;
-      });
-    },
+    loss: (model, head, batch) => scoredReconstructionLoss(name, model, head, batch),
   };
 }
 

@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../../shared/rng';
-import { pixelHead, type PretextTask } from './task';
+import { pixelHead, reconstructionHeadShapes, type PretextTask } from './task';
 
 /** Probabilities of each corruption, Models Genesis' defaults. */
 const CURVE_PROBABILITY = 0.9;
@@ -99,10 +99,7 @@ export const restoration: PretextTask = {
   summary: 'restore patches after intensity curves, local shuffling and in- or out-painting (Models Genesis)',
   trains: 'unet',
   appliesTo: () => true,
-  headShapes: (config) => [
-    ['pretext.restoration.head.w', [config.baseFilters, config.inChannels]],
-    ['pretext.restoration.head.b', [config.inChannels]],
-  ],
+  headShapes: (config) => reconstructionHeadShapes('restoration', config),
   makeBatch(patches, size, channels, rng) {
     const n = patches.length;
     const inputs = new Float32Array(n * size * size * channels);

@@ -74,6 +74,35 @@ export function denseShapes(name: string, inputs: number, outputs: number): Arra
   ];
 }
 
+/** The 1x1 head of a task that reconstructs the input's channels (pixelHead). */
+export function reconstructionHeadShapes(task: string, config: Required<UNetConfig>): Array<[string, number[]]> {
+  return [
+    [`pretext.${task}.head.w`, [config.baseFilters, config.inChannels]],
+    [`pretext.${task}.head.b`, [config.inChannels]],
+  ];
+}
+
+/**
+ * A batch whose targets are the original patches and whose weights mark the pixels to score
+ * (hidden or replaced in the inputs): interleaved HWC arrays of n square patches.
+ */
+export function reconstructionBatch(inputs: Float32Array, targets: Float32Array, scored: Float32Array, n: number, size: number, channels: number): PretextBatch {
+  return {
+    inputs: tf.tensor4d(inputs, [n, size, size, channels]),
+    targets: tf.tensor4d(targets, [n, size, size, channels]),
+    weights: tf.tensor4d(scored, [n, size, size, 1]),
+  };
+}
+
+/** Mean squared error of the task's reconstruction over the scored pixels only, so copying the input earns nothing. */
+export function scoredReconstructionLoss(task: string, model: UNet, head: Params, batch: PretextBatch): tf.Scalar {
+  return tf.tidy(() => {
+    const out = pixelHead(model, head, `pretext.${task}.head`, batch.inputs);
+    const w = batch.weights as tf.Tensor4D;
+    return tf.squaredDifference(out, batch.targets).mul(w).sum().div(tf.maximum(w.sum().mul(out.shape[3]), 1)) as tf.Scalar;
+  });
+}
+
 /** 1x1 convolution head on the decoder's full-resolution features. */
 export function pixelHead(model: UNet, head: Params, name: string, inputs: tf.Tensor4D): tf.Tensor4D {
   const features = model.decode(model.encode(inputs, true), true);
