@@ -60,7 +60,7 @@ describe.skipIf(missing !== null)(`eval on isbi2012-em${missing ? ` (skipped: ${
     const report = fs.readFileSync(path.join(dir, 'report.md'), 'utf8');
     expect(report).toContain('maskloop (val-chosen)');
     expect(report).toContain('eval curve');
-    expect(report).toMatch(/k=1: best pretext \(.+\) − scratch = [+-]\d/);
+    expect(report).toMatch(/k=1: best use of the unlabeled images \(.+\) − scratch = [+-]\d/);
 
     const second = await cli(...args);
     expect(second.status, second.stderr).toBe(0);
