@@ -1,9 +1,10 @@
 /**
  * Semi-supervised fine-tuning by consistency, in the manner of FixMatch and UniMatch for dense
- * prediction: in every step the model being trained labels a weakly augmented unlabeled patch
- * (flips and rotations only) wherever it is confident, and the same patch under a strong
- * perturbation (intensity, noise, blur, and CutMix with another patch) must receive those labels.
- * The unlabeled images and the unknown pixels of sparse labels thus enter every fine-tuning.
+ * prediction: in each step (from `startShare` of the run on) the model being trained labels a
+ * weakly augmented unlabeled patch (flips and rotations only) wherever it is confident, and the
+ * same patch under a strong perturbation (intensity, noise, blur, and CutMix with another patch)
+ * must receive those labels. The unlabeled images and the unknown pixels of sparse labels thus
+ * enter the fine-tuning. Where it is used is the caller's choice (maskloop train --semi).
  *
  * The pseudo-labels come from the model in inference mode (running statistics), so they are the
  * proposals the model would make, and small unlabeled batches leave its statistics alone.
