@@ -138,6 +138,12 @@ function nativeSuite(addon: NativeAddon): void {
       [[1, 9, 9, 4], [4, 4, 4, 6], 1, 'same'], // even kernel: asymmetric 'same' padding
       [[1, 8, 10, 3], [3, 3, 3, 1], 1, 1], // numeric padding, one output channel
       [[2, 5, 5, 24], [3, 3, 24, 40], 1, 'same'],
+      // 3x3 stride 1 with >= 8 channels each side: the Winograd path. Odd sizes leave half tiles;
+      // channel counts off multiples of 8 take the vector tails; 'valid' and padding 2 move the
+      // tiles against the image; 520 input channels split the transform-domain GEMMs' K.
+      [[2, 9, 7, 11], [3, 3, 11, 13], 1, 'valid'],
+      [[1, 6, 5, 9], [3, 3, 9, 8], 1, 2],
+      [[1, 5, 6, 520], [3, 3, 520, 9], 1, 'same'],
     ];
     for (const [xs, ws, strides, pad] of cases) {
       it(`x ${xs} filter ${ws} strides ${strides} pad ${JSON.stringify(pad)}: value and both gradients`, () => {
@@ -153,6 +159,35 @@ function nativeSuite(addon: NativeAddon): void {
       const w = randn([3, 3, 16, 16]);
       compareWithGrads('conv2d 64x64x16', (a, b) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'), [x, w]);
       tf.dispose([x, w]);
+    });
+
+    it('3x3 stride-1 convolutions by Winograd and by the direct kernels agree, and are not the same code', () => {
+      const x = randn([2, 16, 15, 24]);
+      const w = randn([3, 3, 24, 20]);
+      const b = randn([20]);
+      const loss = (a: tf.Tensor, f: tf.Tensor) =>
+        tf.sum(tf.square(tf.fused.conv2d({ x: a as tf.Tensor4D, filter: f as tf.Tensor4D, bias: b, strides: 1, pad: 'same', activation: 'relu' })));
+      const run = (winograd: boolean) => {
+        addon.setWinograd(winograd);
+        try {
+          return on(NATIVE_BACKEND, () => {
+            const y = tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, bias: b, strides: 1, pad: 'same', activation: 'relu' });
+            const [dx] = tf.grads(loss)([x, w]);
+            const out = [values(y), values(dx)];
+            tf.dispose([y, dx]);
+            return out;
+          });
+        } finally {
+          addon.setWinograd(true);
+        }
+      };
+      const [fast, direct] = [run(true), run(false)];
+      for (let i = 0; i < 2; i++) {
+        expectClose(fast[i], direct[i], i === 0 ? 'winograd forward vs direct' : 'winograd input gradient vs direct');
+        // Different arithmetic rounds differently somewhere: proof that the switch selects another path.
+        expect(Buffer.compare(Buffer.from(fast[i].buffer), Buffer.from(direct[i].buffer)), `output ${i} bit-identical`).not.toBe(0);
+      }
+      tf.dispose([x, w, b]);
     });
 
     it('dilated convolution (forward)', () => {

@@ -264,6 +264,12 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), ml::pool_size());
 }
 
+// setWinograd(enabled): 3x3 stride-1 convolutions by Winograd (default) or by the direct kernels.
+Napi::Value SetWinograd(const Napi::CallbackInfo& info) {
+  ml::set_winograd(flag(info, 0));
+  return info.Env().Undefined();
+}
+
 Napi::Value GetThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ml::pool_size()); }
 
 Napi::Value DefaultThreads(const Napi::CallbackInfo& info) {
@@ -279,6 +285,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));
   exports.Set("defaultThreads", Napi::Function::New(env, DefaultThreads));
+  exports.Set("setWinograd", Napi::Function::New(env, SetWinograd));
   exports.Set("conv2d", Napi::Function::New(env, Conv2d));
   exports.Set("conv2dBackpropInput", Napi::Function::New(env, Conv2dBackpropInput));
   exports.Set("conv2dBackpropFilter", Napi::Function::New(env, Conv2dBackpropFilter));

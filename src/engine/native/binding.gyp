@@ -6,7 +6,7 @@
     {
       "target_name": "maskloop_kernels",
       "type": "static_library",
-      "sources": ["conv.cc", "gemm.cc", "pool.cc", "eltwise.cc"],
+      "sources": ["conv.cc", "winograd.cc", "gemm.cc", "pool.cc", "eltwise.cc"],
       "cflags": ["-fPIC", "-O3", "-mavx2", "-mfma", "-fno-math-errno", "-fno-trapping-math"],
       "cflags_cc": ["-std=c++17"],
       "cflags!": ["-O2", "-Os", "-Og", "-fno-omit-frame-pointer"],

@@ -149,6 +149,7 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* w, const fl
                     float alpha, float* y) {
   const long M = static_cast<long>(s.n) * s.oh * s.ow;
   if (M == 0 || s.oc == 0) return;
+  if (conv2d_forward_winograd(s, x, w, bias, act, alpha, y)) return;
   // One group per filter row when its taps are adjacent (dilation 1 along x), else one per tap.
   const bool rows_adjacent = s.dw == 1;
   const int G = rows_adjacent ? s.kh : s.kh * s.kw;
@@ -181,6 +182,7 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* w, const fl
 
 void conv2d_backprop_input(const ConvShape& s, const float* dy, const float* w, float* dx) {
   if (static_cast<long>(s.n) * s.ih * s.iw * s.ic == 0) return;
+  if (conv2d_backprop_input_winograd(s, dy, w, dx)) return;
   // Phase (ph, pw): input pixels (ph + sh*a, pw + sw*b). Tap (kh, kw) reaches them from dy at
   // (a + (ph + pt - kh) / sh, b + (pw + pl - kw) / sw) when both divisions are exact. Taking kw in
   // descending order makes those dy columns ascend by one: a group per kh, as in the forward pass.

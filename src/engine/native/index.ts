@@ -32,6 +32,8 @@ export interface NativeAddon {
   getThreads(): number;
   /** MASKLOOP_THREADS, else the CPUs this process may run on. */
   defaultThreads(): number;
+  /** 3x3 stride-1 convolutions (forward, input gradient) by Winograd F(2x2, 3x3), the default, or by the direct kernels: for benchmarks. */
+  setWinograd(enabled: boolean): void;
   conv2d(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, geometry: Int32Array, activation: number, alpha: number): void;
   conv2dBackpropInput(dy: Float32Array, w: Float32Array, dx: Float32Array, geometry: Int32Array): void;
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: Int32Array): void;

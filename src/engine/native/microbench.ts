@@ -3,6 +3,10 @@
  * whole U-Net training step / inference through tfjs on the 'native' backend.
  *
  *   npx tsx src/engine/native/microbench.ts [--threads 1,2] [--only kernels|unet|profile] [--batch 8]
+ *     [--conv winograd,direct]
+ *
+ * --conv lists the algorithms for 3x3 stride-1 convolutions to measure, one after the other in the
+ * same run (Winograd F(2x2, 3x3), the default, or the direct implicit GEMM).
  *
  * Kernel figures call the addon directly on preallocated arrays (the kernel's own speed);
  * U-Net figures include everything tfjs does around the kernels.
@@ -16,6 +20,7 @@ import { REFERENCE_UNET, UNet } from '../model/unet';
 interface Options {
   threads: number[];
   only: Set<string>;
+  conv: Array<'winograd' | 'direct'>;
   batch: number;
   seconds: number;
   /** Before each measurement, wait (up to a minute) until the machine's CPUs are idle. */
@@ -23,7 +28,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const opt: Options = { threads: [1, 2], only: new Set(['kernels', 'unet', 'profile']), batch: 8, seconds: 1.5, waitIdle: false };
+  const opt: Options = { threads: [1, 2], only: new Set(['kernels', 'unet', 'profile']), conv: ['winograd'], batch: 8, seconds: 1.5, waitIdle: false };
   for (let i = 0; i < argv.length; i++) {
     const next = () => argv[++i] ?? '';
     switch (argv[i]) {
@@ -32,6 +37,12 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--only':
         opt.only = new Set(next().split(','));
+        break;
+      case '--conv':
+        opt.conv = next().split(',').map((a) => {
+          if (a !== 'winograd' && a !== 'direct') throw new Error(`--conv takes winograd and/or direct, not ${a}`);
+          return a;
+        });
         break;
       case '--batch':
         opt.batch = Number(next());
@@ -320,13 +331,18 @@ async function main(): Promise<void> {
   const { addon, reason } = loadNativeAddon();
   if (!addon) throw new Error(`native addon unavailable: ${reason}`);
   console.log(`native addon: ${reason}; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} on ${os.cpus().length} CPUs`);
-  if (opt.only.has('kernels')) benchKernels(addon, opt);
   if (opt.only.has('unet') || opt.only.has('profile')) {
     if (!registerNativeBackend()) throw new Error('native backend registration failed');
     await tf.setBackend('native');
   }
-  if (opt.only.has('unet')) benchUnet(addon, opt);
-  if (opt.only.has('profile')) await profileUnet(addon, opt);
+  for (const conv of opt.conv) {
+    addon.setWinograd(conv === 'winograd');
+    console.log(`\n== 3x3 stride-1 convolutions: ${conv} ==`);
+    if (opt.only.has('kernels')) benchKernels(addon, opt);
+    if (opt.only.has('unet')) benchUnet(addon, opt);
+    if (opt.only.has('profile')) await profileUnet(addon, opt);
+  }
+  addon.setWinograd(true);
 }
 
 main().catch((err) => {
