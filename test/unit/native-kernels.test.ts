@@ -172,9 +172,9 @@ function nativeSuite(addon: NativeAddon): void {
         try {
           return on(NATIVE_BACKEND, () => {
             const y = tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, bias: b, strides: 1, pad: 'same', activation: 'relu' });
-            const [dx] = tf.grads(loss)([x, w]);
-            const out = [values(y), values(dx)];
-            tf.dispose([y, dx]);
+            const [dx, dw] = tf.grads(loss)([x, w]);
+            const out = [values(y), values(dx), values(dw)];
+            tf.dispose([y, dx, dw]);
             return out;
           });
         } finally {
@@ -182,8 +182,8 @@ function nativeSuite(addon: NativeAddon): void {
         }
       };
       const [fast, direct] = [run(true), run(false)];
-      for (let i = 0; i < 2; i++) {
-        expectClose(fast[i], direct[i], i === 0 ? 'winograd forward vs direct' : 'winograd input gradient vs direct');
+      for (let i = 0; i < 3; i++) {
+        expectClose(fast[i], direct[i], `winograd ${['forward', 'input gradient', 'filter gradient'][i]} vs direct`);
         // Different arithmetic rounds differently somewhere: proof that the switch selects another path.
         expect(Buffer.compare(Buffer.from(fast[i].buffer), Buffer.from(direct[i].buffer)), `output ${i} bit-identical`).not.toBe(0);
       }

@@ -255,6 +255,7 @@ void conv2d_backprop_filter(const ConvShape& s, const float* x, const float* dy,
     std::memset(dw, 0, sizeof(float) * wsize);
     return;
   }
+  if (conv2d_backprop_filter_winograd(s, x, dy, dw)) return;
   const bool thin = IC < kThinChannels;
   // Rows of dy per cache block: the x rows it touches plus its dy rows fit in half of L2.
   const long row_floats = (static_cast<long>(s.sh) * s.iw * IC) + static_cast<long>(s.ow) * OC +

@@ -24,11 +24,12 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* w, const fl
                     float alpha, float* y);
 // dx = gradient of conv(x, w) w.r.t. x, given dy (shape n, oh, ow, oc).
 void conv2d_backprop_input(const ConvShape& s, const float* dy, const float* w, float* dx);
-// The same two for 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3) (winograd.cc); each returns
+// The same three for 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3) (winograd.cc); each returns
 // false, having done nothing, for shapes it does not take.
 bool conv2d_forward_winograd(const ConvShape& s, const float* x, const float* w, const float* bias, int act,
                              float alpha, float* y);
 bool conv2d_backprop_input_winograd(const ConvShape& s, const float* dy, const float* w, float* dx);
+bool conv2d_backprop_filter_winograd(const ConvShape& s, const float* x, const float* dy, float* dw);
 // Whether the two above are used (default true); off, every convolution takes the direct kernels.
 // For benchmarks that compare the two.
 void set_winograd(bool enabled);

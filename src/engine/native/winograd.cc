@@ -13,7 +13,9 @@
 // bit-identical for every thread count.
 //
 // The input gradient of a stride-1 3x3 convolution is itself one (of dy, with the filter rotated
-// by 180 degrees and its channel axes swapped, and padding 2 - pad), so both use this file.
+// by 180 degrees and its channel axes swapped, and padding 2 - pad), so it shares the forward
+// code. The filter gradient is the forward's adjoint: the same input transform, dy taken back
+// through the output transform's transpose, and a GEMM per transform point that sums over tiles.
 #include <cstring>
 
 #include "driver.h"
@@ -99,10 +101,63 @@ inline void output_transform(const T m[16], T y[2][2], Add add, Sub sub) {
   }
 }
 
+// A e A^T for A = [[1, 0], [1, 1], [1, -1], [0, -1]]: a 2x2 block of output gradients taken back
+// to the transform domain (the adjoint of output_transform).
+template <class T, class Add, class Sub>
+inline void gradient_transform(const T e[2][2], T w[16], T zero, Add add, Sub sub) {
+  T r[4][2];
+  for (int j = 0; j < 2; ++j) {
+    r[0][j] = e[0][j];
+    r[1][j] = add(e[0][j], e[1][j]);
+    r[2][j] = sub(e[0][j], e[1][j]);
+    r[3][j] = sub(zero, e[1][j]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    w[i * 4 + 0] = r[i][0];
+    w[i * 4 + 1] = add(r[i][0], r[i][1]);
+    w[i * 4 + 2] = sub(r[i][0], r[i][1]);
+    w[i * 4 + 3] = sub(zero, r[i][1]);
+  }
+}
+
 const auto vadd = [](__m256 a, __m256 b) { return _mm256_add_ps(a, b); };
 const auto vsub = [](__m256 a, __m256 b) { return _mm256_sub_ps(a, b); };
 const auto fadd = [](float a, float b) { return a + b; };
 const auto fsub = [](float a, float b) { return a - b; };
+
+// V[xi][t - t0][ci] = (B^T d B)[xi] for the 4x4 input patch d under each tile t in [t0, t1); V
+// holds `stride` tiles per transform point.
+void transform_input_block(const WinoShape& s, const float* x, long t0, long t1, long stride, float* V) {
+  const long ic = s.ic, c8 = ic / 8 * 8;
+  const long th = ceil_div(s.oh, 2), tw = ceil_div(s.ow, 2);
+  for (long t = t0; t < t1; ++t) {
+    const long n = t / (th * tw), r = t % (th * tw);
+    const long iy0 = (r / tw) * 2 - s.pt, ix0 = (r % tw) * 2 - s.pl;
+    const float* img = x + n * s.ih * s.iw * ic;
+    const float* pix[4][4];  // null where the patch leaves the image (zero padding)
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 4; ++j) {
+        const long yy = iy0 + i, xx = ix0 + j;
+        pix[i][j] = yy >= 0 && yy < s.ih && xx >= 0 && xx < s.iw ? img + (yy * s.iw + xx) * ic : nullptr;
+      }
+    float* vt = V + (t - t0) * ic;
+    long c = 0;
+    for (; c < c8; c += 8) {
+      __m256 d[4][4], v[16];
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) d[i][j] = pix[i][j] ? _mm256_loadu_ps(pix[i][j] + c) : _mm256_setzero_ps();
+      input_transform(d, v, vadd, vsub);
+      for (int xi = 0; xi < 16; ++xi) _mm256_storeu_ps(vt + xi * stride * ic + c, v[xi]);
+    }
+    for (; c < ic; ++c) {
+      float d[4][4], v[16];
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) d[i][j] = pix[i][j] ? pix[i][j][c] : 0.0f;
+      input_transform(d, v, fadd, fsub);
+      for (int xi = 0; xi < 16; ++xi) vt[xi * stride * ic + c] = v[xi];
+    }
+  }
+}
 
 void winograd_conv(const WinoShape& s, const FilterView& f, const float* x, const float* bias, int act,
                    float alpha, float* y) {
@@ -135,7 +190,7 @@ void winograd_conv(const WinoShape& s, const FilterView& f, const float* x, cons
   const long v_floats = 16 * tb * ic, m_floats = 16 * tb * oc;
   Scratch work((v_floats + m_floats) * nt + 16);
   const int nchunks = static_cast<int>(ceil_div(ic, kWinoChunkK));
-  const long c8 = ic / 8 * 8, o8 = oc / 8 * 8;
+  const long o8 = oc / 8 * 8;
   const __m256 valpha = _mm256_set1_ps(alpha);
 
   parallel_for(nblocks, [&](long block, int thread) {
@@ -143,34 +198,7 @@ void winograd_conv(const WinoShape& s, const FilterView& f, const float* x, cons
     float* M = V + v_floats;
     const long t0 = block * tb, t1 = min_l(ntiles, t0 + tb);
 
-    // Input transform: V[xi][t - t0][ci].
-    for (long t = t0; t < t1; ++t) {
-      const long n = t / (th * tw), r = t % (th * tw);
-      const long iy0 = (r / tw) * 2 - s.pt, ix0 = (r % tw) * 2 - s.pl;
-      const float* img = x + n * s.ih * s.iw * ic;
-      const float* pix[4][4];  // null where the patch leaves the image (zero padding)
-      for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 4; ++j) {
-          const long yy = iy0 + i, xx = ix0 + j;
-          pix[i][j] = yy >= 0 && yy < s.ih && xx >= 0 && xx < s.iw ? img + (yy * s.iw + xx) * ic : nullptr;
-        }
-      float* vt = V + (t - t0) * ic;
-      long c = 0;
-      for (; c < c8; c += 8) {
-        __m256 d[4][4], v[16];
-        for (int i = 0; i < 4; ++i)
-          for (int j = 0; j < 4; ++j) d[i][j] = pix[i][j] ? _mm256_loadu_ps(pix[i][j] + c) : _mm256_setzero_ps();
-        input_transform(d, v, vadd, vsub);
-        for (int xi = 0; xi < 16; ++xi) _mm256_storeu_ps(vt + xi * tb * ic + c, v[xi]);
-      }
-      for (; c < ic; ++c) {
-        float d[4][4], v[16];
-        for (int i = 0; i < 4; ++i)
-          for (int j = 0; j < 4; ++j) d[i][j] = pix[i][j] ? pix[i][j][c] : 0.0f;
-        input_transform(d, v, fadd, fsub);
-        for (int xi = 0; xi < 16; ++xi) vt[xi * tb * ic + c] = v[xi];
-      }
-    }
+    transform_input_block(s, x, t0, t1, tb, V);
 
     // The 16 GEMMs: M[xi] (tiles x oc) = V[xi] (tiles x ic) * U[xi] (ic x oc).
     const long rows = t1 - t0;
@@ -229,6 +257,105 @@ void winograd_conv(const WinoShape& s, const FilterView& f, const float* x, cons
   }, nt);
 }
 
+// W[xi][t - t0][co] = (A e A^T)[xi] for the 2x2 block e of dy (zero beyond the output) of each
+// tile t in [t0, t1); W holds `stride` tiles per transform point.
+void transform_gradient_block(const WinoShape& s, const float* dy, long t0, long t1, long stride, float* W) {
+  const long oc = s.oc, o8 = oc / 8 * 8;
+  const long th = ceil_div(s.oh, 2), tw = ceil_div(s.ow, 2);
+  for (long t = t0; t < t1; ++t) {
+    const long n = t / (th * tw), r = t % (th * tw);
+    const long oy0 = (r / tw) * 2, ox0 = (r % tw) * 2;
+    const float* pix[2][2];
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 2; ++j)
+        pix[i][j] = oy0 + i < s.oh && ox0 + j < s.ow ? dy + ((n * s.oh + oy0 + i) * s.ow + ox0 + j) * oc : nullptr;
+    float* wt = W + (t - t0) * oc;
+    long c = 0;
+    for (; c < o8; c += 8) {
+      __m256 e[2][2], w[16];
+      for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 2; ++j) e[i][j] = pix[i][j] ? _mm256_loadu_ps(pix[i][j] + c) : _mm256_setzero_ps();
+      gradient_transform(e, w, _mm256_setzero_ps(), vadd, vsub);
+      for (int xi = 0; xi < 16; ++xi) _mm256_storeu_ps(wt + xi * stride * oc + c, w[xi]);
+    }
+    for (; c < oc; ++c) {
+      float e[2][2], w[16];
+      for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 2; ++j) e[i][j] = pix[i][j] ? pix[i][j][c] : 0.0f;
+      gradient_transform(e, w, 0.0f, fadd, fsub);
+      for (int xi = 0; xi < 16; ++xi) wt[xi * stride * oc + c] = w[xi];
+    }
+  }
+}
+
+// The filter gradient, the adjoint of winograd_conv: dU[xi] = sum over tiles of V[xi]^T W[xi] (16
+// GEMMs whose reduction runs over the tiles), then dw = G^T dU G per channel pair. As in the
+// direct kernel, the reduction is split in chunks fixed by the problem, each summed into its own
+// partial, and the partials added in a fixed order: bit-identical for any pool of up to 4 threads.
+void winograd_filter_gradient(const WinoShape& s, const float* x, const float* dy, float* dw) {
+  const long ic = s.ic, oc = s.oc, usize = 16 * ic * oc;
+  const long th = ceil_div(s.oh, 2), tw = ceil_div(s.ow, 2);
+  const long ntiles = s.n * th * tw;
+  const int nt = pool_size();
+  // Tiles per block from the cache alone (never the thread count: it fixes the summation order).
+  const long tb = max_l(MR, kBlockFloats / (16 * (ic + oc)) / MR * MR);
+  const long nblocks = ceil_div(ntiles, tb);
+  const long nchunks = max_l(1, min_l(nblocks, max_l(8, 2L * nt)));
+  Scratch partial(nchunks * usize + 16);
+  const long v_floats = 16 * tb * ic, w_floats = 16 * tb * oc;
+  Scratch work((v_floats + w_floats) * nt + 16);
+
+  parallel_for(nchunks, [&](long chunk, int thread) {
+    float* part = partial.p + chunk * usize;
+    std::memset(part, 0, sizeof(float) * usize);
+    float* V = work.p + thread * (v_floats + w_floats);
+    float* W = V + v_floats;
+    for (long b = chunk * nblocks / nchunks; b < (chunk + 1) * nblocks / nchunks; ++b) {
+      const long t0 = b * tb, t1 = min_l(ntiles, t0 + tb);
+      transform_input_block(s, x, t0, t1, tb, V);
+      transform_gradient_block(s, dy, t0, t1, tb, W);
+      const int rows = static_cast<int>(t1 - t0);
+      for (int xi = 0; xi < 16; ++xi) {
+        const float* vx = V + xi * tb * ic;
+        const float* wx = W + xi * tb * oc;
+        float* ux = part + xi * ic * oc;
+        for (long ci = 0; ci < ic; ci += MR) {
+          const int rr = static_cast<int>(min_l(MR, ic - ci));
+          for (long co = 0; co < oc; co += NR) {
+            const int nc = static_cast<int>(min_l(NR, oc - co));
+            outer_block(rr, nc, 1, rows, vx + ci, ic, 0, wx + co, oc, 0, ux + ci * oc + co, oc);
+          }
+        }
+      }
+    }
+  }, nt);
+
+  // Sum the partials (fixed order), then dw = G^T dU G, one input channel per task.
+  parallel_for(ic, [&](long ci, int) {
+    for (long co = 0; co < oc; ++co) {
+      float u[4][4];
+      for (int xi = 0; xi < 16; ++xi) {
+        const long at = (xi * ic + ci) * oc + co;
+        float acc = partial.p[at];
+        for (long c = 1; c < nchunks; ++c) acc += partial.p[c * usize + at];
+        u[xi / 4][xi % 4] = acc;
+      }
+      float t[3][4];
+      for (int j = 0; j < 4; ++j) {
+        t[0][j] = u[0][j] + 0.5f * (u[1][j] + u[2][j]);
+        t[1][j] = 0.5f * (u[1][j] - u[2][j]);
+        t[2][j] = 0.5f * (u[1][j] + u[2][j]) + u[3][j];
+      }
+      for (int i = 0; i < 3; ++i) {
+        float* d = dw + (static_cast<long>(i) * 3 * ic + ci) * oc + co;
+        d[0] = t[i][0] + 0.5f * (t[i][1] + t[i][2]);
+        d[ic * oc] = 0.5f * (t[i][1] - t[i][2]);
+        d[2 * ic * oc] = 0.5f * (t[i][1] + t[i][2]) + t[i][3];
+      }
+    }
+  });
+}
+
 // Below this many channels on either side the transforms cost more than the multiplications they
 // save, and the direct kernel's K (3 x channels per filter row) packs the microkernel better.
 constexpr int kWinogradMinChannels = 8;
@@ -257,6 +384,14 @@ bool conv2d_backprop_input_winograd(const ConvShape& s, const float* dy, const f
   // and padding 2 - pad.
   winograd_conv(WinoShape{s.n, s.oh, s.ow, s.oc, s.ih, s.iw, s.ic, 2 - s.pt, 2 - s.pl},
                 FilterView{w, s.ic, s.oc, true}, dy, nullptr, kActLinear, 0.0f, dx);
+  return true;
+}
+
+bool conv2d_backprop_filter_winograd(const ConvShape& s, const float* x, const float* dy, float* dw) {
+  if (!g_winograd_enabled || s.kh != 3 || s.kw != 3 || s.sh != 1 || s.sw != 1 || s.dh != 1 || s.dw != 1 ||
+      s.ic < kWinogradMinChannels || s.oc < kWinogradMinChannels)
+    return false;
+  winograd_filter_gradient(WinoShape{s.n, s.ih, s.iw, s.ic, s.oh, s.ow, s.oc, s.pt, s.pl}, x, dy, dw);
   return true;
 }
 
