@@ -456,6 +456,17 @@ function nativeSuite(addon: NativeAddon): void {
       expectClose(on(NATIVE_BACKEND, f), on('cpu', f), 'split');
       tf.dispose([a, b, c, d, x]);
     });
+
+    it('reverse along every combination of axes, with its gradient', () => {
+      const x = randn([2, 7, 5, 3]);
+      const wide = randn([1, 3, 4, 70]); // blocks of >= 64 floats take the copy path
+      for (const axes of [[1], [2], [1, 2], [0, 3], [3], [0, 1, 2, 3]]) {
+        compareWithGrads(`reverse ${axes}`, (p) => tf.reverse(p, axes), [x]);
+        const g = () => tf.reverse(wide, axes.filter((a) => a !== 3));
+        if (axes.some((a) => a !== 3)) expectClose(on(NATIVE_BACKEND, g), on('cpu', g), `reverse wide ${axes}`);
+      }
+      tf.dispose([x, wide]);
+    });
   });
 
   describe('threads and bookkeeping', () => {

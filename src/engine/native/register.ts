@@ -658,6 +658,38 @@ function splitV(addon: NativeAddon, { inputs, backend, attrs = {} }: KernelArgs)
   return outs;
 }
 
+/**
+ * Reverse along any axes, a block of the trailing unreversed axes at a time. tfjs' cpu kernel
+ * computes coordinates per element (about 190 ms for a 512² image: test-time augmentation flips
+ * every tile and every output).
+ */
+function reverse({ inputs, backend, attrs = {} }: KernelArgs): TensorInfo | null {
+  const { x } = inputs;
+  const xv = values(backend, x);
+  if (!xv || xv.length === 0) return null;
+  const shape = x.shape;
+  const axes = new Set(util.parseAxisParam(attrs.dims as number | number[], shape));
+  if (axes.size === 0) return null;
+  const last = Math.max(...axes);
+  const inner = sizeOf(shape.slice(last + 1));
+  const strides = shape.map((_, d) => sizeOf(shape.slice(d + 1)));
+  const out = allocOutput(backend, xv.length);
+  const walk = (d: number, src: number, dst: number): void => {
+    const n = shape[d];
+    const stride = strides[d];
+    const flipped = axes.has(d);
+    for (let i = 0; i < n; i++) {
+      const s = src + (flipped ? n - 1 - i : i) * stride;
+      const t = dst + i * stride;
+      if (d < last) walk(d + 1, s, t);
+      else if (inner < 64) for (let k = 0; k < inner; k++) out[t + k] = xv[s + k];
+      else out.set(xv.subarray(s, s + inner), t);
+    }
+  };
+  walk(0, 0, 0);
+  return output(backend, [...shape], out);
+}
+
 // --- the table ---------------------------------------------------------------------------------
 
 function nativeKernels(addon: NativeAddon): Map<string, KernelFunc> {
@@ -695,6 +727,7 @@ function nativeKernels(addon: NativeAddon): Map<string, KernelFunc> {
     Concat: (a) => concat(addon, a),
     Slice: (a) => slice(addon, a),
     SplitV: (a) => splitV(addon, a),
+    Reverse: reverse,
   };
   const table = new Map<string, KernelFunc>();
   for (const [name, impl] of Object.entries(fast)) {
