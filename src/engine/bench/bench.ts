@@ -1,5 +1,5 @@
 /**
- * `npm run -s bench -- [--json] [--peer] [--steps n]`: times DESIGN.md's reference U-Net on the
+ * `npm run -s bench -- [--json] [--peer] [--steps n] [--conv direct]`: times DESIGN.md's reference U-Net on the
  * chosen backend — training and inference at batch 8 on 128x128 inputs after warm-up, and one
  * 512x512 proposal end to end — and, with --peer, PyTorch on the same network in the same run,
  * reporting the ratios (absolute figures drift with whatever else the machine runs). It also times
@@ -16,6 +16,7 @@ import { classMap, predictImage } from '../infer/predict';
 import { prepareImage } from '../input';
 import { convolutionFlops, REFERENCE_UNET, UNet } from '../model/unet';
 import { describeCpu } from './cpu';
+import { loadNativeAddon } from '../native/index';
 import { syntheticNuclei } from '../../imaging/synthetic';
 import { REFERENCE_BATCH, REFERENCE_INPUT, referenceThroughput } from './throughput';
 
@@ -26,12 +27,17 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '20' },
     warmup: { type: 'string', default: '3' },
     python: { type: 'string', default: '/usr/bin/python3' },
+    // 3x3 stride-1 convolutions of the native backend: 'winograd' (what the product runs) or
+    // 'direct', to measure what Winograd buys.
+    conv: { type: 'string', default: 'winograd' },
   },
 });
+if (args.conv !== 'winograd' && args.conv !== 'direct') throw new Error(`--conv takes winograd or direct, not ${args.conv}`);
 const steps = Number(args.steps);
 const warmup = Number(args.warmup);
 
 const info = await initEngine({ log: !args.json });
+if (info.choice === 'native') loadNativeAddon().addon?.setWinograd(args.conv === 'winograd');
 const model = UNet.create(REFERENCE_UNET, 1);
 const { trainImagesPerSecond, predictImagesPerSecond } = await referenceThroughput(model, { steps, warmup });
 const normed = UNet.create({ ...REFERENCE_UNET, norm: 'batch' }, 1);
@@ -75,6 +81,7 @@ const trainGflops = (trainImagesPerSecond * 3 * forwardFlops) / 1e9;
 const result: Record<string, unknown> = {
   backend: info.choice,
   threads: info.threads,
+  conv: info.choice === 'native' ? args.conv : undefined,
   cpu,
   forwardGflopPerImage: round(forwardFlops / 1e9, 3),
   trainGflops: round(trainGflops),
@@ -108,7 +115,7 @@ if (args.peer) {
 
 if (!args.json) {
   const rows: Array<[string, string]> = [
-    ['backend', `${info.choice} (${info.threads} threads)`],
+    ['backend', `${info.choice} (${info.threads} threads${info.choice === 'native' ? `, ${args.conv} 3x3 convolutions` : ''})`],
     ['CPU', `${cpu.model} (${cpu.vendor}${cpu.family !== undefined ? ` family ${cpu.family} model ${cpu.modelNumber}` : ''}), ${cpu.vectors}, ${cpu.cores} cores at ${cpu.ghz.toFixed(2)} GHz`],
     ['nominal peak (GFLOP/s, FP32)', `${round(cpu.peakGflops)} (${cpu.flopsPerCycle} FLOP/cycle/core)`],
     ['train GFLOP/s, direct-convolution count (share of peak)', `${round(trainGflops)} (${round(trainGflops / cpu.peakGflops, 3)})`],
