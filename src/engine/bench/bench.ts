@@ -1,10 +1,12 @@
 /**
- * `npm run -s bench -- [--json] [--peer] [--steps n] [--conv direct]`: times DESIGN.md's reference U-Net on the
+ * `npm run -s bench -- [--json] [--peer] [--steps n] [--conv direct] [--prelabel <folder>]`: times DESIGN.md's reference U-Net on the
  * chosen backend — training and inference at batch 8 on 128x128 inputs after warm-up, and one
  * 512x512 proposal end to end — and, with --peer, PyTorch on the same network in the same run,
  * reporting the ratios (absolute figures drift with whatever else the machine runs). It also times
  * the same network with batch normalisation, the shape maskloop trains, against the plain one, and
  * names the CPU with its nominal peak, so throughput reads as GFLOP/s and a share of that peak.
+ * With --prelabel it also prelabels a real folder as `maskloop prelabel` does, in a process of its
+ * own (src/cli/tools/prelabel-speed.ts), and reports its megapixels per second and peak memory.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -30,6 +32,7 @@ const { values: args } = parseArgs({
     // 3x3 stride-1 convolutions of the native backend: 'winograd' (what the product runs) or
     // 'direct', to measure what Winograd buys.
     conv: { type: 'string', default: 'winograd' },
+    prelabel: { type: 'string' },
   },
 });
 if (args.conv !== 'winograd' && args.conv !== 'direct') throw new Error(`--conv takes winograd or direct, not ${args.conv}`);
@@ -113,6 +116,8 @@ if (args.peer) {
   }
 }
 
+if (args.prelabel) result.prelabel = runPrelabel(args.prelabel);
+
 if (!args.json) {
   const rows: Array<[string, string]> = [
     ['backend', `${info.choice} (${info.threads} threads${info.choice === 'native' ? `, ${args.conv} 3x3 convolutions` : ''})`],
@@ -141,6 +146,10 @@ if (!args.json) {
   } else if (result.peer) {
     rows.push(['peer', `not measured: ${(result.peer as { error: string }).error}`]);
   }
+  if (result.prelabel) {
+    const p = result.prelabel as Record<string, number | string>;
+    rows.push(['error' in p ? 'prelabel' : `prelabel ${p.folder}`, 'error' in p ? `not measured: ${p.error}` : `${p.images} images, ${p.megapixelsPerSecond} MP/s, peak RSS ${p.peakRssMB} MB`]);
+  }
   const w = Math.max(...rows.map(([k]) => k.length));
   for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);
 }
@@ -152,6 +161,15 @@ function runPeer(script: string, threads: number): Record<string, number | strin
   if (run.status !== 0) return { error: (run.stderr || `exit ${run.status}`).trim().split('\n').pop() as string };
   const last = run.stdout.trim().split('\n').pop() as string;
   return JSON.parse(last);
+}
+
+/** `maskloop prelabel` of a real folder, timed in a child process so that its peak memory is its own. */
+function runPrelabel(folder: string): Record<string, number | string> | { error: string } {
+  const tool = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'tools', 'prelabel-speed.ts');
+  const tsx = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'node_modules', '.bin', 'tsx');
+  const run = spawnSync(tsx, [tool, folder], { encoding: 'utf8', env: { ...process.env, MASKLOOP_THREADS: String(info.threads) } });
+  if (run.status !== 0) return { error: (run.stderr || `exit ${run.status}`).trim().split('\n').pop() as string };
+  return JSON.parse(run.stdout.trim().split('\n').pop() as string);
 }
 
 function round(v: number, digits = 1): number {
