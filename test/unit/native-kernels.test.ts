@@ -138,12 +138,17 @@ function nativeSuite(addon: NativeAddon): void {
       [[1, 9, 9, 4], [4, 4, 4, 6], 1, 'same'], // even kernel: asymmetric 'same' padding
       [[1, 8, 10, 3], [3, 3, 3, 1], 1, 1], // numeric padding, one output channel
       [[2, 5, 5, 24], [3, 3, 24, 40], 1, 'same'],
-      // 3x3 stride 1 with >= 8 channels each side: the Winograd path. Odd sizes leave half tiles;
-      // channel counts off multiples of 8 take the vector tails; 'valid' and padding 2 move the
-      // tiles against the image; 520 input channels split the transform-domain GEMMs' K.
+      // 3x3 stride 1 with >= 8 channels each side: the Winograd path, F(2x2) on outputs under 8
+      // pixels a side and F(4x4) from 8. Sizes off the tile leave partial tiles; channel counts
+      // off multiples of 8 take the vector tails; 'valid' and padding 2 move the tiles against
+      // the image; 520 input channels split the transform-domain GEMMs' K; 128 channels sum
+      // many of F(4x4)'s larger terms.
       [[2, 9, 7, 11], [3, 3, 11, 13], 1, 'valid'],
       [[1, 6, 5, 9], [3, 3, 9, 8], 1, 2],
       [[1, 5, 6, 520], [3, 3, 520, 9], 1, 'same'],
+      [[2, 13, 11, 12], [3, 3, 12, 9], 1, 'valid'],
+      [[1, 10, 9, 520], [3, 3, 520, 10], 1, 'same'],
+      [[1, 17, 18, 128], [3, 3, 128, 24], 1, 'same'],
     ];
     for (const [xs, ws, strides, pad] of cases) {
       it(`x ${xs} filter ${ws} strides ${strides} pad ${JSON.stringify(pad)}: value and both gradients`, () => {

@@ -1,21 +1,26 @@
-// 3x3 convolutions with stride 1 by Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray 2016).
+// 3x3 convolutions with stride 1 by Winograd's minimal filtering (Lavin & Gray 2016).
 //
-// Each 2x2 block of outputs ("tile") is computed from the 4x4 input patch under it:
+// Each m x m block of outputs ("tile") is computed from the (m+2) x (m+2) input patch d under it:
 //   Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A
-// so that the channel reduction becomes 16 independent GEMMs, one per point xi of the 4x4
-// transform domain: M[xi][tile][cout] = sum over cin of V[xi][tile][cin] * U[xi][cin][cout]. That is
-// 16 multiply-adds per 4 outputs where direct convolution needs 36: 2.25x fewer. The transforms
-// only add and subtract (G has halves), so the result stays within a few ulp of the direct sum.
+// so that the channel reduction becomes (m+2)^2 independent GEMMs, one per point xi of the
+// transform domain: M[xi][tile][cout] = sum over cin of V[xi][tile][cin] * U[xi][cin][cout].
+// F(2x2, 3x3) needs 16 multiply-adds per 4 outputs and F(4x4, 3x3) 36 per 16, where direct
+// convolution needs 9 per output: 2.25x and 4x fewer. F(2x2)'s transforms only add and subtract
+// (G has halves), so its result stays within a few ulp of the direct sum; F(4x4)'s use factors up
+// to 8 and lose about one more decimal digit, which is still far inside the engine's tolerance
+// (1e-4 of the output's scale, tested against tfjs' cpu backend).
 //
 // Tiles are processed in blocks small enough that a block's V and M stay in L2: input transform,
-// the 16 GEMMs on the shared microkernel, output transform with bias and activation, then the
-// next block. Each output is computed by exactly one block in a fixed order, so results are
+// the GEMMs on the shared microkernel, output transform with bias and activation, then the next
+// block. Each output is computed by exactly one block in a fixed order, so results are
 // bit-identical for every thread count.
 //
 // The input gradient of a stride-1 3x3 convolution is itself one (of dy, with the filter rotated
 // by 180 degrees and its channel axes swapped, and padding 2 - pad), so it shares the forward
 // code. The filter gradient is the forward's adjoint: the same input transform, dy taken back
 // through the output transform's transpose, and a GEMM per transform point that sums over tiles.
+// It uses F(2x2): its reduction runs over every pixel of the batch, where F(4x4)'s larger factors
+// would cost accuracy that the forward's short reductions do not notice.
 #include <cstring>
 
 #include "driver.h"
@@ -28,6 +33,97 @@ namespace {
 constexpr long kWinoChunkK = 512;
 // Floats of V and M one block may hold: well within a 512 KB L2 next to B panels.
 constexpr long kBlockFloats = 1L << 16;
+
+// Arithmetic on one float, or on 8 channels in a vector, for the transforms.
+struct VecOps {
+  using T = __m256;
+  static T zero() { return _mm256_setzero_ps(); }
+  static T add(T a, T b) { return _mm256_add_ps(a, b); }
+  static T sub(T a, T b) { return _mm256_sub_ps(a, b); }
+  static T mul(float k, T a) { return _mm256_mul_ps(_mm256_set1_ps(k), a); }
+  static T fma(float k, T a, T b) { return _mm256_fmadd_ps(_mm256_set1_ps(k), a, b); }  // k * a + b
+};
+struct FloatOps {
+  using T = float;
+  static T zero() { return 0.0f; }
+  static T add(T a, T b) { return a + b; }
+  static T sub(T a, T b) { return a - b; }
+  static T mul(float k, T a) { return k * a; }
+  static T fma(float k, T a, T b) { return k * a + b; }
+};
+
+// The 1-D transforms of F(m, 3), each applied along columns and then rows for 2-D. s is the
+// stride between the elements of one line, in and out alike.
+//   input:    B^T, (m+2) -> (m+2)     output:   A^T, (m+2) -> m     filter: G, 3 -> (m+2)
+//   gradient: A,   m -> (m+2)          filter gradient: G^T, (m+2) -> 3
+struct F2 {
+  static constexpr int m = 2, a = 4;
+  template <class O, class T>
+  static void input(const T* d, int s, T* o) {
+    o[0] = O::sub(d[0], d[2 * s]);
+    o[s] = O::add(d[s], d[2 * s]);
+    o[2 * s] = O::sub(d[2 * s], d[s]);
+    o[3 * s] = O::sub(d[s], d[3 * s]);
+  }
+  template <class O, class T>
+  static void output(const T* d, int s, T* o) {
+    o[0] = O::add(O::add(d[0], d[s]), d[2 * s]);
+    o[s] = O::sub(O::sub(d[s], d[2 * s]), d[3 * s]);
+  }
+  static void filter(const float* g, int s, float* o) {
+    o[0] = g[0];
+    o[s] = 0.5f * (g[0] + g[s] + g[2 * s]);
+    o[2 * s] = 0.5f * (g[0] - g[s] + g[2 * s]);
+    o[3 * s] = g[2 * s];
+  }
+  template <class O, class T>
+  static void gradient(const T* e, int s, T* o) {
+    o[0] = e[0];
+    o[s] = O::add(e[0], e[s]);
+    o[2 * s] = O::sub(e[0], e[s]);
+    o[3 * s] = O::sub(O::zero(), e[s]);
+  }
+  static void filter_gradient(const float* u, int s, float* o) {
+    o[0] = u[0] + 0.5f * (u[s] + u[2 * s]);
+    o[s] = 0.5f * (u[s] - u[2 * s]);
+    o[2 * s] = 0.5f * (u[s] + u[2 * s]) + u[3 * s];
+  }
+};
+
+struct F4 {
+  static constexpr int m = 4, a = 6;
+  template <class O, class T>
+  static void input(const T* d, int s, T* o) {
+    // Shared partial sums of B^T's rows (4 -5 . 1 / -4 -4 1 1 / 4 -4 -1 1 / -2 -1 2 1 / 2 -1 -2 1 / 4 . -5 . 1).
+    const T p = O::fma(-4.0f, d[2 * s], d[4 * s]);  // d4 - 4 d2
+    const T q = O::fma(-4.0f, d[s], d[3 * s]);      // d3 - 4 d1
+    const T r = O::sub(d[4 * s], d[2 * s]);         // d4 - d2
+    const T t = O::mul(2.0f, O::sub(d[3 * s], d[s]));  // 2 (d3 - d1)
+    o[0] = O::fma(4.0f, d[0], O::fma(-5.0f, d[2 * s], d[4 * s]));
+    o[s] = O::add(p, q);
+    o[2 * s] = O::sub(p, q);
+    o[3 * s] = O::add(r, t);
+    o[4 * s] = O::sub(r, t);
+    o[5 * s] = O::fma(4.0f, d[s], O::fma(-5.0f, d[3 * s], d[5 * s]));
+  }
+  template <class O, class T>
+  static void output(const T* d, int s, T* o) {
+    const T p = O::add(d[s], d[2 * s]), q = O::sub(d[s], d[2 * s]);
+    const T r = O::add(d[3 * s], d[4 * s]), t = O::sub(d[3 * s], d[4 * s]);
+    o[0] = O::add(O::add(d[0], p), r);
+    o[s] = O::fma(2.0f, t, q);
+    o[2 * s] = O::fma(4.0f, r, p);
+    o[3 * s] = O::add(O::fma(8.0f, t, q), d[5 * s]);
+  }
+  static void filter(const float* g, int s, float* o) {
+    o[0] = g[0] / 4;
+    o[s] = -(g[0] + g[s] + g[2 * s]) / 6;
+    o[2 * s] = -(g[0] - g[s] + g[2 * s]) / 6;
+    o[3 * s] = g[0] / 24 + g[s] / 12 + g[2 * s] / 6;
+    o[4 * s] = g[0] / 24 - g[s] / 12 + g[2 * s] / 6;
+    o[5 * s] = g[2 * s];
+  }
+};
 
 struct WinoShape {
   long n, ih, iw, ic;  // the input the tiles read
@@ -47,135 +143,89 @@ struct FilterView {
   }
 };
 
-// U[xi][ci][co] = (G g G^T)[xi] for G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]].
+// U[xi][ci][co] = (G g G^T)[xi].
+template <class F>
 void transform_filter(const FilterView& f, long ic, long oc, float* u) {
+  constexpr int a = F::a;
   parallel_for(ic, [&](long ci, int) {
     for (long co = 0; co < oc; ++co) {
-      float g[3][3], t[4][3];
+      float g[3][3], t[a][3], r[a][a];
       for (int kh = 0; kh < 3; ++kh)
         for (int kw = 0; kw < 3; ++kw) g[kh][kw] = f.at(kh, kw, ci, co);
-      for (int j = 0; j < 3; ++j) {
-        t[0][j] = g[0][j];
-        t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
-        t[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
-        t[3][j] = g[2][j];
-      }
-      for (int i = 0; i < 4; ++i) {
-        const float r[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]), 0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
-        for (int j = 0; j < 4; ++j) u[((i * 4 + j) * ic + ci) * oc + co] = r[j];
-      }
+      for (int j = 0; j < 3; ++j) F::filter(&g[0][j], 3, &t[0][j]);
+      for (int i = 0; i < a; ++i) F::filter(&t[i][0], 1, &r[i][0]);
+      for (int xi = 0; xi < a * a; ++xi) u[(xi * ic + ci) * oc + co] = r[xi / a][xi % a];
     }
   });
 }
 
-// B^T d B for B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], on any type with
-// + and - (8 channels in a vector, or one float for the channel tail).
-template <class T, class Add, class Sub>
-inline void input_transform(const T d[4][4], T v[16], Add add, Sub sub) {
-  T e[4][4];
-  for (int j = 0; j < 4; ++j) {
-    e[0][j] = sub(d[0][j], d[2][j]);
-    e[1][j] = add(d[1][j], d[2][j]);
-    e[2][j] = sub(d[2][j], d[1][j]);
-    e[3][j] = sub(d[1][j], d[3][j]);
+// Tile t's coordinates: image n, first output row and column.
+struct TileGrid {
+  long th, tw;
+  TileGrid(const WinoShape& s, int m) : th(ceil_div(s.oh, m)), tw(ceil_div(s.ow, m)) {}
+  long count(const WinoShape& s) const { return s.n * th * tw; }
+  void at(long t, int m, long* n, long* oy, long* ox) const {
+    *n = t / (th * tw);
+    const long r = t % (th * tw);
+    *oy = (r / tw) * m;
+    *ox = (r % tw) * m;
   }
-  for (int i = 0; i < 4; ++i) {
-    v[i * 4 + 0] = sub(e[i][0], e[i][2]);
-    v[i * 4 + 1] = add(e[i][1], e[i][2]);
-    v[i * 4 + 2] = sub(e[i][2], e[i][1]);
-    v[i * 4 + 3] = sub(e[i][1], e[i][3]);
-  }
-}
+};
 
-// A^T m A for A^T = [[1, 1, 1, 0], [0, 1, -1, -1]].
-template <class T, class Add, class Sub>
-inline void output_transform(const T m[16], T y[2][2], Add add, Sub sub) {
-  T s[2][4];
-  for (int j = 0; j < 4; ++j) {
-    s[0][j] = add(add(m[j], m[4 + j]), m[8 + j]);
-    s[1][j] = sub(sub(m[4 + j], m[8 + j]), m[12 + j]);
-  }
-  for (int i = 0; i < 2; ++i) {
-    y[i][0] = add(add(s[i][0], s[i][1]), s[i][2]);
-    y[i][1] = sub(sub(s[i][1], s[i][2]), s[i][3]);
-  }
-}
-
-// A e A^T for A = [[1, 0], [1, 1], [1, -1], [0, -1]]: a 2x2 block of output gradients taken back
-// to the transform domain (the adjoint of output_transform).
-template <class T, class Add, class Sub>
-inline void gradient_transform(const T e[2][2], T w[16], T zero, Add add, Sub sub) {
-  T r[4][2];
-  for (int j = 0; j < 2; ++j) {
-    r[0][j] = e[0][j];
-    r[1][j] = add(e[0][j], e[1][j]);
-    r[2][j] = sub(e[0][j], e[1][j]);
-    r[3][j] = sub(zero, e[1][j]);
-  }
-  for (int i = 0; i < 4; ++i) {
-    w[i * 4 + 0] = r[i][0];
-    w[i * 4 + 1] = add(r[i][0], r[i][1]);
-    w[i * 4 + 2] = sub(r[i][0], r[i][1]);
-    w[i * 4 + 3] = sub(zero, r[i][1]);
-  }
-}
-
-const auto vadd = [](__m256 a, __m256 b) { return _mm256_add_ps(a, b); };
-const auto vsub = [](__m256 a, __m256 b) { return _mm256_sub_ps(a, b); };
-const auto fadd = [](float a, float b) { return a + b; };
-const auto fsub = [](float a, float b) { return a - b; };
-
-// V[xi][t - t0][ci] = (B^T d B)[xi] for the 4x4 input patch d under each tile t in [t0, t1); V
-// holds `stride` tiles per transform point.
+// V[xi][t - t0][ci] = (B^T d B)[xi] for the input patch d under each tile t in [t0, t1); V holds
+// `stride` tiles per transform point.
+template <class F>
 void transform_input_block(const WinoShape& s, const float* x, long t0, long t1, long stride, float* V) {
+  constexpr int a = F::a;
   const long ic = s.ic, c8 = ic / 8 * 8;
-  const long th = ceil_div(s.oh, 2), tw = ceil_div(s.ow, 2);
+  const TileGrid grid(s, F::m);
   for (long t = t0; t < t1; ++t) {
-    const long n = t / (th * tw), r = t % (th * tw);
-    const long iy0 = (r / tw) * 2 - s.pt, ix0 = (r % tw) * 2 - s.pl;
+    long n, oy, ox;
+    grid.at(t, F::m, &n, &oy, &ox);
+    const long iy0 = oy - s.pt, ix0 = ox - s.pl;
     const float* img = x + n * s.ih * s.iw * ic;
-    const float* pix[4][4];  // null where the patch leaves the image (zero padding)
-    for (int i = 0; i < 4; ++i)
-      for (int j = 0; j < 4; ++j) {
+    const float* pix[a][a];  // null where the patch leaves the image (zero padding)
+    for (int i = 0; i < a; ++i)
+      for (int j = 0; j < a; ++j) {
         const long yy = iy0 + i, xx = ix0 + j;
         pix[i][j] = yy >= 0 && yy < s.ih && xx >= 0 && xx < s.iw ? img + (yy * s.iw + xx) * ic : nullptr;
       }
     float* vt = V + (t - t0) * ic;
+    auto one = [&](auto ops, long c, auto load, auto store) {
+      using O = decltype(ops);
+      typename O::T d[a][a], e[a][a], v[a][a];
+      for (int i = 0; i < a; ++i)
+        for (int j = 0; j < a; ++j) d[i][j] = pix[i][j] ? load(pix[i][j] + c) : O::zero();
+      for (int j = 0; j < a; ++j) F::template input<O>(&d[0][j], a, &e[0][j]);
+      for (int i = 0; i < a; ++i) F::template input<O>(&e[i][0], 1, &v[i][0]);
+      for (int xi = 0; xi < a * a; ++xi) store(vt + xi * stride * ic + c, v[xi / a][xi % a]);
+    };
     long c = 0;
-    for (; c < c8; c += 8) {
-      __m256 d[4][4], v[16];
-      for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 4; ++j) d[i][j] = pix[i][j] ? _mm256_loadu_ps(pix[i][j] + c) : _mm256_setzero_ps();
-      input_transform(d, v, vadd, vsub);
-      for (int xi = 0; xi < 16; ++xi) _mm256_storeu_ps(vt + xi * stride * ic + c, v[xi]);
-    }
-    for (; c < ic; ++c) {
-      float d[4][4], v[16];
-      for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 4; ++j) d[i][j] = pix[i][j] ? pix[i][j][c] : 0.0f;
-      input_transform(d, v, fadd, fsub);
-      for (int xi = 0; xi < 16; ++xi) vt[xi * stride * ic + c] = v[xi];
-    }
+    for (; c < c8; c += 8)
+      one(VecOps{}, c, [](const float* p) { return _mm256_loadu_ps(p); }, [](float* p, __m256 v) { _mm256_storeu_ps(p, v); });
+    for (; c < ic; ++c) one(FloatOps{}, c, [](const float* p) { return *p; }, [](float* p, float v) { *p = v; });
   }
 }
 
+template <class F>
 void winograd_conv(const WinoShape& s, const FilterView& f, const float* x, const float* bias, int act,
                    float alpha, float* y) {
+  constexpr int m = F::m, a = F::a, points = a * a;
   const long ic = s.ic, oc = s.oc;
-  const long th = ceil_div(s.oh, 2), tw = ceil_div(s.ow, 2);
-  const long ntiles = s.n * th * tw;
+  const TileGrid grid(s, m);
+  const long ntiles = grid.count(s);
   if (ntiles == 0 || oc == 0) return;
   const int nt = pool_size();
 
   // Transformed filter, packed per transform point for the microkernel.
-  Scratch umem(16 * ic * oc + 16);
-  transform_filter(f, ic, oc, umem.p);
+  Scratch umem(points * ic * oc + 16);
+  transform_filter<F>(f, ic, oc, umem.p);
   const long pb_floats = PackedB::floats(static_cast<int>(ic), static_cast<int>(oc));
-  Scratch bmem(16 * pb_floats + 16);
-  PackedB pb[16];
+  Scratch bmem(points * pb_floats + 16);
+  PackedB pb[points];
   {
     const float** krow = new const float*[ic];
-    for (int xi = 0; xi < 16; ++xi) {
+    for (int xi = 0; xi < points; ++xi) {
       for (long ci = 0; ci < ic; ++ci) krow[ci] = umem.p + (xi * ic + ci) * oc;
       pb[xi] = pack_b(krow, 1, static_cast<int>(ic), static_cast<int>(oc), bmem.p + xi * pb_floats);
     }
@@ -184,10 +234,10 @@ void winograd_conv(const WinoShape& s, const FilterView& f, const float* x, cons
 
   // Tiles per block: V and M within kBlockFloats, a whole number of microkernel rows, and at
   // least four blocks per thread when the layer is small enough to need it.
-  long tb = max_l(MR, kBlockFloats / (16 * (ic + oc)) / MR * MR);
+  long tb = max_l(MR, kBlockFloats / (points * (ic + oc)) / MR * MR);
   tb = min_l(tb, max_l(MR, ceil_div(ceil_div(ntiles, 4L * nt), MR) * MR));
   const long nblocks = ceil_div(ntiles, tb);
-  const long v_floats = 16 * tb * ic, m_floats = 16 * tb * oc;
+  const long v_floats = points * tb * ic, m_floats = points * tb * oc;
   Scratch work((v_floats + m_floats) * nt + 16);
   const int nchunks = static_cast<int>(ceil_div(ic, kWinoChunkK));
   const long o8 = oc / 8 * 8;
@@ -197,12 +247,11 @@ void winograd_conv(const WinoShape& s, const FilterView& f, const float* x, cons
     float* V = work.p + thread * (v_floats + m_floats);
     float* M = V + v_floats;
     const long t0 = block * tb, t1 = min_l(ntiles, t0 + tb);
+    transform_input_block<F>(s, x, t0, t1, tb, V);
 
-    transform_input_block(s, x, t0, t1, tb, V);
-
-    // The 16 GEMMs: M[xi] (tiles x oc) = V[xi] (tiles x ic) * U[xi] (ic x oc).
+    // The GEMMs: M[xi] (tiles x oc) = V[xi] (tiles x ic) * U[xi] (ic x oc).
     const long rows = t1 - t0;
-    for (int xi = 0; xi < 16; ++xi) {
+    for (int xi = 0; xi < points; ++xi) {
       const float* vx = V + xi * tb * ic;
       float* mx = M + xi * tb * oc;
       for (int chunk = 0; chunk < nchunks; ++chunk) {
@@ -210,12 +259,12 @@ void winograd_conv(const WinoShape& s, const FilterView& f, const float* x, cons
         const int klen = static_cast<int>(min_l(kWinoChunkK, ic - k0));
         for (int p = 0; p < pb[xi].npanels; ++p) {
           const float* b = pb[xi].panel(p) + k0 * pb[xi].width(p);
-          for (long m = 0; m < rows; m += MR) {
-            const int mr = static_cast<int>(min_l(MR, rows - m));
+          for (long r0 = 0; r0 < rows; r0 += MR) {
+            const int mr = static_cast<int>(min_l(MR, rows - r0));
             const float* ap[MR];
             float* cp[MR];
             for (int r = 0; r < MR; ++r) {
-              const long row = r < mr ? m + r : m;  // rows past the block repeat a valid one
+              const long row = r < mr ? r0 + r : r0;  // rows past the block repeat a valid one
               ap[r] = vx + row * ic + k0;
               cp[r] = mx + row * oc + static_cast<long>(p) * NR;
             }
@@ -225,34 +274,31 @@ void winograd_conv(const WinoShape& s, const FilterView& f, const float* x, cons
       }
     }
 
-    // Output transform, bias and activation: y at the tile's (up to) 2x2 outputs.
+    // Output transform, bias and activation: y at the tile's (up to) m x m outputs.
     for (long t = t0; t < t1; ++t) {
-      const long n = t / (th * tw), r = t % (th * tw);
-      const long oy0 = (r / tw) * 2, ox0 = (r % tw) * 2;
-      const bool in[2][2] = {{true, ox0 + 1 < s.ow}, {oy0 + 1 < s.oh, oy0 + 1 < s.oh && ox0 + 1 < s.ow}};
-      float* out[2][2];
-      for (int i = 0; i < 2; ++i)
-        for (int j = 0; j < 2; ++j) out[i][j] = y + ((n * s.oh + oy0 + i) * s.ow + ox0 + j) * oc;
+      long n, oy, ox;
+      grid.at(t, m, &n, &oy, &ox);
+      const int rows_in = static_cast<int>(min_l(m, s.oh - oy)), cols_in = static_cast<int>(min_l(m, s.ow - ox));
+      float* out = y + ((n * s.oh + oy) * s.ow + ox) * oc;
       const float* mt = M + (t - t0) * oc;
+      auto one = [&](auto ops, long c, auto load, auto finish) {
+        using O = decltype(ops);
+        typename O::T d[a][a], e[m][a], v[m][m];
+        for (int xi = 0; xi < points; ++xi) d[xi / a][xi % a] = load(mt + xi * tb * oc + c);
+        for (int j = 0; j < a; ++j) F::template output<O>(&d[0][j], a, &e[0][j]);
+        for (int i = 0; i < m; ++i) F::template output<O>(&e[i][0], 1, &v[i][0]);
+        for (int i = 0; i < rows_in; ++i)
+          for (int j = 0; j < cols_in; ++j) finish(out + (i * s.ow + j) * oc + c, v[i][j], c);
+      };
       long c = 0;
-      for (; c < o8; c += 8) {
-        __m256 m[16], v[2][2];
-        for (int xi = 0; xi < 16; ++xi) m[xi] = _mm256_loadu_ps(mt + xi * tb * oc + c);
-        output_transform(m, v, vadd, vsub);
-        const __m256 b = bias ? _mm256_loadu_ps(bias + c) : _mm256_setzero_ps();
-        for (int i = 0; i < 2; ++i)
-          for (int j = 0; j < 2; ++j)
-            if (in[i][j]) _mm256_storeu_ps(out[i][j] + c, activate(_mm256_add_ps(v[i][j], b), act, valpha));
-      }
-      for (; c < oc; ++c) {
-        float m[16], v[2][2];
-        for (int xi = 0; xi < 16; ++xi) m[xi] = mt[xi * tb * oc + c];
-        output_transform(m, v, fadd, fsub);
-        const float b = bias ? bias[c] : 0.0f;
-        for (int i = 0; i < 2; ++i)
-          for (int j = 0; j < 2; ++j)
-            if (in[i][j]) out[i][j][c] = activate1(v[i][j] + b, act, alpha);
-      }
+      for (; c < o8; c += 8)
+        one(VecOps{}, c, [](const float* p) { return _mm256_loadu_ps(p); }, [&](float* p, __m256 v, long cc) {
+          const __m256 b = bias ? _mm256_loadu_ps(bias + cc) : _mm256_setzero_ps();
+          _mm256_storeu_ps(p, activate(_mm256_add_ps(v, b), act, valpha));
+        });
+      for (; c < oc; ++c)
+        one(FloatOps{}, c, [](const float* p) { return *p; },
+            [&](float* p, float v, long cc) { *p = activate1(v + (bias ? bias[cc] : 0.0f), act, alpha); });
     }
   }, nt);
 }
@@ -260,49 +306,50 @@ void winograd_conv(const WinoShape& s, const FilterView& f, const float* x, cons
 // W[xi][t - t0][co] = (A e A^T)[xi] for the 2x2 block e of dy (zero beyond the output) of each
 // tile t in [t0, t1); W holds `stride` tiles per transform point.
 void transform_gradient_block(const WinoShape& s, const float* dy, long t0, long t1, long stride, float* W) {
+  using F = F2;
+  constexpr int m = F::m, a = F::a;
   const long oc = s.oc, o8 = oc / 8 * 8;
-  const long th = ceil_div(s.oh, 2), tw = ceil_div(s.ow, 2);
+  const TileGrid grid(s, m);
   for (long t = t0; t < t1; ++t) {
-    const long n = t / (th * tw), r = t % (th * tw);
-    const long oy0 = (r / tw) * 2, ox0 = (r % tw) * 2;
-    const float* pix[2][2];
-    for (int i = 0; i < 2; ++i)
-      for (int j = 0; j < 2; ++j)
-        pix[i][j] = oy0 + i < s.oh && ox0 + j < s.ow ? dy + ((n * s.oh + oy0 + i) * s.ow + ox0 + j) * oc : nullptr;
+    long n, oy, ox;
+    grid.at(t, m, &n, &oy, &ox);
+    const float* pix[m][m];
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < m; ++j)
+        pix[i][j] = oy + i < s.oh && ox + j < s.ow ? dy + ((n * s.oh + oy + i) * s.ow + ox + j) * oc : nullptr;
     float* wt = W + (t - t0) * oc;
+    auto one = [&](auto ops, long c, auto load, auto store) {
+      using O = decltype(ops);
+      typename O::T e[m][m], r[a][m], w[a][a];
+      for (int i = 0; i < m; ++i)
+        for (int j = 0; j < m; ++j) e[i][j] = pix[i][j] ? load(pix[i][j] + c) : O::zero();
+      for (int j = 0; j < m; ++j) F::gradient<O>(&e[0][j], m, &r[0][j]);
+      for (int i = 0; i < a; ++i) F::gradient<O>(&r[i][0], 1, &w[i][0]);
+      for (int xi = 0; xi < a * a; ++xi) store(wt + xi * stride * oc + c, w[xi / a][xi % a]);
+    };
     long c = 0;
-    for (; c < o8; c += 8) {
-      __m256 e[2][2], w[16];
-      for (int i = 0; i < 2; ++i)
-        for (int j = 0; j < 2; ++j) e[i][j] = pix[i][j] ? _mm256_loadu_ps(pix[i][j] + c) : _mm256_setzero_ps();
-      gradient_transform(e, w, _mm256_setzero_ps(), vadd, vsub);
-      for (int xi = 0; xi < 16; ++xi) _mm256_storeu_ps(wt + xi * stride * oc + c, w[xi]);
-    }
-    for (; c < oc; ++c) {
-      float e[2][2], w[16];
-      for (int i = 0; i < 2; ++i)
-        for (int j = 0; j < 2; ++j) e[i][j] = pix[i][j] ? pix[i][j][c] : 0.0f;
-      gradient_transform(e, w, 0.0f, fadd, fsub);
-      for (int xi = 0; xi < 16; ++xi) wt[xi * stride * oc + c] = w[xi];
-    }
+    for (; c < o8; c += 8)
+      one(VecOps{}, c, [](const float* p) { return _mm256_loadu_ps(p); }, [](float* p, __m256 v) { _mm256_storeu_ps(p, v); });
+    for (; c < oc; ++c) one(FloatOps{}, c, [](const float* p) { return *p; }, [](float* p, float v) { *p = v; });
   }
 }
 
-// The filter gradient, the adjoint of winograd_conv: dU[xi] = sum over tiles of V[xi]^T W[xi] (16
-// GEMMs whose reduction runs over the tiles), then dw = G^T dU G per channel pair. As in the
+// The filter gradient, the adjoint of winograd_conv<F2>: dU[xi] = sum over tiles of V[xi]^T W[xi]
+// (16 GEMMs whose reduction runs over the tiles), then dw = G^T dU G per channel pair. As in the
 // direct kernel, the reduction is split in chunks fixed by the problem, each summed into its own
 // partial, and the partials added in a fixed order: bit-identical for any pool of up to 4 threads.
 void winograd_filter_gradient(const WinoShape& s, const float* x, const float* dy, float* dw) {
-  const long ic = s.ic, oc = s.oc, usize = 16 * ic * oc;
-  const long th = ceil_div(s.oh, 2), tw = ceil_div(s.ow, 2);
-  const long ntiles = s.n * th * tw;
+  using F = F2;
+  constexpr int a = F::a, points = a * a;
+  const long ic = s.ic, oc = s.oc, usize = points * ic * oc;
+  const long ntiles = TileGrid(s, F::m).count(s);
   const int nt = pool_size();
   // Tiles per block from the cache alone (never the thread count: it fixes the summation order).
-  const long tb = max_l(MR, kBlockFloats / (16 * (ic + oc)) / MR * MR);
+  const long tb = max_l(MR, kBlockFloats / (points * (ic + oc)) / MR * MR);
   const long nblocks = ceil_div(ntiles, tb);
   const long nchunks = max_l(1, min_l(nblocks, max_l(8, 2L * nt)));
   Scratch partial(nchunks * usize + 16);
-  const long v_floats = 16 * tb * ic, w_floats = 16 * tb * oc;
+  const long v_floats = points * tb * ic, w_floats = points * tb * oc;
   Scratch work((v_floats + w_floats) * nt + 16);
 
   parallel_for(nchunks, [&](long chunk, int thread) {
@@ -312,10 +359,10 @@ void winograd_filter_gradient(const WinoShape& s, const float* x, const float* d
     float* W = V + v_floats;
     for (long b = chunk * nblocks / nchunks; b < (chunk + 1) * nblocks / nchunks; ++b) {
       const long t0 = b * tb, t1 = min_l(ntiles, t0 + tb);
-      transform_input_block(s, x, t0, t1, tb, V);
+      transform_input_block<F>(s, x, t0, t1, tb, V);
       transform_gradient_block(s, dy, t0, t1, tb, W);
       const int rows = static_cast<int>(t1 - t0);
-      for (int xi = 0; xi < 16; ++xi) {
+      for (int xi = 0; xi < points; ++xi) {
         const float* vx = V + xi * tb * ic;
         const float* wx = W + xi * tb * oc;
         float* ux = part + xi * ic * oc;
@@ -333,25 +380,17 @@ void winograd_filter_gradient(const WinoShape& s, const float* x, const float* d
   // Sum the partials (fixed order), then dw = G^T dU G, one input channel per task.
   parallel_for(ic, [&](long ci, int) {
     for (long co = 0; co < oc; ++co) {
-      float u[4][4];
-      for (int xi = 0; xi < 16; ++xi) {
+      float u[a][a], t[3][a], g[3][3];
+      for (int xi = 0; xi < points; ++xi) {
         const long at = (xi * ic + ci) * oc + co;
         float acc = partial.p[at];
         for (long c = 1; c < nchunks; ++c) acc += partial.p[c * usize + at];
-        u[xi / 4][xi % 4] = acc;
+        u[xi / a][xi % a] = acc;
       }
-      float t[3][4];
-      for (int j = 0; j < 4; ++j) {
-        t[0][j] = u[0][j] + 0.5f * (u[1][j] + u[2][j]);
-        t[1][j] = 0.5f * (u[1][j] - u[2][j]);
-        t[2][j] = 0.5f * (u[1][j] + u[2][j]) + u[3][j];
-      }
-      for (int i = 0; i < 3; ++i) {
-        float* d = dw + (static_cast<long>(i) * 3 * ic + ci) * oc + co;
-        d[0] = t[i][0] + 0.5f * (t[i][1] + t[i][2]);
-        d[ic * oc] = 0.5f * (t[i][1] - t[i][2]);
-        d[2 * ic * oc] = 0.5f * (t[i][1] + t[i][2]) + t[i][3];
-      }
+      for (int j = 0; j < a; ++j) F::filter_gradient(&u[0][j], a, &t[0][j]);
+      for (int i = 0; i < 3; ++i) F::filter_gradient(&t[i][0], 1, &g[i][0]);
+      for (int kh = 0; kh < 3; ++kh)
+        for (int kw = 0; kw < 3; ++kw) dw[((static_cast<long>(kh) * 3 + kw) * ic + ci) * oc + co] = g[kh][kw];
     }
   });
 }
@@ -362,35 +401,42 @@ constexpr int kWinogradMinChannels = 8;
 
 bool g_winograd_enabled = true;
 
+bool takes(const ConvShape& s) {
+  return g_winograd_enabled && s.kh == 3 && s.kw == 3 && s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1 &&
+         s.ic >= kWinogradMinChannels && s.oc >= kWinogradMinChannels;
+}
+
+// F(4x4) where the output is large enough that its tiles are mostly whole; F(2x2) on the small
+// maps deep in a U-Net, where 4x4 tiles would be mostly padding.
+template <class... Args>
+void forward_conv(const WinoShape& w, Args... args) {
+  if (w.oh >= 8 && w.ow >= 8) winograd_conv<F4>(w, args...);
+  else winograd_conv<F2>(w, args...);
+}
+
 }  // namespace
 
 void set_winograd(bool enabled) { g_winograd_enabled = enabled; }
 
 bool conv2d_forward_winograd(const ConvShape& s, const float* x, const float* w, const float* bias, int act,
                              float alpha, float* y) {
-  if (!g_winograd_enabled || s.kh != 3 || s.kw != 3 || s.sh != 1 || s.sw != 1 || s.dh != 1 || s.dw != 1 ||
-      s.ic < kWinogradMinChannels || s.oc < kWinogradMinChannels)
-    return false;
-  winograd_conv(WinoShape{s.n, s.ih, s.iw, s.ic, s.oh, s.ow, s.oc, s.pt, s.pl}, FilterView{w, s.ic, s.oc, false}, x,
-                bias, act, alpha, y);
+  if (!takes(s)) return false;
+  forward_conv(WinoShape{s.n, s.ih, s.iw, s.ic, s.oh, s.ow, s.oc, s.pt, s.pl}, FilterView{w, s.ic, s.oc, false}, x,
+               bias, act, alpha, y);
   return true;
 }
 
 bool conv2d_backprop_input_winograd(const ConvShape& s, const float* dy, const float* w, float* dx) {
-  if (!g_winograd_enabled || s.kh != 3 || s.kw != 3 || s.sh != 1 || s.sw != 1 || s.ic < kWinogradMinChannels ||
-      s.oc < kWinogradMinChannels)
-    return false;
+  if (!takes(s)) return false;
   // dx[i] = sum over taps k of dy[i + pad - k] w[k]: a convolution of dy with the rotated filter
   // and padding 2 - pad.
-  winograd_conv(WinoShape{s.n, s.oh, s.ow, s.oc, s.ih, s.iw, s.ic, 2 - s.pt, 2 - s.pl},
-                FilterView{w, s.ic, s.oc, true}, dy, nullptr, kActLinear, 0.0f, dx);
+  forward_conv(WinoShape{s.n, s.oh, s.ow, s.oc, s.ih, s.iw, s.ic, 2 - s.pt, 2 - s.pl}, FilterView{w, s.ic, s.oc, true},
+               dy, static_cast<const float*>(nullptr), static_cast<int>(kActLinear), 0.0f, dx);
   return true;
 }
 
 bool conv2d_backprop_filter_winograd(const ConvShape& s, const float* x, const float* dy, float* dw) {
-  if (!g_winograd_enabled || s.kh != 3 || s.kw != 3 || s.sh != 1 || s.sw != 1 || s.dh != 1 || s.dw != 1 ||
-      s.ic < kWinogradMinChannels || s.oc < kWinogradMinChannels)
-    return false;
+  if (!takes(s)) return false;
   winograd_filter_gradient(WinoShape{s.n, s.ih, s.iw, s.ic, s.oh, s.ow, s.oc, s.pt, s.pl}, x, dy, dw);
   return true;
 }
