@@ -241,12 +241,13 @@ async function setUp(ctx: CommandContext, command: 'curve' | 'loop'): Promise<Ev
  * The steps the product's budgets buy here (kept in the output folder), or null when every step
  * count was given on the command line.
  */
-async function budgetsFor(setup: EvalSetup, candidates: number, valImages: EvalImage[], values: CommandContext['values']): Promise<EvalBudgets | null> {
+async function budgetsFor(setup: EvalSetup, candidates: number, valImages: EvalImage[], inits: string[], values: CommandContext['values']): Promise<EvalBudgets | null> {
   const given = ['steps', 'first-steps', 'retrain-steps', 'pretrain-steps'].filter((o) => values[o] !== undefined);
   const needed = setup.command === 'curve' ? ['steps', 'pretrain-steps'] : ['first-steps', 'retrain-steps', 'pretrain-steps'];
   if (needed.every((o) => given.includes(o))) return null;
   setup.report.message('measuring what the training budgets buy on this machine');
-  const budgets = await evalBudgets(setup.outDir, setup.ds, setup.training, candidates, valImages);
+  const withConsistency = inits.some((init) => semiSupervised(init).semi);
+  const budgets = await evalBudgets(setup.outDir, setup.ds, setup.training, candidates, valImages, withConsistency);
   setup.report.message(describeBudgets(budgets));
   return budgets;
 }
@@ -308,7 +309,7 @@ export const evalCurveCommand: Command = {
     if (!Number.isFinite(autoMargin) || autoMargin < 0) throw new UsageError('--auto-margin must be a number ≥ 0');
     // The network initialisations share a first model's budget, as in maskloop train.
     const networks = inits.filter((i) => i !== PIXEL_CLASSIFIER).length;
-    const budgets = await budgetsFor(setup, Math.max(1, networks), ds.val, values);
+    const budgets = await budgetsFor(setup, Math.max(1, networks), ds.val, inits, values);
     const settings = {
       ks: ks.map((k) => (k === ALL_LABELS ? 'all' : k)), inits,
       subsets: optionalInt(values, 'subsets', mode.subsets), largeSubsets: optionalInt(values, 'large-subsets', mode.largeSubsets), allRepeats: optionalInt(values, 'all-repeats', mode.allRepeats),
@@ -375,7 +376,7 @@ export const evalLoopCommand: Command = {
     const inits = listOption(values, 'init', 'scratch');
     const roundCount = optionalInt(values, 'rounds', mode.rounds);
     // Each session trains one initialisation; its val split reaches valImagesFor(rounds) images.
-    const budgets = await budgetsFor(setup, 1, ds.train.slice(0, valImagesFor(roundCount)), values);
+    const budgets = await budgetsFor(setup, 1, ds.train.slice(0, valImagesFor(roundCount)), inits, values);
     const settings = {
       inits, orders, rounds: roundCount, retrainEvery: intOption(values, 'retrain-every'),
       firstSteps: optionalInt(values, 'first-steps', budgets?.firstModel.steps ?? 0), retrainSteps: optionalInt(values, 'retrain-steps', budgets?.retrain.steps ?? 0),

@@ -25,7 +25,7 @@ function dataset(): Dataset {
     const s = syntheticNuclei({ width: 64, height: 64, bitDepth: 8, seed });
     return { name: `n${seed}`, image: s.image, foreground: s.foreground };
   };
-  return { name: 'synthetic', root: dir, polarity: 'bright', splits: { train: [sample(1), sample(2)], val: [sample(3)], test: [sample(4)] }, unlabeled: [] } as unknown as Dataset;
+  return { name: 'synthetic', root: dir, polarity: 'bright', splits: { train: [sample(1), sample(2)], val: [sample(3)], test: [sample(4)] }, unlabeled: [{ name: 'u5', image: sample(5).image }] } as unknown as Dataset;
 }
 
 const training: EvalTraining = { arch: DEFAULT_ARCH, batchSize: 2, patchSize: 32, learningRate: TRAINING.learningRate, schedule: 'cosine', pretrainLearningRate: TRAINING.pretrainLearningRate };
@@ -33,19 +33,26 @@ const training: EvalTraining = { arch: DEFAULT_ARCH, batchSize: 2, patchSize: 32
 describe('evalBudgets', () => {
   it('measures what each budget buys, keeps it, and measures again for other settings', async () => {
     const ds = prepareDataset(dataset(), 'semantic');
-    const plan = await evalBudgets(dir, ds, training, 2, ds.val);
+    const plan = await evalBudgets(dir, ds, training, 2, ds.val, false);
     expect(plan.firstModel).toMatchObject({ budgetSeconds: TRAINING.firstModelSeconds, candidates: 2 });
     expect(plan.retrain).toMatchObject({ budgetSeconds: TRAINING.retrainSeconds, candidates: 1 });
     expect(plan.firstModel.steps).toBeGreaterThanOrEqual(MIN_PLANNED_STEPS);
+    // No method trains with consistency: its steps are not measured.
+    expect(plan.firstModel.consistency).toBeUndefined();
     expect(plan.pretrain.steps).toBe(Math.max(1, Math.floor(TRAINING.pretrainSeconds / plan.pretrain.secondsPerStep)));
     // The stored plan is what a continued evaluation trains with, whatever this machine measures now.
     const file = path.join(dir, 'plan.json');
     const stored = JSON.parse(fs.readFileSync(file, 'utf8'));
     fs.writeFileSync(file, JSON.stringify({ ...stored, retrain: { ...stored.retrain, steps: 12345 } }));
-    expect((await evalBudgets(dir, ds, training, 2, ds.val)).retrain.steps).toBe(12345);
+    expect((await evalBudgets(dir, ds, training, 2, ds.val, false)).retrain.steps).toBe(12345);
     // Another number of candidates is another plan.
-    const other = await evalBudgets(dir, ds, training, 3, ds.val);
+    const other = await evalBudgets(dir, ds, training, 3, ds.val, false);
     expect(other.firstModel.candidates).toBe(3);
     expect(other.retrain.steps).not.toBe(12345);
+    // So is one that compares consistency training, whose steps it plans on the unlabeled images.
+    const semi = await evalBudgets(dir, ds, training, 3, ds.val, true);
+    expect(semi.key).not.toBe(other.key);
+    expect(semi.firstModel.consistency?.steps).toBeGreaterThanOrEqual(1);
+    expect(semi.retrain.consistency?.steps).toBeGreaterThanOrEqual(1);
   });
 });

@@ -30,10 +30,12 @@ const PRETRAIN_PROBE_STEPS = 3;
 
 /**
  * The plan kept in `dir`, or a new one measured now. `candidates`: initialisations a first model
- * chooses among; `valImages`: the val split the first model (and each retraining) is judged on.
+ * chooses among; `valImages`: the val split the first model (and each retraining) is judged on;
+ * `withConsistency`: whether a method compared trains with consistency, whose dearer steps are
+ * then planned too.
  */
-export async function evalBudgets(dir: string, ds: EvalDataset, training: EvalTraining, candidates: number, valImages: EvalImage[]): Promise<EvalBudgets> {
-  const key = JSON.stringify({ dataset: ds.name, target: ds.target, downsample: ds.downsample, arch: training.arch, batch: training.batchSize, patch: training.patchSize, candidates, val: valImages.length, budgets: TRAINING, consistency: DEFAULT_CONSISTENCY });
+export async function evalBudgets(dir: string, ds: EvalDataset, training: EvalTraining, candidates: number, valImages: EvalImage[], withConsistency: boolean): Promise<EvalBudgets> {
+  const key = JSON.stringify({ dataset: ds.name, target: ds.target, downsample: ds.downsample, arch: training.arch, batch: training.batchSize, patch: training.patchSize, candidates, val: valImages.length, budgets: TRAINING, ...(withConsistency ? { consistency: DEFAULT_CONSISTENCY } : {}) });
   const file = path.join(dir, 'plan.json');
   if (fs.existsSync(file)) {
     const stored = JSON.parse(fs.readFileSync(file, 'utf8')) as EvalBudgets;
@@ -41,10 +43,10 @@ export async function evalBudgets(dir: string, ds: EvalDataset, training: EvalTr
   }
   const images = asLabeled(ds.train.slice(0, PROBE_IMAGES));
   const val = asLabeled(valImages);
-  // Consistency training is planned too, on the images a run would have unlabeled.
+  // Consistency training is planned on the images a run would have unlabeled.
   const unlabeled = [...ds.train.slice(PROBE_IMAGES).map((im) => im.image), ...ds.unlabeled].slice(0, PROBE_IMAGES);
   const common = { images, valImages: val, target: parseTarget(ds.target), config: training.arch, batchSize: training.batchSize, patchSize: training.patchSize };
-  const consistency = (continuesTrainedModel: boolean) => (unlabeled.length ? { consistency: { options: DEFAULT_CONSISTENCY, unlabeled, continuesTrainedModel } } : {});
+  const consistency = (continuesTrainedModel: boolean) => (withConsistency && unlabeled.length ? { consistency: { options: DEFAULT_CONSISTENCY, unlabeled, continuesTrainedModel } } : {});
   const firstModel = await planSteps({ ...common, ...consistency(false), budgetSeconds: TRAINING.firstModelSeconds, candidates });
   const retrain = await planSteps({ ...common, ...consistency(true), budgetSeconds: TRAINING.retrainSeconds, candidates: 1, choosesAugmentation: false });
   const elapsed: number[] = [];
