@@ -166,14 +166,14 @@ function nativeSuite(addon: NativeAddon): void {
       tf.dispose([x, w]);
     });
 
-    it('3x3 stride-1 convolutions by Winograd and by the direct kernels agree, and are not the same code', () => {
+    it('3x3 stride-1 convolutions by Winograd F(4x4), F(2x2) and the direct kernels agree, and are not the same code', () => {
       const x = randn([2, 16, 15, 24]);
       const w = randn([3, 3, 24, 20]);
       const b = randn([20]);
       const loss = (a: tf.Tensor, f: tf.Tensor) =>
         tf.sum(tf.square(tf.fused.conv2d({ x: a as tf.Tensor4D, filter: f as tf.Tensor4D, bias: b, strides: 1, pad: 'same', activation: 'relu' })));
-      const run = (winograd: boolean) => {
-        addon.setWinograd(winograd);
+      const run = (maxTile: 0 | 2 | 4) => {
+        addon.setWinograd(maxTile);
         try {
           return on(NATIVE_BACKEND, () => {
             const y = tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, bias: b, strides: 1, pad: 'same', activation: 'relu' });
@@ -183,14 +183,19 @@ function nativeSuite(addon: NativeAddon): void {
             return out;
           });
         } finally {
-          addon.setWinograd(true);
+          addon.setWinograd(4);
         }
       };
-      const [fast, direct] = [run(true), run(false)];
+      const [f4, f2, direct] = [run(4), run(2), run(0)];
+      const what = ['forward', 'input gradient', 'filter gradient'];
       for (let i = 0; i < 3; i++) {
-        expectClose(fast[i], direct[i], `winograd ${['forward', 'input gradient', 'filter gradient'][i]} vs direct`);
-        // Different arithmetic rounds differently somewhere: proof that the switch selects another path.
-        expect(Buffer.compare(Buffer.from(fast[i].buffer), Buffer.from(direct[i].buffer)), `output ${i} bit-identical`).not.toBe(0);
+        expectClose(f4[i], direct[i], `F(4x4) ${what[i]} vs direct`);
+        expectClose(f2[i], direct[i], `F(2x2) ${what[i]} vs direct`);
+        // Different arithmetic rounds differently somewhere: proof that each setting selects its own path
+        // (the filter gradient is F(2x2) under both Winograd settings).
+        const differs = (a: Float32Array, b: Float32Array) => Buffer.compare(Buffer.from(a.buffer), Buffer.from(b.buffer)) !== 0;
+        expect(differs(f2[i], direct[i]), `F(2x2) ${what[i]} bit-identical to direct`).toBe(true);
+        if (i < 2) expect(differs(f4[i], f2[i]), `F(4x4) ${what[i]} bit-identical to F(2x2)`).toBe(true);
       }
       tf.dispose([x, w, b]);
     });

@@ -1,5 +1,5 @@
 /**
- * `npm run -s bench -- [--json] [--peer] [--steps n] [--conv direct] [--prelabel <folder>]`: times DESIGN.md's reference U-Net on the
+ * `npm run -s bench -- [--json] [--peer] [--steps n] [--conv f2|direct] [--prelabel <folder>]`: times DESIGN.md's reference U-Net on the
  * chosen backend — training and inference at batch 8 on 128x128 inputs after warm-up, and one
  * 512x512 proposal end to end — and, with --peer, PyTorch on the same network in the same run,
  * reporting the ratios (absolute figures drift with whatever else the machine runs). It also times
@@ -29,18 +29,19 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '20' },
     warmup: { type: 'string', default: '3' },
     python: { type: 'string', default: '/usr/bin/python3' },
-    // 3x3 stride-1 convolutions of the native backend: 'winograd' (what the product runs) or
-    // 'direct', to measure what Winograd buys.
-    conv: { type: 'string', default: 'winograd' },
+    // 3x3 stride-1 convolutions of the native backend: 'f4' (what the product runs: Winograd
+    // F(4x4, 3x3) where it applies), 'f2' (F(2x2, 3x3) only) or 'direct', to measure what each buys.
+    conv: { type: 'string', default: 'f4' },
     prelabel: { type: 'string' },
   },
 });
-if (args.conv !== 'winograd' && args.conv !== 'direct') throw new Error(`--conv takes winograd or direct, not ${args.conv}`);
+const WINOGRAD_TILE = { f4: 4, f2: 2, direct: 0 } as const;
+if (!(args.conv in WINOGRAD_TILE)) throw new Error(`--conv takes f4, f2 or direct, not ${args.conv}`);
 const steps = Number(args.steps);
 const warmup = Number(args.warmup);
 
 const info = await initEngine({ log: !args.json });
-if (info.choice === 'native') loadNativeAddon().addon?.setWinograd(args.conv === 'winograd');
+if (info.choice === 'native') loadNativeAddon().addon?.setWinograd(WINOGRAD_TILE[args.conv as keyof typeof WINOGRAD_TILE]);
 const model = UNet.create(REFERENCE_UNET, 1);
 const { trainImagesPerSecond, predictImagesPerSecond } = await referenceThroughput(model, { steps, warmup });
 const normed = UNet.create({ ...REFERENCE_UNET, norm: 'batch' }, 1);

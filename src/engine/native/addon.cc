@@ -264,9 +264,9 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), ml::pool_size());
 }
 
-// setWinograd(enabled): 3x3 stride-1 convolutions by Winograd (default) or by the direct kernels.
+// setWinograd(maxTile): the largest Winograd tile for 3x3 stride-1 convolutions (4, 2, or 0: direct).
 Napi::Value SetWinograd(const Napi::CallbackInfo& info) {
-  ml::set_winograd(flag(info, 0));
+  ml::set_winograd(static_cast<int>(num(info, 0, "maxTile")));
   return info.Env().Undefined();
 }
 

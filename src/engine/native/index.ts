@@ -32,8 +32,12 @@ export interface NativeAddon {
   getThreads(): number;
   /** MASKLOOP_THREADS, else the CPUs this process may run on. */
   defaultThreads(): number;
-  /** 3x3 stride-1 convolutions (forward, input gradient) by Winograd F(2x2, 3x3), the default, or by the direct kernels: for benchmarks. */
-  setWinograd(enabled: boolean): void;
+  /**
+   * The largest Winograd tile for 3x3 stride-1 convolutions: 4 (the default: F(4x4, 3x3) where the
+   * output is at least 8 pixels a side, else F(2x2, 3x3)), 2 (F(2x2) only) or 0 (the direct
+   * kernels). For benchmarks.
+   */
+  setWinograd(maxTile: 0 | 2 | 4): void;
   conv2d(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, geometry: Int32Array, activation: number, alpha: number): void;
   conv2dBackpropInput(dy: Float32Array, w: Float32Array, dx: Float32Array, geometry: Int32Array): void;
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: Int32Array): void;

@@ -30,9 +30,10 @@ bool conv2d_forward_winograd(const ConvShape& s, const float* x, const float* w,
                              float alpha, float* y);
 bool conv2d_backprop_input_winograd(const ConvShape& s, const float* dy, const float* w, float* dx);
 bool conv2d_backprop_filter_winograd(const ConvShape& s, const float* x, const float* dy, float* dw);
-// Whether the two above are used (default true); off, every convolution takes the direct kernels.
-// For benchmarks that compare the two.
-void set_winograd(bool enabled);
+// The largest Winograd tile the three above may use: 4 (the default: F(4x4) where it applies, else
+// F(2x2)), 2 (F(2x2) only) or 0 (none: every convolution takes the direct kernels). For
+// benchmarks that compare them.
+void set_winograd(int max_tile);
 // dw = gradient of conv(x, w) w.r.t. w, given x and dy.
 void conv2d_backprop_filter(const ConvShape& s, const float* x, const float* dy, float* dw);
 

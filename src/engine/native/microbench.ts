@@ -3,10 +3,11 @@
  * whole U-Net training step / inference through tfjs on the 'native' backend.
  *
  *   npx tsx src/engine/native/microbench.ts [--threads 1,2] [--only kernels|unet|profile] [--batch 8]
- *     [--conv winograd,direct]
+ *     [--conv f4,f2,direct]
  *
  * --conv lists the algorithms for 3x3 stride-1 convolutions to measure, one after the other in the
- * same run (Winograd F(2x2, 3x3), the default, or the direct implicit GEMM).
+ * same run: f4 (the default: Winograd F(4x4, 3x3) where it applies, else F(2x2, 3x3)), f2
+ * (F(2x2, 3x3) only) or direct (the implicit GEMM).
  *
  * Kernel figures call the addon directly on preallocated arrays (the kernel's own speed);
  * U-Net figures include everything tfjs does around the kernels.
@@ -17,10 +18,13 @@ import { loadNativeAddon, OperandLayout, type NativeAddon } from './index';
 import { nativeFallbacks, registerNativeBackend } from './register';
 import { REFERENCE_UNET, UNet } from '../model/unet';
 
+/** The --conv names and the largest Winograd tile each allows. */
+const WINOGRAD_TILE = { f4: 4, f2: 2, direct: 0 } as const;
+
 interface Options {
   threads: number[];
   only: Set<string>;
-  conv: Array<'winograd' | 'direct'>;
+  conv: Array<keyof typeof WINOGRAD_TILE>;
   batch: number;
   seconds: number;
   /** Before each measurement, wait (up to a minute) until the machine's CPUs are idle. */
@@ -28,7 +32,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const opt: Options = { threads: [1, 2], only: new Set(['kernels', 'unet', 'profile']), conv: ['winograd'], batch: 8, seconds: 1.5, waitIdle: false };
+  const opt: Options = { threads: [1, 2], only: new Set(['kernels', 'unet', 'profile']), conv: ['f4'], batch: 8, seconds: 1.5, waitIdle: false };
   for (let i = 0; i < argv.length; i++) {
     const next = () => argv[++i] ?? '';
     switch (argv[i]) {
@@ -40,8 +44,8 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--conv':
         opt.conv = next().split(',').map((a) => {
-          if (a !== 'winograd' && a !== 'direct') throw new Error(`--conv takes winograd and/or direct, not ${a}`);
-          return a;
+          if (!(a in WINOGRAD_TILE)) throw new Error(`--conv takes f4, f2 and/or direct, not ${a}`);
+          return a as keyof typeof WINOGRAD_TILE;
         });
         break;
       case '--batch':
@@ -336,13 +340,13 @@ async function main(): Promise<void> {
     await tf.setBackend('native');
   }
   for (const conv of opt.conv) {
-    addon.setWinograd(conv === 'winograd');
+    addon.setWinograd(WINOGRAD_TILE[conv]);
     console.log(`\n== 3x3 stride-1 convolutions: ${conv} ==`);
     if (opt.only.has('kernels')) benchKernels(addon, opt);
     if (opt.only.has('unet')) benchUnet(addon, opt);
     if (opt.only.has('profile')) await profileUnet(addon, opt);
   }
-  addon.setWinograd(true);
+  addon.setWinograd(WINOGRAD_TILE.f4);
 }
 
 main().catch((err) => {

@@ -399,10 +399,12 @@ void winograd_filter_gradient(const WinoShape& s, const float* x, const float* d
 // save, and the direct kernel's K (3 x channels per filter row) packs the microkernel better.
 constexpr int kWinogradMinChannels = 8;
 
-bool g_winograd_enabled = true;
+// The largest tile the forward and the input gradient may use: 4, 2, or 0 for none (see
+// set_winograd).
+int g_max_tile = 4;
 
 bool takes(const ConvShape& s) {
-  return g_winograd_enabled && s.kh == 3 && s.kw == 3 && s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1 &&
+  return g_max_tile > 0 && s.kh == 3 && s.kw == 3 && s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1 &&
          s.ic >= kWinogradMinChannels && s.oc >= kWinogradMinChannels;
 }
 
@@ -410,13 +412,13 @@ bool takes(const ConvShape& s) {
 // maps deep in a U-Net, where 4x4 tiles would be mostly padding.
 template <class... Args>
 void forward_conv(const WinoShape& w, Args... args) {
-  if (w.oh >= 8 && w.ow >= 8) winograd_conv<F4>(w, args...);
+  if (g_max_tile >= 4 && w.oh >= 8 && w.ow >= 8) winograd_conv<F4>(w, args...);
   else winograd_conv<F2>(w, args...);
 }
 
 }  // namespace
 
-void set_winograd(bool enabled) { g_winograd_enabled = enabled; }
+void set_winograd(int max_tile) { g_max_tile = max_tile >= 4 ? 4 : max_tile >= 2 ? 2 : 0; }
 
 bool conv2d_forward_winograd(const ConvShape& s, const float* x, const float* w, const float* bias, int act,
                              float alpha, float* y) {
