@@ -1,8 +1,9 @@
 /**
- * `npm run -s bench -- [--json] [--peer] [--steps n] [--conv f2|direct] [--prelabel <folder>]`: times DESIGN.md's reference U-Net on the
+ * `npm run -s bench -- [--json] [--peer] [--steps n] [--repeats n] [--conv f2|direct] [--prelabel <folder>]`: times DESIGN.md's reference U-Net on the
  * chosen backend — training and inference at batch 8 on 128x128 inputs after warm-up, and one
  * 512x512 proposal end to end — and, with --peer, PyTorch on the same network in the same run,
- * reporting the ratios (absolute figures drift with whatever else the machine runs). It also times
+ * reporting the ratios (absolute figures drift with whatever else the machine runs; --repeats n
+ * alternates the two n times and reports the median ratio and the spread). It also times
  * the same network with batch normalisation, the shape maskloop trains, against the plain one, and
  * names the CPU with its nominal peak, so throughput reads as GFLOP/s and a share of that peak.
  * With --prelabel it also prelabels a real folder as `maskloop prelabel` does, in a process of its
@@ -33,11 +34,13 @@ const { values: args } = parseArgs({
     // F(4x4, 3x3) where it applies), 'f2' (F(2x2, 3x3) only) or 'direct', to measure what each buys.
     conv: { type: 'string', default: 'f4' },
     prelabel: { type: 'string' },
+    repeats: { type: 'string', default: '1' },
   },
 });
 const WINOGRAD_TILE = { f4: 4, f2: 2, direct: 0 } as const;
 if (!(args.conv in WINOGRAD_TILE)) throw new Error(`--conv takes f4, f2 or direct, not ${args.conv}`);
 const steps = Number(args.steps);
+const repeats = Math.max(1, Number(args.repeats));
 const warmup = Number(args.warmup);
 
 const info = await initEngine({ log: !args.json });
@@ -103,19 +106,28 @@ const result: Record<string, unknown> = {
   batchNorm,
   peakRssMB: round(process.resourceUsage().maxRSS / 1024),
 };
-model.dispose();
-
 if (args.peer) {
+  // Alternating pairs: whatever else slows the machine slows the next pair alike, not one side.
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'torch_peer.py');
-  const peer = runPeer(script, info.threads);
-  if ('error' in peer) {
-    result.peer = { error: peer.error };
-  } else {
+  const ratios = { train: [] as number[], predict: [] as number[] };
+  for (let r = 0; r < repeats; r++) {
+    const own = r === 0 ? { trainImagesPerSecond, predictImagesPerSecond } : await referenceThroughput(model, { steps, warmup });
+    const peer = runPeer(script, info.threads);
+    if ('error' in peer) {
+      result.peer = { error: peer.error };
+      break;
+    }
     result.peer = peer;
-    result.trainRatioVsPeer = round(trainImagesPerSecond / Number(peer.trainImagesPerSecond), 3);
-    result.predictRatioVsPeer = round(predictImagesPerSecond / Number(peer.predictImagesPerSecond), 3);
+    ratios.train.push(own.trainImagesPerSecond / Number(peer.trainImagesPerSecond));
+    ratios.predict.push(own.predictImagesPerSecond / Number(peer.predictImagesPerSecond));
+  }
+  if (ratios.train.length) {
+    result.trainRatioVsPeer = round(median(ratios.train), 3);
+    result.predictRatioVsPeer = round(median(ratios.predict), 3);
+    result.ratiosVsPeer = { train: ratios.train.map((v) => round(v, 3)), predict: ratios.predict.map((v) => round(v, 3)) };
   }
 }
+model.dispose();
 
 if (args.prelabel) result.prelabel = runPrelabel(args.prelabel);
 
@@ -141,8 +153,8 @@ if (!args.json) {
     rows.push(
       [`peer: ${p.peer} train images/s`, String(round(p.trainImagesPerSecond as number))],
       [`peer: predict images/s`, String(round(p.predictImagesPerSecond as number))],
-      ['train ratio vs peer', String(result.trainRatioVsPeer)],
-      ['predict ratio vs peer', String(result.predictRatioVsPeer)],
+      [`train ratio vs peer${repeats > 1 ? ` (median of ${repeats})` : ''}`, `${result.trainRatioVsPeer}${repeats > 1 ? ` (${(result.ratiosVsPeer as { train: number[] }).train.join(', ')})` : ''}`],
+      [`predict ratio vs peer${repeats > 1 ? ` (median of ${repeats})` : ''}`, `${result.predictRatioVsPeer}${repeats > 1 ? ` (${(result.ratiosVsPeer as { predict: number[] }).predict.join(', ')})` : ''}`],
     );
   } else if (result.peer) {
     rows.push(['peer', `not measured: ${(result.peer as { error: string }).error}`]);
@@ -171,6 +183,12 @@ function runPrelabel(folder: string): Record<string, number | string> | { error:
   const run = spawnSync(tsx, [tool, folder], { encoding: 'utf8', env: { ...process.env, MASKLOOP_THREADS: String(info.threads) } });
   if (run.status !== 0) return { error: (run.stderr || `exit ${run.status}`).trim().split('\n').pop() as string };
   return JSON.parse(run.stdout.trim().split('\n').pop() as string);
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 function round(v: number, digits = 1): number {
