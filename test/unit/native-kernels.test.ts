@@ -467,6 +467,17 @@ function nativeSuite(addon: NativeAddon): void {
       tf.dispose([a, b, c, d, x]);
     });
 
+    it('softmax over the last axis, with its gradient, for large logits too', () => {
+      for (const shape of [[2, 5, 4, 3], [7, 1], [3, 6, 11]]) {
+        const x = randn(shape);
+        compareWithGrads(`softmax ${shape}`, (p) => tf.softmax(p), [x]);
+        const big = on('cpu', () => tf.mul(x, 200)); // exp would overflow unshifted
+        const f = () => tf.softmax(big);
+        expectClose(on(NATIVE_BACKEND, f), on('cpu', f), `softmax ${shape} x200`);
+        tf.dispose([x, big]);
+      }
+    });
+
     it('reverse along every combination of axes, with its gradient', () => {
       const x = randn([2, 7, 5, 3]);
       const wide = randn([1, 3, 4, 70]); // blocks of >= 64 floats take the copy path
