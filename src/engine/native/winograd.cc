@@ -37,6 +37,9 @@ constexpr long kBlockFloats = 1L << 16;
 // Arithmetic on one float, or on 8 channels in a vector, for the transforms.
 struct VecOps {
   using T = __m256;
+  static constexpr long width = 8;
+  static T load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, T v) { _mm256_storeu_ps(p, v); }
   static T zero() { return _mm256_setzero_ps(); }
   static T add(T a, T b) { return _mm256_add_ps(a, b); }
   static T sub(T a, T b) { return _mm256_sub_ps(a, b); }
@@ -45,12 +48,32 @@ struct VecOps {
 };
 struct FloatOps {
   using T = float;
+  static constexpr long width = 1;
+  static T load(const float* p) { return *p; }
+  static void store(float* p, T v) { *p = v; }
   static T zero() { return 0.0f; }
   static T add(T a, T b) { return a + b; }
   static T sub(T a, T b) { return a - b; }
   static T mul(float k, T a) { return k * a; }
   static T fma(float k, T a, T b) { return k * a + b; }
 };
+
+// f(ops, c) for channels [c, c + ops.width) from 0 to count: 8 at a time in vectors, then one at a time.
+template <class Fn>
+inline void by_channels(long count, Fn&& f) {
+  long c = 0;
+  for (; c + VecOps::width <= count; c += VecOps::width) f(VecOps{}, c);
+  for (; c < count; ++c) f(FloatOps{}, c);
+}
+
+// out = T in T^T for a 1-D transform T of N values into R: T along the columns, then the rows.
+// f1d(in, stride, out) applies T to one line (a lambda, so that it inlines).
+template <int N, int R, class T, class F1d>
+inline void apply2d(const T (&in)[N][N], T (&out)[R][R], F1d f1d) {
+  T mid[R][N];
+  for (int j = 0; j < N; ++j) f1d(&in[0][j], N, &mid[0][j]);
+  for (int i = 0; i < R; ++i) f1d(&mid[i][0], 1, &out[i][0]);
+}
 
 // The 1-D transforms of F(m, 3), each applied along columns and then rows for 2-D. s is the
 // stride between the elements of one line, in and out alike.
@@ -149,11 +172,10 @@ void transform_filter(const FilterView& f, long ic, long oc, float* u) {
   constexpr int a = F::a;
   parallel_for(ic, [&](long ci, int) {
     for (long co = 0; co < oc; ++co) {
-      float g[3][3], t[a][3], r[a][a];
+      float g[3][3], r[a][a];
       for (int kh = 0; kh < 3; ++kh)
         for (int kw = 0; kw < 3; ++kw) g[kh][kw] = f.at(kh, kw, ci, co);
-      for (int j = 0; j < 3; ++j) F::filter(&g[0][j], 3, &t[0][j]);
-      for (int i = 0; i < a; ++i) F::filter(&t[i][0], 1, &r[i][0]);
+      apply2d(g, r, [](const float* i, int st, float* o) { F::filter(i, st, o); });
       for (int xi = 0; xi < a * a; ++xi) u[(xi * ic + ci) * oc + co] = r[xi / a][xi % a];
     }
   });
@@ -177,7 +199,7 @@ struct TileGrid {
 template <class F>
 void transform_input_block(const WinoShape& s, const float* x, long t0, long t1, long stride, float* V) {
   constexpr int a = F::a;
-  const long ic = s.ic, c8 = ic / 8 * 8;
+  const long ic = s.ic;
   const TileGrid grid(s, F::m);
   for (long t = t0; t < t1; ++t) {
     long n, oy, ox;
@@ -191,19 +213,14 @@ void transform_input_block(const WinoShape& s, const float* x, long t0, long t1,
         pix[i][j] = yy >= 0 && yy < s.ih && xx >= 0 && xx < s.iw ? img + (yy * s.iw + xx) * ic : nullptr;
       }
     float* vt = V + (t - t0) * ic;
-    auto one = [&](auto ops, long c, auto load, auto store) {
+    by_channels(ic, [&](auto ops, long c) {
       using O = decltype(ops);
-      typename O::T d[a][a], e[a][a], v[a][a];
+      typename O::T d[a][a], v[a][a];
       for (int i = 0; i < a; ++i)
-        for (int j = 0; j < a; ++j) d[i][j] = pix[i][j] ? load(pix[i][j] + c) : O::zero();
-      for (int j = 0; j < a; ++j) F::template input<O>(&d[0][j], a, &e[0][j]);
-      for (int i = 0; i < a; ++i) F::template input<O>(&e[i][0], 1, &v[i][0]);
-      for (int xi = 0; xi < a * a; ++xi) store(vt + xi * stride * ic + c, v[xi / a][xi % a]);
-    };
-    long c = 0;
-    for (; c < c8; c += 8)
-      one(VecOps{}, c, [](const float* p) { return _mm256_loadu_ps(p); }, [](float* p, __m256 v) { _mm256_storeu_ps(p, v); });
-    for (; c < ic; ++c) one(FloatOps{}, c, [](const float* p) { return *p; }, [](float* p, float v) { *p = v; });
+        for (int j = 0; j < a; ++j) d[i][j] = pix[i][j] ? O::load(pix[i][j] + c) : O::zero();
+      apply2d(d, v, [](const auto* i, int st, auto* o) { F::template input<O>(i, st, o); });
+      for (int xi = 0; xi < a * a; ++xi) O::store(vt + xi * stride * ic + c, v[xi / a][xi % a]);
+    });
   }
 }
 
@@ -240,7 +257,6 @@ void winograd_conv(const WinoShape& s, const FilterView& f, const float* x, cons
   const long v_floats = points * tb * ic, m_floats = points * tb * oc;
   Scratch work((v_floats + m_floats) * nt + 16);
   const int nchunks = static_cast<int>(ceil_div(ic, kWinoChunkK));
-  const long o8 = oc / 8 * 8;
   const __m256 valpha = _mm256_set1_ps(alpha);
 
   parallel_for(nblocks, [&](long block, int thread) {
@@ -281,24 +297,19 @@ void winograd_conv(const WinoShape& s, const FilterView& f, const float* x, cons
       const int rows_in = static_cast<int>(min_l(m, s.oh - oy)), cols_in = static_cast<int>(min_l(m, s.ow - ox));
       float* out = y + ((n * s.oh + oy) * s.ow + ox) * oc;
       const float* mt = M + (t - t0) * oc;
-      auto one = [&](auto ops, long c, auto load, auto finish) {
+      by_channels(oc, [&](auto ops, long c) {
         using O = decltype(ops);
-        typename O::T d[a][a], e[m][a], v[m][m];
-        for (int xi = 0; xi < points; ++xi) d[xi / a][xi % a] = load(mt + xi * tb * oc + c);
-        for (int j = 0; j < a; ++j) F::template output<O>(&d[0][j], a, &e[0][j]);
-        for (int i = 0; i < m; ++i) F::template output<O>(&e[i][0], 1, &v[i][0]);
+        typename O::T d[a][a], v[m][m];
+        for (int xi = 0; xi < points; ++xi) d[xi / a][xi % a] = O::load(mt + xi * tb * oc + c);
+        apply2d(d, v, [](const auto* i, int st, auto* o) { F::template output<O>(i, st, o); });
+        const typename O::T b = bias ? O::load(bias + c) : O::zero();
         for (int i = 0; i < rows_in; ++i)
-          for (int j = 0; j < cols_in; ++j) finish(out + (i * s.ow + j) * oc + c, v[i][j], c);
-      };
-      long c = 0;
-      for (; c < o8; c += 8)
-        one(VecOps{}, c, [](const float* p) { return _mm256_loadu_ps(p); }, [&](float* p, __m256 v, long cc) {
-          const __m256 b = bias ? _mm256_loadu_ps(bias + cc) : _mm256_setzero_ps();
-          _mm256_storeu_ps(p, activate(_mm256_add_ps(v, b), act, valpha));
-        });
-      for (; c < oc; ++c)
-        one(FloatOps{}, c, [](const float* p) { return *p; },
-            [&](float* p, float v, long cc) { *p = activate1(v + (bias ? bias[cc] : 0.0f), act, alpha); });
+          for (int j = 0; j < cols_in; ++j) {
+            float* p = out + (i * s.ow + j) * oc + c;
+            if constexpr (O::width == 1) *p = activate1(v[i][j] + b, act, alpha);
+            else O::store(p, activate(O::add(v[i][j], b), act, valpha));
+          }
+      });
     }
   }, nt);
 }
@@ -308,7 +319,7 @@ void winograd_conv(const WinoShape& s, const FilterView& f, const float* x, cons
 void transform_gradient_block(const WinoShape& s, const float* dy, long t0, long t1, long stride, float* W) {
   using F = F2;
   constexpr int m = F::m, a = F::a;
-  const long oc = s.oc, o8 = oc / 8 * 8;
+  const long oc = s.oc;
   const TileGrid grid(s, m);
   for (long t = t0; t < t1; ++t) {
     long n, oy, ox;
@@ -318,19 +329,14 @@ void transform_gradient_block(const WinoShape& s, const float* dy, long t0, long
       for (int j = 0; j < m; ++j)
         pix[i][j] = oy + i < s.oh && ox + j < s.ow ? dy + ((n * s.oh + oy + i) * s.ow + ox + j) * oc : nullptr;
     float* wt = W + (t - t0) * oc;
-    auto one = [&](auto ops, long c, auto load, auto store) {
+    by_channels(oc, [&](auto ops, long c) {
       using O = decltype(ops);
-      typename O::T e[m][m], r[a][m], w[a][a];
+      typename O::T e[m][m], w[a][a];
       for (int i = 0; i < m; ++i)
-        for (int j = 0; j < m; ++j) e[i][j] = pix[i][j] ? load(pix[i][j] + c) : O::zero();
-      for (int j = 0; j < m; ++j) F::gradient<O>(&e[0][j], m, &r[0][j]);
-      for (int i = 0; i < a; ++i) F::gradient<O>(&r[i][0], 1, &w[i][0]);
-      for (int xi = 0; xi < a * a; ++xi) store(wt + xi * stride * oc + c, w[xi / a][xi % a]);
-    };
-    long c = 0;
-    for (; c < o8; c += 8)
-      one(VecOps{}, c, [](const float* p) { return _mm256_loadu_ps(p); }, [](float* p, __m256 v) { _mm256_storeu_ps(p, v); });
-    for (; c < oc; ++c) one(FloatOps{}, c, [](const float* p) { return *p; }, [](float* p, float v) { *p = v; });
+        for (int j = 0; j < m; ++j) e[i][j] = pix[i][j] ? O::load(pix[i][j] + c) : O::zero();
+      apply2d(e, w, [](const auto* i, int st, auto* o) { F::template gradient<O>(i, st, o); });
+      for (int xi = 0; xi < a * a; ++xi) O::store(wt + xi * stride * oc + c, w[xi / a][xi % a]);
+    });
   }
 }
 
@@ -380,15 +386,14 @@ void winograd_filter_gradient(const WinoShape& s, const float* x, const float* d
   // Sum the partials (fixed order), then dw = G^T dU G, one input channel per task.
   parallel_for(ic, [&](long ci, int) {
     for (long co = 0; co < oc; ++co) {
-      float u[a][a], t[3][a], g[3][3];
+      float u[a][a], g[3][3];
       for (int xi = 0; xi < points; ++xi) {
         const long at = (xi * ic + ci) * oc + co;
         float acc = partial.p[at];
         for (long c = 1; c < nchunks; ++c) acc += partial.p[c * usize + at];
         u[xi / a][xi % a] = acc;
       }
-      for (int j = 0; j < a; ++j) F::filter_gradient(&u[0][j], a, &t[0][j]);
-      for (int i = 0; i < 3; ++i) F::filter_gradient(&t[i][0], 1, &g[i][0]);
+      apply2d(u, g, [](const float* i, int st, float* o) { F::filter_gradient(i, st, o); });
       for (int kh = 0; kh < 3; ++kh)
         for (int kw = 0; kw < 3; ++kw) dw[((static_cast<long>(kh) * 3 + kw) * ic + ci) * oc + co] = g[kh][kw];
     }
