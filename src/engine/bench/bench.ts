@@ -2,8 +2,9 @@
  * `npm run -s bench -- [--json] [--peer] [--steps n] [--repeats n] [--conv f2|direct] [--prelabel <folder>]`: times DESIGN.md's reference U-Net on the
  * chosen backend — training and inference at batch 8 on 128x128 inputs after warm-up, and one
  * 512x512 proposal end to end — and, with --peer, PyTorch on the same network in the same run,
- * reporting the ratios (absolute figures drift with whatever else the machine runs; --repeats n
- * alternates the two n times and reports the median ratio and the spread). It also times
+ * reporting the ratios for the reference U-Net and for the network maskloop trains (batch
+ * normalisation; absolute figures drift with whatever else the machine runs; --repeats n
+ * alternates the two engines n times and reports the median ratio and each pair's). It also times
  * the same network with batch normalisation, the shape maskloop trains, against the plain one, and
  * names the CPU with its nominal peak, so throughput reads as GFLOP/s and a share of that peak.
  * With --prelabel it also prelabels a real folder as `maskloop prelabel` does, in a process of its
@@ -49,8 +50,7 @@ const model = UNet.create(REFERENCE_UNET, 1);
 const { trainImagesPerSecond, predictImagesPerSecond } = await referenceThroughput(model, { steps, warmup });
 const normed = UNet.create({ ...REFERENCE_UNET, norm: 'batch' }, 1);
 const withBatchNorm = await referenceThroughput(normed, { steps, warmup });
-normed.dispose();
-const batchNorm = {
+const batchNorm: Record<string, unknown> = {
   trainImagesPerSecond: round(withBatchNorm.trainImagesPerSecond),
   predictImagesPerSecond: round(withBatchNorm.predictImagesPerSecond),
   trainRatioVsPlain: round(withBatchNorm.trainImagesPerSecond / trainImagesPerSecond, 3),
@@ -108,25 +108,41 @@ const result: Record<string, unknown> = {
 };
 if (args.peer) {
   // Alternating pairs: whatever else slows the machine slows the next pair alike, not one side.
+  // Both networks: the reference U-Net, and the one maskloop trains (batch normalisation).
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'torch_peer.py');
-  const ratios = { train: [] as number[], predict: [] as number[] };
-  for (let r = 0; r < repeats; r++) {
-    const own = r === 0 ? { trainImagesPerSecond, predictImagesPerSecond } : await referenceThroughput(model, { steps, warmup });
-    const peer = runPeer(script, info.threads);
-    if ('error' in peer) {
-      result.peer = { error: peer.error };
-      break;
+  const networks = [
+    { key: 'plain', model, norm: 'none', first: { trainImagesPerSecond, predictImagesPerSecond } },
+    { key: 'batchNorm', model: normed, norm: 'batch', first: withBatchNorm },
+  ] as const;
+  const ratios: Record<string, { train: number[]; predict: number[] }> = { plain: { train: [], predict: [] }, batchNorm: { train: [], predict: [] } };
+  const peers: Record<string, unknown> = {};
+  pairs: for (let r = 0; r < repeats; r++) {
+    for (const net of networks) {
+      const own = r === 0 ? net.first : await referenceThroughput(net.model, { steps, warmup });
+      const peer = runPeer(script, info.threads, net.norm);
+      if ('error' in peer) {
+        peers.error = peer.error;
+        break pairs;
+      }
+      peers[net.key] = peer;
+      ratios[net.key].train.push(own.trainImagesPerSecond / Number(peer.trainImagesPerSecond));
+      ratios[net.key].predict.push(own.predictImagesPerSecond / Number(peer.predictImagesPerSecond));
     }
-    result.peer = peer;
-    ratios.train.push(own.trainImagesPerSecond / Number(peer.trainImagesPerSecond));
-    ratios.predict.push(own.predictImagesPerSecond / Number(peer.predictImagesPerSecond));
   }
-  if (ratios.train.length) {
-    result.trainRatioVsPeer = round(median(ratios.train), 3);
-    result.predictRatioVsPeer = round(median(ratios.predict), 3);
-    result.ratiosVsPeer = { train: ratios.train.map((v) => round(v, 3)), predict: ratios.predict.map((v) => round(v, 3)) };
+  result.peer = peers.error ? { error: peers.error } : peers.plain;
+  if (ratios.plain.train.length) {
+    result.trainRatioVsPeer = round(median(ratios.plain.train), 3);
+    result.predictRatioVsPeer = round(median(ratios.plain.predict), 3);
+    result.ratiosVsPeer = { train: ratios.plain.train.map((v) => round(v, 3)), predict: ratios.plain.predict.map((v) => round(v, 3)) };
+  }
+  if (ratios.batchNorm.train.length) {
+    batchNorm.peer = peers.batchNorm;
+    batchNorm.trainRatioVsPeer = round(median(ratios.batchNorm.train), 3);
+    batchNorm.predictRatioVsPeer = round(median(ratios.batchNorm.predict), 3);
+    batchNorm.ratiosVsPeer = { train: ratios.batchNorm.train.map((v) => round(v, 3)), predict: ratios.batchNorm.predict.map((v) => round(v, 3)) };
   }
 }
+normed.dispose();
 model.dispose();
 
 if (args.prelabel) result.prelabel = runPrelabel(args.prelabel);
@@ -148,16 +164,27 @@ if (!args.json) {
     ['with batch norm: predict images/s (ratio)', `${batchNorm.predictImagesPerSecond} (${batchNorm.predictRatioVsPlain})`],
     ['peak RSS (MB)', String(result.peakRssMB)],
   ];
+  // "median (each pair's)" with --repeats, else the one ratio.
+  const ratioRow = (label: string, ratio: unknown, spread: number[]): [string, string] =>
+    repeats > 1 ? [`${label} (median of ${repeats})`, `${ratio} (${spread.join(', ')})`] : [label, String(ratio)];
   if (result.peer && typeof result.peer === 'object' && !('error' in result.peer)) {
     const p = result.peer as Record<string, number | string>;
+    const spread = result.ratiosVsPeer as { train: number[]; predict: number[] };
     rows.push(
       [`peer: ${p.peer} train images/s`, String(round(p.trainImagesPerSecond as number))],
       [`peer: predict images/s`, String(round(p.predictImagesPerSecond as number))],
-      [`train ratio vs peer${repeats > 1 ? ` (median of ${repeats})` : ''}`, `${result.trainRatioVsPeer}${repeats > 1 ? ` (${(result.ratiosVsPeer as { train: number[] }).train.join(', ')})` : ''}`],
-      [`predict ratio vs peer${repeats > 1 ? ` (median of ${repeats})` : ''}`, `${result.predictRatioVsPeer}${repeats > 1 ? ` (${(result.ratiosVsPeer as { predict: number[] }).predict.join(', ')})` : ''}`],
+      ratioRow('train ratio vs peer', result.trainRatioVsPeer, spread.train),
+      ratioRow('predict ratio vs peer', result.predictRatioVsPeer, spread.predict),
     );
   } else if (result.peer) {
     rows.push(['peer', `not measured: ${(result.peer as { error: string }).error}`]);
+  }
+  if (batchNorm.ratiosVsPeer) {
+    const spread = batchNorm.ratiosVsPeer as { train: number[]; predict: number[] };
+    rows.push(
+      ratioRow('with batch norm: train ratio vs peer', batchNorm.trainRatioVsPeer, spread.train),
+      ratioRow('with batch norm: predict ratio vs peer', batchNorm.predictRatioVsPeer, spread.predict),
+    );
   }
   if (result.prelabel) {
     const p = result.prelabel as Record<string, number | string>;
@@ -168,9 +195,9 @@ if (!args.json) {
 }
 console.log(JSON.stringify(result));
 
-function runPeer(script: string, threads: number): Record<string, number | string> | { error: string } {
+function runPeer(script: string, threads: number, norm: 'none' | 'batch'): Record<string, number | string> | { error: string } {
   if (!fs.existsSync(args.python)) return { error: `${args.python} not found (install Debian's python3-torch)` };
-  const run = spawnSync(args.python, [script, '--threads', String(threads), '--steps', String(steps), '--warmup', String(warmup)], { encoding: 'utf8' });
+  const run = spawnSync(args.python, [script, '--threads', String(threads), '--steps', String(steps), '--warmup', String(warmup), '--norm', norm], { encoding: 'utf8' });
   if (run.status !== 0) return { error: (run.stderr || `exit ${run.status}`).trim().split('\n').pop() as string };
   const last = run.stdout.trim().split('\n').pop() as string;
   return JSON.parse(last);

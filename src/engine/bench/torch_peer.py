@@ -3,6 +3,8 @@
 (CPU), timed exactly like src/engine/bench/bench.ts times maskloop's engine.
 
 Run with Debian's python3 (package python3-torch):  /usr/bin/python3 torch_peer.py --threads 2
+--norm batch: the network maskloop trains, a batch normalisation after each 3x3 convolution (whose
+bias it replaces), in eval mode for prediction as a PyTorch user runs it.
 Prints one JSON object as its last line."""
 import argparse
 import json
@@ -13,22 +15,28 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def conv3x3(cin, cout, norm):
+    if not norm:
+        return nn.Conv2d(cin, cout, 3, padding=1)
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout))
+
+
 class UNet(nn.Module):
-    def __init__(self, in_ch=1, out_ch=1, depth=4, base=16):
+    def __init__(self, in_ch=1, out_ch=1, depth=4, base=16, norm=False):
         super().__init__()
         self.depth = depth
         self.enc = nn.ModuleList()
         c = in_ch
         for level in range(depth):
             f = base * 2 ** level
-            self.enc.append(nn.ModuleList([nn.Conv2d(c, f, 3, padding=1), nn.Conv2d(f, f, 3, padding=1)]))
+            self.enc.append(nn.ModuleList([conv3x3(c, f, norm), conv3x3(f, f, norm)]))
             c = f
         self.up = nn.ModuleList()
         self.dec = nn.ModuleList()
         for level in range(depth - 2, -1, -1):
             f = base * 2 ** level
-            self.up.append(nn.Conv2d(2 * f, f, 3, padding=1))
-            self.dec.append(nn.ModuleList([nn.Conv2d(2 * f, f, 3, padding=1), nn.Conv2d(f, f, 3, padding=1)]))
+            self.up.append(conv3x3(2 * f, f, norm))
+            self.dec.append(nn.ModuleList([conv3x3(2 * f, f, norm), conv3x3(f, f, norm)]))
         self.head = nn.Conv2d(base, out_ch, 1)
 
     def forward(self, x):
@@ -54,10 +62,11 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--norm", choices=["none", "batch"], default="none")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = UNet()
+    model = UNet(norm=args.norm == "batch")
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.rand(args.batch, 1, args.size, args.size)
     y = (torch.rand(args.batch, 1, args.size, args.size) > 0.5).float()
@@ -88,6 +97,7 @@ def main():
     print(json.dumps({
         "peer": f"pytorch {torch.__version__}",
         "threads": args.threads,
+        "norm": args.norm,
         "parameters": sum(p.numel() for p in model.parameters()),
         "trainImagesPerSecond": train_ips,
         "predictImagesPerSecond": predict_ips,
