@@ -20,7 +20,7 @@ import { classMap, predictImage } from '../infer/predict';
 import { prepareImage } from '../input';
 import { convolutionFlops, REFERENCE_UNET, UNet } from '../model/unet';
 import { describeCpu } from './cpu';
-import { loadNativeAddon } from '../native/index';
+import { loadNativeAddon, WINOGRAD_TILE, type ConvAlgorithm } from '../native/index';
 import { syntheticNuclei } from '../../imaging/synthetic';
 import { REFERENCE_BATCH, REFERENCE_INPUT, referenceThroughput } from './throughput';
 
@@ -38,14 +38,13 @@ const { values: args } = parseArgs({
     repeats: { type: 'string', default: '1' },
   },
 });
-const WINOGRAD_TILE = { f4: 4, f2: 2, direct: 0 } as const;
 if (!(args.conv in WINOGRAD_TILE)) throw new Error(`--conv takes f4, f2 or direct, not ${args.conv}`);
 const steps = Number(args.steps);
 const repeats = Math.max(1, Number(args.repeats));
 const warmup = Number(args.warmup);
 
 const info = await initEngine({ log: !args.json });
-if (info.choice === 'native') loadNativeAddon().addon?.setWinograd(WINOGRAD_TILE[args.conv as keyof typeof WINOGRAD_TILE]);
+if (info.choice === 'native') loadNativeAddon().addon?.setWinograd(WINOGRAD_TILE[args.conv as ConvAlgorithm]);
 const model = UNet.create(REFERENCE_UNET, 1);
 const { trainImagesPerSecond, predictImagesPerSecond } = await referenceThroughput(model, { steps, warmup });
 const normed = UNet.create({ ...REFERENCE_UNET, norm: 'batch' }, 1);

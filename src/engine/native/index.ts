@@ -20,6 +20,13 @@ export const BinaryOp = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3, Maximum: 4, M
 export const OperandLayout = { Full: 0, Row: 1, Column: 2 } as const;
 
 /**
+ * The benches' names for the 3x3 stride-1 convolution algorithms and the largest Winograd tile
+ * each allows (NativeAddon.setWinograd): f4, the default, then F(2x2) only, then none.
+ */
+export const WINOGRAD_TILE = { f4: 4, f2: 2, direct: 0 } as const;
+export type ConvAlgorithm = keyof typeof WINOGRAD_TILE;
+
+/**
  * The addon's functions. All tensors are float32 row-major (images NHWC, filters
  * [kh, kw, cin, cout]); outputs are written completely, so they may be uninitialised.
  * Geometry arrays: conv [n, ih, iw, ic, kh, kw, oc, sh, sw, dh, dw, padTop, padLeft, oh, ow];

@@ -14,17 +14,14 @@
  */
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { loadNativeAddon, OperandLayout, type NativeAddon } from './index';
+import { loadNativeAddon, OperandLayout, WINOGRAD_TILE, type ConvAlgorithm, type NativeAddon } from './index';
 import { nativeFallbacks, registerNativeBackend } from './register';
 import { REFERENCE_UNET, UNet } from '../model/unet';
-
-/** The --conv names and the largest Winograd tile each allows. */
-const WINOGRAD_TILE = { f4: 4, f2: 2, direct: 0 } as const;
 
 interface Options {
   threads: number[];
   only: Set<string>;
-  conv: Array<keyof typeof WINOGRAD_TILE>;
+  conv: ConvAlgorithm[];
   batch: number;
   seconds: number;
   /** Before each measurement, wait (up to a minute) until the machine's CPUs are idle. */
@@ -45,7 +42,7 @@ function parseArgs(argv: string[]): Options {
       case '--conv':
         opt.conv = next().split(',').map((a) => {
           if (!(a in WINOGRAD_TILE)) throw new Error(`--conv takes f4, f2 and/or direct, not ${a}`);
-          return a as keyof typeof WINOGRAD_TILE;
+          return a as ConvAlgorithm;
         });
         break;
       case '--batch':
