@@ -343,7 +343,6 @@ async function main(): Promise<void> {
     if (opt.only.has('unet')) benchUnet(addon, opt);
     if (opt.only.has('profile')) await profileUnet(addon, opt);
   }
-  addon.setWinograd(WINOGRAD_TILE.f4);
 }
 
 main().catch((err) => {

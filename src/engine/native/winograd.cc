@@ -194,34 +194,45 @@ struct TileGrid {
   }
 };
 
-// V[xi][t - t0][ci] = (B^T d B)[xi] for the input patch d under each tile t in [t0, t1); V holds
-// `stride` tiles per transform point.
-template <class F>
-void transform_input_block(const WinoShape& s, const float* x, long t0, long t1, long stride, float* V) {
-  constexpr int a = F::a;
-  const long ic = s.ic;
-  const TileGrid grid(s, F::m);
+// Tiles of a transform block: out[xi][t - t0][c] = (T p T^T)[xi] for each tile t in [t0, t1), where
+// p is the N x N patch of `img` (an NHWC batch of h x w x ch) whose corner lies at the tile's first
+// output pixel plus (dy, dx), zero outside the image; out holds `stride` tiles per transform
+// point. Line::apply<O>(in, stride, out) applies the 1-D transform T (N -> R values) to one line,
+// in O's arithmetic.
+template <int N, int R, class Line>
+void transform_patches(const WinoShape& s, int m, const float* img, long h, long w, long ch, long dy, long dx,
+                       long t0, long t1, long stride, float* out, Line) {
+  const TileGrid grid(s, m);
   for (long t = t0; t < t1; ++t) {
     long n, oy, ox;
-    grid.at(t, F::m, &n, &oy, &ox);
-    const long iy0 = oy - s.pt, ix0 = ox - s.pl;
-    const float* img = x + n * s.ih * s.iw * ic;
-    const float* pix[a][a];  // null where the patch leaves the image (zero padding)
-    for (int i = 0; i < a; ++i)
-      for (int j = 0; j < a; ++j) {
-        const long yy = iy0 + i, xx = ix0 + j;
-        pix[i][j] = yy >= 0 && yy < s.ih && xx >= 0 && xx < s.iw ? img + (yy * s.iw + xx) * ic : nullptr;
+    grid.at(t, m, &n, &oy, &ox);
+    const float* pix[N][N];  // null where the patch leaves the image
+    for (int i = 0; i < N; ++i)
+      for (int j = 0; j < N; ++j) {
+        const long yy = oy + dy + i, xx = ox + dx + j;
+        pix[i][j] = yy >= 0 && yy < h && xx >= 0 && xx < w ? img + ((n * h + yy) * w + xx) * ch : nullptr;
       }
-    float* vt = V + (t - t0) * ic;
-    by_channels(ic, [&](auto ops, long c) {
+    float* ot = out + (t - t0) * ch;
+    by_channels(ch, [&](auto ops, long c) {
       using O = decltype(ops);
-      typename O::T d[a][a], v[a][a];
-      for (int i = 0; i < a; ++i)
-        for (int j = 0; j < a; ++j) d[i][j] = pix[i][j] ? O::load(pix[i][j] + c) : O::zero();
-      apply2d(d, v, [](const auto* i, int st, auto* o) { F::template input<O>(i, st, o); });
-      for (int xi = 0; xi < a * a; ++xi) O::store(vt + xi * stride * ic + c, v[xi / a][xi % a]);
+      typename O::T p[N][N], v[R][R];
+      for (int i = 0; i < N; ++i)
+        for (int j = 0; j < N; ++j) p[i][j] = pix[i][j] ? O::load(pix[i][j] + c) : O::zero();
+      apply2d(p, v, [](const auto* i, int st, auto* o) { Line::template apply<O>(i, st, o); });
+      for (int xi = 0; xi < R * R; ++xi) O::store(ot + xi * stride * ch + c, v[xi / R][xi % R]);
     });
   }
+}
+
+// V[xi][t - t0][ci] = (B^T d B)[xi] for the input patch d under each tile t in [t0, t1).
+template <class F>
+struct InputLine {
+  template <class O, class T>
+  static void apply(const T* i, int st, T* o) { F::template input<O>(i, st, o); }
+};
+template <class F>
+void transform_input_block(const WinoShape& s, const float* x, long t0, long t1, long stride, float* V) {
+  transform_patches<F::a, F::a>(s, F::m, x, s.ih, s.iw, s.ic, -s.pt, -s.pl, t0, t1, stride, V, InputLine<F>{});
 }
 
 template <class F>
@@ -315,29 +326,13 @@ void winograd_conv(const WinoShape& s, const FilterView& f, const float* x, cons
 }
 
 // W[xi][t - t0][co] = (A e A^T)[xi] for the 2x2 block e of dy (zero beyond the output) of each
-// tile t in [t0, t1); W holds `stride` tiles per transform point.
+// tile t in [t0, t1).
+struct GradientLine {
+  template <class O, class T>
+  static void apply(const T* i, int st, T* o) { F2::gradient<O>(i, st, o); }
+};
 void transform_gradient_block(const WinoShape& s, const float* dy, long t0, long t1, long stride, float* W) {
-  using F = F2;
-  constexpr int m = F::m, a = F::a;
-  const long oc = s.oc;
-  const TileGrid grid(s, m);
-  for (long t = t0; t < t1; ++t) {
-    long n, oy, ox;
-    grid.at(t, m, &n, &oy, &ox);
-    const float* pix[m][m];
-    for (int i = 0; i < m; ++i)
-      for (int j = 0; j < m; ++j)
-        pix[i][j] = oy + i < s.oh && ox + j < s.ow ? dy + ((n * s.oh + oy + i) * s.ow + ox + j) * oc : nullptr;
-    float* wt = W + (t - t0) * oc;
-    by_channels(oc, [&](auto ops, long c) {
-      using O = decltype(ops);
-      typename O::T e[m][m], w[a][a];
-      for (int i = 0; i < m; ++i)
-        for (int j = 0; j < m; ++j) e[i][j] = pix[i][j] ? O::load(pix[i][j] + c) : O::zero();
-      apply2d(e, w, [](const auto* i, int st, auto* o) { F::template gradient<O>(i, st, o); });
-      for (int xi = 0; xi < a * a; ++xi) O::store(wt + xi * stride * oc + c, w[xi / a][xi % a]);
-    });
-  }
+  transform_patches<F2::m, F2::a>(s, F2::m, dy, s.oh, s.ow, s.oc, 0, 0, t0, t1, stride, W, GradientLine{});
 }
 
 // The filter gradient, the adjoint of winograd_conv<F2>: dU[xi] = sum over tiles of V[xi]^T W[xi]
