@@ -135,8 +135,8 @@ export async function startDesktopApp(): Promise<void> {
     if (mainWindow && !mainWindow.isDestroyed()) mainWindow.show();
   });
   app.on('window-all-closed', () => {
-    service.close();
-    app.quit();
+    // The pixel worker and the job process flush and close their project connections first.
+    void service.close().finally(() => app.quit());
   });
   mainWindow = createWindow();
 }

@@ -39,11 +39,11 @@ export async function handleBinaryRoute(service: AppService, url: URL): Promise<
       case 'thumbnail':
         return await service.imageThumbnail(imageId, intParam(url, 'size'));
       case 'label':
-        return service.imageLabel(imageId, intParam(url, 'version')) ?? text(404, `image ${imageId} has no label`);
+        return (await service.imageLabel(imageId, intParam(url, 'version'))) ?? text(404, `image ${imageId} has no label`);
       case 'proposal':
-        return service.imageProposal(imageId, intParam(url, 'modelId')) ?? text(404, `image ${imageId} has no proposal`);
+        return (await service.imageProposal(imageId, intParam(url, 'modelId'))) ?? text(404, `image ${imageId} has no proposal`);
       default:
-        return service.imageUncertainty(imageId, intParam(url, 'modelId')) ?? text(404, `image ${imageId} has no uncertainty map`);
+        return (await service.imageUncertainty(imageId, intParam(url, 'modelId'))) ?? text(404, `image ${imageId} has no uncertainty map`);
     }
   } catch (error) {
     const kind = errorKind(error);

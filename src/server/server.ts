@@ -110,7 +110,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (options.projectDir) {
     const opened = await service.invoke('project:open', { dir: path.resolve(options.projectDir) });
     if (!opened.ok) {
-      service.close();
+      await service.close();
       throw new Error(`cannot open ${options.projectDir}: ${opened.error.message}`);
     }
   }
@@ -202,7 +202,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       unsubscribe();
       for (const res of streams) res.end();
       streams.clear();
-      service.close();
+      await service.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { checkLabelMask, decodeArray, encodeArray, type LabelArray, type LabelDtype } from './codec';
+import { checkLabelMask, decodeArray, encodeArray, labelDtype, type LabelArray, type LabelDtype } from './codec';
 import type { Ctx } from './db';
 import { now } from './db';
 import { StoreError } from './errors';
@@ -10,6 +10,7 @@ import {
   LABEL_SOURCES,
   type ImageRecord,
   type ImageSplit,
+  type LabelPatch,
   type LabelSource,
   type LabelVersion,
   type LabelVersionInfo,
@@ -89,6 +90,11 @@ function latestVersionNumber(ctx: Ctx, imageId: number): number {
  * inside the transaction, so concurrent writers never collide.
  */
 export function addLabelVersion(ctx: Ctx, input: NewLabelVersion): LabelVersionInfo {
+  return insertLabelVersion(ctx, input, false);
+}
+
+/** `parentMustBeLatest`: a patch merged into the latest version fails if another edit came first. */
+function insertLabelVersion(ctx: Ctx, input: NewLabelVersion, parentMustBeLatest: boolean): LabelVersionInfo {
   const label = parseArgument(newLabelSchema, input, 'addLabelVersion');
   const dtype = checkLabelMask(input.mask, 'addLabelVersion mask');
   const { width, height } = input.mask;
@@ -109,6 +115,7 @@ export function addLabelVersion(ctx: Ctx, input: NewLabelVersion): LabelVersionI
     if (parent !== null && parent > latest) {
       throw new StoreError('argument', `image ${image.id} has no label version ${parent} (latest is ${latest})`);
     }
+    if (parentMustBeLatest && parent !== latest) throw notLatest(parent ?? 0, latest);
     const row = ctx
       .stmt(
         `INSERT INTO label_versions (image_id, version, parent_version, source, author, created_at, dtype, width, height, encoding, mask, unknown)
@@ -119,6 +126,66 @@ export function addLabelVersion(ctx: Ctx, input: NewLabelVersion): LabelVersionI
     if (event) insertAnnotationEvent(ctx, { ...event, labelVersion: row.version });
     return infoFromRow(row);
   });
+}
+
+const notLatest = (version: number, latest: number) =>
+  new StoreError('argument', `label version ${version} is not the latest (${latest}): reload the label`);
+
+const patchSchema = z.object({
+  imageId: id,
+  baseVersion: id,
+  x: count,
+  y: count,
+  width: id,
+  height: id,
+  unknown: z.instanceof(Uint8Array).nullable().optional(),
+});
+
+/** A label array wide enough for both: a patch may bring ids the stored dtype cannot hold. */
+function widen(base: LabelArray, patch: LabelArray): LabelArray {
+  const rank = (a: LabelArray) => (a instanceof Uint8Array ? 0 : a instanceof Uint16Array ? 1 : 2);
+  if (rank(patch) <= rank(base)) return base.slice();
+  return rank(patch) === 1 ? Uint16Array.from(base) : Int32Array.from(base);
+}
+
+/**
+ * Merges a stroke's rectangle into the latest label and saves the result as a new version whose
+ * parent is `baseVersion`. Refused when `baseVersion` is not the latest (another window saved in
+ * between: its edit would be overwritten) or the rectangle leaves the image.
+ */
+export function patchLabelVersion(ctx: Ctx, patch: LabelPatch): LabelVersionInfo {
+  const p = parseArgument(patchSchema, patch, 'patchLabelVersion');
+  if (!labelDtype(patch.data)) throw new StoreError('argument', 'patchLabelVersion data: expected a Uint8Array, Uint16Array or Int32Array');
+  const base = latestLabel(ctx, p.imageId);
+  if (!base) throw new StoreError('argument', `image ${p.imageId} has no label yet: save the whole mask first`);
+  if (base.version !== p.baseVersion) throw notLatest(p.baseVersion, base.version);
+  const { width, height } = base.mask;
+  if (p.x + p.width > width || p.y + p.height > height) {
+    throw new StoreError('argument', `patch ${p.x},${p.y} ${p.width}x${p.height} lies outside the ${width}x${height} image`);
+  }
+  if (patch.data.length !== p.width * p.height) throw new StoreError('argument', 'patch data length must be width x height');
+  if (p.unknown && p.unknown.length !== p.width * p.height) throw new StoreError('argument', 'patch unknown flags must have one byte per pixel');
+  const data = widen(base.mask.data, patch.data);
+  let unknown = base.unknown;
+  if (p.unknown !== undefined && (p.unknown || unknown)) unknown = unknown ? unknown.slice() : new Uint8Array(width * height);
+  for (let row = 0; row < p.height; row++) {
+    const at = (p.y + row) * width + p.x;
+    data.set(patch.data.subarray(row * p.width, (row + 1) * p.width), at);
+    if (unknown && p.unknown !== undefined) {
+      if (p.unknown) unknown.set(p.unknown.subarray(row * p.width, (row + 1) * p.width), at);
+      else unknown.fill(0, at, at + p.width);
+    }
+  }
+  return insertLabelVersion(ctx, {
+    imageId: p.imageId, mask: { width, height, data }, unknown: unknown && unknown.some((v) => v !== 0) ? unknown : null,
+    source: patch.source, author: patch.author, parentVersion: base.version, event: patch.event,
+  }, true);
+}
+
+/** The latest version's record without decoding its mask. */
+export function latestLabelInfo(ctx: Ctx, imageId: number): LabelVersionInfo | null {
+  const row = ctx.stmt(`SELECT ${INFO_COLUMNS} FROM label_versions WHERE image_id = ? ORDER BY version DESC LIMIT 1`).get(imageId) as LabelRow | undefined;
+  return row ? infoFromRow(row) : null;
 }
 
 export function latestLabel(ctx: Ctx, imageId: number): LabelVersion | null {

@@ -112,6 +112,17 @@ export function listPredictions(ctx: Ctx, imageId: number): PredictionInfo[] {
   return rows.map(infoFromRow);
 }
 
+/** Each image's latest prediction's uncertainty score, in one query, without decoding any mask. */
+export function latestUncertaintyScores(ctx: Ctx): Map<number, number | null> {
+  const rows = ctx
+    .stmt(
+      `SELECT p.image_id AS imageId, p.uncertainty_score AS score FROM predictions p
+       WHERE p.id = (SELECT q.id FROM predictions q WHERE q.image_id = p.image_id ORDER BY q.created_at DESC, q.id DESC LIMIT 1)`,
+    )
+    .all() as { imageId: number; score: number | null }[];
+  return new Map(rows.map((r) => [r.imageId, r.score]));
+}
+
 /**
  * 'Label next': images without a person's label ('unlabeled' or 'proposed'), most uncertain
  * first; images with no prediction (or no score) come last, in id order.

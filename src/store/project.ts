@@ -27,6 +27,7 @@ import type {
   LabelNextEntry,
   LabelNextOptions,
   LabelVersion,
+  LabelPatch,
   LabelVersionInfo,
   ModelRecord,
   NewAnnotationEvent,
@@ -149,7 +150,9 @@ export class Project {
 
   // Labels
   addLabelVersion(input: NewLabelVersion): LabelVersionInfo { return labels.addLabelVersion(this.c, input); }
+  patchLabelVersion(patch: LabelPatch): LabelVersionInfo { return labels.patchLabelVersion(this.c, patch); }
   latestLabel(imageId: number): LabelVersion | null { return labels.latestLabel(this.c, imageId); }
+  latestLabelInfo(imageId: number): LabelVersionInfo | null { return labels.latestLabelInfo(this.c, imageId); }
   getLabelVersion(imageId: number, version: number): LabelVersion | null { return labels.getLabelVersion(this.c, imageId, version); }
   labelHistory(imageId: number): LabelVersionInfo[] { return labels.labelHistory(this.c, imageId); }
   restoreLabelVersion(imageId: number, version: number, options?: { author?: string }): LabelVersionInfo {
@@ -164,6 +167,7 @@ export class Project {
   addPrediction(input: NewPrediction): PredictionInfo { return predictions.addPrediction(this.c, input); }
   getPrediction(imageId: number, modelId?: number): Prediction | null { return predictions.getPrediction(this.c, imageId, modelId); }
   listPredictions(imageId: number): PredictionInfo[] { return predictions.listPredictions(this.c, imageId); }
+  latestUncertaintyScores(): Map<number, number | null> { return predictions.latestUncertaintyScores(this.c); }
   labelNext(options?: LabelNextOptions): LabelNextEntry[] { return predictions.labelNext(this.c, options); }
 
   // Models

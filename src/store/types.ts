@@ -1,4 +1,4 @@
-import type { LabelDtype, LabelMask } from './codec';
+import type { LabelArray, LabelDtype, LabelMask } from './codec';
 
 // Splits, statuses and label sources are part of the app's contract too; they are defined once there.
 import type { AnnotationEventKind, ImageSplit, ImageStatus, LabelSource, LabelVersionSummary } from '../shared/types';
@@ -125,6 +125,27 @@ export interface NewLabelVersion {
   /** Status the image takes; default 'labeled' (an edit after review needs a new review). */
   status?: 'labeled' | 'reviewed';
   /** Recorded in the same transaction, pointing at the new version. */
+  event?: Omit<NewAnnotationEvent, 'imageId' | 'labelVersion'>;
+}
+
+/**
+ * A stroke's rectangle, merged into the image's latest label to make the next version. Ids the
+ * stored dtype cannot hold widen the whole label (uint8 to uint16 to int32).
+ */
+export interface LabelPatch {
+  imageId: number;
+  /** The version the stroke was drawn on: it must still be the latest. */
+  baseVersion: number;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+  /** The rectangle's label ids, row-major. */
+  data: LabelArray;
+  /** Unknown flags for the rectangle; null clears them there; omitted keeps them. */
+  unknown?: Uint8Array | null;
+  source: LabelSource;
+  author?: string;
   event?: Omit<NewAnnotationEvent, 'imageId' | 'labelVersion'>;
 }
 

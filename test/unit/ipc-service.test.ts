@@ -23,8 +23,8 @@ function service() {
 }
 
 let open: AppService | null = null;
-afterEach(() => {
-  open?.close();
+afterEach(async () => {
+  await open?.close();
   open = null;
 });
 
@@ -124,11 +124,13 @@ describe('AppService', () => {
     const { app, imageId } = await projectWithImage();
     const v1 = unwrap(await app.invoke('labels:save', { imageId, mask: { width: 16, height: 8, data: new Uint8Array(128).fill(2) }, source: 'manual', timeSpentMs: 10 }));
     expect(v1.dtype).toBe('uint8');
+    // The mask was compressed and stored by the pixel worker thread, not on the service's thread.
+    expect(app.pixelWorkerThreadId).not.toBeNull();
     const wrongSize = await app.invoke('labels:save', { imageId, mask: { width: 8, height: 16, data: new Uint8Array(128) }, source: 'manual', timeSpentMs: 10 });
     expect(wrongSize).toMatchObject({ ok: false, error: { kind: 'argument' } });
     const v2 = unwrap(await app.invoke('labels:patch', { imageId, baseVersion: 1, x: 3, y: 2, width: 2, height: 1, data: new Uint16Array([700, 701]), source: 'manual', timeSpentMs: 10 }));
     expect(v2).toMatchObject({ version: 2, dtype: 'uint16' });
-    const body = app.imageLabel(imageId)!;
+    const body = (await app.imageLabel(imageId))!;
     const data = new Uint16Array(body.body.buffer.slice(body.body.byteOffset, body.body.byteOffset + 256));
     expect([data[2 * 16 + 3], data[2 * 16 + 4], data[0]]).toEqual([700, 701, 2]);
   });

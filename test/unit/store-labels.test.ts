@@ -166,6 +166,45 @@ describe('label versions', () => {
     expect(project.latestLabel(imageId)).toBeNull();
   });
 
+  it('merges a stroke rectangle into the latest version, keeping every other pixel and the unknown flags outside it', () => {
+    const base = pattern(Uint8Array, 1);
+    const unknown = new Uint8Array(W * H).fill(1);
+    project.addLabelVersion({ imageId, mask: { width: W, height: H, data: base }, unknown, source: 'manual' });
+    const info = project.patchLabelVersion({ imageId, baseVersion: 1, x: 5, y: 3, width: 4, height: 2, data: new Uint8Array(8).fill(9), unknown: null, source: 'manual' });
+    expect(info).toMatchObject({ version: 2, parentVersion: 1, dtype: 'uint8', hasUnknown: true });
+    const back = project.latestLabel(imageId)!;
+    const expected = base.slice();
+    const expectedUnknown = unknown.slice();
+    for (let y = 3; y < 5; y++) for (let x = 5; x < 9; x++) { expected[y * W + x] = 9; expectedUnknown[y * W + x] = 0; }
+    expect(back.mask.data).toEqual(expected);
+    expect(back.unknown).toEqual(expectedUnknown);
+    // Omitted unknown flags stay as they were.
+    project.patchLabelVersion({ imageId, baseVersion: 2, x: 0, y: 0, width: 1, height: 1, data: new Uint8Array([4]), source: 'manual' });
+    expect(project.latestLabel(imageId)!.unknown).toEqual(expectedUnknown);
+  });
+
+  it('widens the stored type when a stroke brings an id it cannot hold', () => {
+    const base = pattern(Uint8Array, 2);
+    project.addLabelVersion({ imageId, mask: { width: W, height: H, data: base }, source: 'manual' });
+    const info = project.patchLabelVersion({ imageId, baseVersion: 1, x: W - 2, y: H - 1, width: 2, height: 1, data: new Int32Array([70000, 0]), source: 'manual' });
+    expect(info.dtype).toBe('int32');
+    const back = project.latestLabel(imageId)!.mask.data;
+    expect(back).toBeInstanceOf(Int32Array);
+    expect([back[W * H - 2], back[W * H - 1], back[0]]).toEqual([70000, 0, base[0]]);
+  });
+
+  it('refuses a stroke on a stale version or outside the image, and writes nothing', () => {
+    const base = pattern(Uint8Array, 0);
+    project.addLabelVersion({ imageId, mask: { width: W, height: H, data: base }, source: 'manual' });
+    project.addLabelVersion({ imageId, mask: { width: W, height: H, data: base }, source: 'manual' });
+    const stroke = { imageId, x: 0, y: 0, width: 2, height: 2, data: new Uint8Array(4).fill(3), source: 'manual' as const };
+    expectStoreError(() => project.patchLabelVersion({ ...stroke, baseVersion: 1 }), 'argument', /not the latest/);
+    expectStoreError(() => project.patchLabelVersion({ ...stroke, baseVersion: 2, x: W - 1 }), 'argument', /outside/);
+    expectStoreError(() => project.patchLabelVersion({ ...stroke, baseVersion: 2, data: new Uint8Array(3) }), 'argument', /length/);
+    expectStoreError(() => project.patchLabelVersion({ ...stroke, imageId: 999, baseVersion: 1 }), 'argument', /no label/);
+    expect(project.labelHistory(imageId)).toHaveLength(2);
+  });
+
   it('lists labeled images per split with their latest version, and counts images labeled since a time', () => {
     const data = pattern(Uint8Array, 0);
     const t0 = Date.now() - 1;
