@@ -10,9 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, test } from 'vitest';
-import type { CurveRun } from '../../src/engine/eval/curve';
-import { readJsonLines } from '../../src/engine/eval/report';
-import type { LoopRound } from '../../src/engine/eval/session';
+import type { CurveRun } from '../../src/eval/curve';
+import { readJsonLines } from '../../src/eval/report';
+import type { LoopRound } from '../../src/eval/session';
 import { datasetUnavailableReason } from '../../src/imaging/datasets';
 import { syntheticNuclei } from '../../src/imaging/synthetic';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cpuFromCpuinfo } from '../../src/engine/bench/cpu';
+import { cpuFromCpuinfo } from '../../tools/bench/cpu';
 import { convolutionFlops, REFERENCE_UNET } from '../../src/engine/model/unet';
 
 const cpuinfo = (family: number, model: number, mhz: number, flags = 'fpu sse2 avx avx2 fma') =>

@@ -1,6 +1,6 @@
 /** The ilastik-style baseline: its filter bank and forest, checked on synthetic nuclei against their ground truth. */
 import { describe, expect, it } from 'vitest';
-import { filterBank, gaussianBlur, PixelForest } from '../../src/engine/eval/pixelClassifier';
+import { filterBank, gaussianBlur, PixelForest } from '../../src/eval/pixelClassifier';
 import { prepareImage } from '../../src/engine/input';
 import { syntheticNuclei } from '../../src/imaging/synthetic';
 import { dice } from '../../src/engine/metrics';

@@ -8,12 +8,12 @@
  * with the best val scores (scratch included; the rule of `maskloop train`, select.ts), and
  * report that model's test scores.
  */
-import { backendInfo } from '../backend';
-import { BEST_CHECK_EVERY, type Initialisation } from '../train/finetune';
-import { DEFAULT_CONSISTENCY, semiSupervised, SEMI, type ConsistencyOptions } from '../train/consistency';
-import type { Normalisation } from '../model/unet';
-import type { LearningRateSchedule } from '../train/optimizerState';
-import { displaces, type ValScore } from '../train/select';
+import { backendInfo } from '../engine/backend';
+import { BEST_CHECK_EVERY, type Initialisation } from '../engine/train/finetune';
+import { DEFAULT_CONSISTENCY, semiSupervised, SEMI, type ConsistencyOptions } from '../engine/train/consistency';
+import type { Normalisation } from '../engine/model/unet';
+import type { LearningRateSchedule } from '../engine/train/optimizerState';
+import { displaces, type ValScore } from '../engine/train/select';
 import { chooseLabeled, disposeInit, finetuneOn, pixelClassifierScores, pretrainedInit, scoreSplit, type EvalDataset, type EvalTraining, type ProposalScores } from './setup';
 
 export const ALL_LABELS = 0;

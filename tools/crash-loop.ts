@@ -3,7 +3,7 @@
  * training and prelabeling, many times over, and after every kill checks that the project is
  * intact (PRAGMA integrity_check), that no label was lost, and that a re-run finishes the work.
  *
- *   npx tsx src/cli/tools/crash-loop.ts <project> <image-folder> [rounds=20]
+ *   npx tsx tools/crash-loop.ts <project> <image-folder> [rounds=20]
  * The project must exist and hold labels (maskloop init / import / labels import).
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -11,11 +11,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openProject } from '../../store';
+import { openProject } from '../src/store';
 
 const [projectDir, folder, roundsArg] = process.argv.slice(2);
 if (!projectDir || !folder) throw new Error('usage: crash-loop.ts <project> <image-folder> [rounds]');
-const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin.mjs');
+const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'bin.mjs');
 const rounds = Number(roundsArg ?? 20);
 const out = fs.mkdtempSync(path.join(os.tmpdir(), 'maskloop-crash-'));
 

@@ -3,12 +3,12 @@
  * set's images (labels unused), fine-tuning on k labeled training images, and scoring on the test
  * split against ground truth and an Otsu baseline. The unit of `maskloop eval`.
  */
-import { backendInfo } from '../backend';
-import type { TrainingProgress } from '../train/loop';
-import { DEFAULT_SCHEDULE } from '../train/optimizerState';
-import { TRAINING } from '../../shared/training';
-import type { Dataset } from '../../imaging/datasets';
-import { DEFAULT_ARCH, type Normalisation } from '../model/unet';
+import { backendInfo } from '../engine/backend';
+import type { TrainingProgress } from '../engine/train/loop';
+import { DEFAULT_SCHEDULE } from '../engine/train/optimizerState';
+import { TRAINING } from '../shared/training';
+import type { Dataset } from '../imaging/datasets';
+import { DEFAULT_ARCH, type Normalisation } from '../engine/model/unet';
 import { chooseLabeled, disposeInit, finetuneOn, otsuScores, prepareDataset, pretrainedInit, scoreSplit, type TargetKind } from './setup';
 
 export interface ExperimentOptions {

@@ -1,5 +1,5 @@
 /**
- * `npx tsx src/engine/bench/gpu-check.ts [--gpu webgpu] [--reference native] [--steps 10]`:
+ * `npx tsx tools/bench/gpu-check.ts [--gpu webgpu] [--reference native] [--steps 10]`:
  * checks a GPU backend against a CPU one in the same process, and times both side by side.
  *
  * Both backends start from the same weights (tfjs draws seeded initial weights in JavaScript, the
@@ -12,16 +12,16 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { parseArgs } from 'node:util';
-import { switchBackend, type BackendChoice } from '../backend';
-import { classMap, predictImage } from '../infer/predict';
-import { prepareImage, semanticLabels, labeled } from '../input';
-import { dice } from '../metrics';
-import { REFERENCE_UNET, UNet } from '../model/unet';
-import { finetune } from '../train/finetune';
-import { pretrain } from '../train/pretrain';
-import { Rng } from '../../shared/rng';
+import { switchBackend, type BackendChoice } from '../../src/engine/backend';
+import { classMap, predictImage } from '../../src/engine/infer/predict';
+import { prepareImage, semanticLabels, labeled } from '../../src/engine/input';
+import { dice } from '../../src/engine/metrics';
+import { REFERENCE_UNET, UNet } from '../../src/engine/model/unet';
+import { finetune } from '../../src/engine/train/finetune';
+import { pretrain } from '../../src/engine/train/pretrain';
+import { Rng } from '../../src/shared/rng';
 import { referenceThroughput } from './throughput';
-import { syntheticNuclei } from '../../imaging/synthetic';
+import { syntheticNuclei } from '../../src/imaging/synthetic';
 
 const { values: args } = parseArgs({
   options: {

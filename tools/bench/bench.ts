@@ -8,20 +8,20 @@
  * the same network with batch normalisation, the shape maskloop trains, against the plain one, and
  * names the CPU with its nominal peak, so throughput reads as GFLOP/s and a share of that peak.
  * With --prelabel it also prelabels a real folder as `maskloop prelabel` does, in a process of its
- * own (src/cli/tools/prelabel-speed.ts), and reports its megapixels per second and peak memory.
+ * own (tools/prelabel-speed.ts), and reports its megapixels per second and peak memory.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { initEngine } from '../backend';
-import { classMap, predictImage } from '../infer/predict';
-import { prepareImage } from '../input';
-import { convolutionFlops, REFERENCE_UNET, UNet } from '../model/unet';
+import { initEngine } from '../../src/engine/backend';
+import { classMap, predictImage } from '../../src/engine/infer/predict';
+import { prepareImage } from '../../src/engine/input';
+import { convolutionFlops, REFERENCE_UNET, UNet } from '../../src/engine/model/unet';
 import { describeCpu } from './cpu';
-import { loadNativeAddon, WINOGRAD_TILE, type ConvAlgorithm } from '../native/index';
-import { syntheticNuclei } from '../../imaging/synthetic';
+import { loadNativeAddon, WINOGRAD_TILE, type ConvAlgorithm } from '../../src/engine/native/index';
+import { syntheticNuclei } from '../../src/imaging/synthetic';
 import { REFERENCE_BATCH, REFERENCE_INPUT, referenceThroughput } from './throughput';
 
 const { values: args } = parseArgs({
@@ -204,8 +204,8 @@ function runPeer(script: string, threads: number, norm: 'none' | 'batch'): Recor
 
 /** `maskloop prelabel` of a real folder, timed in a child process so that its peak memory is its own. */
 function runPrelabel(folder: string): Record<string, number | string> | { error: string } {
-  const tool = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'tools', 'prelabel-speed.ts');
-  const tsx = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'node_modules', '.bin', 'tsx');
+  const tool = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'prelabel-speed.ts');
+  const tsx = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'node_modules', '.bin', 'tsx');
   const run = spawnSync(tsx, [tool, folder], { encoding: 'utf8', env: { ...process.env, MASKLOOP_THREADS: String(info.threads) } });
   if (run.status !== 0) return { error: (run.stderr || `exit ${run.status}`).trim().split('\n').pop() as string };
   return JSON.parse(run.stdout.trim().split('\n').pop() as string);

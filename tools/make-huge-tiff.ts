@@ -1,9 +1,9 @@
 /**
  * Writes a large 16-bit tiled TIFF of synthetic nuclei (default 10000x10000) for measuring
- * prelabel's memory on huge images:  npx tsx src/cli/tools/make-huge-tiff.ts <file> [size]
+ * prelabel's memory on huge images:  npx tsx tools/make-huge-tiff.ts <file> [size]
  */
 import sharp from 'sharp';
-import { syntheticNuclei } from '../../imaging/synthetic';
+import { syntheticNuclei } from '../src/imaging/synthetic';
 
 const [file, sizeArg] = process.argv.slice(2);
 if (!file) throw new Error('usage: make-huge-tiff.ts <file.tif> [size]');

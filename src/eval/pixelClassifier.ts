@@ -7,7 +7,7 @@
  * can show it on the same label subsets; derivatives are finite differences of the smoothed image
  * (ilastik uses Gaussian derivative kernels, which differ at the smallest scale only).
  */
-import { Rng } from '../../shared/rng';
+import { Rng } from '../shared/rng';
 
 /** ilastik's default scales for every filter. */
 export const FILTER_SCALES = [0.7, 1, 1.6, 3.5, 5, 10] as const;

@@ -6,7 +6,7 @@
  * to each other than the brush is wide (the slivers along one object's outline) are one region:
  * a single stroke along the outline fixes them together.
  */
-import { connectedComponents } from '../../imaging/instances';
+import { connectedComponents } from '../imaging/instances';
 
 export interface BrushModel {
   /** Brush diameter in pixels. */

@@ -8,17 +8,17 @@
  * from the second on) are held out as val: the retrained model's foreground threshold is
  * calibrated on them, and it replaces the current model only if it scores better there.
  */
-import { foregroundOf, type Proposal } from '../infer/propose';
-import type { TilingOptions } from '../infer/predict';
-import { dice } from '../metrics';
-import { Rng } from '../../shared/rng';
-import type { UNet } from '../model/unet';
-import type { Initialisation } from '../train/finetune';
-import { evaluateOnVal, promotionDecision, valImagesFor, type ValScore } from '../train/select';
+import { foregroundOf, type Proposal } from '../engine/infer/propose';
+import type { TilingOptions } from '../engine/infer/predict';
+import { dice } from '../engine/metrics';
+import { Rng } from '../shared/rng';
+import type { UNet } from '../engine/model/unet';
+import type { Initialisation } from '../engine/train/finetune';
+import { evaluateOnVal, promotionDecision, valImagesFor, type ValScore } from '../engine/train/select';
 import { correctionCost, DEFAULT_BRUSH, type BrushModel, type CorrectionCost } from './correction';
 import { asLabeled, finetuneOn, proposalFor, scoreSplit, type EvalDataset, type EvalImage, type EvalTraining, type ProposalScores } from './setup';
-import { parseTarget } from '../../shared/target';
-import type { ConsistencyOptions } from '../train/consistency';
+import { parseTarget } from '../shared/target';
+import type { ConsistencyOptions } from '../engine/train/consistency';
 
 export type LabelOrder = 'active' | 'random';
 

@@ -1,14 +1,14 @@
 // Speed of the wasm engine on DESIGN.md's reference U-Net (128x128x1, 4 levels, base 16,
 // batch 8, Adam, binary cross-entropy), in Node, one thread.
 //
-//   npx tsx src/engine/wasm/microbench.ts [--steps N] [--threads N] [--profile] [--stock]
+//   npx tsx tools/bench/wasm-microbench.ts [--steps N] [--threads N] [--profile] [--stock]
 //
 // --threads N starts the threaded binary with N XNNPACK threads (see init.ts).
 // --profile prints where a training step spends its time, per kernel.
 // --stock   runs without maskloop's kernels (training then fails: wasm lacks a filter gradient).
 import * as tf from '@tensorflow/tfjs';
-import { initWasmBackend, wasmThreads } from './init';
-import { REFERENCE_UNET, UNet } from '../model/unet';
+import { initWasmBackend, wasmThreads } from '../../src/engine/wasm/init';
+import { REFERENCE_UNET, UNet } from '../../src/engine/model/unet';
 
 const BATCH = 8;
 const SIZE = 128;

@@ -4,9 +4,9 @@
  * images per second after warm-up.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { UNet } from '../model/unet';
-import { segmentationLoss } from '../train/losses';
-import { createOptimizer } from '../train/optimizerState';
+import type { UNet } from '../../src/engine/model/unet';
+import { segmentationLoss } from '../../src/engine/train/losses';
+import { createOptimizer } from '../../src/engine/train/optimizerState';
 
 export const REFERENCE_BATCH = 8;
 export const REFERENCE_INPUT = 128;

@@ -2,13 +2,13 @@
  * Copies evaluation outputs (report, plots, CSVs, plan) from `eval curve` / `eval loop` folders
  * into docs/results/<folder>/, where docs/RESULTS.md links them.
  *
- *   npx tsx src/cli/tools/collect-results.ts <eval folder>...
+ *   npx tsx tools/collect-results.ts <eval folder>...
  */
 import fs from 'node:fs';
 import path from 'node:path';
 
 const KEEP = ['report.md', 'curve.png', 'curve.svg', 'loop.png', 'loop.svg', 'runs.csv', 'summary.csv', 'rounds.csv', 'plan.json'];
-const repo = path.resolve(new URL('../../..', import.meta.url).pathname);
+const repo = path.resolve(new URL('..', import.meta.url).pathname);
 const docs = path.join(repo, 'docs');
 const folders = process.argv.slice(2);
 if (folders.length === 0) {

@@ -6,12 +6,12 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { TRAINING } from '../../shared/training';
-import { planSteps, type StepPlan } from '../train/budget';
-import { DEFAULT_CONSISTENCY } from '../train/consistency';
-import { pretrain } from '../train/pretrain';
+import { TRAINING } from '../shared/training';
+import { planSteps, type StepPlan } from '../engine/train/budget';
+import { DEFAULT_CONSISTENCY } from '../engine/train/consistency';
+import { pretrain } from '../engine/train/pretrain';
 import { asLabeled, type EvalDataset, type EvalImage, type EvalTraining } from './setup';
-import { parseTarget } from '../../shared/target';
+import { parseTarget } from '../shared/target';
 
 export interface EvalBudgets {
   /** A first model: every candidate initialisation within TRAINING.firstModelSeconds. */

@@ -3,7 +3,7 @@
  * predict, post-process and write every mask, with a model of the default architecture. The
  * weights are fresh (their values do not change the work), so no labels are needed.
  *
- *   npx tsx src/cli/tools/prelabel-speed.ts <image-folder> [--target semantic|instance]
+ *   npx tsx tools/prelabel-speed.ts <image-folder> [--target semantic|instance]
  *
  * Prints one JSON line: images, megapixels per second (prelabel's own figure), seconds, and this
  * process's peak resident memory. `npm run bench -- --prelabel <folder>` runs it in a process of its
@@ -13,14 +13,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { initEngine } from '../../engine/backend';
-import { DEFAULT_ARCH, REFERENCE_UNET, UNet } from '../../engine/model/unet';
-import { outputChannels } from '../../engine/target';
-import { saveSegmentationModel } from '../../engine/train/finetune';
-import { prelabel } from '../../jobs/workflows/prelabel';
-import { recordTarget } from '../../shared/target';
-import { createProject } from '../../store';
-import { parseTargetOption } from '../projectData';
+import { initEngine } from '../src/engine/backend';
+import { DEFAULT_ARCH, REFERENCE_UNET, UNet } from '../src/engine/model/unet';
+import { outputChannels } from '../src/engine/target';
+import { saveSegmentationModel } from '../src/engine/train/finetune';
+import { prelabel } from '../src/jobs/workflows/prelabel';
+import { recordTarget } from '../src/shared/target';
+import { createProject } from '../src/store';
+import { parseTargetOption } from '../src/cli/projectData';
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { target: { type: 'string', default: 'semantic' } } });
 const folder = positionals[0];

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The peer maskloop's speed is measured against: the reference U-Net of DESIGN.md in PyTorch
-(CPU), timed exactly like src/engine/bench/bench.ts times maskloop's engine.
+(CPU), timed exactly like tools/bench/bench.ts times maskloop's engine.
 
 Run with Debian's python3 (package python3-torch):  /usr/bin/python3 torch_peer.py --threads 2
 --norm batch: the network maskloop trains, a batch normalisation after each 3x3 convolution (whose

@@ -9,8 +9,8 @@ import { AUTO, PIXEL_CLASSIFIER, summarizeCurve, type CurvePoint, type CurveRun,
 import type { LoopRound } from './session';
 import { writeChart, type ChartSpec, type Series } from './plot';
 import type { SplitScores } from './setup';
-import { BEST_CHECK_EVERY } from '../train/finetune';
-import { TRAINING } from '../../shared/training';
+import { BEST_CHECK_EVERY } from '../engine/train/finetune';
+import { TRAINING } from '../shared/training';
 import { BOUNDARY_TOLERANCE } from './correction';
 
 export function toCsv(rows: Record<string, unknown>[]): string {

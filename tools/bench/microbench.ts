@@ -2,7 +2,7 @@
  * Micro-benchmark of the native kernels on the reference U-Net's shapes (DESIGN.md), and of a
  * whole U-Net training step / inference through tfjs on the 'native' backend.
  *
- *   npx tsx src/engine/native/microbench.ts [--threads 1,2] [--only kernels|unet|profile] [--batch 8]
+ *   npx tsx tools/bench/microbench.ts [--threads 1,2] [--only kernels|unet|profile] [--batch 8]
  *     [--conv f4,f2,direct]
  *
  * --conv lists the algorithms for 3x3 stride-1 convolutions to measure, one after the other in the
@@ -14,9 +14,9 @@
  */
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { loadNativeAddon, OperandLayout, WINOGRAD_TILE, type ConvAlgorithm, type NativeAddon } from './index';
-import { nativeFallbacks, registerNativeBackend } from './register';
-import { REFERENCE_UNET, UNet } from '../model/unet';
+import { loadNativeAddon, OperandLayout, WINOGRAD_TILE, type ConvAlgorithm, type NativeAddon } from '../../src/engine/native/index';
+import { nativeFallbacks, registerNativeBackend } from '../../src/engine/native/register';
+import { REFERENCE_UNET, UNet } from '../../src/engine/model/unet';
 
 interface Options {
   threads: number[];
