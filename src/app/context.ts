@@ -4,7 +4,7 @@
  * AppService; the handlers of each domain (projects.ts, images.ts, labels.ts, models.ts, jobs.ts,
  * stats.ts) are functions of it.
  */
-import type { JobRunner } from '../jobs/runner';
+import type { JobProcessLauncher, JobRunner } from '../jobs/runner';
 import { retrainPolicyState } from '../jobs/workflows/trainModel';
 import type { Channel, ChannelResponse, ParsedRequest } from '../shared/ipc';
 import type { AppEvent, ProjectChange } from '../shared/types';
@@ -12,7 +12,22 @@ import type { ImageRecord, Project } from '../store';
 import { argumentError } from './errors';
 import type { PixelWorker } from './pixelWorker';
 import type { RecentProjects } from './recent';
-import type { AppServiceOptions } from './service';
+
+/** What the shell (Electron or the browser server) gives the app service. */
+export interface AppServiceOptions {
+  shell: 'electron' | 'browser';
+  /** Starts the job process (Node child process or Electron utilityProcess). */
+  launcher: JobProcessLauncher;
+  /** Where app state (recent projects) lives; not inside any project. */
+  stateDir: string;
+  version?: string;
+  /** Steps of a training the retrain policy starts by itself (default: its time budget). */
+  autoTrainSteps?: number;
+  /** After a training that promoted a new model, refresh every proposal with it. */
+  prelabelAfterPromotion?: boolean;
+  /** The native folder picker (Electron only). */
+  chooseFolder?: (title?: string) => Promise<string | null>;
+}
 
 export type Handler<C extends Channel> = (request: ParsedRequest<C>) => Promise<ChannelResponse<C>> | ChannelResponse<C>;
 export type Handlers = { [C in Channel]: Handler<C> };

@@ -6,12 +6,12 @@
  * and answers `{ok, value | error}` with the error's kind. One AppService owns the open project's
  * database connection on this thread; its pixel worker and the job process open their own.
  */
-import { JobRunner, type JobProcessLauncher } from '../jobs/runner';
+import { JobRunner } from '../jobs/runner';
 import { parseRequest, type Channel, type ChannelResponse } from '../shared/ipc';
 import type { Region } from '../shared/binary';
 import { ok, type Result } from '../shared/result';
 import type { AppEvent } from '../shared/types';
-import { AppContext, type Handler, type Handlers } from './context';
+import { AppContext, type AppServiceOptions, type Handler, type Handlers } from './context';
 import { toFailure } from './errors';
 import { imageHandlers, imagePixels, imageThumbnail } from './images';
 import { jobFinished, jobHandlers } from './jobs';
@@ -23,20 +23,7 @@ import { projectHandlers } from './projects';
 import { RecentProjects } from './recent';
 import { statsHandlers } from './stats';
 
-export interface AppServiceOptions {
-  shell: 'electron' | 'browser';
-  /** Starts the job process (Node child process or Electron utilityProcess). */
-  launcher: JobProcessLauncher;
-  /** Where app state (recent projects) lives; not inside any project. */
-  stateDir: string;
-  version?: string;
-  /** Steps of a training the retrain policy starts by itself (default: its time budget). */
-  autoTrainSteps?: number;
-  /** After a training that promoted a new model, refresh every proposal with it. */
-  prelabelAfterPromotion?: boolean;
-  /** The native folder picker (Electron only). */
-  chooseFolder?: (title?: string) => Promise<string | null>;
-}
+export type { AppServiceOptions } from './context';
 
 export class AppService {
   private readonly ctx: AppContext;

@@ -125,8 +125,8 @@ function setPromoted(ctx: Ctx, modelId: number): void {
 }
 
 /**
- * Makes a model the one used for proposals. Whether it earned it (beats the current model on
- * the val split) is the caller's decision; this records it. Promoting the promoted model is a no-op.
+ * Makes a model the one used for proposals. Whether it earned that is the promotion rule's answer
+ * (promotionDecision in engine/train/select.ts); this records it. Promoting the promoted model is a no-op.
  */
 export function promoteModel(ctx: Ctx, modelId: number, options: { reason?: string } = {}): ModelRecord {
   parseArgument(id, modelId, 'promoteModel id');
