@@ -127,7 +127,7 @@ async function tryNative(threads: number): Promise<string> {
   if (!registerNativeBackend()) throw new Error('native addon loaded but backend registration failed');
   loaded.addon.setThreads(threads);
   if (!(await tf.setBackend('native'))) throw new Error('native backend failed to initialise');
-  return `AVX2/FMA addon, ${loaded.addon.getThreads()} threads`;
+  return `${loaded.addon.isa.toUpperCase().replaceAll('+', '/')} addon, ${loaded.addon.getThreads()} threads`;
 }
 
 async function tryWasm(threads: number): Promise<string> {

@@ -1,5 +1,5 @@
 /**
- * The native (AVX2/FMA addon) backend against tfjs' reference 'cpu' backend: values and gradients
+ * The native (AVX2/FMA addon, AVX-512 microkernel where the CPU has it) backend against tfjs' reference 'cpu' backend: values and gradients
  * of every replaced kernel, over shapes chosen to hit edge cases (channel counts that are not
  * multiples of 8, strides, all padding kinds, partial register tiles), plus determinism across
  * thread counts, tensor bookkeeping and the safety of recycled output buffers.
@@ -198,6 +198,52 @@ function nativeSuite(addon: NativeAddon): void {
         if (i < 2) expect(differs(f4[i], f2[i]), `F(4x4) ${what[i]} bit-identical to F(2x2)`).toBe(true);
       }
       tf.dispose([x, w, b]);
+    });
+
+    it('the AVX-512 microkernel, where the CPU has it, agrees with the AVX2 one and the cpu backend, and is its own path', () => {
+      const hasAvx512 = addon.isa.includes('avx512f');
+      // Winograd products (K = 40), a direct 5x5 convolution with a bias and leaky ReLU, and a GEMM
+      // with a partial panel (n = 21): every way a 16-column panel reaches the microkernel.
+      const x = randn([2, 13, 14, 40]);
+      const w3 = randn([3, 3, 40, 21]);
+      const w5 = randn([5, 5, 40, 21]);
+      const b = randn([21]);
+      const a = randn([37, 45]);
+      const m = randn([45, 21]);
+      const compute = () => [
+        tf.conv2d(x as tf.Tensor4D, w3 as tf.Tensor4D, 1, 'same'),
+        tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w5 as tf.Tensor4D, bias: b, strides: 1, pad: 'same', activation: 'leakyrelu', leakyreluAlpha: 0.1 }),
+        tf.matMul(a as tf.Tensor2D, m as tf.Tensor2D),
+      ];
+      const run = (avx512: boolean) => {
+        expect(addon.setAvx512(avx512)).toBe(avx512 && hasAvx512);
+        try {
+          return on(NATIVE_BACKEND, () => {
+            const ys = compute();
+            const out = ys.map(values);
+            tf.dispose(ys);
+            return out;
+          });
+        } finally {
+          addon.setAvx512(true);
+        }
+      };
+      const [wide, narrow] = [run(true), run(false)];
+      const reference = on('cpu', () => {
+        const ys = compute();
+        const out = ys.map(values);
+        tf.dispose(ys);
+        return out;
+      });
+      const what = ['Winograd conv', 'direct conv + bias + leaky ReLU', 'matmul'];
+      for (let i = 0; i < 3; i++) {
+        expectClose(wide[i], reference[i], `${what[i]}, AVX-512 where available`);
+        expectClose(narrow[i], reference[i], `${what[i]}, AVX2`);
+        // The AVX-512 kernel sums even and odd k apart: its rounding differs, which proves it ran.
+        const same = Buffer.compare(Buffer.from(wide[i].buffer), Buffer.from(narrow[i].buffer)) === 0;
+        expect(same, `${what[i]}: AVX-512 and AVX2 results ${hasAvx512 ? 'bit-identical' : 'differ without AVX-512'}`).toBe(!hasAvx512);
+      }
+      tf.dispose([x, w3, w5, b, a, m]);
     });
 
     it('dilated convolution (forward)', () => {

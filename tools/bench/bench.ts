@@ -34,6 +34,8 @@ const { values: args } = parseArgs({
     // 3x3 stride-1 convolutions of the native backend: 'f4' (what the product runs: Winograd
     // F(4x4, 3x3) where it applies), 'f2' (F(2x2, 3x3) only) or 'direct', to measure what each buys.
     conv: { type: 'string', default: 'f4' },
+    // The GEMM microkernel: 'avx512' where the CPU has AVX-512F (the default there), or 'avx2'.
+    isa: { type: 'string' },
     prelabel: { type: 'string' },
     repeats: { type: 'string', default: '1' },
   },
@@ -44,7 +46,12 @@ const repeats = Math.max(1, Number(args.repeats));
 const warmup = Number(args.warmup);
 
 const info = await initEngine({ log: !args.json });
-if (info.choice === 'native') loadNativeAddon().addon?.setWinograd(WINOGRAD_TILE[args.conv as ConvAlgorithm]);
+if (args.isa !== undefined && args.isa !== 'avx2' && args.isa !== 'avx512') throw new Error(`--isa takes avx2 or avx512, not ${args.isa}`);
+if (info.choice === 'native') {
+  const addon = loadNativeAddon().addon;
+  addon?.setWinograd(WINOGRAD_TILE[args.conv as ConvAlgorithm]);
+  if (args.isa && addon && addon.setAvx512(args.isa === 'avx512') !== (args.isa === 'avx512')) throw new Error('--isa avx512: this CPU has no AVX-512F');
+}
 const model = UNet.create(REFERENCE_UNET, 1);
 const { trainImagesPerSecond, predictImagesPerSecond } = await referenceThroughput(model, { steps, warmup });
 const normed = UNet.create({ ...REFERENCE_UNET, norm: 'batch' }, 1);
@@ -79,7 +86,7 @@ const proposal512TtaMs = await medianMs(async () => classMap(await predictImage(
 // convolution counts them (training about 3x a forward pass). Winograd's 3x3 kernels do fewer
 // multiplications than that count, so the share can pass 1: it reads as work done, not as
 // arithmetic units kept busy.
-const cpu = describeCpu(info.threads);
+const cpu = describeCpu(info.threads, info.choice === 'native' && args.isa !== 'avx2');
 const forwardFlops = convolutionFlops(REFERENCE_UNET, REFERENCE_INPUT);
 const predictGflops = (predictImagesPerSecond * forwardFlops) / 1e9;
 const trainGflops = (trainImagesPerSecond * 3 * forwardFlops) / 1e9;

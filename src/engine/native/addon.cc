@@ -23,6 +23,16 @@ bool cpu_has_avx2_fma() {
 #endif
 }
 
+// AVX-512F with the OS saving the zmm state (libgcc checks XGETBV for it too).
+bool cpu_has_avx512f() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f");
+#else
+  return false;
+#endif
+}
+
 struct F32 {
   float* data = nullptr;
   size_t length = 0;
@@ -270,6 +280,15 @@ Napi::Value SetWinograd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// setAvx512(on): 16-column GEMM panels on the AVX-512 microkernel (where the CPU has it) or the
+// AVX2 one. Returns whether the AVX-512 kernel is now in use.
+Napi::Value SetAvx512(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsBoolean()) throw Napi::TypeError::New(info.Env(), "setAvx512: expected a boolean");
+  const bool on = info[0].As<Napi::Boolean>().Value() && cpu_has_avx512f();
+  ml::set_avx512(on);
+  return Napi::Boolean::New(info.Env(), on);
+}
+
 Napi::Value GetThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ml::pool_size()); }
 
 Napi::Value DefaultThreads(const Napi::CallbackInfo& info) {
@@ -281,7 +300,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("unsupported", Napi::String::New(env, "this CPU (or OS) lacks AVX2/FMA, which the native kernels need"));
     return exports;
   }
-  exports.Set("isa", Napi::String::New(env, "avx2+fma"));
+  const bool avx512 = cpu_has_avx512f();
+  ml::set_avx512(avx512);
+  exports.Set("isa", Napi::String::New(env, avx512 ? "avx512f+avx2+fma" : "avx2+fma"));
+  exports.Set("setAvx512", Napi::Function::New(env, SetAvx512));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));
   exports.Set("defaultThreads", Napi::Function::New(env, DefaultThreads));

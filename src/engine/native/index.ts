@@ -45,6 +45,11 @@ export interface NativeAddon {
    * kernels). For benchmarks.
    */
   setWinograd(maxTile: 0 | 2 | 4): void;
+  /**
+   * Whether the GEMM microkernel uses AVX-512 (on by default where the CPU has AVX-512F; `isa`
+   * then names it). Returns whether it is in use. For benchmarks and tests that compare the two.
+   */
+  setAvx512(on: boolean): boolean;
   conv2d(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, geometry: Int32Array, activation: number, alpha: number): void;
   conv2dBackpropInput(dy: Float32Array, w: Float32Array, dx: Float32Array, geometry: Int32Array): void;
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: Int32Array): void;

@@ -34,6 +34,10 @@ bool conv2d_backprop_filter_winograd(const ConvShape& s, const float* x, const f
 // F(2x2)), 2 (F(2x2) only) or 0 (none: every convolution takes the direct kernels). For
 // benchmarks that compare them.
 void set_winograd(int max_tile);
+// Whether 16-column GEMM panels run on the AVX-512 microkernel (ukernel512.cc) instead of the
+// AVX2 one. The glue turns it on at load where the CPU and OS support AVX-512F; benchmarks turn
+// it off to compare.
+void set_avx512(bool on);
 // dw = gradient of conv(x, w) w.r.t. w, given x and dy.
 void conv2d_backprop_filter(const ConvShape& s, const float* x, const float* dy, float* dw);
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "simd.h"
+#include "ukernel512.h"
 
 namespace ml {
 namespace {
@@ -205,7 +206,11 @@ inline PackedB pack_b(const float* const* krow, long col_stride, int K, int N, f
 inline void ukr_rows_dispatch(int width, int nseg, int seglen, const float* const* ap,
                               const float* b, float* const* cp, int mr, int nc, bool acc,
                               const Epilogue* ep) {
-  if (width == 16) ukr_rows<2>(nseg, seglen, ap, b, cp, mr, nc, acc, ep);
+  // 16-column panels go to the AVX-512 kernel where it runs (it has no sigmoid epilogue).
+  if (width == 16 && avx512_active && !(ep && ep->act == kActSigmoid)) {
+    ukr_rows16_avx512(nseg, seglen, ap, b, cp, mr, nc, acc, ep ? ep->bias : nullptr, ep ? ep->act : kActLinear,
+                      ep ? ep->alpha : 0.0f);
+  } else if (width == 16) ukr_rows<2>(nseg, seglen, ap, b, cp, mr, nc, acc, ep);
   else ukr_rows<1>(nseg, seglen, ap, b, cp, mr, nc, acc, ep);
 }
 
