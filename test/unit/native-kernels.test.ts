@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Worker } from 'node:worker_threads';
 import { loadNativeAddon, nativeAddonPath, type NativeAddon } from '../../src/engine/native/index';
+import { normaliseBatch } from '../../src/engine/model/unet';
 import { NATIVE_BACKEND, nativeFallbacks, nativeKernelNames, registerNativeBackend, resetNativeFallbacks } from '../../src/engine/native/register';
 
 const SKIP = process.env.MASKLOOP_SKIP_NATIVE === '1';
@@ -121,6 +122,51 @@ function nativeSuite(addon: NativeAddon): void {
         expect(nativeKernelNames()).toContain(name);
         expect(tf.getKernel(name, NATIVE_BACKEND)?.kernelFunc).not.toBe(tf.getKernel(name, 'cpu')?.kernelFunc);
       }
+    });
+  });
+
+  describe('training batch normalisation (fused on native, composed of tensor ops on cpu)', () => {
+    // [features shape, ReLU after it]: odd channels, a ReLU-free one, and enough rows for several chunks.
+    const cases: Array<[number[], boolean]> = [[[2, 9, 7, 16], true], [[3, 5, 6, 5], false], [[8, 32, 32, 16], true]];
+    for (const [shape, relu] of cases) {
+      it(`features ${shape}${relu ? ' + ReLU' : ''}: value, gradients and batch statistics`, () => {
+        const x = on('cpu', () => tf.add(tf.mul(tf.randomNormal(shape, 0, 1, 'float32', seed++), 3), 1.5));
+        const gamma = randn([shape[3]]);
+        const beta = randn([shape[3]]);
+        compareWithGrads('batch norm', (a, g, b) => normaliseBatch(a as tf.Tensor4D, g, b, () => {}, relu), [x, gamma, beta]);
+        const statistics = (backend: string) => on(backend, () => {
+          let out: Float32Array[] = [];
+          tf.tidy(() => normaliseBatch(x as tf.Tensor4D, gamma, beta, (mean, variance, count) => {
+            out = [values(mean), values(variance)];
+            expect(count).toBe(shape[0] * shape[1] * shape[2]);
+          }, relu));
+          return out;
+        });
+        const [want, got] = [statistics('cpu'), statistics(NATIVE_BACKEND)];
+        expectClose(got[0], want[0], 'batch mean');
+        expectClose(got[1], want[1], 'batch variance');
+        tf.dispose([x, gamma, beta]);
+      });
+    }
+
+    it('the fused kernels give the same bits on 1 and 2 threads', () => {
+      const x = randn([4, 40, 40, 16]);
+      const gamma = randn([16]);
+      const beta = randn([16]);
+      const loss = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(normaliseBatch(a as tf.Tensor4D, g, b, () => {}, true)));
+      const run = (threads: number) => {
+        addon.setThreads(threads);
+        return on(NATIVE_BACKEND, () => {
+          const grads = tf.grads(loss)([x, gamma, beta]);
+          const out = grads.map(values);
+          tf.dispose(grads);
+          return out;
+        });
+      };
+      const [one, two] = [run(1), run(2)];
+      addon.setThreads(threadsBefore);
+      for (let i = 0; i < 3; i++) expect(Buffer.compare(Buffer.from(one[i].buffer), Buffer.from(two[i].buffer)), `gradient ${i}`).toBe(0);
+      tf.dispose([x, gamma, beta]);
     });
   });
 

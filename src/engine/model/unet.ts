@@ -154,18 +154,67 @@ export function initTensor(name: string, shape: number[], seed: number): tf.Tens
   return tf.truncatedNormal(shape, 0, Math.sqrt(2 / fanIn), 'float32', seed);
 }
 
+/** Per-channel statistics of a batch, handed to whoever keeps the running ones. */
+type StatisticsSink = (mean: tf.Tensor1D, variance: tf.Tensor1D, count: number) => void;
+
 /**
- * Batch normalisation of NHWC features over batch and space, with its gradient written out: tfjs'
- * automatic gradient of the same formula runs about twice as many full-size kernels (every
- * broadcast in the forward pass becomes a reduction and a multiplication by ones).
- * `onStatistics` receives the batch's mean and (biased) variance per channel.
+ * A backend that runs training batch normalisation and the ReLU after it as two fused kernels
+ * (the native backend: batchnorm.cc). Features are NHWC; statistics per channel.
+ */
+export interface FusedBatchNormBackend {
+  batchNormForward(x: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor, eps: number, relu: boolean):
+    { y: tf.Tensor4D; mean: tf.Tensor1D; invStd: tf.Tensor1D; variance: tf.Tensor1D };
+  batchNormBackward(dy: tf.Tensor4D, x: tf.Tensor4D, y: tf.Tensor4D, mean: tf.Tensor1D, invStd: tf.Tensor1D, gamma: tf.Tensor, relu: boolean):
+    { dx: tf.Tensor4D; dgamma: tf.Tensor1D; dbeta: tf.Tensor1D };
+}
+
+function fusedBatchNormBackend(): FusedBatchNormBackend | null {
+  const backend = tf.backend() as Partial<FusedBatchNormBackend>;
+  return typeof backend.batchNormForward === 'function' && typeof backend.batchNormBackward === 'function' ? (backend as FusedBatchNormBackend) : null;
+}
+
+/**
+ * Batch normalisation of NHWC features over batch and space, then a ReLU when `relu`, with the
+ * gradient written out: tfjs' automatic gradient of the same formula runs about twice as many
+ * full-size kernels (every broadcast in the forward pass becomes a reduction and a multiplication
+ * by ones). A backend with fused kernels runs it as one kernel each way. `onStatistics` receives
+ * the batch's mean and (biased) variance per channel.
  */
 export function normaliseBatch(
   features: tf.Tensor4D,
   gamma: tf.Tensor,
   beta: tf.Tensor,
-  onStatistics: (mean: tf.Tensor1D, variance: tf.Tensor1D, count: number) => void = () => {},
+  onStatistics: StatisticsSink = () => {},
+  relu = false,
 ): tf.Tensor4D {
+  const fused = fusedBatchNormBackend();
+  if (fused) return fusedNormaliseBatch(fused, features, gamma, beta, onStatistics, relu);
+  const normalised = composedNormaliseBatch(features, gamma, beta, onStatistics);
+  return relu ? tf.relu(normalised) : normalised;
+}
+
+function fusedNormaliseBatch(backend: FusedBatchNormBackend, features: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor, onStatistics: StatisticsSink, relu: boolean): tf.Tensor4D {
+  const [n, h, w] = features.shape;
+  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [x, g, b] = args as tf.Tensor[];
+    const save = args[3] as tf.GradSaveFunc;
+    const out = backend.batchNormForward(x as tf.Tensor4D, g, b, BATCH_NORM_EPSILON, relu);
+    tf.tidy(() => onStatistics(out.mean, out.variance, n * h * w));
+    out.variance.dispose();
+    save([x, out.y, out.mean, out.invStd, g]);
+    return {
+      value: out.y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, ys, mean, invStd, scale] = saved;
+        const grads = backend.batchNormBackward(dy as tf.Tensor4D, xs as tf.Tensor4D, ys as tf.Tensor4D, mean as tf.Tensor1D, invStd as tf.Tensor1D, scale, relu);
+        return [grads.dx, grads.dgamma, grads.dbeta];
+      },
+    };
+  });
+  return op(features, gamma, beta) as tf.Tensor4D;
+}
+
+function composedNormaliseBatch(features: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor, onStatistics: StatisticsSink): tf.Tensor4D {
   const [n, h, w] = features.shape;
   const count = n * h * w;
   const inverse = 1 / count;
@@ -271,12 +320,11 @@ export class UNet {
       const bias = tf.sub(beta, tf.mul(runningMean, scale));
       return tf.fused.conv2d({ x, filter: folded, bias, strides: 1, pad: 'same', activation });
     }
-    const normalised = normaliseBatch(tf.conv2d(x, filter, 1, 'same'), gamma, beta, (mean, variance, count) => {
+    return normaliseBatch(tf.conv2d(x, filter, 1, 'same'), gamma, beta, (mean, variance, count) => {
       const unbiased = tf.mul(variance, count / Math.max(count - 1, 1));
       runningMean.assign(tf.add(tf.mul(runningMean, 1 - BATCH_NORM_MOMENTUM), tf.mul(mean, BATCH_NORM_MOMENTUM)));
       runningVar.assign(tf.add(tf.mul(runningVar, 1 - BATCH_NORM_MOMENTUM), tf.mul(unbiased, BATCH_NORM_MOMENTUM)));
-    });
-    return activation === 'relu' ? tf.relu(normalised) : normalised;
+    }, activation === 'relu');
   }
 
   private convWithBias(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor, training: boolean, activation: 'relu' | 'linear'): tf.Tensor4D {

@@ -254,6 +254,34 @@ Napi::Value Sum(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// batchNorm(x, gamma, beta, y, mean, invStd, variance, rows, channels, eps, relu)
+Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
+  F32 x = f32(info, 0, "x"), gamma = f32(info, 1, "gamma"), beta = f32(info, 2, "beta"), y = f32(info, 3, "y");
+  F32 mean = f32(info, 4, "mean"), inv_std = f32(info, 5, "invStd"), variance = f32(info, 6, "variance");
+  const int64_t rows = num(info, 7, "rows"), channels = num(info, 8, "channels");
+  if (rows < 0 || channels < 0) throw Napi::RangeError::New(info.Env(), "negative size");
+  need(info, x, rows * channels, "x");
+  need(info, y, rows * channels, "y");
+  for (const F32* a : {&gamma, &beta, &mean, &inv_std, &variance}) need(info, *a, channels, "a per-channel array");
+  ml::batch_norm_forward(x.data, gamma.data, beta.data, y.data, mean.data, inv_std.data, variance.data, static_cast<long>(rows),
+                         static_cast<long>(channels), static_cast<float>(real(info, 9)), flag(info, 10));
+  return info.Env().Undefined();
+}
+
+// batchNormGrad(dy, x, y, mean, invStd, gamma, dx, dgamma, dbeta, rows, channels, relu)
+Napi::Value BatchNormGrad(const Napi::CallbackInfo& info) {
+  F32 dy = f32(info, 0, "dy"), x = f32(info, 1, "x"), y = f32(info, 2, "y"), mean = f32(info, 3, "mean");
+  F32 inv_std = f32(info, 4, "invStd"), gamma = f32(info, 5, "gamma"), dx = f32(info, 6, "dx");
+  F32 dgamma = f32(info, 7, "dgamma"), dbeta = f32(info, 8, "dbeta");
+  const int64_t rows = num(info, 9, "rows"), channels = num(info, 10, "channels");
+  if (rows < 0 || channels < 0) throw Napi::RangeError::New(info.Env(), "negative size");
+  for (const F32* a : {&dy, &x, &y, &dx}) need(info, *a, rows * channels, "a full-size array");
+  for (const F32* a : {&mean, &inv_std, &gamma, &dgamma, &dbeta}) need(info, *a, channels, "a per-channel array");
+  ml::batch_norm_backward(dy.data, x.data, y.data, mean.data, inv_std.data, gamma.data, dx.data, dgamma.data, dbeta.data,
+                          static_cast<long>(rows), static_cast<long>(channels), flag(info, 11));
+  return info.Env().Undefined();
+}
+
 // copyRows(src, srcOffset, srcStride, dst, dstOffset, dstStride, rows, len)
 Napi::Value CopyRows(const Napi::CallbackInfo& info) {
   F32 src = f32(info, 0, "src"), dst = f32(info, 3, "dst");
@@ -320,6 +348,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("sum", Napi::Function::New(env, Sum));
   exports.Set("copyRows", Napi::Function::New(env, CopyRows));
+  exports.Set("batchNorm", Napi::Function::New(env, BatchNorm));
+  exports.Set("batchNormGrad", Napi::Function::New(env, BatchNormGrad));
   return exports;
 }
 

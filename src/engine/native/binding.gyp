@@ -25,7 +25,7 @@
       "target_name": "maskloop_kernels",
       "type": "static_library",
       "dependencies": ["maskloop_kernels_avx512"],
-      "sources": ["conv.cc", "winograd.cc", "gemm.cc", "pool.cc", "eltwise.cc"],
+      "sources": ["conv.cc", "winograd.cc", "gemm.cc", "pool.cc", "eltwise.cc", "batchnorm.cc"],
       "cflags": ["-fPIC", "-O3", "-mavx2", "-mfma", "-fno-math-errno", "-fno-trapping-math"],
       "cflags_cc": ["-std=c++17"],
       "cflags!": ["-O2", "-Os", "-Og", "-fno-omit-frame-pointer"],

@@ -50,6 +50,20 @@ export interface NativeAddon {
    * then names it). Returns whether it is in use. For benchmarks and tests that compare the two.
    */
   setAvx512(on: boolean): boolean;
+  /**
+   * Training batch normalisation of rows x channels features by the batch's statistics, scale,
+   * shift, and a ReLU when `relu`; writes y and per channel the mean, 1/sqrt(var + eps) and the
+   * biased variance.
+   */
+  batchNorm(
+    x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, mean: Float32Array, invStd: Float32Array,
+    variance: Float32Array, rows: number, channels: number, eps: number, relu: boolean,
+  ): void;
+  /** Its gradient, from dy and the forward pass's x, y, mean and invStd. */
+  batchNormGrad(
+    dy: Float32Array, x: Float32Array, y: Float32Array, mean: Float32Array, invStd: Float32Array, gamma: Float32Array,
+    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, rows: number, channels: number, relu: boolean,
+  ): void;
   conv2d(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, geometry: Int32Array, activation: number, alpha: number): void;
   conv2dBackpropInput(dy: Float32Array, w: Float32Array, dx: Float32Array, geometry: Int32Array): void;
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: Int32Array): void;

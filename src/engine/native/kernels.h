@@ -82,4 +82,14 @@ void reduce_sum(const float* x, float* y, long outer, long mid, long inner);
 // Copies `rows` rows: dst row r gets src row r's `len` floats; strides in floats.
 void copy_rows(const float* src, long src_stride, float* dst, long dst_stride, long rows, long len);
 
+// Batch normalisation of `rows` rows (N·H·W) of `channels` features by the batch's statistics,
+// then scale gamma and shift beta, then a ReLU when `relu`: the training forward pass
+// (batchnorm.cc). Writes y, and per channel the mean, the biased variance and 1/sqrt(var + eps).
+void batch_norm_forward(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* inv_std,
+                        float* variance, long rows, long channels, float eps, bool relu);
+// Its gradient from dy (with respect to y) and the forward pass's x, y, mean and inv_std.
+void batch_norm_backward(const float* dy, const float* x, const float* y, const float* mean, const float* inv_std,
+                         const float* gamma, float* dx, float* dgamma, float* dbeta, long rows, long channels,
+                         bool relu);
+
 }  // namespace ml

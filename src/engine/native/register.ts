@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { backend_util, slice_util, util } from '@tensorflow/tfjs-core';
 import type { BackendValues, DataId, DataType, KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import type { FusedBatchNormBackend } from '../model/unet';
 import { Activation, BinaryOp, loadNativeAddon, OperandLayout, UnaryOp, type NativeAddon } from './index';
 
 export const NATIVE_BACKEND = 'native';
@@ -183,9 +184,43 @@ function poolCapBytes(): number {
   return Math.min(2 ** 30, os.totalmem() / 8);
 }
 
-/** MathBackendCPU whose native kernel outputs come from a BufferPool. */
-export class NativeBackend extends MathBackendCPU {
+function requireAddon(): NativeAddon {
+  const { addon, reason } = loadNativeAddon();
+  if (!addon) throw new Error(reason);
+  return addon;
+}
+
+/** MathBackendCPU whose native kernel outputs come from a BufferPool; runs training batch normalisation fused. */
+export class NativeBackend extends MathBackendCPU implements FusedBatchNormBackend {
   readonly pool = new BufferPool(poolCapBytes());
+
+  batchNormForward(x: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor, eps: number, relu: boolean) {
+    const channels = x.shape[3];
+    const rows = x.size / channels;
+    const y = this.pool.alloc(x.size);
+    const [mean, invStd, variance] = [0, 1, 2].map(() => new Float32Array(channels));
+    requireAddon().batchNorm(this.floats(x), this.floats(gamma), this.floats(beta), y, mean, invStd, variance, rows, channels, eps, relu);
+    return { y: this.tensor(y, x.shape) as tf.Tensor4D, mean: this.tensor(mean, [channels]) as tf.Tensor1D, invStd: this.tensor(invStd, [channels]) as tf.Tensor1D, variance: this.tensor(variance, [channels]) as tf.Tensor1D };
+  }
+
+  batchNormBackward(dy: tf.Tensor4D, x: tf.Tensor4D, y: tf.Tensor4D, mean: tf.Tensor1D, invStd: tf.Tensor1D, gamma: tf.Tensor, relu: boolean) {
+    const channels = x.shape[3];
+    const dx = this.pool.alloc(x.size);
+    const [dgamma, dbeta] = [new Float32Array(channels), new Float32Array(channels)];
+    requireAddon().batchNormGrad(this.floats(dy), this.floats(x), this.floats(y), this.floats(mean), this.floats(invStd), this.floats(gamma), dx, dgamma, dbeta, x.size / channels, channels, relu);
+    return { dx: this.tensor(dx, x.shape) as tf.Tensor4D, dgamma: this.tensor(dgamma, [channels]) as tf.Tensor1D, dbeta: this.tensor(dbeta, [channels]) as tf.Tensor1D };
+  }
+
+  /** A tensor's floats as stored, without letting them escape the pool as dataSync would. */
+  private floats(t: tf.Tensor): Float32Array {
+    const v = values(this, t);
+    if (!v) throw new Error(`native batch normalisation: expected float32, got ${t.dtype}`);
+    return v;
+  }
+
+  private tensor(data: Float32Array, shape: number[]): tf.Tensor {
+    return tf.engine().makeTensor(data, shape, 'float32', this);
+  }
 
   constructor() {
     super();
