@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createProject, fingerprintFile, openProject, StoreError, type NewImage, type Project } from '../../src/store';
+import { createProject, fingerprintFile, openProject, StoreError, type ImageRecord, type NewImage, type Project } from '../../src/store';
 
 let root: string;
 let projectDir: string;
@@ -233,11 +233,10 @@ describe('verifyImages', () => {
     const lose = write(path.join(images, 'lose.tif'), 'gone for good');
     const dupA = write(path.join(images, 'dup a.tif'), 'same bytes');
     const dupB = write(path.join(images, 'copies', 'dup b.tif'), 'same bytes');
-    const added = Object.fromEntries(
-      await Promise.all(
-        Object.entries({ keep, change, move, lose, dupA, dupB }).map(async ([k, f]) => [k, (await project.addImage(meta(f))).image] as const),
-      ),
-    );
+    // One after another: the duplicates are reported in id order, and concurrent adds would number
+    // the images in whatever order their hashing finished.
+    const added: Record<string, ImageRecord> = {};
+    for (const [k, f] of Object.entries({ keep, change, move, lose, dupA, dupB })) added[k] = (await project.addImage(meta(f))).image;
 
     writeFileSync(change, 'after!');
     const moved = path.join(root, 'elsewhere ü', 'deeper', 'moved ✓.tif');
