@@ -1,5 +1,5 @@
 /**
- * `npm run -s bench -- [--json] [--peer] [--steps n] [--repeats n] [--conv f2|direct] [--prelabel <folder>]`: times DESIGN.md's reference U-Net on the
+ * `npm run -s bench -- [--json] [--peer] [--steps n] [--repeats n] [--conv f4|f2|direct] [--isa avx2|avx512] [--prelabel <folder>]`: times DESIGN.md's reference U-Net on the
  * chosen backend — training and inference at batch 8 on 128x128 inputs after warm-up, and one
  * 512x512 proposal end to end — and, with --peer, PyTorch on the same network in the same run,
  * reporting the ratios for the reference U-Net and for the network maskloop trains (batch
@@ -20,7 +20,7 @@ import { classMap, predictImage } from '../../src/engine/infer/predict';
 import { prepareImage } from '../../src/engine/input';
 import { convolutionFlops, REFERENCE_UNET, UNet } from '../../src/engine/model/unet';
 import { describeCpu } from './cpu';
-import { loadNativeAddon, WINOGRAD_TILE, type ConvAlgorithm } from '../../src/engine/native/index';
+import { convAlgorithm, loadNativeAddon, WINOGRAD_TILE, type ConvAlgorithm } from '../../src/engine/native/index';
 import { syntheticNuclei } from '../../src/imaging/synthetic';
 import { REFERENCE_BATCH, REFERENCE_INPUT, referenceThroughput } from './throughput';
 
@@ -31,27 +31,29 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '20' },
     warmup: { type: 'string', default: '3' },
     python: { type: 'string', default: '/usr/bin/python3' },
-    // 3x3 stride-1 convolutions of the native backend: 'f4' (what the product runs: Winograd
-    // F(4x4, 3x3) where it applies), 'f2' (F(2x2, 3x3) only) or 'direct', to measure what each buys.
-    conv: { type: 'string', default: 'f4' },
+    // 3x3 stride-1 convolutions of the native backend: 'f4' (Winograd F(4x4, 3x3) where it
+    // applies), 'f2' (F(2x2, 3x3) only) or 'direct', to measure what each buys; by default what
+    // the product runs on this CPU.
+    conv: { type: 'string' },
     // The GEMM microkernel: 'avx512' where the CPU has AVX-512F (the default there), or 'avx2'.
     isa: { type: 'string' },
     prelabel: { type: 'string' },
     repeats: { type: 'string', default: '1' },
   },
 });
-if (!(args.conv in WINOGRAD_TILE)) throw new Error(`--conv takes f4, f2 or direct, not ${args.conv}`);
+if (args.conv !== undefined && !(args.conv in WINOGRAD_TILE)) throw new Error(`--conv takes f4, f2 or direct, not ${args.conv}`);
 const steps = Number(args.steps);
 const repeats = Math.max(1, Number(args.repeats));
 const warmup = Number(args.warmup);
 
 const info = await initEngine({ log: !args.json });
 if (args.isa !== undefined && args.isa !== 'avx2' && args.isa !== 'avx512') throw new Error(`--isa takes avx2 or avx512, not ${args.isa}`);
-if (info.choice === 'native') {
-  const addon = loadNativeAddon().addon;
-  addon?.setWinograd(WINOGRAD_TILE[args.conv as ConvAlgorithm]);
-  if (args.isa && addon && addon.setAvx512(args.isa === 'avx512') !== (args.isa === 'avx512')) throw new Error('--isa avx512: this CPU has no AVX-512F');
+const addon = info.choice === 'native' ? loadNativeAddon().addon : null;
+if (addon) {
+  if (args.conv) addon.setWinograd(WINOGRAD_TILE[args.conv as ConvAlgorithm]);
+  if (args.isa && addon.setAvx512(args.isa === 'avx512') !== (args.isa === 'avx512')) throw new Error('--isa avx512: this CPU has no AVX-512F');
 }
+const conv = addon ? convAlgorithm(addon.getWinograd()) : undefined;
 const model = UNet.create(REFERENCE_UNET, 1);
 const { trainImagesPerSecond, predictImagesPerSecond } = await referenceThroughput(model, { steps, warmup });
 const normed = UNet.create({ ...REFERENCE_UNET, norm: 'batch' }, 1);
@@ -94,7 +96,7 @@ const trainGflops = (trainImagesPerSecond * 3 * forwardFlops) / 1e9;
 const result: Record<string, unknown> = {
   backend: info.choice,
   threads: info.threads,
-  conv: info.choice === 'native' ? args.conv : undefined,
+  conv,
   cpu,
   forwardGflopPerImage: round(forwardFlops / 1e9, 3),
   trainGflops: round(trainGflops),
@@ -155,7 +157,7 @@ if (args.prelabel) result.prelabel = runPrelabel(args.prelabel);
 
 if (!args.json) {
   const rows: Array<[string, string]> = [
-    ['backend', `${info.choice} (${info.threads} threads${info.choice === 'native' ? `, ${args.conv} 3x3 convolutions` : ''})`],
+    ['backend', `${info.choice} (${info.threads} threads${conv ? `, ${conv} 3x3 convolutions` : ''})`],
     ['CPU', `${cpu.model} (${cpu.vendor}${cpu.family !== undefined ? ` family ${cpu.family} model ${cpu.modelNumber}` : ''}), ${cpu.vectors}, ${cpu.cores} cores at ${cpu.ghz.toFixed(2)} GHz`],
     ['nominal peak (GFLOP/s, FP32)', `${round(cpu.peakGflops)} (${cpu.flopsPerCycle} FLOP/cycle/core)`],
     ['train GFLOP/s, direct-convolution count (share of peak)', `${round(trainGflops)} (${round(trainGflops / cpu.peakGflops, 3)})`],

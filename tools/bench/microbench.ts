@@ -6,15 +6,15 @@
  *     [--conv f4,f2,direct]
  *
  * --conv lists the algorithms for 3x3 stride-1 convolutions to measure, one after the other in the
- * same run: f4 (the default: Winograd F(4x4, 3x3) where it applies, else F(2x2, 3x3)), f2
- * (F(2x2, 3x3) only) or direct (the implicit GEMM).
+ * same run: f4 (Winograd F(4x4, 3x3) where it applies, else F(2x2, 3x3)), f2 (F(2x2, 3x3)
+ * only) or direct (the implicit GEMM); by default what the product runs on this CPU.
  *
  * Kernel figures call the addon directly on preallocated arrays (the kernel's own speed);
  * U-Net figures include everything tfjs does around the kernels.
  */
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { loadNativeAddon, OperandLayout, WINOGRAD_TILE, type ConvAlgorithm, type NativeAddon } from '../../src/engine/native/index';
+import { convAlgorithm, loadNativeAddon, OperandLayout, WINOGRAD_TILE, type ConvAlgorithm, type NativeAddon } from '../../src/engine/native/index';
 import { nativeFallbacks, registerNativeBackend } from '../../src/engine/native/register';
 import { REFERENCE_UNET, UNet } from '../../src/engine/model/unet';
 
@@ -29,7 +29,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const opt: Options = { threads: [1, 2], only: new Set(['kernels', 'unet', 'profile']), conv: ['f4'], batch: 8, seconds: 1.5, waitIdle: false };
+  const opt: Options = { threads: [1, 2], only: new Set(['kernels', 'unet', 'profile']), conv: [], batch: 8, seconds: 1.5, waitIdle: false };
   for (let i = 0; i < argv.length; i++) {
     const next = () => argv[++i] ?? '';
     switch (argv[i]) {
@@ -336,7 +336,7 @@ async function main(): Promise<void> {
     if (!registerNativeBackend()) throw new Error('native backend registration failed');
     await tf.setBackend('native');
   }
-  for (const conv of opt.conv) {
+  for (const conv of opt.conv.length > 0 ? opt.conv : [convAlgorithm(addon.getWinograd())]) {
     addon.setWinograd(WINOGRAD_TILE[conv]);
     console.log(`\n== 3x3 stride-1 convolutions: ${conv} ==`);
     if (opt.only.has('kernels')) benchKernels(addon, opt);

@@ -21,10 +21,15 @@ export const OperandLayout = { Full: 0, Row: 1, Column: 2 } as const;
 
 /**
  * The benches' names for the 3x3 stride-1 convolution algorithms and the largest Winograd tile
- * each allows (NativeAddon.setWinograd): f4, the default, then F(2x2) only, then none.
+ * each allows (NativeAddon.setWinograd): F(4x4) where it applies, F(2x2) only, none.
  */
 export const WINOGRAD_TILE = { f4: 4, f2: 2, direct: 0 } as const;
 export type ConvAlgorithm = keyof typeof WINOGRAD_TILE;
+
+/** The benches' name for a Winograd tile setting. */
+export function convAlgorithm(maxTile: number): ConvAlgorithm {
+  return maxTile >= 4 ? 'f4' : maxTile >= 2 ? 'f2' : 'direct';
+}
 
 /**
  * The addon's functions. All tensors are float32 row-major (images NHWC, filters
@@ -40,11 +45,13 @@ export interface NativeAddon {
   /** MASKLOOP_THREADS, else the CPUs this process may run on. */
   defaultThreads(): number;
   /**
-   * The largest Winograd tile for 3x3 stride-1 convolutions: 4 (the default: F(4x4, 3x3) where the
-   * output is at least 8 pixels a side, else F(2x2, 3x3)), 2 (F(2x2) only) or 0 (the direct
-   * kernels). For benchmarks.
+   * The largest Winograd tile for 3x3 stride-1 convolutions: 4 (F(4x4, 3x3) where the output is at
+   * least 8 pixels a side, else F(2x2, 3x3)), 2 (F(2x2) only) or 0 (the direct kernels). The
+   * default is 4 with the AVX2 microkernel and 2 with the AVX-512 one (addon.cc says why). For
+   * benchmarks.
    */
   setWinograd(maxTile: 0 | 2 | 4): void;
+  getWinograd(): 0 | 2 | 4;
   /**
    * Whether the GEMM microkernel uses AVX-512 (on by default where the CPU has AVX-512F; `isa`
    * then names it). Returns whether it is in use. For benchmarks and tests that compare the two.

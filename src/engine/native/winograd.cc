@@ -420,6 +420,8 @@ void forward_conv(const WinoShape& w, Args... args) {
 
 void set_winograd(int max_tile) { g_max_tile = max_tile >= 4 ? 4 : max_tile >= 2 ? 2 : 0; }
 
+int winograd_max_tile() { return g_max_tile; }
+
 bool conv2d_forward_winograd(const ConvShape& s, const float* x, const float* w, const float* bias, int act,
                              float alpha, float* y) {
   if (!takes(s)) return false;
