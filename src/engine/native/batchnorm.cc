@@ -32,6 +32,20 @@ void combine(const double* part, long count, long channels, double* out) {
     for (long c = 0; c < channels; ++c) out[c] += part[k * channels + c];
 }
 
+// total[c] = sum over rows of term(i, c), where i = r * channels + c, in double; part holds
+// ch.count * channels partial sums.
+template <class Term>
+void channel_sums(const Chunks& ch, long rows, long channels, double* part, double* total, Term term) {
+  parallel_for(ch.count, [&](long k, int) {
+    double* acc = part + k * channels;
+    for (long c = 0; c < channels; ++c) acc[c] = 0;
+    const long r1 = min_l(rows, (k + 1) * ch.rows_per);
+    for (long r = k * ch.rows_per; r < r1; ++r)
+      for (long c = 0; c < channels; ++c) acc[c] += term(r * channels + c, c);
+  });
+  combine(part, ch.count, channels, total);
+}
+
 }  // namespace
 
 void batch_norm_forward(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* inv_std,
@@ -43,30 +57,12 @@ void batch_norm_forward(const float* x, const float* gamma, const float* beta, f
   const double n = static_cast<double>(max_l(1, rows));
 
   // Mean, then the variance around it (two passes: no cancellation in E[x²] − E[x]²).
-  parallel_for(ch.count, [&](long k, int) {
-    double* acc = part + k * channels;
-    for (long c = 0; c < channels; ++c) acc[c] = 0;
-    const long r1 = min_l(rows, (k + 1) * ch.rows_per);
-    for (long r = k * ch.rows_per; r < r1; ++r) {
-      const float* xr = x + r * channels;
-      for (long c = 0; c < channels; ++c) acc[c] += xr[c];
-    }
-  });
-  combine(part, ch.count, channels, total);
+  channel_sums(ch, rows, channels, part, total, [&](long i, long) { return static_cast<double>(x[i]); });
   for (long c = 0; c < channels; ++c) mean[c] = static_cast<float>(total[c] / n);
-  parallel_for(ch.count, [&](long k, int) {
-    double* acc = part + k * channels;
-    for (long c = 0; c < channels; ++c) acc[c] = 0;
-    const long r1 = min_l(rows, (k + 1) * ch.rows_per);
-    for (long r = k * ch.rows_per; r < r1; ++r) {
-      const float* xr = x + r * channels;
-      for (long c = 0; c < channels; ++c) {
-        const double d = static_cast<double>(xr[c]) - mean[c];
-        acc[c] += d * d;
-      }
-    }
+  channel_sums(ch, rows, channels, part, total, [&](long i, long c) {
+    const double d = static_cast<double>(x[i]) - mean[c];
+    return d * d;
   });
-  combine(part, ch.count, channels, total);
   // y = x * scale + shift, with scale = gamma / sqrt(var + eps) and shift = beta - mean * scale.
   float* scale = new float[channels];
   float* shift = new float[channels];
