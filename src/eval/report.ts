@@ -127,20 +127,25 @@ export async function writeCurveReport(outDir: string, runs: CurveRun[], ctx: Ev
   const kLabels = [...new Set(points.map((p) => p.kLabel))].sort((a, b) => (a === 'all' ? 1 : b === 'all' ? -1 : Number(a) - Number(b)));
   const allK = Math.max(...runs.map((r) => r.k));
   const xOf = (p: CurvePoint) => (p.kLabel === 'all' ? allK : Number(p.kLabel));
+  // The plot shows what the criteria judge by: objects (F1 at IoU 0.5) on instance sets, else Dice.
+  const byF1 = points.every((p) => p.f1 !== undefined) && ctx.otsu.f1 !== undefined;
+  const plotted = byF1
+    ? { name: 'F1 at IoU 0.5', axis: 'test F1 at IoU 0.5 (objects)', stat: (p: CurvePoint) => p.f1 as Stat, otsu: ctx.otsu.f1 as number }
+    : { name: 'Dice', axis: 'test Dice (foreground class)', stat: (p: CurvePoint) => p.dice, otsu: ctx.otsu.dice };
   const series: Series[] = inits.map((init) => ({
     name: init === AUTO ? 'maskloop (val-chosen)' : init,
     emphasis: init === AUTO,
-    points: points.filter((p) => p.init === init).map((p) => ({ x: xOf(p), y: p.dice.mean, err: p.dice.sd })),
+    points: points.filter((p) => p.init === init).map((p) => ({ x: xOf(p), y: plotted.stat(p).mean, err: plotted.stat(p).sd })),
   }));
   await writeChart(path.join(outDir, 'curve'), {
-    title: `${ctx.dataset}: test Dice vs labeled images`,
+    title: `${ctx.dataset}: test ${plotted.name} vs labeled images`,
     xLabel: 'labeled training images',
-    yLabel: 'test Dice (foreground class), mean ± sd over subsets',
+    yLabel: `${plotted.axis}, mean ± sd over subsets`,
     series,
     logX: true,
     // A curve without k = all (--ks 1,2,5) keeps its largest k as a number.
     xTickLabels: new Map(runs.some((r) => r.kLabel === 'all') ? [[allK, `all (${allK})`]] : []),
-    references: [{ y: ctx.otsu.dice, label: `Otsu ${ctx.otsu.dice.toFixed(3)}` }],
+    references: [{ y: plotted.otsu, label: `Otsu ${plotted.otsu.toFixed(3)}` }],
   });
 
   const table = (title: string, pick: (p: CurvePoint) => Stat | undefined) => {

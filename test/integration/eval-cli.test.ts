@@ -57,6 +57,7 @@ describe.skipIf(missing !== null)(`eval on isbi2012-em${missing ? ` (skipped: ${
     expect(csv).toHaveLength(13);
     expect(csv[0]).toContain('testDice');
     expect((await sharp(path.join(dir, 'curve.png')).metadata()).format).toBe('png');
+    expect(fs.readFileSync(path.join(dir, 'curve.svg'), 'utf8')).toContain('test Dice vs labeled images');
     const report = fs.readFileSync(path.join(dir, 'report.md'), 'utf8');
     expect(report).toContain('maskloop (val-chosen)');
     expect(report).toContain('eval curve');
@@ -173,6 +174,8 @@ describe('eval on a folder of images with a folder of masks', () => {
     expect(semi.trainImages).toEqual(runs.find((run) => run.init === 'scratch')!.trainImages);
     expect(semi.consistency).toMatchObject({ weight: expect.any(Number), threshold: expect.any(Number) });
     expect(fs.readFileSync(path.join(dir, 'report.md'), 'utf8')).toMatch(/best use of the unlabeled images \(scratch\+semi\) − scratch = [+-]\d\.\d{3} F1/);
+    // The plot shows what an instance set is judged by: its objects.
+    expect(fs.readFileSync(path.join(dir, 'curve.svg'), 'utf8')).toContain('test F1 at IoU 0.5 vs labeled images');
     const scratch = runs.find((run) => run.init === 'scratch')!;
     expect(scratch).toMatchObject({ target: 'instance', dataset: 'folder-images', testF1: expect.any(Number) });
     expect(scratch.testObjectEdits).toMatchObject({ add: expect.any(Number), delete: expect.any(Number), split: expect.any(Number), merge: expect.any(Number) });
