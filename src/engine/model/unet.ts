@@ -370,7 +370,12 @@ export class UNet {
 
   /** Logits; apply probabilities() for sigmoid / softmax outputs. */
   forward(x: tf.Tensor4D, training = false): tf.Tensor4D {
-    return this.conv('head', this.decode(this.encode(x, training), training), training, 'linear');
+    return this.head(this.decode(this.encode(x, training), training), training);
+  }
+
+  /** Logits of the decoder's features (decode); forward is encode, decode and this. */
+  head(features: tf.Tensor4D, training = false): tf.Tensor4D {
+    return this.conv('head', features, training, 'linear');
   }
 
   probabilities(logits: tf.Tensor4D): tf.Tensor4D {

@@ -105,7 +105,11 @@ export function scoredReconstructionLoss(task: string, model: UNet, head: Params
 
 /** 1x1 convolution head on the decoder's full-resolution features. */
 export function pixelHead(model: UNet, head: Params, name: string, inputs: tf.Tensor4D): tf.Tensor4D {
-  const features = model.decode(model.encode(inputs, true), true);
+  return headOnFeatures(model.decode(model.encode(inputs, true), true), head, name);
+}
+
+/** The 1x1 convolution head `name` on features already decoded. */
+export function headOnFeatures(features: tf.Tensor4D, head: Params, name: string): tf.Tensor4D {
   const w = param(head, `${name}.w`);
   const b = param(head, `${name}.b`);
   const [cin, cout] = w.shape as number[];

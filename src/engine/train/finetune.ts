@@ -14,6 +14,7 @@ import { createOptimizer, DEFAULT_SCHEDULE, learningRateAt, networkToTrain, setL
 import { TRAINING } from '../../shared/training';
 import { outputChannels, type SegmentationTarget } from '../target';
 import { consistencyBatch, consistencyStart, unlabeledBatchSize, unlabeledPool, type ConsistencyOptions } from './consistency';
+import { blindSpotBatch, denoisingHead, segmentAndDenoise, unlabeledPatch, unlabeledPlaces, type JointDenoisingOptions } from './jointDenoising';
 
 export interface Initialisation {
   /** Where the weights came from, for the record: 'scratch' or the pretext task names. */
@@ -68,7 +69,13 @@ export interface FinetuneOptions extends TrainingRunOptions {
    * from `unlabeled` and from the unknown pixels of sparse labels. Off when absent.
    */
   consistency?: ConsistencyOptions;
-  /** Images without labels, for `consistency`; never val or test images. */
+  /**
+   * Semi-supervised fine-tuning by joint denoising (jointDenoising.ts): the network also learns
+   * blind-spot denoising, on its labeled patches and on patches from `unlabeled` and from sparse
+   * labels' images, which take some of the batch's places. Off when absent.
+   */
+  jointDenoising?: JointDenoisingOptions;
+  /** Images without labels, for `consistency` and `jointDenoising`; never val or test images. */
   unlabeled?: EngineImage[];
 }
 
@@ -141,8 +148,10 @@ export interface SegmentationModelMeta {
   foregroundThreshold?: number;
   /** Whether proposals use test-time augmentation (chooseAugmentation); absent: no. */
   tta?: boolean;
-  /** The consistency training it was fine-tuned with (semi-supervised); absent: supervised only. */
+  /** The consistency training it was fine-tuned with (semi-supervised); absent: without. */
   consistency?: ConsistencyOptions;
+  /** The joint denoising it was fine-tuned with (semi-supervised); absent: without. */
+  jointDenoising?: JointDenoisingOptions;
   /**
    * With val checks (keepBest): the step whose weights these are and their pooled val Dice. In a
    * training checkpoint, the best weights so far (saved alongside as the group 'best').
@@ -197,7 +206,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   const classCount = Math.max(2, config.outChannels);
   for (const im of images) assertLabelRange(im.labels, classCount);
 
-  const pool = options.consistency ? unlabeledPool(options.unlabeled ?? [], images) : [];
+  const pool = options.consistency || options.jointDenoising ? unlabeledPool(options.unlabeled ?? [], images) : [];
   if (options.consistency && pool.length === 0) throw new Error('consistency training needs unlabeled images or sparse labels');
   if (pool.some((im) => im.channels !== channels)) throw new Error('unlabeled images must have as many channels as the labeled ones');
   const consistencyFrom = options.consistency ? consistencyStart(options.steps, options.consistency, options.init?.trained === 'segmentation') : Infinity;
@@ -213,6 +222,11 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
     pretrained = true;
   }
 
+  // Joint denoising's reconstruction head: trained with the network, dropped from the model it returns.
+  const denoiser = options.jointDenoising ? denoisingHead(model, seed, options.init?.weights) : null;
+  const denoiserVariables = [...(denoiser?.values() ?? [])];
+  const unlabeledCount = options.jointDenoising ? unlabeledPlaces(batchSize, options.jointDenoising, pool.length) : 0;
+
   const valImages = options.valImages?.length ? options.valImages : undefined;
   const calibrate = Boolean(valImages) && options.calibrate !== false;
   const best = valImages && options.keepBest !== false ? new BestWeights() : null;
@@ -221,6 +235,10 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   const { startStep, history } = await resumePoint<SegmentationModelMeta>(options, optimizer, (ckpt) => {
     model.loadMatching(ckpt.groups.weights);
     assignHead(model, ckpt.groups.weights);
+    for (const [name, v] of denoiser ?? []) {
+      const saved = ckpt.groups.denoiser?.get(name);
+      if (saved) v.assign(saved);
+    }
     // The best weights from before an interruption still compete.
     const saved = ckpt.groups.best;
     if (best && ckpt.meta.best && saved) best.take(ckpt.meta.best.step, ckpt.meta.best.valDice, new Map([...saved].map(([k, v]) => [k, tf.clone(v)])));
@@ -228,8 +246,8 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   const checkOnVal = async (step: number) => best?.offer(model, step, await heldOutDice(model, options.target, valImages as LabeledImage[], calibrate));
 
   const warmup = pretrained ? (options.encoderWarmupSteps ?? encoderWarmupFor(options.init, options.steps)) : 0;
-  const everything = model.variables();
-  const withoutEncoder = model.variables((name) => !isEncoderParam(name));
+  const everything = [...model.variables(), ...denoiserVariables];
+  const withoutEncoder = [...model.variables((name) => !isEncoderParam(name)), ...denoiserVariables];
   // Adam keeps its slots by position, so frozen-encoder steps use a separate optimizer.
   const warmupOptimizer = warmup > 0 ? createOptimizer(learningRate) : null;
   const encoderRateFactor = fromPretextEncoder(options.init) ? (options.encoderRateFactor ?? 1) : 1;
@@ -244,6 +262,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
     kind: 'segmentation', config, target: options.target, init: initName, step, totalSteps: options.steps,
     seed, patchSize, losses: [...history, ...losses], trainedOn: images.length, best: best?.record(),
     ...(options.consistency ? { consistency: options.consistency } : {}),
+    ...(options.jointDenoising ? { jointDenoising: options.jointDenoising } : {}),
   });
 
   const result = await runLoop(
@@ -251,13 +270,21 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
       const rng = new Rng(seed * 100_003 + i);
       const pixels: Float32Array[] = [];
       const labels: Uint8Array[] = [];
-      for (let b = 0; b < batchSize; b++) {
+      for (let b = 0; b < batchSize - unlabeledCount; b++) {
         const patch = sampleLabeledPatch(images, patchSize, rng);
         const aug = augmentPatch(patch, patchSize, channels, rng, augment);
         pixels.push(aug.pixels);
         labels.push(aug.labels as Uint8Array);
       }
-      const x = stackPixels(pixels, patchSize, channels);
+      // Its own random stream, so the labeled patches are those plain fine-tuning draws first.
+      const denoiseRng = new Rng((seed * 100_003 + i) ^ 0x2545f491);
+      for (let b = 0; b < unlabeledCount; b++) {
+        const patch = unlabeledPatch(pool, patchSize, channels, denoiseRng, augment);
+        pixels.push(patch.pixels);
+        labels.push(patch.labels);
+      }
+      const blindSpots = denoiser ? blindSpotBatch(pixels, patchSize, channels, denoiseRng) : null;
+      const x = blindSpots ? blindSpots.inputs : stackPixels(pixels, patchSize, channels);
       const y = stackLabels(labels, patchSize);
       // Its own random stream, so the labeled batches are the same with and without it (paired comparisons).
       const unlabeledBatch = options.consistency && i >= consistencyFrom
@@ -266,7 +293,12 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
       try {
         const frozen = i < warmup && warmupOptimizer;
         const rate = learningRateAt(learningRate, i, options.steps, options.schedule ?? DEFAULT_SCHEDULE);
-        const supervised = () => segmentationLoss(model.forward(x, true), y, options.lossWeights ?? DEFAULT_LOSS_WEIGHTS);
+        const lossWeights = options.lossWeights ?? DEFAULT_LOSS_WEIGHTS;
+        const supervised = (): tf.Scalar => {
+          if (!denoiser || !blindSpots) return segmentationLoss(model.forward(x, true), y, lossWeights);
+          const { logits, denoisingLoss } = segmentAndDenoise(model, denoiser, blindSpots);
+          return segmentationLoss(logits, y, lossWeights).add(denoisingLoss.mul((options.jointDenoising as JointDenoisingOptions).weight));
+        };
         const loss = unlabeledBatch
           ? () => supervised().add(segmentationLoss(model.forward(unlabeledBatch.strong, true), unlabeledBatch.labels, CONSISTENCY_LOSS).mul((options.consistency as ConsistencyOptions).weight)) as tf.Scalar
           : supervised;
@@ -290,13 +322,14 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
         if ((i + 1) % BEST_CHECK_EVERY === 0 && i + 1 < options.steps) await checkOnVal(i + 1);
         return value;
       } finally {
-        tf.dispose([x, y, unlabeledBatch?.strong, unlabeledBatch?.labels]);
+        tf.dispose([x, y, unlabeledBatch?.strong, unlabeledBatch?.labels, blindSpots?.targets, blindSpots?.weights]);
       }
     },
     loopOptionsFor(options, finetunePhase(options.init), startStep, batchSize, (done) =>
-      saveTrainingCheckpoint(options.checkpointFile as string, meta(done), model.weights(), optimizer, best?.weights ? { best: best.weights } : {})),
+      saveTrainingCheckpoint(options.checkpointFile as string, meta(done), model.weights(), optimizer, { ...(best?.weights ? { best: best.weights } : {}), ...(denoiser ? { denoiser } : {}) })),
   );
   optimizer.dispose();
+  tf.dispose(denoiserVariables);
   warmupOptimizer?.dispose();
   encoderOptimizer?.dispose();
   // A run too short for a check along the way has nothing to compare its last weights with.
