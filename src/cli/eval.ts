@@ -12,7 +12,8 @@ import { simulateSession, type LabelOrder, type LoopRound } from '../eval/sessio
 import { readJsonLines, writeCurveReport, writeLoopReport, type EvalContext } from '../eval/report';
 import { DEFAULT_ARCH, NORMALISATIONS } from '../engine/model/unet';
 import { disposeInit, otsuScores, prepareDataset, pretrainedInit, type EvalDataset, type EvalImage, type EvalTraining, type TargetKind } from '../eval/setup';
-import { DEFAULT_CONSISTENCY, SEMI, semiSupervised } from '../engine/train/consistency';
+import { DEFAULT_CONSISTENCY } from '../engine/train/consistency';
+import { DENOISE, SEMI, semiSupervised } from '../engine/train/semi';
 import { describeBudgets, evalBudgets, type EvalBudgets } from '../eval/budgets';
 import { pretextTask, pretextTaskNames } from '../engine/pretext/registry';
 import { BEST_CHECK_EVERY } from '../engine/train/finetune';
@@ -271,7 +272,7 @@ export const evalCurveCommand: Command = {
   options: {
     ...DATASET_OPTIONS,
     ks: { type: 'string', description: `labeled-image counts (quick ${MODES.quick.ks}, full ${MODES.full.ks})`, valueName: 'list' },
-    inits: { type: 'string', description: `initialisations: scratch, pretext tasks (${pretextTaskNames().join(', ')}) and '${COMBINATION}' (the best two tasks jointly), each also with '${SEMI}' (semi-supervised: consistency training on the images without labels, within the same time), and the baseline '${PIXEL_CLASSIFIER}' (an ilastik-style random forest on the same labels); default all that apply (quick: without ${QUICK_SKIPS.join(' and ')})`, valueName: 'list' },
+    inits: { type: 'string', description: `initialisations: scratch, pretext tasks (${pretextTaskNames().join(', ')}) and '${COMBINATION}' (the best two tasks jointly), each also with '${DENOISE}' (semi-supervised: denoising learned jointly on the images without labels), '${SEMI}' (semi-supervised: consistency training on them, within the same time) or both ('scratch${DENOISE}${SEMI}'), and the baseline '${PIXEL_CLASSIFIER}' (an ilastik-style random forest on the same labels); default all that apply (quick: without ${QUICK_SKIPS.join(' and ')})`, valueName: 'list' },
     subsets: { type: 'string', description: `random label subsets per k ≤ 5 (quick ${MODES.quick.subsets}, full ${MODES.full.subsets})`, valueName: 'n' },
     'large-subsets': { type: 'string', description: `random label subsets per k > 5 (quick ${MODES.quick.largeSubsets}, full ${MODES.full.largeSubsets})`, valueName: 'n' },
     'all-repeats': { type: 'string', description: `seeds for k = all (quick ${MODES.quick.allRepeats}, full ${MODES.full.allRepeats})`, valueName: 'n' },
@@ -299,8 +300,8 @@ export const evalCurveCommand: Command = {
     // The ilastik-style baseline is on every curve by default, on the same label subsets.
     const inits = listOption(values, 'inits', ['scratch', ...tasks, COMBINATION, PIXEL_CLASSIFIER].join(','));
     for (const init of inits) {
-      const { base, semi } = semiSupervised(init);
-      if (semi && base === PIXEL_CLASSIFIER) throw new UsageError(`--inits: '${init}': the baseline has no semi-supervised variant`);
+      const { base, semi, denoise } = semiSupervised(init);
+      if ((semi || denoise) && base === PIXEL_CLASSIFIER) throw new UsageError(`--inits: '${init}': the baseline has no semi-supervised variant`);
       if (base !== 'scratch' && base !== COMBINATION && base !== PIXEL_CLASSIFIER && !applicable.includes(base)) {
         throw new UsageError(`--inits: '${init}' is not a pretext task for ${channels}-channel images (${applicable.join(', ')})`);
       }

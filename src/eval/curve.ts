@@ -10,7 +10,9 @@
  */
 import { backendInfo } from '../engine/backend';
 import { BEST_CHECK_EVERY, type Initialisation } from '../engine/train/finetune';
-import { DEFAULT_CONSISTENCY, semiSupervised, SEMI, type ConsistencyOptions } from '../engine/train/consistency';
+import { DEFAULT_CONSISTENCY, type ConsistencyOptions } from '../engine/train/consistency';
+import { DENOISE, semiSupervised, SEMI } from '../engine/train/semi';
+import { DEFAULT_JOINT_DENOISING, type JointDenoisingOptions } from '../engine/train/jointDenoising';
 import type { Normalisation } from '../engine/model/unet';
 import type { LearningRateSchedule } from '../engine/train/optimizerState';
 import { displaces, type ValScore } from '../engine/train/select';
@@ -108,6 +110,8 @@ export interface CurveRun {
   bestStep?: number;
   /** SEMI runs: the consistency training they were fine-tuned with. */
   consistency?: ConsistencyOptions;
+  /** DENOISE runs: the joint denoising they were fine-tuned with. */
+  jointDenoising?: JointDenoisingOptions;
   /** Pretraining wall time, paid once per initialisation and shared by its runs. */
   pretrainSeconds: number;
   /** Fine-tuning plus scoring wall time of this run. */
@@ -144,9 +148,10 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
   const runs: CurveRun[] = [...(options.done ?? [])];
   const measured = new Set(runs.map(runKey));
   const cells = curveCells(ds, options);
-  const singles = options.inits.filter((i) => i !== COMBINATION && i !== PIXEL_CLASSIFIER && !semiSupervised(i).semi);
+  const learnsFromUnlabeled = (init: string) => semiSupervised(init).semi || semiSupervised(init).denoise;
+  const singles = options.inits.filter((i) => i !== COMBINATION && i !== PIXEL_CLASSIFIER && !learnsFromUnlabeled(i));
   // Semi-supervised lines after the plain ones, so that a '+semi' of the combination knows its tasks.
-  const semis = options.inits.filter((i) => semiSupervised(i).semi);
+  const semis = options.inits.filter(learnsFromUnlabeled);
   const order = [...singles, ...(options.inits.includes(COMBINATION) ? [COMBINATION] : []), ...semis];
 
   const baselineCells = options.inits.includes(PIXEL_CLASSIFIER) ? cells.filter((c) => !measured.has(runKey({ init: PIXEL_CLASSIFIER, kLabel: c.kLabel, subset: c.subset }))) : [];
@@ -171,7 +176,7 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
   }
 
   for (const requestedInit of order) {
-    const { base: requested, semi } = semiSupervised(requestedInit);
+    const { base: requested, semi, denoise } = semiSupervised(requestedInit);
     let tasks: string[] | null = requested === 'scratch' ? null : requested.split('+');
     if (requested === COMBINATION) {
       tasks = bestTasks(runs, singles, 2);
@@ -181,7 +186,7 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
       }
       options.onMessage?.(`combination: ${tasks.join('+')} (the two best tasks by val Dice at k ≤ 5)`);
     }
-    const name = (tasks ? tasks.join('+') : 'scratch') + (semi ? SEMI : '');
+    const name = (tasks ? tasks.join('+') : 'scratch') + (denoise ? DENOISE : '') + (semi ? SEMI : '');
     const steps = semi ? (options.consistencySteps ?? options.finetuneSteps) : options.finetuneSteps;
     const todo = cells.filter((c) => !measured.has(runKey({ init: name, kLabel: c.kLabel, subset: c.subset })));
     if (todo.length === 0) continue;
@@ -198,11 +203,11 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
       for (const cell of todo) {
         const t0 = performance.now();
         // What a user has unlabeled beside these labels: the rest of the train split and the unlabeled folder.
-        const unlabeled = semi ? [...ds.train.filter((im) => !cell.images.includes(im)).map((im) => im.image), ...ds.unlabeled] : undefined;
+        const unlabeled = semi || denoise ? [...ds.train.filter((im) => !cell.images.includes(im)).map((im) => im.image), ...ds.unlabeled] : undefined;
         const { model, meta } = await finetuneOn(ds, cell.images, init, {
           ...options.training, steps, seed: cell.seed,
           valImages: ds.val, calibrate: options.threshold === 'calibrated', keepBest: options.weights === 'best',
-          ...(semi ? { consistency: DEFAULT_CONSISTENCY, unlabeled } : {}),
+          ...(semi ? { consistency: DEFAULT_CONSISTENCY } : {}), ...(denoise ? { jointDenoising: DEFAULT_JOINT_DENOISING } : {}), unlabeled,
         });
         try {
           const tiling = { tta: meta.tta };
@@ -216,7 +221,7 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
             ...(test.emptyForeground !== undefined ? { testEmptyForeground: test.emptyForeground } : {}),
             pretrainSteps: tasks ? options.pretrainSteps : 0, ...(tasks ? { pretrainLearningRate: options.training.pretrainLearningRate, encoderRateFactor: options.training.encoderRateFactor ?? 1 } : {}), finetuneSteps: steps, norm: options.training.arch.norm ?? 'none',
             schedule: options.training.schedule, threshold: options.threshold, weights: options.weights,
-            ...(meta.best ? { bestStep: meta.best.step } : {}), ...(meta.consistency ? { consistency: meta.consistency } : {}), ...(meta.tta ? { tta: true } : {}), ...(options.training.tta === false ? { ttaChoice: 'off' } : {}), pretrainSeconds,
+            ...(meta.best ? { bestStep: meta.best.step } : {}), ...(meta.consistency ? { consistency: meta.consistency } : {}), ...(meta.jointDenoising ? { jointDenoising: meta.jointDenoising } : {}), ...(meta.tta ? { tta: true } : {}), ...(options.training.tta === false ? { ttaChoice: 'off' } : {}), pretrainSeconds,
             wallSeconds: (performance.now() - t0) / 1000,
             backend: backendInfo()?.choice ?? 'unknown', threads: backendInfo()?.threads ?? 0,
             trainImages: cell.images.map((im) => im.name),

@@ -16,6 +16,7 @@ import type { Architecture } from '../engine/model/unet';
 import { Rng } from '../shared/rng';
 import { finetune, type Initialisation } from '../engine/train/finetune';
 import type { ConsistencyOptions } from '../engine/train/consistency';
+import type { JointDenoisingOptions } from '../engine/train/jointDenoising';
 import type { TrainingProgress } from '../engine/train/loop';
 import type { LearningRateSchedule } from '../engine/train/optimizerState';
 import { loadPretextWeights, pretrain } from '../engine/train/pretrain';
@@ -193,8 +194,9 @@ export async function finetuneOn(
     valImages?: EvalImage[];
     calibrate?: boolean;
     keepBest?: boolean;
-    /** Consistency training on `unlabeled` (semi-supervised; FinetuneOptions). */
+    /** Consistency training and joint denoising on `unlabeled` (semi-supervised; FinetuneOptions). */
     consistency?: ConsistencyOptions;
+    jointDenoising?: JointDenoisingOptions;
     unlabeled?: PreparedImage[];
   },
 ) {
@@ -207,7 +209,7 @@ export async function finetuneOn(
     learningRate: options.learningRate,
     schedule: options.schedule, encoderRateFactor: options.encoderRateFactor,
     valImages: val, calibrate: options.calibrate, keepBest: options.keepBest,
-    consistency: options.consistency, unlabeled: options.unlabeled,
+    consistency: options.consistency, jointDenoising: options.jointDenoising, unlabeled: options.unlabeled,
     seed: options.seed,
     onProgress: options.onProgress, signal: options.signal,
   });

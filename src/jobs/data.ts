@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { fnv1a32 } from '../shared/hash';
 import type { Initialisation } from '../engine/train/finetune';
-import { SEMI } from '../engine/train/consistency';
+import { SEMI } from '../engine/train/semi';
 import { loadPretextWeights } from '../engine/train/pretrain';
 import { evenlySpread, UNKNOWN, type LabeledImage } from '../engine/data';
 import { instanceLabels, labeled, prepareImage, type PreparedImage } from '../engine/input';

@@ -10,9 +10,10 @@
  * proposals the model would make, and small unlabeled batches leave its statistics alone.
  */
 import * as tf from '@tensorflow/tfjs';
-import { dihedral, randomCrop, stackLabels, stackPixels, UNKNOWN, type EngineImage, type LabeledImage } from '../data';
+import { dihedral, randomCrop, stackLabels, stackPixels, UNKNOWN, type EngineImage } from '../data';
 import type { UNet } from '../model/unet';
 import type { Rng } from '../../shared/rng';
+import type { UnlabeledPool } from './semi';
 
 export interface ConsistencyOptions {
   /** Weight of the consistency loss against the supervised loss. */
@@ -42,30 +43,11 @@ export function consistencyStart(steps: number, options: ConsistencyOptions, con
   return continuesTrainedModel ? 0 : Math.floor(steps * options.startShare);
 }
 
-/**
- * Suffix of a candidate fine-tuned with consistency training, in `maskloop train` and in the
- * evaluations alike: 'scratch+semi', 'inpainting+semi'.
- */
-export const SEMI = '+semi';
-
-/** A candidate's initialisation name without SEMI, and whether it had it. */
-export function semiSupervised(name: string): { base: string; semi: boolean } {
-  return name.endsWith(SEMI) ? { base: name.slice(0, -SEMI.length), semi: true } : { base: name, semi: false };
-}
-
 /** How a SEMI candidate is fine-tuned: with this consistency training, on these unlabeled images, for these steps. */
 export interface SemiSupervisedTraining {
   consistency: ConsistencyOptions;
   unlabeled: EngineImage[];
   steps: number;
-}
-
-/** Where unlabeled patches come from: images without labels, and labeled images whose labels leave pixels unknown. */
-export type UnlabeledPool = Array<EngineImage & { labels?: Uint8Array }>;
-
-/** The images of a pool: every unlabeled image, and the labeled ones that leave any pixel unknown. */
-export function unlabeledPool(unlabeled: EngineImage[], labeled: LabeledImage[]): UnlabeledPool {
-  return [...unlabeled, ...labeled.filter((im) => im.labels.includes(UNKNOWN))];
 }
 
 export function unlabeledBatchSize(batchSize: number, options: ConsistencyOptions): number {

@@ -13,7 +13,8 @@ import { loopOptionsFor, runLoop, type TrainingRunOptions } from './loop';
 import { createOptimizer, DEFAULT_SCHEDULE, learningRateAt, networkToTrain, setLearningRate, type LearningRateSchedule, resumePoint, saveTrainingCheckpoint } from './optimizerState';
 import { TRAINING } from '../../shared/training';
 import { outputChannels, type SegmentationTarget } from '../target';
-import { consistencyBatch, consistencyStart, unlabeledBatchSize, unlabeledPool, type ConsistencyOptions } from './consistency';
+import { consistencyBatch, consistencyStart, unlabeledBatchSize, type ConsistencyOptions } from './consistency';
+import { unlabeledPool } from './semi';
 import { blindSpotBatch, denoisingHead, segmentAndDenoise, unlabeledPatch, unlabeledPlaces, type JointDenoisingOptions } from './jointDenoising';
 
 export interface Initialisation {

@@ -17,7 +17,7 @@ import type { Params, UNet } from '../model/unet';
 import { denoising } from '../pretext/denoising';
 import { createHead, headOnFeatures, type PretextBatch } from '../pretext/task';
 import type { Rng } from '../../shared/rng';
-import type { UnlabeledPool } from './consistency';
+import type { UnlabeledPool } from './semi';
 
 export interface JointDenoisingOptions {
   /**
@@ -33,9 +33,6 @@ export interface JointDenoisingOptions {
 
 /** DenoiSeg's equal weighting; a quarter of each batch from images without labels. */
 export const DEFAULT_JOINT_DENOISING: JointDenoisingOptions = { weight: 1, unlabeledShare: 0.25 };
-
-/** Suffix of a candidate fine-tuned with joint denoising: 'scratch+denoise', 'denoising+denoise'. */
-export const DENOISE = '+denoise';
 
 /** The name of the reconstruction head's weights: the denoising pretext task's, so a pretrained one carries over. */
 const HEAD = `pretext.${denoising.name}.head`;

@@ -6,7 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { UNKNOWN, type LabeledImage } from '../data';
-import { semiSupervised, type SemiSupervisedTraining } from './consistency';
+import type { SemiSupervisedTraining } from './consistency';
+import { semiSupervised } from './semi';
 import { instancesFromInterior } from '../../imaging/instances';
 import { imageSource, type TilingOptions } from '../infer/predict';
 import { foregroundOf, propose } from '../infer/propose';

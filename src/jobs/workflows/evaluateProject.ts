@@ -17,7 +17,8 @@ import { choosesAugmentation, displaces, evaluateOnVal, type ValScore } from '..
 import { TRAINING } from '../../shared/training';
 import type { Project } from '../../store';
 import { firstModelCandidates, loadLabeled, loadUnlabeled, projectSpanFloor } from '../data';
-import { DEFAULT_CONSISTENCY, semiSupervised, type SemiSupervisedTraining } from '../../engine/train/consistency';
+import { DEFAULT_CONSISTENCY, type SemiSupervisedTraining } from '../../engine/train/consistency';
+import { semiSupervised } from '../../engine/train/semi';
 import { NEVER_ABORTED, type WorkHooks } from '../hooks';
 
 export interface EvaluateProjectOptions {

@@ -17,7 +17,8 @@ import { TRAINING } from '../../shared/training';
 import { planSteps, type StepPlan } from '../../engine/train/budget';
 import type { TrainOutcome } from '../../shared/types';
 import { firstModelCandidates, loadLabeled, loadUnlabeled, projectSpanFloor } from '../data';
-import { DEFAULT_CONSISTENCY, SEMI, semiSupervised } from '../../engine/train/consistency';
+import { DEFAULT_CONSISTENCY } from '../../engine/train/consistency';
+import { SEMI, semiSupervised } from '../../engine/train/semi';
 import { NEVER_ABORTED, type WorkHooks } from '../hooks';
 import { runToContinue } from './continuable';
 
