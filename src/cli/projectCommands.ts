@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { pretextTask, pretextTaskNames } from '../engine/pretext/registry';
 import { MAX_BUDGET_SECONDS, TRAINING } from '../shared/training';
+import { DEFAULT_PRETEXT_TASKS } from '../shared/types';
 import { prelabel } from '../jobs/workflows/prelabel';
 import { pretrainEncoder } from '../jobs/workflows/pretrainEncoder';
 import { trainModel } from '../jobs/workflows/trainModel';
@@ -118,7 +119,7 @@ export const pretrainCommand: Command = {
   usage: 'pretrain [--tasks inpainting[+contrastive…]] [--budget s | --steps n] [--probe s] [--resume] [--project <dir>]',
   options: {
     ...PROJECT_OPTION,
-    tasks: { type: 'string', default: 'inpainting', description: `pretext tasks joined by + (${pretextTaskNames().join(', ')})`, valueName: 'tasks' },
+    tasks: { type: 'string', default: DEFAULT_PRETEXT_TASKS.join('+'), description: `pretext tasks joined by + (${pretextTaskNames().join(', ')})`, valueName: 'tasks' },
     budget: { type: 'string', description: `wall-clock seconds to pretrain for (default ${TRAINING.pretrainSeconds} unless --steps is given; with --steps, whichever ends first)`, valueName: 's' },
     steps: { type: 'string', description: 'training steps (batch 8, 128x128 crops) instead of a time budget', valueName: 'n' },
     'max-images': { type: 'string', default: String(TRAINING.pretrainMaxImages), description: 'images held in memory for sampling crops', valueName: 'n' },

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TRAINING } from '../shared/training';
+import { DEFAULT_PRETEXT_TASKS } from '../shared/types';
 import { planSteps, type StepPlan } from '../engine/train/budget';
 import { DEFAULT_CONSISTENCY } from '../engine/train/consistency';
 import { pretrain } from '../engine/train/pretrain';
@@ -51,7 +52,7 @@ export async function evalBudgets(dir: string, ds: EvalDataset, training: EvalTr
   const retrain = await planSteps({ ...common, ...consistency(true), budgetSeconds: TRAINING.retrainSeconds, candidates: 1, choosesAugmentation: false });
   const elapsed: number[] = [];
   const probe = await pretrain({
-    tasks: ['inpainting'], images: ds.train.slice(0, PROBE_IMAGES).map((im) => im.image), config: training.arch,
+    tasks: [...DEFAULT_PRETEXT_TASKS], images: ds.train.slice(0, PROBE_IMAGES).map((im) => im.image), config: training.arch,
     steps: PRETRAIN_PROBE_STEPS + 1, batchSize: training.batchSize, patchSize: training.patchSize, onProgress: (p) => elapsed.push(p.elapsedSeconds),
   });
   probe.model.dispose();

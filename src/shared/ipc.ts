@@ -12,6 +12,7 @@ import { parseTarget } from './target';
 import {
   IMAGE_SPLITS,
   MAX_CLASSES,
+  DEFAULT_PRETEXT_TASKS,
   PRETEXT_TASKS,
   type AppEvent,
   type AppInfo,
@@ -91,7 +92,7 @@ export const jobRequestSchema = z.discriminatedUnion('kind', [
   }),
   z.strictObject({
     kind: z.literal('pretrain'),
-    tasks: z.array(z.enum(PRETEXT_TASKS)).min(1).max(PRETEXT_TASKS.length).default(['inpainting']),
+    tasks: z.array(z.enum(PRETEXT_TASKS)).min(1).max(PRETEXT_TASKS.length).default([...DEFAULT_PRETEXT_TASKS]),
     /** Wall-clock seconds (default TRAINING.pretrainSeconds unless steps are given); with steps, whichever ends first. */
     budgetSeconds: budgetSeconds.optional(),
     steps: z.number().int().min(1).max(1_000_000).optional(),

@@ -1,4 +1,4 @@
-import { PRETEXT_TASKS, TRAINING, type ModelSummary, type PretextTaskName } from '../../../src/shared';
+import { DEFAULT_PRETEXT_TASKS, PRETEXT_TASKS, TRAINING, type ModelSummary, type PretextTaskName } from '../../../src/shared';
 import { call } from '../lib/api';
 import { app } from './app.svelte';
 
@@ -13,7 +13,7 @@ export class TrainingState {
   warmStart = $state(true);
   semiSupervised = $state(false);
   pretrainMinutes = $state<number>(TRAINING.pretrainSeconds / 60);
-  pretrainTasks = $state<PretextTaskName[]>(['inpainting']);
+  pretrainTasks = $state<PretextTaskName[]>([...DEFAULT_PRETEXT_TASKS]);
   target = $state<'semantic' | 'instance'>('semantic');
   retrainAfter = $state(0);
   private loadedVersion = -1;
