@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { initEngine, type BackendInfo } from '../engine/backend';
 import { ALL_LABELS, COMBINATION, FOREGROUND_THRESHOLDS, KEPT_WEIGHTS, PIXEL_CLASSIFIER, runCurve, runKey, weightsInEffect, type CurveRun } from '../eval/curve';
 import { runExperiment } from '../eval/experiment';
@@ -14,6 +15,7 @@ import { DEFAULT_ARCH, NORMALISATIONS } from '../engine/model/unet';
 import { disposeInit, otsuScores, prepareDataset, pretrainedInit, type EvalDataset, type EvalImage, type EvalTraining, type TargetKind } from '../eval/setup';
 import { DEFAULT_CONSISTENCY } from '../engine/train/consistency';
 import { DENOISE, SEMI, semiSupervised } from '../engine/train/semi';
+import { DEFAULT_JOINT_DENOISING } from '../engine/train/jointDenoising';
 import { describeBudgets, evalBudgets, type EvalBudgets } from '../eval/budgets';
 import { pretextTask, pretextTaskNames } from '../engine/pretext/registry';
 import { BEST_CHECK_EVERY } from '../engine/train/finetune';
@@ -324,7 +326,12 @@ export const evalCurveCommand: Command = {
     // Every finished run is appended at once, so an interrupted curve continues where it stopped.
     const log = path.join(outDir, 'runs.jsonl');
     const samePretraining = (r: CurveRun) => r.pretrainSteps === 0 || (r.pretrainSteps === settings.pretrainSteps && (r.pretrainLearningRate ?? TRAINING.pretrainLearningRate) === settings.pretrainLearningRate && (r.encoderRateFactor ?? 1) === settings.encoderRateFactor);
-    const sameSettings = (r: CurveRun) => (r.init === PIXEL_CLASSIFIER && r.dataset === ds.name && r.target === ds.target) || samePretraining(r) && r.finetuneSteps === (semiSupervised(r.init).semi ? settings.consistencySteps : settings.finetuneSteps) && r.dataset === ds.name && r.target === ds.target && (r.norm ?? 'none') === settings.norm && (r.schedule ?? 'constant') === settings.schedule && (r.threshold ?? 'fixed') === settings.threshold && weightsInEffect(r.finetuneSteps, r.weights) === weightsInEffect(settings.finetuneSteps, settings.weights) && (r.ttaChoice === 'off') === !setup.training.tta;
+    // A semi-supervised run counts only if it used today's recipe.
+    const sameRecipes = (r: CurveRun) => {
+      const { semi, denoise } = semiSupervised(r.init);
+      return (!semi || isDeepStrictEqual(r.consistency, DEFAULT_CONSISTENCY)) && (!denoise || isDeepStrictEqual(r.jointDenoising, DEFAULT_JOINT_DENOISING));
+    };
+    const sameSettings = (r: CurveRun) => (r.init === PIXEL_CLASSIFIER && r.dataset === ds.name && r.target === ds.target) || samePretraining(r) && sameRecipes(r) && r.finetuneSteps === (semiSupervised(r.init).semi ? settings.consistencySteps : settings.finetuneSteps) && r.dataset === ds.name && r.target === ds.target && (r.norm ?? 'none') === settings.norm && (r.schedule ?? 'constant') === settings.schedule && (r.threshold ?? 'fixed') === settings.threshold && weightsInEffect(r.finetuneSteps, r.weights) === weightsInEffect(settings.finetuneSteps, settings.weights) && (r.ttaChoice === 'off') === !setup.training.tta;
     const done = readJsonLines<CurveRun>(log).filter(sameSettings);
     if (done.length) report.message(`continuing: ${done.length} runs already measured in ${log}`);
     const runs = await runCurve(ds, {
