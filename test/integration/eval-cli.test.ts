@@ -165,15 +165,19 @@ describe('eval on a folder of images with a folder of masks', () => {
     }
     const dir = path.join(out, 'folder-curve');
     const r = await cli('eval', 'curve', '--images', images, '--masks', masks, '--encoding', 'labels', '--split', '0.5,0.17,0.33',
-      '--steps', '4', '--pretrain-steps', '4', '--batch', '2', '--patch', '32', '--ks', '1', '--inits', 'scratch,scratch+semi,ilastik-rf', '--subsets', '1', '--out', dir);
+      '--steps', '4', '--pretrain-steps', '4', '--batch', '2', '--patch', '32', '--ks', '1', '--inits', 'scratch,scratch+semi,scratch+denoise,ilastik-rf', '--subsets', '1', '--out', dir);
     expect(r.status, r.stderr).toBe(0);
     const runs = JSON.parse(fs.readFileSync(path.join(dir, 'runs.json'), 'utf8')) as CurveRun[];
-    expect(runs.map((run) => run.init).sort()).toEqual(['ilastik-rf', 'scratch', 'scratch+semi']);
-    // The same label subset; the semi-supervised run recorded the consistency training it used.
+    expect(runs.map((run) => run.init).sort()).toEqual(['ilastik-rf', 'scratch', 'scratch+denoise', 'scratch+semi']);
+    // The same label subset; the semi-supervised runs recorded the recipe each used, and joint denoising trains the plain steps.
     const semi = runs.find((run) => run.init === 'scratch+semi')!;
     expect(semi.trainImages).toEqual(runs.find((run) => run.init === 'scratch')!.trainImages);
     expect(semi.consistency).toMatchObject({ weight: expect.any(Number), threshold: expect.any(Number) });
-    expect(fs.readFileSync(path.join(dir, 'report.md'), 'utf8')).toMatch(/best use of the unlabeled images \(scratch\+semi\) − scratch = [+-]\d\.\d{3} F1/);
+    const denoise = runs.find((run) => run.init === 'scratch+denoise')!;
+    expect(denoise.trainImages).toEqual(semi.trainImages);
+    expect(denoise.jointDenoising).toMatchObject({ weight: expect.any(Number), unlabeledShare: expect.any(Number) });
+    expect(denoise.finetuneSteps).toBe(4);
+    expect(fs.readFileSync(path.join(dir, 'report.md'), 'utf8')).toMatch(/best use of the unlabeled images \(scratch\+(semi|denoise)\) − scratch = [+-]\d\.\d{3} F1/);
     // The plot shows what an instance set is judged by: its objects.
     expect(fs.readFileSync(path.join(dir, 'curve.svg'), 'utf8')).toContain('test F1 at IoU 0.5 vs labeled images');
     const scratch = runs.find((run) => run.init === 'scratch')!;

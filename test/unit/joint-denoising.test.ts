@@ -15,6 +15,7 @@ import { dice } from '../../src/engine/metrics';
 import { UNet } from '../../src/engine/model/unet';
 import { finetune } from '../../src/engine/train/finetune';
 import { blindSpotBatch, DEFAULT_JOINT_DENOISING, denoisingHead, segmentAndDenoise, unlabeledPatch, unlabeledPlaces } from '../../src/engine/train/jointDenoising';
+import { semiSupervised } from '../../src/engine/train/semi';
 import { Rng } from '../../src/shared/rng';
 import { engine, labeledNuclei, mean, nuclei } from '../helpers/engine';
 
@@ -26,6 +27,13 @@ const arch = { depth: 3, baseFilters: 8 };
 const target = { kind: 'semantic', classes: 1 } as const;
 
 describe('joint denoising while fine-tuning', () => {
+  test("a candidate's name says which semi-supervised recipes it uses, whatever its initialisation", () => {
+    expect(semiSupervised('scratch')).toEqual({ base: 'scratch', semi: false, denoise: false });
+    expect(semiSupervised('scratch+denoise')).toEqual({ base: 'scratch', semi: false, denoise: true });
+    expect(semiSupervised('inpainting+rotation+semi')).toEqual({ base: 'inpainting+rotation', semi: true, denoise: false });
+    expect(semiSupervised('denoising+denoise+semi')).toEqual({ base: 'denoising', semi: true, denoise: true });
+  });
+
   test('unlabeled patches take a share of the batch: none without a pool, at least one with it, never all', () => {
     expect(unlabeledPlaces(8, DEFAULT_JOINT_DENOISING, 0)).toBe(0);
     expect(unlabeledPlaces(8, DEFAULT_JOINT_DENOISING, 5)).toBe(2);
