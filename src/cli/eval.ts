@@ -382,6 +382,7 @@ export const evalLoopCommand: Command = {
     const orders = listOption(values, 'orders', 'active,random');
     for (const o of orders) if (o !== 'active' && o !== 'random') throw new UsageError(`--orders: '${o}' is not 'active' or 'random'`);
     const inits = listOption(values, 'init', 'scratch');
+    for (const init of inits) if (semiSupervised(init).denoise) throw new UsageError(`--init: '${init}': joint denoising is measured by eval curve only`);
     const roundCount = optionalInt(values, 'rounds', mode.rounds);
     // Each session trains one initialisation; its val split reaches valImagesFor(rounds) images.
     const budgets = await budgetsFor(setup, 1, ds.train.slice(0, valImagesFor(roundCount)), inits, values);

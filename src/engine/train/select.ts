@@ -8,7 +8,6 @@ import * as tf from '@tensorflow/tfjs';
 import { UNKNOWN, type LabeledImage } from '../data';
 import type { SemiSupervisedTraining } from './consistency';
 import { semiSupervised } from './semi';
-import { DEFAULT_JOINT_DENOISING } from './jointDenoising';
 import { instancesFromInterior } from '../../imaging/instances';
 import { imageSource, type TilingOptions } from '../infer/predict';
 import { foregroundOf, propose } from '../infer/propose';
@@ -175,11 +174,7 @@ export async function selectInitialisation(
   options: Omit<FinetuneOptions, 'init' | 'checkpointFile' | 'resume'> & {
     /** Each candidate's checkpoint file: saved as it trains, continued from when it exists. */
     checkpointFor?: (candidate: string) => string;
-    /**
-     * How candidates named with SEMI are fine-tuned: consistency training on these images, for
-     * these steps. Candidates named with DENOISE learn joint denoising on the same images (or on
-     * their sparse labels' unknown pixels only, without any) at the plain steps.
-     */
+    /** How candidates named with SEMI are fine-tuned: consistency training on these images, for these steps. */
     semi?: SemiSupervisedTraining;
   },
   val: LabeledImage[],
@@ -192,12 +187,10 @@ export async function selectInitialisation(
   for (const init of candidates) {
     const checkpointFile = options.checkpointFor?.(init.name);
     // The val images pick each candidate's best weights and foreground threshold, then judge it.
-    const { semi, denoise } = semiSupervised(init.name);
+    const { semi } = semiSupervised(init.name);
     if (semi && !options.semi) throw new Error(`candidate '${init.name}' needs unlabeled images for consistency training`);
-    const consistency = semi && options.semi ? { consistency: options.semi.consistency, steps: options.semi.steps } : {};
-    const jointDenoising = denoise ? { jointDenoising: DEFAULT_JOINT_DENOISING } : {};
-    const unlabeled = semi || denoise ? { unlabeled: options.semi?.unlabeled ?? [] } : {};
-    const result = await finetune({ ...options, ...consistency, ...jointDenoising, ...unlabeled, init, checkpointFile, resume: Boolean(checkpointFile), valImages: val });
+    const consistency = semi && options.semi ? { consistency: options.semi.consistency, unlabeled: options.semi.unlabeled, steps: options.semi.steps } : {};
+    const result = await finetune({ ...options, ...consistency, init, checkpointFile, resume: Boolean(checkpointFile), valImages: val });
     const score: CandidateScore = { name: init.name, ...(await evaluateOnVal(result.model, options.target, val, tiling)) };
     scores.push(score);
     const scratch = scores.find((s) => s.name === 'scratch');
