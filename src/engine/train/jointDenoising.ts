@@ -51,10 +51,7 @@ export function unlabeledPatch(pool: UnlabeledPool, size: number, channels: numb
   return { pixels: aug.pixels, labels: aug.labels as Uint8Array };
 }
 
-/**
- * The reconstruction head: the pretrained one where the initialisation has it (a `denoising`
- * pretext checkpoint, or a training checkpoint of this run), a fresh one otherwise.
- */
+/** The reconstruction head: the pretrained one where the initialisation has it (a `denoising` pretext checkpoint), a fresh one otherwise. */
 export function denoisingHead(model: UNet, seed: number, weights?: Map<string, tf.Tensor>): Params {
   const head = createHead(denoising, model.config, seed);
   for (const [name, v] of head) {
