@@ -3,7 +3,8 @@
  * Plain typed arrays, no tensors: these run on decoded images and on predictions read back.
  */
 import type { RawImage } from '../imaging/types';
-import { relabelSequential } from '../imaging/instances';
+import { instancesFromInterior, relabelSequential } from '../imaging/instances';
+import { UNKNOWN, type LabeledImage } from './data';
 
 export interface Confusion {
   tp: number;
@@ -251,6 +252,20 @@ export function matchInstances(
 }
 
 /** Mean of `ap` over the thresholds (the DSB 2018 per-image score with DSB_THRESHOLDS). */
+/**
+ * F1 at IoU 0.5 of proposed objects against a labeled image of the instance target (0 background,
+ * 1 interior, 2 boundary, UNKNOWN ignored). Its true objects are rebuilt the way proposals build
+ * theirs: interiors grown into the labeled foreground; objects on UNKNOWN pixels are not scored.
+ */
+export function labeledObjectF1(objects: Int32Array, image: LabeledImage): number {
+  const { labels, width, height } = image;
+  const interior = labels.map((c) => (c === 1 ? 1 : 0));
+  const foreground = labels.map((c) => (c !== UNKNOWN && c > 0 ? 1 : 0));
+  const truth = instancesFromInterior(interior, width, height, { foreground }).labels;
+  const scored = objects.map((id, i) => (labels[i] === UNKNOWN ? 0 : id));
+  return matchInstances(scored, truth, [0.5])[0].f1;
+}
+
 export function meanAveragePrecision(scores: readonly InstanceScore[]): number {
   return scores.length === 0 ? NaN : scores.reduce((sum, s) => sum + s.ap, 0) / scores.length;
 }

@@ -9,7 +9,7 @@
  * report that model's test scores.
  */
 import { backendInfo } from '../engine/backend';
-import { BEST_CHECK_EVERY, type Initialisation } from '../engine/train/finetune';
+import { BEST_CHECK_EVERY, proposalSettings, type Initialisation } from '../engine/train/finetune';
 import { DEFAULT_CONSISTENCY, type ConsistencyOptions } from '../engine/train/consistency';
 import { DENOISE, semiSupervised, SEMI } from '../engine/train/semi';
 import { DEFAULT_JOINT_DENOISING, type JointDenoisingOptions } from '../engine/train/jointDenoising';
@@ -210,7 +210,7 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
           ...(semi ? { consistency: DEFAULT_CONSISTENCY } : {}), ...(denoise ? { jointDenoising: DEFAULT_JOINT_DENOISING } : {}), unlabeled,
         });
         try {
-          const tiling = { tta: meta.tta };
+          const tiling = proposalSettings(meta);
           const val = ds.val.length > 0 ? await scoreSplit(model, ds, ds.val, tiling) : { dice: NaN, f1: undefined };
           const test = await scoreSplit(model, ds, ds.test, tiling);
           const run: CurveRun = {

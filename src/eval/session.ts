@@ -8,12 +8,11 @@
  * from the second on) are held out as val: the retrained model's foreground threshold is
  * calibrated on them, and it replaces the current model only if it scores better there.
  */
-import { foregroundOf, type Proposal } from '../engine/infer/propose';
-import type { TilingOptions } from '../engine/infer/predict';
+import { foregroundOf, type Proposal, type ProposalOptions } from '../engine/infer/propose';
 import { dice } from '../engine/metrics';
 import { Rng } from '../shared/rng';
 import type { UNet } from '../engine/model/unet';
-import type { Initialisation } from '../engine/train/finetune';
+import { proposalSettings, type Initialisation } from '../engine/train/finetune';
 import { evaluateOnVal, promotionDecision, valImagesFor, type ValScore } from '../engine/train/select';
 import { correctionCost, DEFAULT_BRUSH, type BrushModel, type CorrectionCost } from './correction';
 import { asLabeled, finetuneOn, proposalFor, scoreSplit, type EvalDataset, type EvalImage, type EvalTraining, type ProposalScores } from './setup';
@@ -87,11 +86,11 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
   const rounds = Math.min(options.rounds, pool.length);
   const train: EvalImage[] = [];
   const val: EvalImage[] = [];
-  const valScore = (m: UNet) => evaluateOnVal(m, parseTarget(ds.target), asLabeled(val));
+  const valScore = (m: UNet, settings: ProposalOptions) => evaluateOnVal(m, parseTarget(ds.target), asLabeled(val), { seedThreshold: settings.seedThreshold });
   const results: LoopRound[] = [];
   let model: UNet | null = null;
-  /** Whether the current model proposes with test-time augmentation (chosen on val, as in the app). */
-  let modelTta: boolean | undefined;
+  /** How the current model proposes: test-time augmentation and seed threshold, chosen on val as in the app. */
+  let modelSettings: ProposalOptions = {};
   let modelLabels = 0;
   let modelTrainImages = 0;
   /** The current model's score on val as it is now: kept until val grows or the model changes. */
@@ -102,9 +101,9 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
   try {
     for (let round = 1; round <= rounds; round++) {
       const proposedBy = model ? modelLabels : 0;
-      if (options.scoreImages?.length && !modelCost) modelCost = await fixedSetScores(ds, model, options.scoreImages, modelTta);
+      if (options.scoreImages?.length && !modelCost) modelCost = await fixedSetScores(ds, model, options.scoreImages, modelSettings);
       const proposerCost = modelCost;
-      const { image, proposal } = await nextImage(ds, pool, model, { tta: modelTta }, options, pickRng);
+      const { image, proposal } = await nextImage(ds, pool, model, modelSettings, options, pickRng);
       pool.splice(pool.indexOf(image), 1);
       const fg = proposal ? foregroundOf(proposal.mask) : null;
       const cost = correctionCost(fg, image.gt.foreground, image.gt.image.width, image.gt.image.height, options.brush ?? DEFAULT_BRUSH);
@@ -136,8 +135,8 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         // The app's promotion rule, on the val split as it is now (the current model re-scored).
         let nextScore: ValScore | null = null;
         if (model) {
-          nextScore = await valScore(next);
-          modelScore ??= await valScore(model);
+          nextScore = await valScore(next, proposalSettings(nextMeta));
+          modelScore ??= await valScore(model, modelSettings);
           promoted = promotionDecision({ score: nextScore, trainImages: train.length }, { score: modelScore, trainImages: modelTrainImages, id: modelLabels }).promote;
         } else {
           promoted = true;
@@ -145,8 +144,8 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         if (promoted) {
           model?.dispose();
           model = next;
-          // A warm start keeps the decision of the model it continued.
-          modelTta = retrainedWarm ? modelTta : nextMeta.tta;
+          // A warm start keeps the augmentation decision of the model it continued; its seeds were calibrated anew.
+          modelSettings = { tta: retrainedWarm ? modelSettings.tta : nextMeta.tta, seedThreshold: nextMeta.seedThreshold };
           modelScore = nextScore;
           modelCost = null;
           modelLabels = round;
@@ -175,12 +174,12 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
 }
 
 /** A model's scores on fixed images; without a model every mask is drawn from nothing. */
-async function fixedSetScores(ds: EvalDataset, model: UNet | null, images: EvalImage[], tta: boolean | undefined): Promise<Pick<ProposalScores, 'correctionFraction' | 'bandCorrectionFraction' | 'dice' | 'objectEdits'>> {
-  return model ? scoreSplit(model, ds, images, { tta }) : { correctionFraction: 1, bandCorrectionFraction: 1, dice: 0 };
+async function fixedSetScores(ds: EvalDataset, model: UNet | null, images: EvalImage[], settings: ProposalOptions): Promise<Pick<ProposalScores, 'correctionFraction' | 'bandCorrectionFraction' | 'dice' | 'objectEdits'>> {
+  return model ? scoreSplit(model, ds, images, settings) : { correctionFraction: 1, bandCorrectionFraction: 1, dice: 0 };
 }
 
 /** The next image to label and the current model's proposal for it. */
-async function nextImage(ds: EvalDataset, pool: EvalImage[], model: UNet | null, tiling: TilingOptions, options: SessionOptions, rng: Rng): Promise<{ image: EvalImage; proposal: Proposal | null }> {
+async function nextImage(ds: EvalDataset, pool: EvalImage[], model: UNet | null, tiling: ProposalOptions, options: SessionOptions, rng: Rng): Promise<{ image: EvalImage; proposal: Proposal | null }> {
   if (!model) return { image: pool[0], proposal: null };
   if (options.order === 'random') return { image: pool[0], proposal: await proposalFor(model, ds, pool[0], tiling) };
   const candidates = options.candidates > 0 && options.candidates < pool.length ? rng.shuffle([...pool]).slice(0, options.candidates) : pool;

@@ -8,8 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { evenlySpread, UNKNOWN, type LabeledImage } from '../engine/data';
-import { imageSource, type TilingOptions } from '../engine/infer/predict';
-import { foregroundOf, propose, type Proposal } from '../engine/infer/propose';
+import { imageSource } from '../engine/infer/predict';
+import { foregroundOf, propose, type Proposal, type ProposalOptions } from '../engine/infer/propose';
 import { instanceLabels, labeled, prepareImage, semanticLabels, type PreparedImage } from '../engine/input';
 import { confusion, diceOf, iouOf, matchInstances, otsuSegment } from '../engine/metrics';
 import type { Architecture } from '../engine/model/unet';
@@ -219,7 +219,8 @@ export async function finetuneOn(
   }
   // As maskloop train does: a first model decides on test-time augmentation, a warm start keeps its parent's decision.
   if (val && options.tta !== false && init?.trained !== 'segmentation') {
-    result.meta.tta = (await choosesAugmentation(result.model, target, val, await evaluateOnVal(result.model, target, val))).tta;
+    const seedThreshold = result.meta.seedThreshold;
+    result.meta.tta = (await choosesAugmentation(result.model, target, val, await evaluateOnVal(result.model, target, val, { seedThreshold }), seedThreshold)).tta;
   }
   return { model: result.model, meta: result.meta };
 }
@@ -237,7 +238,7 @@ export interface SplitScores {
 }
 
 /** The model's proposal for an image, its mask brought back to full resolution. */
-export async function proposalFor(model: Parameters<typeof propose>[0], ds: EvalDataset, im: EvalImage, tiling: TilingOptions = {}): Promise<Proposal> {
+export async function proposalFor(model: Parameters<typeof propose>[0], ds: EvalDataset, im: EvalImage, tiling: ProposalOptions = {}): Promise<Proposal> {
   // Default tiling: a whole image per pass up to 1024 px, tiles beyond.
   const p = await propose(model, parseTarget(ds.target), imageSource(im.image), tiling);
   if (ds.downsample === 1) return p;
@@ -320,7 +321,7 @@ export interface ProposalScores extends SplitScores {
 }
 
 /** Mean per-image scores of the model's proposals on a split, and what correcting them costs. */
-export async function scoreSplit(model: Parameters<typeof propose>[0], ds: EvalDataset, images: EvalImage[], tiling: TilingOptions = {}): Promise<ProposalScores> {
+export async function scoreSplit(model: Parameters<typeof propose>[0], ds: EvalDataset, images: EvalImage[], tiling: ProposalOptions = {}): Promise<ProposalScores> {
   const perImage: ImageScores[] = [];
   for (const im of images) {
     const { mask } = await proposalFor(model, ds, im, tiling);

@@ -4,7 +4,8 @@ import { UNKNOWN, type LabeledImage } from '../../src/engine/data';
 import { classMap, foregroundProbability, predictImage } from '../../src/engine/infer/predict';
 import { instanceLabels, labeled, prepareImage } from '../../src/engine/input';
 import { UNet } from '../../src/engine/model/unet';
-import { calibrateForeground, chooseThreshold, foldThreshold, heldOutDice } from '../../src/engine/train/calibrate';
+import { DEFAULT_SEED_THRESHOLD } from '../../src/engine/infer/propose';
+import { calibrateForeground, calibrateSeeds, chooseThreshold, foldThreshold, heldOutDice, SEED_THRESHOLDS } from '../../src/engine/train/calibrate';
 import { finetune } from '../../src/engine/train/finetune';
 import { evaluateOnVal } from '../../src/engine/train/select';
 import { engine, labeledNuclei, nuclei } from '../helpers/engine';
@@ -135,6 +136,24 @@ describe('foreground calibration', () => {
     }
     expect(await heldOutDice(multi.model, { kind: 'semantic', classes: 2 }, twoClass.slice(2), true)).toBeCloseTo((2 * tp) / (2 * tp + fp + fn), 10);
     for (const m of [semantic.model, uncalibrated.model, instance.model, multi.model]) m.dispose();
+  });
+
+  test('instance models: the seed threshold chosen on val is the best there, its proposals score what the calibration measured, and the model records it', async () => {
+    const samples = nuclei(5, 96, 71);
+    const images = samples.map((s) => labeled(prepareImage(s.image), instanceLabels(s.instances, s.image.width, s.image.height)));
+    const [train, val] = [images.slice(0, 3), images.slice(3)];
+    const target = { kind: 'instance' } as const;
+    const { model, meta } = await finetune({ images: train, target, config: arch, steps: 40, batchSize: 4, patchSize: 64, learningRate: 3e-3, valImages: val });
+    const calibration = await calibrateSeeds(model, target, val);
+    expect(meta.seedThreshold).toBe(calibration.threshold);
+    expect(SEED_THRESHOLDS).toContain(calibration.threshold);
+    const f1At = async (seedThreshold: number) => (await evaluateOnVal(model, target, val, { seedThreshold })).f1 as number;
+    expect(await f1At(calibration.threshold)).toBeCloseTo(calibration.f1After, 10);
+    expect(await f1At(DEFAULT_SEED_THRESHOLD)).toBeCloseTo(calibration.f1Before, 10);
+    for (const t of SEED_THRESHOLDS) expect(await f1At(t)).toBeLessThanOrEqual(calibration.f1After + 1e-12);
+    // Semantic models have no seeds.
+    expect((await calibrateSeeds(model, binary, val)).threshold).toBe(DEFAULT_SEED_THRESHOLD);
+    model.dispose();
   });
 
   test('val Dice of an instance model is scored with the decision its proposals use, not the most probable class', async () => {

@@ -31,7 +31,22 @@ export function isForegroundPixel(target: SegmentationTarget, probabilities: Flo
 /** Smallest object kept when separating instances, in pixels: specks are noise, not nuclei. */
 export const MIN_OBJECT_PIXELS = 16;
 
-export async function propose(model: UNet, target: SegmentationTarget, source: PixelSource, options: TilingOptions & { keepUncertainty?: boolean } = {}): Promise<Proposal> {
+/** The interior probability from which a pixel seeds an object, unless the model was calibrated otherwise (SegmentationModelMeta.seedThreshold). */
+export const DEFAULT_SEED_THRESHOLD = 0.5;
+
+export interface ProposalOptions extends TilingOptions {
+  keepUncertainty?: boolean;
+  /** Instance targets: the interior probability from which a pixel seeds an object (default DEFAULT_SEED_THRESHOLD). */
+  seedThreshold?: number;
+}
+
+/** Objects from seed pixels (interior at or above the seed threshold) grown into the foreground, as proposals separate them. */
+export function separateObjects(seeds: Uint8Array, foreground: Uint8Array, width: number, height: number): Int32Array {
+  return instancesFromInterior(seeds, width, height, { foreground, minSize: MIN_OBJECT_PIXELS }).labels;
+}
+
+export async function propose(model: UNet, target: SegmentationTarget, source: PixelSource, options: ProposalOptions = {}): Promise<Proposal> {
+  const seedThreshold = options.seedThreshold ?? DEFAULT_SEED_THRESHOLD;
   const { width, height } = source;
   const channels = model.config.outChannels;
   const n = width * height;
@@ -46,7 +61,7 @@ export async function propose(model: UNet, target: SegmentationTarget, source: P
       const base = y0 * width;
       for (let i = 0; i < rows * width; i++) {
         if (interior) {
-          interior[base + i] = probs[i * channels + 1] >= 0.5 ? 1 : 0;
+          interior[base + i] = probs[i * channels + 1] >= seedThreshold ? 1 : 0;
           classes[base + i] = isForegroundPixel(target, probs, i * channels, channels) ? 1 : 0;
         } else {
           classes[base + i] = pixelClass(probs, i * channels, channels);
@@ -57,8 +72,7 @@ export async function propose(model: UNet, target: SegmentationTarget, source: P
     options,
   );
   if (!interior) return { width, height, mask: classes, uncertainty, score };
-  const objects = instancesFromInterior(interior, width, height, { foreground: classes, minSize: MIN_OBJECT_PIXELS });
-  return { width, height, mask: objects.labels, uncertainty, score };
+  return { width, height, mask: separateObjects(interior, classes, width, height), uncertainty, score };
 }
 
 /** Foreground (any class > 0) of a proposal. */

@@ -7,7 +7,8 @@ import { augmentPatch, cropAt, DEFAULT_AUGMENT, knownPixels, type EngineImage, r
 import { isEncoderParam, isHeadParam, normalisationOf, UNet, type Architecture, type UNetConfig } from '../model/unet';
 import { Rng } from '../../shared/rng';
 import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint';
-import { calibrateForeground, heldOutDice } from './calibrate';
+import { calibrateForeground, calibrateSeeds, heldOutDice } from './calibrate';
+import type { ProposalOptions } from '../infer/propose';
 import { DEFAULT_LOSS_WEIGHTS, segmentationLoss, type LossWeights } from './losses';
 import { loopOptionsFor, runLoop, type TrainingRunOptions } from './loop';
 import { createOptimizer, DEFAULT_SCHEDULE, learningRateAt, networkToTrain, setLearningRate, type LearningRateSchedule, resumePoint, saveTrainingCheckpoint } from './optimizerState';
@@ -149,6 +150,11 @@ export interface SegmentationModelMeta {
   foregroundThreshold?: number;
   /** Whether proposals use test-time augmentation (chooseAugmentation); absent: no. */
   tta?: boolean;
+  /**
+   * Instance targets: the interior probability from which proposals seed an object, chosen on
+   * held-out labeled images (calibrateSeeds) when the fine-tuning calibrates; absent: DEFAULT_SEED_THRESHOLD.
+   */
+  seedThreshold?: number;
   /** The consistency training it was fine-tuned with (semi-supervised); absent: without. */
   consistency?: ConsistencyOptions;
   /** The joint denoising it was fine-tuned with (semi-supervised); absent: without. */
@@ -158,6 +164,11 @@ export interface SegmentationModelMeta {
    * training checkpoint, the best weights so far (saved alongside as the group 'best').
    */
   best?: { step: number; valDice: number };
+}
+
+/** How a model's proposals are made: its test-time augmentation and seed threshold as recorded in its meta. */
+export function proposalSettings(meta: Pick<SegmentationModelMeta, 'tta' | 'seedThreshold'>): ProposalOptions {
+  return { tta: meta.tta, seedThreshold: meta.seedThreshold };
 }
 
 export interface FinetuneResult {
@@ -342,6 +353,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   best?.dispose();
   if (result.status === 'completed' && calibrate) {
     finalMeta.foregroundThreshold = (await calibrateForeground(model, options.target, valImages as LabeledImage[])).threshold;
+    if (options.target.kind === 'instance') finalMeta.seedThreshold = (await calibrateSeeds(model, options.target, valImages as LabeledImage[])).threshold;
   }
   return { model, meta: finalMeta, status: result.status, losses: result.losses, imagesPerSecond: result.imagesPerSecond };
 }

@@ -8,10 +8,9 @@ import * as tf from '@tensorflow/tfjs';
 import { UNKNOWN, type LabeledImage } from '../data';
 import type { SemiSupervisedTraining } from './consistency';
 import { semiSupervised } from './semi';
-import { instancesFromInterior } from '../../imaging/instances';
-import { imageSource, type TilingOptions } from '../infer/predict';
-import { foregroundOf, propose } from '../infer/propose';
-import { dice, matchInstances } from '../metrics';
+import { imageSource } from '../infer/predict';
+import { foregroundOf, propose, type ProposalOptions } from '../infer/propose';
+import { dice, labeledObjectF1 } from '../metrics';
 import type { UNet } from '../model/unet';
 import { finetune, type FinetuneOptions, type FinetuneResult, type Initialisation } from './finetune';
 import type { SegmentationTarget } from '../target';
@@ -29,7 +28,7 @@ export interface ValScore {
  * neither Dice nor objects. Instance targets' true objects are rebuilt from the three-class labels
  * the way proposals build theirs (interiors grown into the foreground).
  */
-export async function evaluateOnVal(model: UNet, target: SegmentationTarget, images: LabeledImage[], tiling: TilingOptions = {}): Promise<ValScore> {
+export async function evaluateOnVal(model: UNet, target: SegmentationTarget, images: LabeledImage[], tiling: ProposalOptions = {}): Promise<ValScore> {
   if (images.length === 0) throw new Error('evaluation needs at least one labeled image');
   let diceTotal = 0;
   let f1Total = 0;
@@ -43,12 +42,7 @@ export async function evaluateOnVal(model: UNet, target: SegmentationTarget, ima
       else truth[i] = image.labels[i] > 0 ? 1 : 0;
     }
     diceTotal += dice(foregroundOf(mask), truth, ignore);
-    if (target.kind === 'instance') {
-      const interior = image.labels.map((c) => (c === 1 ? 1 : 0));
-      const trueObjects = instancesFromInterior(interior, image.width, image.height, { foreground: truth }).labels;
-      const objects = (mask as Int32Array).map((id, i) => (ignore[i] ? 0 : id));
-      f1Total += matchInstances(objects, trueObjects, [0.5])[0].f1;
-    }
+    if (target.kind === 'instance') f1Total += labeledObjectF1(mask as Int32Array, image);
   }
   const score: ValScore = { dice: diceTotal / images.length };
   if (target.kind === 'instance') score.f1 = f1Total / images.length;
@@ -143,8 +137,8 @@ export const TTA_VAL_PASSES = 8;
  * retraining's short budget is not spent on eight more val passes. Promotion compares plain
  * scores, which both models have.
  */
-export async function choosesAugmentation(model: UNet, target: SegmentationTarget, val: LabeledImage[], plain: ValScore): Promise<{ tta: boolean; ttaScore: ValScore }> {
-  const ttaScore = await evaluateOnVal(model, target, val, { tta: true });
+export async function choosesAugmentation(model: UNet, target: SegmentationTarget, val: LabeledImage[], plain: ValScore, seedThreshold?: number): Promise<{ tta: boolean; ttaScore: ValScore }> {
+  const ttaScore = await evaluateOnVal(model, target, val, { tta: true, seedThreshold });
   const value = (s: ValScore) => s.f1 ?? s.dice;
   return { tta: value(ttaScore) > value(plain) + TTA_MARGIN, ttaScore };
 }
@@ -178,7 +172,7 @@ export async function selectInitialisation(
     semi?: SemiSupervisedTraining;
   },
   val: LabeledImage[],
-  tiling: TilingOptions = {},
+  tiling: ProposalOptions = {},
 ): Promise<Selection> {
   if (candidates.length === 0) throw new Error('no initialisation to choose from');
   let best: FinetuneResult | null = null;
@@ -191,7 +185,7 @@ export async function selectInitialisation(
     if (semi && !options.semi) throw new Error(`candidate '${init.name}' needs unlabeled images for consistency training`);
     const consistency = semi && options.semi ? { consistency: options.semi.consistency, unlabeled: options.semi.unlabeled, steps: options.semi.steps } : {};
     const result = await finetune({ ...options, ...consistency, init, checkpointFile, resume: Boolean(checkpointFile), valImages: val });
-    const score: CandidateScore = { name: init.name, ...(await evaluateOnVal(result.model, options.target, val, tiling)) };
+    const score: CandidateScore = { name: init.name, ...(await evaluateOnVal(result.model, options.target, val, { ...tiling, seedThreshold: result.meta.seedThreshold })) };
     scores.push(score);
     const scratch = scores.find((s) => s.name === 'scratch');
     if (best === null || bestScore === null || displaces(score, bestScore, bestScore === scratch, scratch)) {

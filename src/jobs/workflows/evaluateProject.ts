@@ -143,9 +143,10 @@ async function evaluateFold(
     });
     try {
       if (run.status === 'cancelled') return null;
-      const val = await evaluateOnVal(run.model, options.target, split.val);
-      const { tta } = await choosesAugmentation(run.model, options.target, split.val, val);
-      scores[init.name] = await evaluateOnVal(run.model, options.target, split.test, { tta });
+      const { seedThreshold } = run.meta;
+      const val = await evaluateOnVal(run.model, options.target, split.val, { seedThreshold });
+      const { tta } = await choosesAugmentation(run.model, options.target, split.val, val, seedThreshold);
+      scores[init.name] = await evaluateOnVal(run.model, options.target, split.test, { tta, seedThreshold });
       if (init.name === 'scratch') scratchVal = val;
       // The choice maskloop train makes (selectInitialisation): a pretext encoder must beat scratch by a margin.
       if (!chosen || displaces(val, chosen.val, chosen.name === 'scratch', scratchVal)) chosen = { name: init.name, val };

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { initEngine } from '../../engine/backend';
 import { propose } from '../../engine/infer/propose';
-import { loadSegmentationModel } from '../../engine/train/finetune';
+import { loadSegmentationModel, proposalSettings } from '../../engine/train/finetune';
 import { writeLabelImage } from '../../imaging/export';
 import { scanFolder } from '../../imaging/import';
 import { fileSource } from '../../imaging/region';
@@ -112,7 +112,7 @@ export async function prelabel(project: Project, options: PrelabelOptions, hooks
           continue;
         }
         try {
-          proposal = await propose(model, meta.target, source, { tile: options.tile, tta: meta.tta, keepUncertainty: !outDir });
+          proposal = await propose(model, meta.target, source, { ...proposalSettings(meta), tile: options.tile, keepUncertainty: !outDir });
         } finally {
           source.close();
         }

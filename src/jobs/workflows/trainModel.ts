@@ -218,14 +218,15 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
       for (const c of candidates) fs.rmSync(checkpointFor(c.name), { force: true });
       const chosen = scores.find((s) => s.name === bestName) as CandidateScore;
       // Test-time augmentation: a first model decides on val, a warm start keeps its parent's decision.
-      const augmentation = warm ? { tta: Boolean(current?.meta.tta), ttaScore: null } : await choosesAugmentation(best.model, target, val.images, chosen);
+      const augmentation = warm ? { tta: Boolean(current?.meta.tta), ttaScore: null } : await choosesAugmentation(best.model, target, val.images, chosen, best.meta.seedThreshold);
       const file = project.cachePath('checkpoints', `model-run${run.id}.mlckpt`);
       // Prelabeling normalises with the floor the model was trained with, whatever folder it reads.
       await saveSegmentationModel(file, best.model, { ...best.meta, minSpans, tta: augmentation.tta });
       best.model.dispose();
       // The network that was trained: a candidate from an older pretext checkpoint keeps its kind.
       const { depth, baseFilters, norm } = architectureOf(best.meta.config);
-      const incumbent: ValScore | null = continuesTarget ? await evaluateOnVal((current as NonNullable<typeof current>).model, target, val.images) : null;
+      // Re-scored as it proposes: with the seeds it was calibrated with (both scores leave augmentation out).
+      const incumbent: ValScore | null = continuesTarget && current ? await evaluateOnVal(current.model, target, val.images, { seedThreshold: current.meta.seedThreshold }) : null;
       const incumbentImages = Number(promoted?.valMetrics?.trainImages);
       const { promote: better, reason: decision } = promotionDecision(
         { score: chosen, trainImages: train.images.length },
