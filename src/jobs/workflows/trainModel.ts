@@ -245,7 +245,7 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
       const pretextInit = warm ? (promoted?.pretextInit ?? null) : pretextBase === 'scratch' ? null : pretextBase;
       const model = project.addModel({ kind: 'segmentation', checkpointPath: file, parentId: promoted?.id ?? null, pretextInit, config: { depth, baseFilters, norm, target: recordTarget(target) }, valMetrics: metrics });
       if (better) project.promoteModel(model.id, { reason: decision });
-      const message = `model #${model.id} (${bestName}, ${semiSupervised(bestName).semi ? semiSteps : steps} steps${augmentation.tta ? ', test-time augmentation' : ''}): ${formatValScore(chosen)} — ${decision}`;
+      const message = `model #${model.id} (${bestName}, ${semiSupervised(bestName).semi ? semiSteps : steps} steps${augmentation.tta ? ', test-time augmentation' : ''}${best.meta.seedThreshold !== undefined ? `, objects seeded at ${best.meta.seedThreshold}` : ''}): ${formatValScore(chosen)} — ${decision}`;
       project.updateRunProgress(run.id, { step: total });
       project.finishRun(run.id, { status: 'completed', modelId: model.id, message });
       return {
