@@ -21,10 +21,9 @@ import type { UnlabeledPool } from './semi';
 
 export interface JointDenoisingOptions {
   /**
-   * Weight of the denoising loss against the segmentation loss. The denoising loss is the squared
-   * error at the blind spots over the batch's pixel variance, so 1 means "as much as explaining
-   * the images' variance", whatever their intensity scale (DenoiSeg's α = 0.5 on standardised
-   * images weighs the two equally).
+   * Weight of the denoising loss against the segmentation loss. The denoising loss is in units of
+   * the batch's pixel variance (segmentAndDenoise), whatever the images' intensity scale; 1 weighs
+   * the two as DenoiSeg's α = 0.5 does.
    */
   weight: number;
   /** Share of the batch's places given to patches from the unlabeled pool (at least one where the pool has images). */
@@ -68,7 +67,10 @@ export function blindSpotBatch(pixels: Float32Array[], size: number, channels: n
 
 /**
  * The segmentation logits of the blind-spot inputs and the denoising loss from the same forward
- * pass: squared error at the blind spots over the variance of the batch's pixels.
+ * pass: the squared error at the blind spots against the batch's pixels standardised to zero mean
+ * and unit variance, as DenoiSeg standardises its images. Against raw intensities a fresh head,
+ * which predicts about 0, would start many times the variance away (the mean's square), and that
+ * error would dominate the first hundreds of steps.
  */
 export function segmentAndDenoise(model: UNet, head: Params, batch: PretextBatch): { logits: tf.Tensor4D; denoisingLoss: tf.Scalar } {
   const features = model.decode(model.encode(batch.inputs, true), true);
@@ -77,10 +79,10 @@ export function segmentAndDenoise(model: UNet, head: Params, batch: PretextBatch
     const reconstruction = headOnFeatures(features, head, HEAD);
     const scored = batch.weights as tf.Tensor4D;
     const channels = reconstruction.shape[3];
-    const squaredError = tf.squaredDifference(reconstruction, batch.targets).mul(scored).sum().div(tf.maximum(scored.sum().mul(channels), 1));
-    // A constant (the targets carry no gradient); floored so that an almost blank batch does not blow it up.
-    const variance = tf.maximum(tf.moments(batch.targets).variance, 1e-4);
-    return squaredError.div(variance) as tf.Scalar;
+    const { mean, variance } = tf.moments(batch.targets);
+    // Floored so that an almost blank batch does not blow the error up.
+    const standardised = batch.targets.sub(mean).div(tf.sqrt(tf.maximum(variance, 1e-4)));
+    return tf.squaredDifference(reconstruction, standardised).mul(scored).sum().div(tf.maximum(scored.sum().mul(channels), 1)) as tf.Scalar;
   });
   return { logits, denoisingLoss };
 }
