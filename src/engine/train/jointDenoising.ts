@@ -9,7 +9,8 @@
  * reconstruction is a 1x1 convolution on the decoder's features, and the unlabeled patches take
  * some of the batch's places rather than adding to it. So within a wall-clock budget it gets the
  * same steps as plain fine-tuning (unlike consistency training, whose teacher pass costs a second
- * forward pass).
+ * forward pass). Measured within the first model's budget it does not beat plain fine-tuning
+ * (docs/RESULTS.md), so only the evaluations use it (`eval curve --inits scratch+denoise`).
  */
 import * as tf from '@tensorflow/tfjs';
 import { augmentPatch, randomCrop, UNKNOWN, type AugmentOptions, type Patch } from '../data';
