@@ -253,15 +253,22 @@ export function matchInstances(
 
 /** Mean of `ap` over the thresholds (the DSB 2018 per-image score with DSB_THRESHOLDS). */
 /**
- * F1 at IoU 0.5 of proposed objects against a labeled image of the instance target (0 background,
- * 1 interior, 2 boundary, UNKNOWN ignored). Its true objects are rebuilt the way proposals build
- * theirs: interiors grown into the labeled foreground; objects on UNKNOWN pixels are not scored.
+ * The true objects of a labeled image of the instance target (0 background, 1 interior,
+ * 2 boundary, UNKNOWN), rebuilt the way proposals build theirs: interiors grown into the labeled foreground.
  */
-export function labeledObjectF1(objects: Int32Array, image: LabeledImage): number {
+export function labeledObjects(image: LabeledImage): Int32Array {
   const { labels, width, height } = image;
   const interior = labels.map((c) => (c === 1 ? 1 : 0));
   const foreground = labels.map((c) => (c !== UNKNOWN && c > 0 ? 1 : 0));
-  const truth = instancesFromInterior(interior, width, height, { foreground }).labels;
+  return instancesFromInterior(interior, width, height, { foreground }).labels;
+}
+
+/**
+ * F1 at IoU 0.5 of proposed objects against a labeled image of the instance target; objects on
+ * UNKNOWN pixels are not scored. `truth`: its labeledObjects, when already at hand.
+ */
+export function labeledObjectF1(objects: Int32Array, image: LabeledImage, truth: Int32Array = labeledObjects(image)): number {
+  const { labels } = image;
   const scored = objects.map((id, i) => (labels[i] === UNKNOWN ? 0 : id));
   return matchInstances(scored, truth, [0.5])[0].f1;
 }

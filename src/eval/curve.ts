@@ -148,7 +148,10 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
   const runs: CurveRun[] = [...(options.done ?? [])];
   const measured = new Set(runs.map(runKey));
   const cells = curveCells(ds, options);
-  const learnsFromUnlabeled = (init: string) => semiSupervised(init).semi || semiSupervised(init).denoise;
+  const learnsFromUnlabeled = (init: string) => {
+    const { semi, denoise } = semiSupervised(init);
+    return semi || denoise;
+  };
   const singles = options.inits.filter((i) => i !== COMBINATION && i !== PIXEL_CLASSIFIER && !learnsFromUnlabeled(i));
   // Semi-supervised lines after the plain ones, so that a '+semi' of the combination knows its tasks.
   const semis = options.inits.filter(learnsFromUnlabeled);

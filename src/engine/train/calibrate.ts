@@ -12,7 +12,7 @@ import type { LabeledImage } from '../data';
 import { cropRect, evenlySpread, UNKNOWN } from '../data';
 import { foregroundProbability, imageSource, pixelClass, predictTiled } from '../infer/predict';
 import { DEFAULT_SEED_THRESHOLD, isForegroundPixel, separateObjects } from '../infer/propose';
-import { diceOf, labeledObjectF1 } from '../metrics';
+import { diceOf, labeledObjectF1, labeledObjects } from '../metrics';
 import type { UNet } from '../model/unet';
 import type { SegmentationTarget } from '../target';
 
@@ -180,9 +180,10 @@ export async function calibrateSeeds(model: UNet, target: SegmentationTarget, im
         foreground[base + i] = isForegroundPixel(target, probs, i * channels, channels) ? 1 : 0;
       }
     });
+    const truth = labeledObjects(image);
     SEED_THRESHOLDS.forEach((t, k) => {
       const seeds = Uint8Array.from(interior, (p) => (p >= t ? 1 : 0));
-      totals[k] += labeledObjectF1(separateObjects(seeds, foreground, image.width, image.height), image);
+      totals[k] += labeledObjectF1(separateObjects(seeds, foreground, image.width, image.height), image, truth);
     });
   }
   const f1 = totals.map((total) => total / calibrationImages.length);

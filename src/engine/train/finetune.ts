@@ -4,7 +4,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { augmentPatch, cropAt, DEFAULT_AUGMENT, knownPixels, type EngineImage, randomCrop, stackLabels, stackPixels, UNKNOWN, type AugmentOptions, type LabeledImage } from '../data';
-import { isEncoderParam, isHeadParam, normalisationOf, UNet, type Architecture, type UNetConfig } from '../model/unet';
+import { isEncoderParam, isHeadParam, normalisationOf, UNet, type Architecture, type Params, type UNetConfig } from '../model/unet';
+import type { PretextBatch } from '../pretext/task';
 import { Rng } from '../../shared/rng';
 import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint';
 import { calibrateForeground, calibrateSeeds, heldOutDice } from './calibrate';
@@ -288,14 +289,17 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
         pixels.push(aug.pixels);
         labels.push(aug.labels as Uint8Array);
       }
-      // Its own random stream, so the labeled patches are those plain fine-tuning draws first.
-      const denoiseRng = new Rng((seed * 100_003 + i) ^ 0x2545f491);
-      for (let b = 0; b < unlabeledCount; b++) {
-        const patch = unlabeledPatch(pool, patchSize, channels, denoiseRng, augment);
-        pixels.push(patch.pixels);
-        labels.push(patch.labels);
+      let blindSpots: PretextBatch | null = null;
+      if (denoiser) {
+        // Its own random stream, so the labeled patches are those plain fine-tuning draws first.
+        const denoiseRng = new Rng((seed * 100_003 + i) ^ 0x2545f491);
+        for (let b = 0; b < unlabeledCount; b++) {
+          const patch = unlabeledPatch(pool, patchSize, channels, denoiseRng, augment);
+          pixels.push(patch.pixels);
+          labels.push(patch.labels);
+        }
+        blindSpots = blindSpotBatch(pixels, patchSize, channels, denoiseRng);
       }
-      const blindSpots = denoiser ? blindSpotBatch(pixels, patchSize, channels, denoiseRng) : null;
       const x = blindSpots ? blindSpots.inputs : stackPixels(pixels, patchSize, channels);
       const y = stackLabels(labels, patchSize);
       // Its own random stream, so the labeled batches are the same with and without it (paired comparisons).
@@ -307,8 +311,8 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
         const rate = learningRateAt(learningRate, i, options.steps, options.schedule ?? DEFAULT_SCHEDULE);
         const lossWeights = options.lossWeights ?? DEFAULT_LOSS_WEIGHTS;
         const supervised = (): tf.Scalar => {
-          if (!denoiser || !blindSpots) return segmentationLoss(model.forward(x, true), y, lossWeights);
-          const { logits, denoisingLoss } = segmentAndDenoise(model, denoiser, blindSpots);
+          if (!blindSpots) return segmentationLoss(model.forward(x, true), y, lossWeights);
+          const { logits, denoisingLoss } = segmentAndDenoise(model, denoiser as Params, blindSpots);
           return segmentationLoss(logits, y, lossWeights).add(denoisingLoss.mul((options.jointDenoising as JointDenoisingOptions).weight));
         };
         const loss = unlabeledBatch
