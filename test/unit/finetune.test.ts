@@ -232,6 +232,24 @@ describe('tiled inference', () => {
     model.dispose();
   });
 
+  test('uncertainty is the normalised entropy of the probabilities, whole or tiled', async () => {
+    const model = UNet.create({ inChannels: 1, outChannels: 3, depth: 2, baseFilters: 4 }, 3);
+    const [s] = nuclei(1, 96, 2);
+    const image = prepareImage(s.image);
+    for (const options of [{}, { tile: 48, overlap: 16 }]) {
+      const p = await predictImage(model, image, options);
+      let sum = 0;
+      for (let i = 0; i < 96 * 96; i++) {
+        let h = 0;
+        for (let c = 0; c < 3; c++) h -= p.probabilities[i * 3 + c] * Math.log(p.probabilities[i * 3 + c]);
+        expect(p.uncertainty[i]).toBeCloseTo(h / Math.log(3), 5);
+        sum += p.uncertainty[i];
+      }
+      expect(p.score).toBeCloseTo(sum / (96 * 96), 6);
+    }
+    model.dispose();
+  });
+
   test('streams rows in order with memory bounded by the band, and scores uncertainty', async () => {
     const model = UNet.create({ inChannels: 1, outChannels: 1, depth: 2, baseFilters: 4 }, 1);
     const width = 300;

@@ -562,7 +562,8 @@ function nativeSuite(addon: NativeAddon): void {
     });
 
     it('softmax over the last axis, with its gradient, for large logits too', () => {
-      for (const shape of [[2, 5, 4, 3], [7, 1], [3, 6, 11]]) {
+      // [1, 160, 160, 3]: rows enough to be split between threads.
+      for (const shape of [[2, 5, 4, 3], [7, 1], [3, 6, 11], [1, 160, 160, 3]]) {
         const x = randn(shape);
         compareWithGrads(`softmax ${shape}`, (p) => tf.softmax(p), [x]);
         const big = on('cpu', () => tf.mul(x, 200)); // exp would overflow unshifted

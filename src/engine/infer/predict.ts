@@ -119,18 +119,44 @@ function ramp(tile: number, overlap: number, rampStart: boolean, rampEnd: boolea
   return w;
 }
 
-/** Normalised entropy of the output distribution at each pixel. */
-function entropy(probabilities: Float32Array, offset: number, channels: number): number {
+/**
+ * Normalised entropy of the output distribution of each of `pixels` pixels into `out`; returns
+ * their sum. Binary and multi-class in separate loops: this runs once per pixel of every proposal.
+ */
+function entropies(probabilities: Float32Array, channels: number, pixels: number, out: Float32Array): number {
+  let sum = 0;
   if (channels === 1) {
-    const p = Math.min(Math.max(probabilities[offset], 1e-7), 1 - 1e-7);
-    return -(p * Math.log(p) + (1 - p) * Math.log(1 - p)) / Math.LN2;
+    for (let i = 0; i < pixels; i++) {
+      const p = Math.min(Math.max(probabilities[i], 1e-7), 1 - 1e-7);
+      const h = -(p * Math.log(p) + (1 - p) * Math.log(1 - p)) / Math.LN2;
+      out[i] = h;
+      sum += h;
+    }
+    return sum;
   }
-  let h = 0;
-  for (let c = 0; c < channels; c++) {
-    const p = probabilities[offset + c];
-    if (p > 1e-7) h -= p * Math.log(p);
+  const norm = 1 / Math.log(channels);
+  for (let i = 0, o = 0; i < pixels; i++, o += channels) {
+    let h = 0;
+    for (let c = 0; c < channels; c++) {
+      const p = probabilities[o + c];
+      if (p > 1e-7) h -= p * Math.log(p);
+    }
+    out[i] = h * norm;
+    sum += out[i];
   }
-  return h / Math.log(channels);
+  return sum;
+}
+
+/** The model's outputs for the tiles at (x, y0) for each x of `xs`, read back: [tile, tileH, tileW, outChannels]. */
+async function predictTiles(model: UNet, source: PixelSource, xs: number[], y0: number, tileW: number, tileH: number, tta = false): Promise<Float32Array> {
+  const tileValues = tileW * tileH * source.channels;
+  const pixels = new Float32Array(xs.length * tileValues);
+  xs.forEach((x0, i) => pixels.set(source.read(x0, y0, tileW, tileH), i * tileValues));
+  const probs = tf.tidy(() => predictBatch(model, tf.tensor4d(pixels, [xs.length, tileH, tileW, source.channels]), tta));
+  // Asynchronous read-back: a GPU backend in Node (WebGPU) offers no synchronous one.
+  const values = (await probs.data()) as Float32Array;
+  probs.dispose();
+  return values;
 }
 
 /** Streams a tiled prediction of `source` to `sink`, top to bottom; returns the mean uncertainty. */
@@ -155,9 +181,8 @@ export async function predictTiled(model: UNet, source: PixelSource, sink: RowSi
     for (let i = 0; i < rows * width; i++) {
       const w = weight[i] || 1;
       for (let c = 0; c < out; c++) probs[i * out + c] = acc[i * out + c] / w;
-      unc[i] = entropy(probs, i * out, out);
-      uncertaintySum += unc[i];
     }
+    uncertaintySum += entropies(probs, out, rows * width, unc);
     sink(bandTop, rows, probs, unc);
     // Shift the unfinished rows to the top of the band.
     acc.copyWithin(0, rows * width * out);
@@ -167,18 +192,24 @@ export async function predictTiled(model: UNet, source: PixelSource, sink: RowSi
     bandTop = upTo;
   };
 
+  if (xs.length === 1 && ys.length === 1) {
+    // One tile covers the image: its outputs are the probabilities, with nothing to blend.
+    const values = await predictTiles(model, source, xs, 0, tileW, tileH, options.tta);
+    const probs = new Float32Array(width * height * out);
+    for (let y = 0; y < height; y++) probs.set(values.subarray(y * tileW * out, (y * tileW + width) * out), y * width * out);
+    const unc = new Float32Array(width * height);
+    const sum = entropies(probs, out, width * height, unc);
+    sink(0, height, probs, unc);
+    return sum / (width * height);
+  }
+
   for (let row = 0; row < ys.length; row++) {
     const y0 = ys[row];
     const wy = ramp(tileH, overlap, row > 0, row < ys.length - 1);
     for (let start = 0; start < xs.length; start += batchSize) {
       const batchXs = xs.slice(start, start + batchSize);
       const tilePixels = tileW * tileH;
-      const pixels = new Float32Array(batchXs.length * tilePixels * source.channels);
-      batchXs.forEach((x0, i) => pixels.set(source.read(x0, y0, tileW, tileH), i * tilePixels * source.channels));
-      const probs = tf.tidy(() => predictBatch(model, tf.tensor4d(pixels, [batchXs.length, tileH, tileW, source.channels]), options.tta));
-      // Asynchronous read-back: a GPU backend in Node (WebGPU) offers no synchronous one.
-      const values = (await probs.data()) as Float32Array;
-      probs.dispose();
+      const values = await predictTiles(model, source, batchXs, y0, tileW, tileH, options.tta);
       batchXs.forEach((x0, i) => {
         const col = start + i;
         const wx = ramp(tileW, overlap, col > 0, col < xs.length - 1);

@@ -222,6 +222,16 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// softmax(x, y, classes): over the last axis of x seen as [length / classes, classes].
+Napi::Value Softmax(const Napi::CallbackInfo& info) {
+  F32 x = f32(info, 0, "x"), y = f32(info, 1, "y");
+  const int64_t classes = num(info, 2, "classes");
+  if (classes < 1 || static_cast<int64_t>(x.length) % classes != 0) throw Napi::RangeError::New(info.Env(), "classes must divide x's length");
+  need(info, y, static_cast<int64_t>(x.length), "y");
+  ml::softmax(x.data, y.data, static_cast<long>(x.length / classes), static_cast<long>(classes));
+  return info.Env().Undefined();
+}
+
 // binary(op, a, b, out, rows, inner, aLayout, bLayout)
 Napi::Value Binary(const Napi::CallbackInfo& info) {
   const int op = static_cast<int>(num(info, 0, "op"));
@@ -353,6 +363,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("resizeNearestGrad", Napi::Function::New(env, ResizeNearest<true>));
   exports.Set("unary", Napi::Function::New(env, Unary));
   exports.Set("binary", Napi::Function::New(env, Binary));
+  exports.Set("softmax", Napi::Function::New(env, Softmax));
   exports.Set("sum", Napi::Function::New(env, Sum));
   exports.Set("copyRows", Napi::Function::New(env, CopyRows));
   exports.Set("batchNorm", Napi::Function::New(env, BatchNorm));

@@ -51,17 +51,21 @@ inline __m256 unary_v(__m256 x, __m256 alpha) {
   }
 }
 
+// y[i] = op(x[i]) for i in [i0, i1), on this thread.
+template <int OP>
+inline void unary_span(const float* x, float* y, long i0, long i1, __m256 va) {
+  long i = i0;
+  for (; i + 8 <= i1; i += 8) _mm256_storeu_ps(y + i, unary_v<OP>(_mm256_loadu_ps(x + i), va));
+  if (i < i1) {
+    const __m256i m = tail_mask(static_cast<int>(i1 - i));
+    store_tail(y + i, unary_v<OP>(_mm256_maskload_ps(x + i, m), va), static_cast<int>(i1 - i));
+  }
+}
+
 template <int OP>
 void unary_t(const float* x, float* y, long size, float alpha) {
   const __m256 va = _mm256_set1_ps(alpha);
-  for_blocks(size, [&](long i0, long i1) {
-    long i = i0;
-    for (; i + 8 <= i1; i += 8) _mm256_storeu_ps(y + i, unary_v<OP>(_mm256_loadu_ps(x + i), va));
-    if (i < i1) {
-      const __m256i m = tail_mask(static_cast<int>(i1 - i));
-      store_tail(y + i, unary_v<OP>(_mm256_maskload_ps(x + i, m), va), static_cast<int>(i1 - i));
-    }
-  });
+  for_blocks(size, [&](long i0, long i1) { unary_span<OP>(x, y, i0, i1, va); });
 }
 
 template <int OP>
@@ -245,6 +249,30 @@ void reduce_sum(const float* x, float* y, long outer, long mid, long inner) {
     y[i] = static_cast<float>(s);
   }
   delete[] part;
+}
+
+void softmax(const float* x, float* y, long rows, long classes) {
+  if (rows == 0 || classes == 0) return;
+  const long per = max_l(1, kGrain / classes);
+  parallel_for(ceil_div(rows, per), [&](long t, int) {
+    const long r0 = t * per, r1 = min_l(rows, (t + 1) * per);
+    // Shifted by each row's largest logit, so that exp cannot overflow; the shifted block is then
+    // exponentiated as one contiguous span, in vectors, whatever the class count.
+    for (long r = r0; r < r1; ++r) {
+      const float* xr = x + r * classes;
+      float m = xr[0];
+      for (long k = 1; k < classes; ++k) m = xr[k] > m ? xr[k] : m;
+      for (long k = 0; k < classes; ++k) y[r * classes + k] = xr[k] - m;
+    }
+    unary_span<U_EXP>(y, y, r0 * classes, r1 * classes, _mm256_setzero_ps());
+    for (long r = r0; r < r1; ++r) {
+      float* yr = y + r * classes;
+      float sum = 0.0f;
+      for (long k = 0; k < classes; ++k) sum += yr[k];
+      const float inv = 1.0f / sum;
+      for (long k = 0; k < classes; ++k) yr[k] *= inv;
+    }
+  });
 }
 
 void copy_rows(const float* src, long src_stride, float* dst, long dst_stride, long rows, long len) {

@@ -85,6 +85,8 @@ export interface NativeAddon {
   unary(op: number, x: Float32Array, y: Float32Array, alpha: number): void;
   /** out = a op b over rows x inner elements; each operand laid out as an OperandLayout, at most one of them not Full. */
   binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, rows: number, inner: number, aLayout: number, bLayout: number): void;
+  /** Softmax over the last axis of x seen as [x.length / classes, classes]; y may be x. */
+  softmax(x: Float32Array, y: Float32Array, classes: number): void;
   /** x as [outer, mid, inner] summed over mid into y [outer, inner] (accumulated in double). */
   sum(x: Float32Array, y: Float32Array, outer: number, mid: number, inner: number): void;
   copyRows(src: Float32Array, srcOffset: number, srcStride: number, dst: Float32Array, dstOffset: number, dstStride: number, rows: number, len: number): void;
@@ -127,7 +129,7 @@ function load(): NativeLoad {
     return { addon: null, reason: `native addon failed to load: ${err instanceof Error ? err.message : String(err)}` };
   }
   if (mod.unsupported) return { addon: null, reason: mod.unsupported };
-  if (typeof mod.conv2d !== 'function' || typeof mod.setThreads !== 'function') {
+  if (typeof mod.conv2d !== 'function' || typeof mod.setThreads !== 'function' || typeof mod.softmax !== 'function') {
     return { addon: null, reason: `native addon at ${file} is incomplete (stale build? rebuild it)` };
   }
   const addon = mod as NativeAddon;

@@ -77,6 +77,9 @@ enum OperandLayout : int { L_FULL = 0, L_ROW = 1, L_COLUMN = 2 };
 void binary(int op, const float* a, const float* b, float* out, long rows, long inner, int a_layout,
             int b_layout);
 
+// Softmax over the last axis of x viewed as [rows, classes]; y may be x.
+void softmax(const float* x, float* y, long rows, long classes);
+
 // x viewed as [outer, mid, inner]: y[o, i] = sum over m of x[o, m, i].
 void reduce_sum(const float* x, float* y, long outer, long mid, long inner);
 
