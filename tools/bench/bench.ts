@@ -1,5 +1,5 @@
 /**
- * `npm run -s bench -- [--json] [--peer] [--steps n] [--repeats n] [--conv f4|f2|direct] [--isa avx2|avx512] [--prelabel <folder>]`: times DESIGN.md's reference U-Net on the
+ * `npm run -s bench -- [--json] [--peer] [--steps n] [--repeats n] [--conv auto|f4|f2|direct] [--isa avx2|avx512] [--prelabel <folder>]`: times DESIGN.md's reference U-Net on the
  * chosen backend — training and inference at batch 8 on 128x128 inputs after warm-up, and one
  * 512x512 proposal end to end — and, with --peer, PyTorch on the same network in the same run,
  * reporting the ratios for the reference U-Net and for the network maskloop trains (batch
@@ -31,9 +31,9 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '20' },
     warmup: { type: 'string', default: '3' },
     python: { type: 'string', default: '/usr/bin/python3' },
-    // 3x3 stride-1 convolutions of the native backend: 'f4' (Winograd F(4x4, 3x3) where it
-    // applies), 'f2' (F(2x2, 3x3) only) or 'direct', to measure what each buys; by default what
-    // the product runs on this CPU.
+    // 3x3 stride-1 convolutions of the native backend: 'auto' (what the product runs: per kind
+    // of convolution the faster Winograd tile), 'f4' (Winograd F(4x4, 3x3) where it applies),
+    // 'f2' (F(2x2, 3x3) only) or 'direct', to measure what each buys.
     conv: { type: 'string' },
     // The GEMM microkernel: 'avx512' where the CPU has AVX-512F (the default there), or 'avx2'.
     isa: { type: 'string' },
@@ -41,7 +41,7 @@ const { values: args } = parseArgs({
     repeats: { type: 'string', default: '1' },
   },
 });
-if (args.conv !== undefined && !(args.conv in WINOGRAD_TILE)) throw new Error(`--conv takes f4, f2 or direct, not ${args.conv}`);
+if (args.conv !== undefined && !(args.conv in WINOGRAD_TILE)) throw new Error(`--conv takes auto, f4, f2 or direct, not ${args.conv}`);
 const steps = Number(args.steps);
 const repeats = Math.max(1, Number(args.repeats));
 const warmup = Number(args.warmup);

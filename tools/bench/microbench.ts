@@ -3,11 +3,12 @@
  * whole U-Net training step / inference through tfjs on the 'native' backend.
  *
  *   npx tsx tools/bench/microbench.ts [--threads 1,2] [--only kernels|unet|profile] [--batch 8]
- *     [--conv f4,f2,direct]
+ *     [--conv auto,f4,f2,direct]
  *
  * --conv lists the algorithms for 3x3 stride-1 convolutions to measure, one after the other in the
- * same run: f4 (Winograd F(4x4, 3x3) where it applies, else F(2x2, 3x3)), f2 (F(2x2, 3x3)
- * only) or direct (the implicit GEMM); by default what the product runs on this CPU.
+ * same run: auto (what the product runs: per kind of convolution the Winograd tile that timed
+ * faster), f4 (Winograd F(4x4, 3x3) where it applies, else F(2x2, 3x3)), f2 (F(2x2, 3x3) only)
+ * or direct (the implicit GEMM); by default auto.
  *
  * Kernel figures call the addon directly on preallocated arrays (the kernel's own speed);
  * U-Net figures include everything tfjs does around the kernels.
@@ -41,7 +42,7 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--conv':
         opt.conv = next().split(',').map((a) => {
-          if (!(a in WINOGRAD_TILE)) throw new Error(`--conv takes f4, f2 and/or direct, not ${a}`);
+          if (!(a in WINOGRAD_TILE)) throw new Error(`--conv takes auto, f4, f2 and/or direct, not ${a}`);
           return a as ConvAlgorithm;
         });
         break;

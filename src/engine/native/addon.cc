@@ -312,9 +312,10 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), ml::pool_size());
 }
 
-// setWinograd(maxTile): the largest Winograd tile for 3x3 stride-1 convolutions (4, 2, or 0: direct).
+// setWinograd(tiles): the Winograd tiles of 3x3 stride-1 convolutions (-1: timed per kind, 4, 2,
+// or 0: direct).
 Napi::Value SetWinograd(const Napi::CallbackInfo& info) {
-  ml::set_winograd(static_cast<int>(num(info, 0, "maxTile")));
+  ml::set_winograd(static_cast<int>(num(info, 0, "tiles")));
   return info.Env().Undefined();
 }
 
@@ -327,7 +328,7 @@ Napi::Value SetAvx512(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), on);
 }
 
-Napi::Value GetWinograd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ml::winograd_max_tile()); }
+Napi::Value GetWinograd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ml::winograd_tiles()); }
 
 Napi::Value GetThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ml::pool_size()); }
 
@@ -342,10 +343,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   }
   const bool avx512 = cpu_has_avx512f();
   ml::set_avx512(avx512);
-  // F(4x4) saves more multiplications than F(2x2) but its transforms cost more per output. With
-  // AVX2 products, F(4x4) measured faster overall (Zen 3); where the products run in AVX-512, the
-  // transforms dominate and F(2x2) measured faster on every layer but two (Zen 5).
-  ml::set_winograd(avx512 ? 2 : 4);
   exports.Set("isa", Napi::String::New(env, avx512 ? "avx512f+avx2+fma" : "avx2+fma"));
   exports.Set("setAvx512", Napi::Function::New(env, SetAvx512));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));

@@ -20,15 +20,15 @@ export const BinaryOp = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3, Maximum: 4, M
 export const OperandLayout = { Full: 0, Row: 1, Column: 2 } as const;
 
 /**
- * The benches' names for the 3x3 stride-1 convolution algorithms and the largest Winograd tile
- * each allows (NativeAddon.setWinograd): F(4x4) where it applies, F(2x2) only, none.
+ * The benches' names for the Winograd settings of 3x3 stride-1 convolutions (NativeAddon.setWinograd):
+ * timed per kind of convolution (the default), F(4x4) where it applies, F(2x2) only, none.
  */
-export const WINOGRAD_TILE = { f4: 4, f2: 2, direct: 0 } as const;
+export const WINOGRAD_TILE = { auto: -1, f4: 4, f2: 2, direct: 0 } as const;
 export type ConvAlgorithm = keyof typeof WINOGRAD_TILE;
 
-/** The benches' name for a Winograd tile setting. */
-export function convAlgorithm(maxTile: number): ConvAlgorithm {
-  return maxTile >= 4 ? 'f4' : maxTile >= 2 ? 'f2' : 'direct';
+/** The benches' name for a Winograd setting. */
+export function convAlgorithm(tiles: number): ConvAlgorithm {
+  return tiles < 0 ? 'auto' : tiles >= 4 ? 'f4' : tiles >= 2 ? 'f2' : 'direct';
 }
 
 /**
@@ -45,13 +45,14 @@ export interface NativeAddon {
   /** MASKLOOP_THREADS, else the CPUs this process may run on. */
   defaultThreads(): number;
   /**
-   * The largest Winograd tile for 3x3 stride-1 convolutions: 4 (F(4x4, 3x3) where the output is at
-   * least 8 pixels a side, else F(2x2, 3x3)), 2 (F(2x2) only) or 0 (the direct kernels). The
-   * default is 4 with the AVX2 microkernel and 2 with the AVX-512 one (addon.cc says why). For
-   * benchmarks.
+   * The Winograd tiles of 3x3 stride-1 convolutions: -1, the default (for each kind of
+   * convolution, channels and size, whichever of F(4x4) and F(2x2) ran faster when the process
+   * first met it: which one wins depends on the core and on the work per call), 4 (F(4x4) where
+   * the output is at least 8 pixels a side, else F(2x2)), 2 (F(2x2) only) or 0 (the direct
+   * kernels). For benchmarks and tests.
    */
-  setWinograd(maxTile: 0 | 2 | 4): void;
-  getWinograd(): 0 | 2 | 4;
+  setWinograd(tiles: -1 | 0 | 2 | 4): void;
+  getWinograd(): -1 | 0 | 2 | 4;
   /**
    * Whether the GEMM microkernel uses AVX-512 (on by default where the CPU has AVX-512F; `isa`
    * then names it). Returns whether it is in use. For benchmarks and tests that compare the two.

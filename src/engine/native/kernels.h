@@ -30,11 +30,13 @@ bool conv2d_forward_winograd(const ConvShape& s, const float* x, const float* w,
                              float alpha, float* y);
 bool conv2d_backprop_input_winograd(const ConvShape& s, const float* dy, const float* w, float* dx);
 bool conv2d_backprop_filter_winograd(const ConvShape& s, const float* x, const float* dy, float* dw);
-// The largest Winograd tile the three above may use: 4 (F(4x4) where it applies, else F(2x2)),
-// 2 (F(2x2) only) or 0 (none: every convolution takes the direct kernels). The glue sets the
-// default at load (see addon.cc); benchmarks set others to compare.
-void set_winograd(int max_tile);
-int winograd_max_tile();
+// Which Winograd tiles the three above use: kWinogradAuto (the default: per kind of convolution,
+// whichever of F(4x4) and F(2x2) ran faster on this machine, timed at its first call), 4 (F(4x4)
+// where it applies, else F(2x2)), 2 (F(2x2) only) or 0 (none: every convolution takes the direct
+// kernels). Benchmarks and tests set the others to compare.
+constexpr int kWinogradAuto = -1;
+void set_winograd(int tiles);
+int winograd_tiles();
 // Whether 16-column GEMM panels run on the AVX-512 microkernel (ukernel512.cc) instead of the
 // AVX2 one. The glue turns it on at load where the CPU and OS support AVX-512F; benchmarks turn
 // it off to compare.

@@ -21,7 +21,10 @@
 // through the output transform's transpose, and a GEMM per transform point that sums over tiles.
 // It uses F(2x2): its reduction runs over every pixel of the batch, where F(4x4)'s larger factors
 // would cost accuracy that the forward's short reductions do not notice.
+#include <chrono>
 #include <cstring>
+#include <mutex>
+#include <unordered_map>
 
 #include "driver.h"
 #include "kernels.h"
@@ -399,28 +402,69 @@ void winograd_filter_gradient(const WinoShape& s, const float* x, const float* d
 // save, and the direct kernel's K (3 x channels per filter row) packs the microkernel better.
 constexpr int kWinogradMinChannels = 8;
 
-// The largest tile the forward and the input gradient may use: 4, 2, or 0 for none (see
+// The tiles the forward and the input gradient use: kWinogradAuto, 4, 2, or 0 for none (see
 // set_winograd).
-int g_max_tile = 4;
+int g_tiles = kWinogradAuto;
 
 bool takes(const ConvShape& s) {
-  return g_max_tile > 0 && s.kh == 3 && s.kw == 3 && s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1 &&
+  return g_tiles != 0 && s.kh == 3 && s.kw == 3 && s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1 &&
          s.ic >= kWinogradMinChannels && s.oc >= kWinogradMinChannels;
 }
 
+// Under kWinogradAuto, the tile chosen for each kind of convolution met so far: channels in and
+// out, and the output's pixels rounded down to a power of two. Which tile is faster depends on
+// the core (with AVX-512 products F(2x2) measured faster on a Zen 5 and F(4x4) on a Xeon for the
+// same layers; with AVX2, F(4x4) on a Zen 3) and on the work per call (on the Xeon F(2x2) won at
+// batch 1 and F(4x4) at batch 8, at 128² and below). Rounding the size keeps a folder of images
+// of many sizes from timing every layer anew for each.
+std::mutex g_plans_mutex;
+std::unordered_map<uint64_t, int> g_plans;
+
+uint64_t plan_key(const WinoShape& w) {
+  int size_log2 = 0;
+  for (long pixels = w.n * w.oh * w.ow; pixels > 1; pixels >>= 1) ++size_log2;
+  return (static_cast<uint64_t>(w.ic) << 40) ^ (static_cast<uint64_t>(w.oc) << 16) ^ static_cast<uint64_t>(size_log2);
+}
+
 // F(4x4) where the output is large enough that its tiles are mostly whole; F(2x2) on the small
-// maps deep in a U-Net, where 4x4 tiles would be mostly padding.
+// maps deep in a U-Net, where 4x4 tiles would be mostly padding. Under kWinogradAuto the first
+// call of a kind runs each twice, timed, on the call's own inputs and output (no extra memory),
+// and the faster one's output is what the call leaves: every call of that kind, this one
+// included, computes with the same tile, so results stay reproducible within a process.
 template <class... Args>
 void forward_conv(const WinoShape& w, Args... args) {
-  if (g_max_tile >= 4 && w.oh >= 8 && w.ow >= 8) winograd_conv<F4>(w, args...);
-  else winograd_conv<F2>(w, args...);
+  if (g_tiles == 2 || w.oh < 8 || w.ow < 8) return winograd_conv<F2>(w, args...);
+  if (g_tiles == 4) return winograd_conv<F4>(w, args...);
+  const uint64_t key = plan_key(w);
+  int planned = 0;
+  {
+    std::lock_guard<std::mutex> lock(g_plans_mutex);
+    const auto plan = g_plans.find(key);
+    if (plan != g_plans.end()) planned = plan->second;
+  }
+  if (planned == 4) return winograd_conv<F4>(w, args...);
+  if (planned == 2) return winograd_conv<F2>(w, args...);
+  auto seconds = [&](auto conv) {
+    const auto start = std::chrono::steady_clock::now();
+    conv();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  double f4 = 1e30, f2 = 1e30;
+  for (int round = 0; round < 2; ++round) {
+    f4 = std::min(f4, seconds([&] { winograd_conv<F4>(w, args...); }));
+    f2 = std::min(f2, seconds([&] { winograd_conv<F2>(w, args...); }));
+  }
+  const int tile = f4 < f2 ? 4 : 2;
+  if (tile == 4) winograd_conv<F4>(w, args...);  // the output holds F(2x2)'s until then
+  std::lock_guard<std::mutex> lock(g_plans_mutex);
+  g_plans.emplace(key, tile);
 }
 
 }  // namespace
 
-void set_winograd(int max_tile) { g_max_tile = max_tile >= 4 ? 4 : max_tile >= 2 ? 2 : 0; }
+void set_winograd(int tiles) { g_tiles = tiles == kWinogradAuto || tiles == 4 || tiles == 2 ? tiles : 0; }
 
-int winograd_max_tile() { return g_max_tile; }
+int winograd_tiles() { return g_tiles; }
 
 bool conv2d_forward_winograd(const ConvShape& s, const float* x, const float* w, const float* bias, int act,
                              float alpha, float* y) {
