@@ -122,7 +122,7 @@ export const pretrainCommand: Command = {
     tasks: { type: 'string', default: DEFAULT_PRETEXT_TASKS.join('+'), description: `pretext tasks joined by + (${pretextTaskNames().join(', ')})`, valueName: 'tasks' },
     budget: { type: 'string', description: `wall-clock seconds to pretrain for (default ${TRAINING.pretrainSeconds} unless --steps is given; with --steps, whichever ends first)`, valueName: 's' },
     steps: { type: 'string', description: 'training steps (batch 8, 128x128 crops) instead of a time budget', valueName: 'n' },
-    'max-images': { type: 'string', default: String(TRAINING.pretrainMaxImages), description: 'images held in memory for sampling crops', valueName: 'n' },
+    'max-images': { type: 'string', default: String(TRAINING.pretrainMaxImages), description: 'images held in memory at once; a project with more streams them through, a quarter of them every ' + TRAINING.pretrainTurnoverSteps + ' steps', valueName: 'n' },
     'learning-rate': { type: 'string', default: String(TRAINING.pretrainLearningRate), description: 'learning rate', valueName: 'lr' },
     resume: { type: 'boolean', description: 'continue the last interrupted or cancelled pretraining run' },
     probe: { type: 'string', default: String(TRAINING.pretrainProbeSeconds), description: 'seconds of a quick fine-tune from scratch and from the new weights, scored on val, that says what the pretraining is worth (0: none)', valueName: 's' },
@@ -142,7 +142,7 @@ export const pretrainCommand: Command = {
         { signal, logBackend: !json, onProgress: (p) => report.training(p) },
       );
       if (result.status === 'cancelled') return EXIT.cancelled;
-      out(json, result.message, { event: 'pretrained', modelId: result.modelId, checkpoint: result.checkpoint, finalLoss: result.finalLoss, ...(result.probe ? { probe: result.probe } : {}) });
+      out(json, result.message, { event: 'pretrained', modelId: result.modelId, checkpoint: result.checkpoint, finalLoss: result.finalLoss, imagesSeen: result.imagesSeen, imagesUnreadable: result.imagesUnreadable, ...(result.probe ? { probe: result.probe } : {}) });
     });
   },
 };

@@ -23,8 +23,15 @@ export const TRAINING = {
    * weights, sharing this many seconds, tells the user what the pretraining is worth on val.
    */
   pretrainProbeSeconds: 60,
-  /** Pretraining samples its crops from at most this many images held in memory. */
+  /**
+   * Pretraining crops from at most this many of the project's images held in memory at once,
+   * together at most pretrainMaxPixels; a project with more streams them through (ProjectImageStream).
+   */
   pretrainMaxImages: 256,
+  /** Pixel values (pixels x channels) of the images pretraining holds at once (2^26: 256 MB as float32). */
+  pretrainMaxPixels: 2 ** 26,
+  /** Steps between two moves of pretraining's window over a project's images (each move brings in a quarter of the window). */
+  pretrainTurnoverSteps: 100,
   /** Steps between a pretraining's resumable checkpoints. */
   pretrainCheckpointEvery: 50,
   /**

@@ -162,7 +162,11 @@ describe('a project with unlabeled images', () => {
       expect(pretrained.probe!.scores.map((s) => s.name)).toEqual(['scratch', 'masked']);
       expect(pretrained.probe!.steps).toBe(MIN_PLANNED_STEPS);
       for (const s of pretrained.probe!.scores) expect(s.dice).toBeGreaterThanOrEqual(0);
-      expect(semiProject.getRun(pretrained.runId)!.message).toMatch(/^pretext checkpoint saved as model #\d+: final pretext loss \d\.\d{4}; a 1 s fine-tune \(20 steps each\) from it: val Dice \d\.\d{4}, from scratch: val Dice \d\.\d{4}$/);
+      // A project this small is held whole: the pretraining learned from every image.
+      const projectImages = semiProject.listImages().length;
+      expect(pretrained.imagesSeen).toBe(projectImages);
+      expect(semiProject.getRun(pretrained.runId)!.message).toContain(`, from ${projectImages} of the project's ${projectImages} images;`);
+      expect(semiProject.getRun(pretrained.runId)!.message).toMatch(/^pretext checkpoint saved as model #\d+: final pretext loss \d\.\d{4}, from \d+ of the project's \d+ images; a 1 s fine-tune \(20 steps each\) from it: val Dice \d\.\d{4}, from scratch: val Dice \d\.\d{4}$/);
       const pretext = semiProject.listModels({ kind: 'pretext' }).find((m) => m.id === pretrained.modelId)!;
       expect(pretext.valMetrics).toMatchObject({ probeSteps: MIN_PLANNED_STEPS, candidates: [{ name: 'scratch' }, { name: 'masked' }] });
     } finally {

@@ -13,10 +13,16 @@ import { loadCheckpoint, disposeCheckpoint } from '../checkpoint';
 import { loopOptionsFor, runLoop, type TrainingRunOptions } from './loop';
 import { createOptimizer, networkToTrain, resumePoint, saveTrainingCheckpoint } from './optimizerState';
 
+/** Images that change as pretraining goes on: a project's, streamed (jobs/imageStream.ts). */
+export interface ImageStream {
+  /** The images to crop from at `step`; the same for the same step, so a resumed run draws what an uninterrupted one would. */
+  forStep(step: number): Promise<readonly EngineImage[]>;
+}
+
 export interface PretrainOptions extends TrainingRunOptions {
   /** Names from the pretext registry; several are trained jointly. */
   tasks: string[];
-  images: EngineImage[];
+  images: readonly EngineImage[] | ImageStream;
   /** Architecture; inChannels is taken from the images. */
   config: Architecture;
 }
@@ -46,10 +52,17 @@ export interface PretrainResult {
   trained: PretextCheckpointMeta['trained'];
 }
 
+/** The images of `step`, checked: at least one, all with `channels` channels. */
+async function imagesAt(source: PretrainOptions['images'], step: number, channels?: number): Promise<readonly EngineImage[]> {
+  const images = 'forStep' in source ? await source.forStep(step) : source;
+  if (images.length === 0) throw new Error('pretraining needs at least one image');
+  const expected = channels ?? images[0].channels;
+  if (images.some((im) => im.channels !== expected)) throw new Error('pretraining images must all have the same number of channels');
+  return images;
+}
+
 export async function pretrain(options: PretrainOptions): Promise<PretrainResult> {
-  if (options.images.length === 0) throw new Error('pretraining needs at least one image');
-  const channels = options.images[0].channels;
-  if (options.images.some((im) => im.channels !== channels)) throw new Error('pretraining images must all have the same number of channels');
+  const { channels } = (await imagesAt(options.images, 0))[0];
   const tasks = options.tasks.map(pretextTask);
   if (tasks.length === 0) throw new Error('choose at least one pretext task');
   for (const t of tasks) {
@@ -93,7 +106,8 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
     async (i) => {
       // Reseeding per step makes a resumed run draw the same patches as an uninterrupted one.
       const rng = new Rng(seed * 100_003 + i);
-      const patches = Array.from({ length: batchSize }, () => randomCrop(options.images[rng.int(options.images.length)], patchSize, rng).pixels);
+      const images = await imagesAt(options.images, i, channels);
+      const patches = Array.from({ length: batchSize }, () => randomCrop(images[rng.int(images.length)], patchSize, rng).pixels);
       const loss = await pretextStep(model, tasks, heads, patches, patchSize, channels, rng, optimizer, trainable);
       losses.push(loss);
       return loss;

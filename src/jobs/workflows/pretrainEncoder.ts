@@ -5,7 +5,8 @@ import { pretextTask } from '../../engine/pretext/registry';
 import { loadPretextWeights, pretrain } from '../../engine/train/pretrain';
 import type { Project, RunRecord } from '../../store';
 import { TRAINING } from '../../shared/training';
-import { loadImage, loadLabeled, projectSpanFloor } from '../data';
+import { loadLabeled, projectSpanFloor } from '../data';
+import { ProjectImageStream } from '../imageStream';
 import * as tf from '@tensorflow/tfjs';
 import { planSteps } from '../../engine/train/budget';
 import { formatValScore, selectInitialisation, type CandidateScore } from '../../engine/train/select';
@@ -19,7 +20,7 @@ export interface PretrainEncoderOptions {
   /** Wall-clock seconds (default TRAINING.pretrainSeconds when no steps are given); with steps, whichever ends first. */
   budgetSeconds?: number;
   steps?: number;
-  /** Default TRAINING.pretrainMaxImages. */
+  /** Images held in memory at once (default TRAINING.pretrainMaxImages); a project with more streams them through (ProjectImageStream). */
   maxImages?: number;
   /** Default TRAINING.pretrainLearningRate. */
   learningRate?: number;
@@ -48,6 +49,9 @@ export interface PretrainEncoderResult {
   finalLoss: number | null;
   /** What the pretraining is worth where labels exist (probeFineTune); absent otherwise. */
   probe?: PretrainProbe | null;
+  /** A completed run: how many of the project's images it cropped from (this run, not its predecessors), and how many could not be read. */
+  imagesSeen?: number;
+  imagesUnreadable?: number;
   /** One line for the user: the checkpoint, its final loss and what it is worth. */
   message: string;
 }
@@ -102,7 +106,7 @@ export async function pretrainEncoder(project: Project, options: PretrainEncoder
   const steps = previous ? (recorded('steps') ?? previous.total ?? undefined) : options.steps;
   const budget = previous ? recorded('budgetSeconds') : (options.budgetSeconds ?? (steps === undefined ? TRAINING.pretrainSeconds : undefined));
   const seconds = budget === undefined ? undefined : Math.max(0, budget - (previous ? ranSeconds(previous) : 0));
-  const records = project.listImages({ limit: maxImages });
+  const records = project.listImages();
   if (records.length === 0) throw new Error('the project has no images: run maskloop import first');
   const checkpoint = previous ? String(previous.config.checkpoint) : project.cachePath('checkpoints', `pretext-${Date.now()}.mlckpt`);
   const run = project.startRun({
@@ -113,8 +117,7 @@ export async function pretrainEncoder(project: Project, options: PretrainEncoder
   hooks.onRun?.(run);
   try {
     const minSpans = await projectSpanFloor(project);
-    const images = [];
-    for (const r of records) images.push(await loadImage(r, minSpans));
+    const images = new ProjectImageStream(records, { images: maxImages, pixels: TRAINING.pretrainMaxPixels, turnover: TRAINING.pretrainTurnoverSteps }, minSpans);
     const result = await pretrain({
       tasks: previous ? String(previous.config.tasks).split('+') : tasks, images, config: DEFAULT_ARCH, steps: steps ?? MAX_PRETRAIN_STEPS, seconds, learningRate,
       checkpointFile: checkpoint, checkpointEvery, resume: Boolean(previous), signal, progressEvery: 5,
@@ -143,9 +146,10 @@ export async function pretrainEncoder(project: Project, options: PretrainEncoder
     const worth = probe
       ? `; a ${probeSeconds} s fine-tune (${probe.steps} steps each) from it: ${formatValScore(probe.scores[1])}, from scratch: ${formatValScore(probe.scores[0])}`
       : probeSeconds > 0 ? '; label a few images to see what it is worth' : '';
-    const message = `pretext checkpoint saved as model #${model.id}: final pretext loss ${finalLoss?.toFixed(4)}${worth}`;
+    const unreadable = images.unreadable.size > 0 ? ` (${images.unreadable.size} could not be read and were left out)` : '';
+    const message = `pretext checkpoint saved as model #${model.id}: final pretext loss ${finalLoss?.toFixed(4)}, from ${images.seen.size} of the project's ${records.length} images${unreadable}${worth}`;
     project.finishRun(run.id, { status: 'completed', modelId: model.id, message });
-    return { runId: run.id, status: 'completed', stepsDone: result.stepsDone, modelId: model.id, checkpoint, finalLoss, probe, message };
+    return { runId: run.id, status: 'completed', stepsDone: result.stepsDone, modelId: model.id, checkpoint, finalLoss, probe, imagesSeen: images.seen.size, imagesUnreadable: images.unreadable.size, message };
   } catch (err) {
     project.finishRun(run.id, { status: 'failed', message: (err as Error).message });
     throw err;

@@ -1,0 +1,108 @@
+/**
+ * Pretraining's images, streamed from a project: a project of ten thousand images pretrains in
+ * the memory of a few hundred, and a long pretraining still crops from every one of them.
+ */
+import type { ImageStream } from '../engine/train/pretrain';
+import type { PreparedImage } from '../engine/input';
+import { Rng } from '../shared/rng';
+import type { ImageRecord } from '../store';
+import { loadImage } from './data';
+
+export interface StreamLimits {
+  /** Images held at once. */
+  images: number;
+  /** Pixel values (pixels x channels) held at once; a single image larger than this is still held alone. */
+  pixels: number;
+  /** Steps between two moves of the window. */
+  turnover: number;
+}
+
+/**
+ * The images come in a seeded order; the ones held at a step form a window of that order, as
+ * many as the limits allow, and every `turnover` steps the window moves on by a quarter of its
+ * length, so each image stays for four turnovers and is then replaced. Which images a step sees
+ * depends on the step alone, so a resumed run crops from the images an uninterrupted one would.
+ * Files that cannot be read (moved or deleted since the import) are left out and counted.
+ */
+export class ProjectImageStream implements ImageStream {
+  private readonly order: ImageRecord[];
+  private readonly held = new Map<number, PreparedImage>();
+  private heldRotation = -1;
+  private heldImages: PreparedImage[] = [];
+  /** The window's start at `rotation`, remembered so that moving on costs one step of the walk. */
+  private walked = { rotation: 0, start: 0 };
+  /** Ids of the images loaded so far, and of those that could not be read. */
+  readonly seen = new Set<number>();
+  readonly unreadable = new Set<number>();
+
+  constructor(
+    records: readonly ImageRecord[],
+    private readonly limits: StreamLimits,
+    private readonly minSpans: readonly number[],
+    seed = 1,
+  ) {
+    if (records.length === 0) throw new Error('the project has no images: run maskloop import first');
+    if (!(limits.images >= 1 && limits.pixels > 0 && limits.turnover >= 1)) throw new Error('image stream limits must be positive');
+    this.order = new Rng(seed).shuffle([...records].sort((a, b) => a.id - b.id));
+  }
+
+  /** Whether every image fits at once (then the window never moves). */
+  get holdsAll(): boolean {
+    return this.window(0).length === this.order.length;
+  }
+
+  async forStep(step: number): Promise<readonly PreparedImage[]> {
+    const rotation = this.holdsAll ? 0 : Math.floor(step / this.limits.turnover);
+    if (rotation === this.heldRotation) return this.heldImages;
+    const members = this.window(this.startOf(rotation));
+    const ids = new Set(members.map((r) => r.id));
+    for (const id of this.held.keys()) if (!ids.has(id)) this.held.delete(id);
+    const images: PreparedImage[] = [];
+    for (const record of members) {
+      let image = this.held.get(record.id);
+      if (!image && !this.unreadable.has(record.id)) {
+        try {
+          image = await loadImage(record, this.minSpans);
+          this.held.set(record.id, image);
+          this.seen.add(record.id);
+        } catch {
+          this.unreadable.add(record.id);
+        }
+      }
+      if (image) images.push(image);
+    }
+    if (images.length === 0) throw new Error(`none of the ${members.length} images pretraining reached at step ${step} could be read (moved or deleted since the import?)`);
+    this.heldRotation = rotation;
+    this.heldImages = images;
+    return images;
+  }
+
+  /** How many images are in memory now. */
+  get heldCount(): number {
+    return this.held.size;
+  }
+
+  /** The records of the window that starts at `start` in the order: as many as the limits allow, at least one. */
+  private window(start: number): ImageRecord[] {
+    const n = this.order.length;
+    const members: ImageRecord[] = [];
+    let values = 0;
+    for (let j = 0; j < Math.min(n, this.limits.images); j++) {
+      const record = this.order[(start + j) % n];
+      const size = record.width * record.height * record.channels;
+      if (members.length > 0 && values + size > this.limits.pixels) break;
+      members.push(record);
+      values += size;
+    }
+    return members;
+  }
+
+  /** Where the window starts at `rotation`: each move advances it by a quarter of its length then. */
+  private startOf(rotation: number): number {
+    if (rotation < this.walked.rotation) this.walked = { rotation: 0, start: 0 };
+    let { start } = this.walked;
+    for (let r = this.walked.rotation; r < rotation; r++) start = (start + Math.ceil(this.window(start).length / 4)) % this.order.length;
+    this.walked = { rotation, start };
+    return start;
+  }
+}
