@@ -1,7 +1,7 @@
 /**
- * `npm start` until the desktop app lands: the whole maskloop loop on a synthetic nuclei dataset
- * generated in code — pretrain an encoder on unlabeled images, fine-tune on a handful of labels,
- * propose masks for held-out images, and score them against ground truth and an Otsu baseline.
+ * `npm run demo`: the whole maskloop loop on a synthetic nuclei dataset generated in code —
+ * pretrain on unlabeled images, fine-tune on a handful of labels, propose masks for held-out
+ * images, and score them against ground truth and an Otsu baseline.
  */
 import * as tf from '@tensorflow/tfjs';
 import { parseArgs } from 'node:util';
@@ -14,12 +14,13 @@ import { finetune } from '../engine/train/finetune';
 import { pretrain } from '../engine/train/pretrain';
 import { syntheticDataset } from '../imaging/synthetic';
 import { createReporter } from './progress';
+import { DEFAULT_PRETEXT_TASKS } from '../shared/types';
 
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
-    task: { type: 'string', default: 'inpainting' },
+    task: { type: 'string', default: DEFAULT_PRETEXT_TASKS.join('+') },
     labels: { type: 'string', default: '4' },
   },
 });
@@ -40,7 +41,7 @@ const test = all.slice(unlabeledCount + labeledCount);
 report.message(`synthetic nuclei: ${unlabeledCount} unlabeled, ${labeledCount} labeled, ${testCount} test images (${size}x${size}, 16-bit)`);
 
 const pre = await pretrain({
-  tasks: [args.task],
+  tasks: args.task.split('+'),
   images: [...unlabeled, ...train].map((s) => prepareImage(s.image)),
   config: DEFAULT_ARCH,
   steps: quick ? 20 : 150,
@@ -56,7 +57,7 @@ const fine = await finetune({
   images: labeledImages,
   target: { kind: 'semantic', classes: 1 },
   config: DEFAULT_ARCH,
-  init: { name: args.task, weights: pre.model.weights(), trained: 'unet' },
+  init: { name: args.task, weights: pre.model.weights(), trained: pre.trained },
   steps: quick ? 30 : 200,
   batchSize: 8,
   patchSize: 96,
