@@ -19,7 +19,7 @@ export interface EvalBudgets {
   firstModel: StepPlan;
   /** A retraining: the current model continued within TRAINING.retrainSeconds. */
   retrain: StepPlan;
-  /** Pretraining within TRAINING.pretrainSeconds (measured on inpainting). */
+  /** Pretraining within TRAINING.pretrainSeconds (measured on the default pretext task). */
   pretrain: { budgetSeconds: number; secondsPerStep: number; steps: number };
   /** What the plan was measured for: a stored plan for other settings is measured again. */
   key: string;

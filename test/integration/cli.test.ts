@@ -103,7 +103,7 @@ describe('maskloop command line', () => {
     const trained = (await cli('train', '--project', project, '--steps', '12', '--semi', '--json')).last;
     expect(trained).toMatchObject({ event: 'trained', promoted: true });
     // With --semi, the four images without labels make consistency training a candidate of the first model.
-    expect(trained.candidates.map((c: { name: string }) => c.name)).toEqual(['scratch', 'scratch+semi', 'inpainting']);
+    expect(trained.candidates.map((c: { name: string }) => c.name)).toEqual(['scratch', 'scratch+semi', 'restoration']);
     expect(trained.semiSteps).toBe(12);
     const run = openProject(project);
     const semiModel = run.listRuns({ kind: 'train' })[0];
