@@ -430,7 +430,9 @@ uint64_t plan_key(const WinoShape& w) {
 // maps deep in a U-Net, where 4x4 tiles would be mostly padding. Under kWinogradAuto the first
 // call of a kind runs each twice, timed, on the call's own inputs and output (no extra memory),
 // and the faster one's output is what the call leaves: every call of that kind, this one
-// included, computes with the same tile, so results stay reproducible within a process.
+// included, computes with the same tile, so results stay reproducible within a process (another
+// process may time differently and choose the other tile: its results then differ in the last
+// bits, well within the engine's tolerance).
 template <class... Args>
 void forward_conv(const WinoShape& w, Args... args) {
   if (g_tiles == 2 || w.oh < 8 || w.ow < 8) return winograd_conv<F2>(w, args...);
