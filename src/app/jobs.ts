@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { notYetContinued, superseded } from '../jobs/workflows/continuable';
 import type { JobFinished } from '../jobs/runner';
 import { formatTarget, recordedTarget } from '../shared/target';
-import type { ProjectChange, RunSummary } from '../shared/types';
+import type { PretextTaskName, ProjectChange, RunSummary } from '../shared/types';
 import { openProject, type Project, type RunRecord } from '../store';
 import type { AppContext, DomainHandlers } from './context';
 import { argumentError } from './errors';
@@ -76,7 +76,7 @@ export function jobHandlers(ctx: AppContext): DomainHandlers<'jobs:start' | 'job
           return ctx.runner.start(project.dir, { kind: 'import', folder: existingFolder(String(c.folder), 'image folder'), split: (c.split as 'unassigned') ?? 'unassigned' }, runId);
         case 'pretrain':
           // The run's recorded settings (budget, steps, rate) are read back by the job.
-          return ctx.runner.start(project.dir, { kind: 'pretrain', tasks: String(c.tasks).split('+') as ['inpainting'], resume: true }, runId);
+          return ctx.runner.start(project.dir, { kind: 'pretrain', tasks: String(c.tasks).split('+') as PretextTaskName[], resume: true }, runId);
         case 'train':
           return ctx.runner.start(project.dir, {
             // The run's recorded steps, rate and use of unlabeled images are read back by the job.
