@@ -26,6 +26,8 @@ export interface StreamLimits {
  */
 export class ProjectImageStream implements ImageStream {
   private readonly order: ImageRecord[];
+  /** Whether every image fits at once (then the window never moves). */
+  readonly holdsAll: boolean;
   private readonly held = new Map<number, PreparedImage>();
   private heldRotation = -1;
   private heldImages: PreparedImage[] = [];
@@ -41,14 +43,10 @@ export class ProjectImageStream implements ImageStream {
     private readonly minSpans: readonly number[],
     seed = 1,
   ) {
-    if (records.length === 0) throw new Error('the project has no images: run maskloop import first');
+    if (records.length === 0) throw new Error('an image stream needs at least one image');
     if (!(limits.images >= 1 && limits.pixels > 0 && limits.turnover >= 1)) throw new Error('image stream limits must be positive');
     this.order = new Rng(seed).shuffle([...records].sort((a, b) => a.id - b.id));
-  }
-
-  /** Whether every image fits at once (then the window never moves). */
-  get holdsAll(): boolean {
-    return this.window(0).length === this.order.length;
+    this.holdsAll = this.window(0).length === this.order.length;
   }
 
   async forStep(step: number): Promise<readonly PreparedImage[]> {

@@ -41,7 +41,7 @@ const { values: args } = parseArgs({
     repeats: { type: 'string', default: '1' },
   },
 });
-if (args.conv !== undefined && !(args.conv in WINOGRAD_TILE)) throw new Error(`--conv takes auto, f4, f2 or direct, not ${args.conv}`);
+if (args.conv !== undefined && !(args.conv in WINOGRAD_TILE)) throw new Error(`--conv takes one of ${Object.keys(WINOGRAD_TILE).join(', ')}, not ${args.conv}`);
 const steps = Number(args.steps);
 const repeats = Math.max(1, Number(args.repeats));
 const warmup = Number(args.warmup);

@@ -42,7 +42,7 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--conv':
         opt.conv = next().split(',').map((a) => {
-          if (!(a in WINOGRAD_TILE)) throw new Error(`--conv takes auto, f4, f2 and/or direct, not ${a}`);
+          if (!(a in WINOGRAD_TILE)) throw new Error(`--conv takes ${Object.keys(WINOGRAD_TILE).join(', ')}, not ${a}`);
           return a as ConvAlgorithm;
         });
         break;

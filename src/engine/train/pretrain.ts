@@ -52,17 +52,27 @@ export interface PretrainResult {
   trained: PretextCheckpointMeta['trained'];
 }
 
-/** The images of `step`, checked: at least one, all with `channels` channels. */
-async function imagesAt(source: PretrainOptions['images'], step: number, channels?: number): Promise<readonly EngineImage[]> {
-  const images = 'forStep' in source ? await source.forStep(step) : source;
-  if (images.length === 0) throw new Error('pretraining needs at least one image');
-  const expected = channels ?? images[0].channels;
-  if (images.some((im) => im.channels !== expected)) throw new Error('pretraining images must all have the same number of channels');
-  return images;
+/**
+ * The images of each step from a list or a stream, checked when they change (at least one, all
+ * with the first's channels): a stream hands back the same list until its window moves.
+ */
+function stepImages(source: PretrainOptions['images']): (step: number) => Promise<readonly EngineImage[]> {
+  let checked: readonly EngineImage[] | null = null;
+  let channels: number | undefined;
+  return async (step) => {
+    const images = 'forStep' in source ? await source.forStep(step) : source;
+    if (images === checked) return images;
+    if (images.length === 0) throw new Error('pretraining needs at least one image');
+    channels ??= images[0].channels;
+    if (images.some((im) => im.channels !== channels)) throw new Error('pretraining images must all have the same number of channels');
+    checked = images;
+    return images;
+  };
 }
 
 export async function pretrain(options: PretrainOptions): Promise<PretrainResult> {
-  const { channels } = (await imagesAt(options.images, 0))[0];
+  const imagesFor = stepImages(options.images);
+  const { channels } = (await imagesFor(0))[0];
   const tasks = options.tasks.map(pretextTask);
   if (tasks.length === 0) throw new Error('choose at least one pretext task');
   for (const t of tasks) {
@@ -106,7 +116,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
     async (i) => {
       // Reseeding per step makes a resumed run draw the same patches as an uninterrupted one.
       const rng = new Rng(seed * 100_003 + i);
-      const images = await imagesAt(options.images, i, channels);
+      const images = await imagesFor(i);
       const patches = Array.from({ length: batchSize }, () => randomCrop(images[rng.int(images.length)], patchSize, rng).pixels);
       const loss = await pretextStep(model, tasks, heads, patches, patchSize, channels, rng, optimizer, trainable);
       losses.push(loss);
