@@ -12,7 +12,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Worker } from 'node:worker_threads';
+import fs from 'node:fs';
+import path from 'node:path';
 import { loadNativeAddon, nativeAddonPath, type NativeAddon } from '../../src/engine/native/index';
+import { loadTilePlans, tilePlanFile } from '../../src/engine/native/tilePlans';
 import { normaliseBatch } from '../../src/engine/model/unet';
 import { NATIVE_BACKEND, nativeFallbacks, nativeKernelNames, registerNativeBackend, resetNativeFallbacks } from '../../src/engine/native/register';
 
@@ -212,47 +215,104 @@ function nativeSuite(addon: NativeAddon): void {
       tf.dispose([x, w]);
     });
 
+    /** A fused 3x3 convolution with bias and ReLU, and the gradients of a loss on it, under a Winograd setting. */
+    const underTiles = (tiles: -1 | 0 | 2 | 4, x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): Float32Array[] => {
+      const conv = (a: tf.Tensor, f: tf.Tensor) =>
+        tf.fused.conv2d({ x: a as tf.Tensor4D, filter: f as tf.Tensor4D, bias: b, strides: 1, pad: 'same', activation: 'relu' });
+      const productDefault = addon.getWinograd();
+      addon.setWinograd(tiles);
+      try {
+        return on(NATIVE_BACKEND, () => {
+          const y = conv(x, w);
+          const [dx, dw] = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.sum(tf.square(conv(a, f))))([x, w]);
+          const out = [values(y), values(dx), values(dw)];
+          tf.dispose([y, dx, dw]);
+          return out;
+        });
+      } finally {
+        addon.setWinograd(productDefault);
+      }
+    };
+    const sameBits = (a: Float32Array, b: Float32Array) => Buffer.compare(Buffer.from(a.buffer), Buffer.from(b.buffer)) === 0;
+
     it('3x3 stride-1 convolutions by Winograd F(4x4), F(2x2) and the direct kernels agree, are not the same code, and the timed choice is one of the two for good', () => {
       const x = randn([2, 16, 15, 24]);
       const w = randn([3, 3, 24, 20]);
       const b = randn([20]);
-      const loss = (a: tf.Tensor, f: tf.Tensor) =>
-        tf.sum(tf.square(tf.fused.conv2d({ x: a as tf.Tensor4D, filter: f as tf.Tensor4D, bias: b, strides: 1, pad: 'same', activation: 'relu' })));
-      const productDefault = addon.getWinograd();
-      expect(productDefault).toBe(-1);
-      const run = (tiles: -1 | 0 | 2 | 4) => {
-        addon.setWinograd(tiles);
-        try {
-          return on(NATIVE_BACKEND, () => {
-            const y = tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, bias: b, strides: 1, pad: 'same', activation: 'relu' });
-            const [dx, dw] = tf.grads(loss)([x, w]);
-            const out = [values(y), values(dx), values(dw)];
-            tf.dispose([y, dx, dw]);
-            return out;
-          });
-        } finally {
-          addon.setWinograd(productDefault);
-        }
-      };
+      expect(addon.getWinograd()).toBe(-1);
+      const run = (tiles: -1 | 0 | 2 | 4) => underTiles(tiles, x, w, b);
       const [f4, f2, direct] = [run(4), run(2), run(0)];
       const what = ['forward', 'input gradient', 'filter gradient'];
-      const same = (a: Float32Array, b: Float32Array) => Buffer.compare(Buffer.from(a.buffer), Buffer.from(b.buffer)) === 0;
       // The default times F(4x4) against F(2x2) at a kind's first call and keeps the winner: each
       // result is one of the two, bit for bit, the first call's included, and so is every later one.
       const [auto, again] = [run(-1), run(-1)];
       for (let i = 0; i < 2; i++) {
-        expect(same(auto[i], f4[i]) || same(auto[i], f2[i]), `timed ${what[i]} is F(4x4)'s or F(2x2)'s`).toBe(true);
-        expect(same(again[i], auto[i]), `timed ${what[i]} the same on the second call`).toBe(true);
+        expect(sameBits(auto[i], f4[i]) || sameBits(auto[i], f2[i]), `timed ${what[i]} is F(4x4)'s or F(2x2)'s`).toBe(true);
+        expect(sameBits(again[i], auto[i]), `timed ${what[i]} the same on the second call`).toBe(true);
       }
       for (let i = 0; i < 3; i++) {
         expectClose(f4[i], direct[i], `F(4x4) ${what[i]} vs direct`);
         expectClose(f2[i], direct[i], `F(2x2) ${what[i]} vs direct`);
         // Different arithmetic rounds differently somewhere: proof that each setting selects its own path
         // (the filter gradient is F(2x2) under both Winograd settings).
-        expect(same(f2[i], direct[i]), `F(2x2) ${what[i]} bit-identical to direct`).toBe(false);
-        if (i < 2) expect(same(f4[i], f2[i]), `F(4x4) ${what[i]} bit-identical to F(2x2)`).toBe(false);
+        expect(sameBits(f2[i], direct[i]), `F(2x2) ${what[i]} bit-identical to direct`).toBe(false);
+        if (i < 2) expect(sameBits(f4[i], f2[i]), `F(4x4) ${what[i]} bit-identical to F(2x2)`).toBe(false);
       }
       tf.dispose([x, w, b]);
+    });
+
+    it('a machine keeps its timed tiles: the cache file\'s plans are used instead of timing, new plans are written to it, and its own win', () => {
+      // Kinds met nowhere else in this file (channels 40 -> 36, then 52 -> 20, 12 x 12 outputs): a
+      // forward and its input gradient are two kinds, both of 2^7 output pixels.
+      const size = Math.floor(Math.log2(12 * 12));
+      const [x, w, dy] = [randn([1, 12, 12, 40]), randn([3, 3, 40, 36]), randn([1, 12, 12, 36])].map(values);
+      const geometry = Int32Array.from([1, 12, 12, 40, 3, 3, 36, 1, 1, 1, 1, 1, 1, 12, 12]);
+      // The forward and the input gradient straight from the addon, under a Winograd setting.
+      const raw = (tiles: -1 | 2 | 4) => {
+        const [y, dx] = [new Float32Array(12 * 12 * 36), new Float32Array(12 * 12 * 40)];
+        addon.setWinograd(tiles);
+        try {
+          addon.conv2d(x, w, null, y, geometry, 0, 0);
+          addon.conv2dBackpropInput(dy, w, dx, geometry);
+        } finally {
+          addon.setWinograd(-1);
+        }
+        return [y, dx];
+      };
+      const file = tilePlanFile(addon);
+      expect(path.dirname(file)).toBe(process.env.MASKLOOP_CACHE_DIR);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      // Each tile the other way round from the other kind's, so that no timing could give both.
+      fs.writeFileSync(file, JSON.stringify({ cpu: 'this one', isa: addon.isa, plans: [[40, 36, size, 2], [36, 40, size, 4], [44, 28, size, 2], [28, 44, size, 2]] }));
+      expect(loadTilePlans(addon)).toBe(4);
+      const [planned, f4, f2] = [raw(-1), raw(4), raw(2)];
+      expect(sameBits(planned[0], f2[0]) && !sameBits(planned[0], f4[0]), 'forward by the file\'s F(2x2)').toBe(true);
+      expect(sameBits(planned[1], f4[1]) && !sameBits(planned[1], f2[1]), 'input gradient by the file\'s F(4x4)').toBe(true);
+
+      // A new kind is timed and written at once; a plan the file holds for a kind stays as written.
+      fs.writeFileSync(file, JSON.stringify({ plans: [[40, 36, size, 4]] }));
+      const x2 = randn([1, 12, 12, 52]);
+      const w2 = randn([3, 3, 52, 20]);
+      const b2 = randn([20]);
+      underTiles(-1, x2, w2, b2);
+      const written = JSON.parse(fs.readFileSync(file, 'utf8')) as { cpu: string; isa: string; plans: number[][] };
+      const tileOf = (ic: number, oc: number) => written.plans.find((p) => p[0] === ic && p[1] === oc && p[2] === size)?.[3];
+      expect(written.isa).toBe(addon.isa);
+      expect(tileOf(40, 36)).toBe(4);
+      expect(tileOf(36, 40)).toBe(4);
+      expect([2, 4]).toContain(tileOf(52, 20));
+      expect([2, 4]).toContain(tileOf(20, 52));
+      const inProcess = addon.winogradPlans();
+      for (let i = 0; i < inProcess.length; i += 4) {
+        if (inProcess[i] === 52 && inProcess[i + 2] === size) expect(tileOf(52, 20)).toBe(inProcess[i + 3]);
+      }
+
+      // A plan the addon could not have made is refused, and an unreadable file is no plans.
+      expect(addon.addWinogradPlan(8, 8, 5, 3)).toBe(false);
+      expect(addon.addWinogradPlan(-1, 8, 5, 4)).toBe(false);
+      fs.writeFileSync(file, '{ not json');
+      expect(loadTilePlans(addon)).toBe(0);
+      tf.dispose([x2, w2, b2]);
     });
 
     it('the AVX-512 microkernel, where the CPU has it, agrees with the AVX2 one and the cpu backend, and is its own path', () => {

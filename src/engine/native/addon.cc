@@ -330,6 +330,28 @@ Napi::Value SetAvx512(const Napi::CallbackInfo& info) {
 
 Napi::Value GetWinograd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ml::winograd_tiles()); }
 
+// winogradPlans(): the timed tiles as an Int32Array of {channels in, channels out, log2 of output
+// pixels, tile} per kind of convolution.
+Napi::Value WinogradPlans(const Napi::CallbackInfo& info) {
+  const long count = ml::winograd_plans(nullptr, 0);
+  auto plans = Napi::Int32Array::New(info.Env(), static_cast<size_t>(4 * count));
+  const long written = std::min(count, ml::winograd_plans(plans.Data(), count));
+  return written == count ? plans : Napi::Int32Array::New(info.Env(), static_cast<size_t>(4 * written));
+}
+
+Napi::Value WinogradPlanCount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(ml::winograd_plan_count()));
+}
+
+// addWinogradPlan(ic, oc, sizeLog2, tile): use `tile` for that kind instead of timing it; false
+// where the kind has a tile already or the plan is not one the addon could have made.
+Napi::Value AddWinogradPlan(const Napi::CallbackInfo& info) {
+  const int64_t ic = num(info, 0, "ic"), oc = num(info, 1, "oc"), size = num(info, 2, "sizeLog2"), tile = num(info, 3, "tile");
+  const bool fits = ic > 0 && ic < (1 << 23) && oc > 0 && oc < (1 << 23) && size >= 0 && size < 63;
+  return Napi::Boolean::New(info.Env(), fits && ml::add_winograd_plan(static_cast<int>(ic), static_cast<int>(oc),
+                                                                      static_cast<int>(size), static_cast<int>(tile)));
+}
+
 Napi::Value GetThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ml::pool_size()); }
 
 Napi::Value DefaultThreads(const Napi::CallbackInfo& info) {
@@ -350,6 +372,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("defaultThreads", Napi::Function::New(env, DefaultThreads));
   exports.Set("setWinograd", Napi::Function::New(env, SetWinograd));
   exports.Set("getWinograd", Napi::Function::New(env, GetWinograd));
+  exports.Set("winogradPlans", Napi::Function::New(env, WinogradPlans));
+  exports.Set("winogradPlanCount", Napi::Function::New(env, WinogradPlanCount));
+  exports.Set("addWinogradPlan", Napi::Function::New(env, AddWinogradPlan));
   exports.Set("conv2d", Napi::Function::New(env, Conv2d));
   exports.Set("conv2dBackpropInput", Napi::Function::New(env, Conv2dBackpropInput));
   exports.Set("conv2dBackpropFilter", Napi::Function::New(env, Conv2dBackpropFilter));

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadTilePlans } from './tilePlans';
 
 /** Activation codes understood by conv2d / matmul (kernels.h). */
 export const Activation = { linear: 0, relu: 1, relu6: 2, leakyrelu: 3, sigmoid: 4 } as const;
@@ -46,13 +47,18 @@ export interface NativeAddon {
   defaultThreads(): number;
   /**
    * The Winograd tiles of 3x3 stride-1 convolutions: -1, the default (for each kind of
-   * convolution, channels and size, whichever of F(4x4) and F(2x2) ran faster when the process
+   * convolution, channels and size, whichever of F(4x4) and F(2x2) ran faster when this machine
    * first met it: which one wins depends on the core and on the work per call), 4 (F(4x4) where
    * the output is at least 8 pixels a side, else F(2x2)), 2 (F(2x2) only) or 0 (the direct
    * kernels). For benchmarks and tests.
    */
   setWinograd(tiles: -1 | 0 | 2 | 4): void;
   getWinograd(): -1 | 0 | 2 | 4;
+  /** The tiles timed so far: {channels in, channels out, log2 of the output's pixels, tile} per kind of convolution. */
+  winogradPlans(): Int32Array;
+  winogradPlanCount(): number;
+  /** Uses `tile` for that kind instead of timing it; false where the kind has one already (see tilePlans.ts). */
+  addWinogradPlan(ic: number, oc: number, sizeLog2: number, tile: number): boolean;
   /**
    * Whether the GEMM microkernel uses AVX-512 (on by default where the CPU has AVX-512F; `isa`
    * then names it). Returns whether it is in use. For benchmarks and tests that compare the two.
@@ -130,9 +136,10 @@ function load(): NativeLoad {
     return { addon: null, reason: `native addon failed to load: ${err instanceof Error ? err.message : String(err)}` };
   }
   if (mod.unsupported) return { addon: null, reason: mod.unsupported };
-  if (typeof mod.conv2d !== 'function' || typeof mod.setThreads !== 'function' || typeof mod.softmax !== 'function') {
+  if (typeof mod.conv2d !== 'function' || typeof mod.setThreads !== 'function' || typeof mod.softmax !== 'function' || typeof mod.addWinogradPlan !== 'function') {
     return { addon: null, reason: `native addon at ${file} is incomplete (stale build? rebuild it)` };
   }
   const addon = mod as NativeAddon;
+  loadTilePlans(addon);
   return { addon, reason: `${addon.isa}, ${addon.getThreads()} threads` };
 }

@@ -37,6 +37,13 @@ bool conv2d_backprop_filter_winograd(const ConvShape& s, const float* x, const f
 constexpr int kWinogradAuto = -1;
 void set_winograd(int tiles);
 int winograd_tiles();
+// The tiles kWinogradAuto has chosen, one plan per kind of convolution: {channels in, channels
+// out, log2 of the output's pixels, tile}. winograd_plans writes up to `capacity` plans as 4 ints
+// each and returns how many there are. A plan added for a kind not yet met is used instead of
+// timing it; add_winograd_plan returns whether it was added (a kind keeps its first tile).
+long winograd_plan_count();
+long winograd_plans(int* plans, long capacity);
+bool add_winograd_plan(int ic, int oc, int size_log2, int tile);
 // Whether 16-column GEMM panels run on the AVX-512 microkernel (ukernel512.cc) instead of the
 // AVX2 one. The glue turns it on at load where the CPU and OS support AVX-512F; benchmarks turn
 // it off to compare.

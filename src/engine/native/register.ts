@@ -15,6 +15,7 @@ import type { BackendValues, DataId, DataType, KernelConfig, KernelFunc, NamedAt
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { FusedBatchNormBackend } from '../model/unet';
 import { Activation, BinaryOp, loadNativeAddon, OperandLayout, UnaryOp, type NativeAddon } from './index';
+import { saveTilePlans } from './tilePlans';
 
 export const NATIVE_BACKEND = 'native';
 
@@ -384,6 +385,7 @@ function conv2d(addon: NativeAddon, args: KernelArgs, fused: boolean): TensorInf
     xv, wv, epilogueTakesAll ? (bias as Float32Array | null) : null, y, convGeometry(info),
     epilogueTakesAll ? act.code : Activation.linear, epilogueTakesAll ? act.alpha : 0,
   );
+  saveTilePlans(addon);
   const out = output(backend, info.outShape, y);
   if (epilogueTakesAll) return out;
   return finishFused(backend, out, inputs.bias as TensorInfo | undefined, activation, inputs.preluActivationWeights as TensorInfo | undefined, attrs.leakyreluAlpha as number | undefined);
@@ -398,6 +400,7 @@ function conv2dBackpropInput(addon: NativeAddon, { inputs, backend, attrs = {} }
   if (!info || !util.arraysEqual(info.outShape, dy.shape)) return null;
   const dx = allocOutput(backend, sizeOf(info.inShape));
   addon.conv2dBackpropInput(dyv, wv, dx, convGeometry(info));
+  saveTilePlans(addon);
   return output(backend, info.inShape, dx);
 }
 
@@ -450,6 +453,7 @@ function matMul(addon: NativeAddon, args: KernelArgs, fused: boolean): TensorInf
     av, bv, c, epilogueTakesAll ? (bias as Float32Array | null) : null, batchA, batchB, m, n, k, transposeA, transposeB,
     epilogueTakesAll ? act.code : Activation.linear, epilogueTakesAll ? act.alpha : 0,
   );
+  saveTilePlans(addon);
   const out = output(backend, outShape, c);
   if (epilogueTakesAll) return out;
   return finishFused(backend, out, inputs.bias as TensorInfo | undefined, activation, inputs.preluActivationWeights as TensorInfo | undefined, attrs.leakyreluAlpha as number | undefined);

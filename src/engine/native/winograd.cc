@@ -420,19 +420,24 @@ bool takes(const ConvShape& s) {
 std::mutex g_plans_mutex;
 std::unordered_map<uint64_t, int> g_plans;
 
+uint64_t plan_key(long ic, long oc, int size_log2) {
+  return (static_cast<uint64_t>(ic) << 40) | (static_cast<uint64_t>(oc & 0xFFFFFF) << 16) |
+         static_cast<uint64_t>(size_log2 & 0xFFFF);
+}
+
 uint64_t plan_key(const WinoShape& w) {
   int size_log2 = 0;
   for (long pixels = w.n * w.oh * w.ow; pixels > 1; pixels >>= 1) ++size_log2;
-  return (static_cast<uint64_t>(w.ic) << 40) ^ (static_cast<uint64_t>(w.oc) << 16) ^ static_cast<uint64_t>(size_log2);
+  return plan_key(w.ic, w.oc, size_log2);
 }
 
 // F(4x4) where the output is large enough that its tiles are mostly whole; F(2x2) on the small
 // maps deep in a U-Net, where 4x4 tiles would be mostly padding. Under kWinogradAuto the first
 // call of a kind runs each twice, timed, on the call's own inputs and output (no extra memory),
 // and the faster one's output is what the call leaves: every call of that kind, this one
-// included, computes with the same tile, so results stay reproducible within a process (another
-// process may time differently and choose the other tile: its results then differ in the last
-// bits, well within the engine's tolerance).
+// included, computes with the same tile. Timings differ from run to run, so the plans are saved
+// and handed to the next process (tilePlans.ts): a kind keeps its tile on this machine, and the
+// same labels and seed train the same model again.
 template <class... Args>
 void forward_conv(const WinoShape& w, Args... args) {
   if (g_tiles == 2 || w.oh < 8 || w.ow < 8) return winograd_conv<F2>(w, args...);
@@ -463,6 +468,33 @@ void forward_conv(const WinoShape& w, Args... args) {
 }
 
 }  // namespace
+
+long winograd_plans(int* plans, long capacity) {
+  std::lock_guard<std::mutex> lock(g_plans_mutex);
+  long i = 0;
+  for (const auto& [key, tile] : g_plans) {
+    if (i < capacity) {
+      int* p = plans + 4 * i;
+      p[0] = static_cast<int>(key >> 40);
+      p[1] = static_cast<int>((key >> 16) & 0xFFFFFF);
+      p[2] = static_cast<int>(key & 0xFFFF);
+      p[3] = tile;
+    }
+    ++i;
+  }
+  return i;
+}
+
+bool add_winograd_plan(int ic, int oc, int size_log2, int tile) {
+  if ((tile != 2 && tile != 4) || ic <= 0 || oc <= 0 || oc > 0xFFFFFF || size_log2 < 0 || size_log2 > 62) return false;
+  std::lock_guard<std::mutex> lock(g_plans_mutex);
+  return g_plans.emplace(plan_key(ic, oc, size_log2), tile).second;
+}
+
+long winograd_plan_count() {
+  std::lock_guard<std::mutex> lock(g_plans_mutex);
+  return static_cast<long>(g_plans.size());
+}
 
 void set_winograd(int tiles) { g_tiles = tiles == kWinogradAuto || tiles == 4 || tiles == 2 ? tiles : 0; }
 
