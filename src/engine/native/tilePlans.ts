@@ -14,7 +14,14 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { NativeAddon } from './index';
+
+/** What of the addon (index.ts's NativeAddon) the plans need; named here so that index.ts can load them at its own load. */
+interface TilePlanner {
+  readonly isa: string;
+  winogradPlans(): Int32Array;
+  winogradPlanCount(): number;
+  addWinogradPlan(ic: number, oc: number, sizeLog2: number, tile: number): boolean;
+}
 
 /** MASKLOOP_CACHE_DIR, else the platform's per-user cache folder, with a maskloop folder in it. */
 export function userCacheDir(): string {
@@ -36,7 +43,7 @@ interface PlanFile {
 }
 
 /** One file per CPU model and instruction set: a copied home folder must not carry another machine's choices. */
-export function tilePlanFile(addon: NativeAddon): string {
+export function tilePlanFile(addon: TilePlanner): string {
   const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
   const id = createHash('sha256').update(`${cpu}\n${addon.isa}`).digest('hex').slice(0, 16);
   return path.join(userCacheDir(), `winograd-tiles-${id}.json`);
@@ -54,7 +61,7 @@ function readPlans(file: string): Plan[] {
   return plans.filter((p): p is Plan => Array.isArray(p) && p.length === 4 && p.every((v) => Number.isInteger(v)));
 }
 
-function listPlans(addon: NativeAddon): Plan[] {
+function listPlans(addon: TilePlanner): Plan[] {
   const flat = addon.winogradPlans();
   const plans: Plan[] = [];
   for (let i = 0; i + 3 < flat.length; i += 4) plans.push([flat[i], flat[i + 1], flat[i + 2], flat[i + 3]]);
@@ -68,7 +75,7 @@ let warned = false;
 let savedCount = -1;
 
 /** Gives the addon the choices the file holds; kinds it has met already keep theirs. */
-export function loadTilePlans(addon: NativeAddon, file = tilePlanFile(addon)): number {
+export function loadTilePlans(addon: TilePlanner, file = tilePlanFile(addon)): number {
   let added = 0;
   for (const [ic, oc, size, tile] of readPlans(file)) if (addon.addWinogradPlan(ic, oc, size, tile)) added++;
   savedCount = addon.winogradPlanCount();
@@ -81,7 +88,7 @@ export function loadTilePlans(addon: NativeAddon, file = tilePlanFile(addon)): n
  * so the kernels call it after every convolution. A cache that cannot be written costs only the
  * reproducibility across processes: it is said once on stderr, and the work goes on.
  */
-export function saveTilePlans(addon: NativeAddon, to?: string): void {
+export function saveTilePlans(addon: TilePlanner, to?: string): void {
   const count = addon.winogradPlanCount();
   if (count === savedCount) return;
   savedCount = count;
