@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadNativeAddon, nativeAddonPath, type NativeAddon } from '../../src/engine/native/index';
 import { loadTilePlans, tilePlanFile } from '../../src/engine/native/tilePlans';
+import { createOptimizer, setLearningRate } from '../../src/engine/train/optimizerState';
 import { normaliseBatch } from '../../src/engine/model/unet';
 import { NATIVE_BACKEND, nativeFallbacks, nativeKernelNames, registerNativeBackend, resetNativeFallbacks } from '../../src/engine/native/register';
 
@@ -54,6 +55,8 @@ function nativeSuite(addon: NativeAddon): void {
     addon.setThreads(threadsBefore);
     tf.setBackend('cpu');
   });
+
+  const sameBits = (a: Float32Array, b: Float32Array) => Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
 
   /** Runs f on a backend; the result is moved nowhere (read it with values()). */
   function on<T>(backend: string, f: () => T): T {
@@ -233,7 +236,6 @@ function nativeSuite(addon: NativeAddon): void {
         addon.setWinograd(productDefault);
       }
     };
-    const sameBits = (a: Float32Array, b: Float32Array) => Buffer.compare(Buffer.from(a.buffer), Buffer.from(b.buffer)) === 0;
 
     it('3x3 stride-1 convolutions by Winograd F(4x4), F(2x2) and the direct kernels agree, are not the same code, and the timed choice is one of the two for good', () => {
       const x = randn([2, 16, 15, 24]);
@@ -402,6 +404,42 @@ function nativeSuite(addon: NativeAddon): void {
         }
       }
       tf.dispose([x, w, alpha, ...biases]);
+    });
+  });
+
+  describe('Adam', () => {
+    it('the fused update gives the bits of tfjs\' Adam on the cpu backend, step after step, at changing rates, with the same checkpointable state', async () => {
+      // Sizes that leave a vector tail, span several threads' blocks, and are a single value.
+      const shapes = [[3, 3, 24, 20], [70001], [1]];
+      const inits = shapes.map((sh) => values(randn(sh)));
+      const gradients = [0, 1, 2, 3, 4].map(() => shapes.map((sh) => values(randn(sh))));
+      const train = async (backend: string, optimizer: tf.AdamOptimizer) => {
+        tf.setBackend(backend);
+        try {
+          const vars = inits.map((v, i) => tf.variable(tf.tensor(v, shapes[i]), true, `adam-${backend}-${i}`));
+          gradients.forEach((step, t) => {
+            setLearningRate(optimizer, 0.01 / (t + 1));
+            const grads = step.map((g, i) => ({ name: vars[i].name, tensor: tf.tensor(g, shapes[i]) }));
+            optimizer.applyGradients(grads);
+            tf.dispose(grads.map((g) => g.tensor));
+          });
+          const state = await optimizer.getWeights();
+          const out = [...vars.map((v) => values(v)), ...state.map((w) => values(w.tensor))];
+          tf.dispose(vars);
+          optimizer.dispose();
+          return out;
+        } finally {
+          tf.setBackend('cpu');
+        }
+      };
+      const fused = await train(NATIVE_BACKEND, createOptimizer(0.01));
+      const reference = await train('cpu', tf.train.adam(0.01) as tf.AdamOptimizer);
+      // Weights, then the iteration count, then the first and second moments of each tensor.
+      expect(fused.length).toBe(3 + 1 + 6);
+      fused.forEach((a, i) => expect(sameBits(a, reference[i]), `array ${i}`).toBe(true));
+      expect(fused[3][0]).toBe(5);
+      // The steps moved the weights: the comparison above is not of untouched initial values.
+      expect(sameBits(fused[0], inits[0])).toBe(false);
     });
   });
 

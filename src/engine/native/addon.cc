@@ -232,6 +232,20 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// adam(x, g, m, v, xOut, mOut, vOut, settings): one Adam step of x's weights; settings holds the
+// learning rate, beta1, beta2, 1 - beta1, 1 - beta2, the two bias corrections and epsilon.
+Napi::Value Adam(const Napi::CallbackInfo& info) {
+  F32 x = f32(info, 0, "x"), g = f32(info, 1, "g"), m = f32(info, 2, "m"), v = f32(info, 3, "v");
+  F32 xo = f32(info, 4, "xOut"), mo = f32(info, 5, "mOut"), vo = f32(info, 6, "vOut"), settings = f32(info, 7, "settings");
+  const int64_t n = static_cast<int64_t>(x.length);
+  for (const F32* a : {&g, &m, &v, &xo, &mo, &vo}) need(info, *a, n, "every array");
+  need(info, settings, 8, "settings");
+  const float* p = settings.data;
+  ml::adam(x.data, g.data, m.data, v.data, xo.data, mo.data, vo.data, static_cast<long>(n),
+           ml::AdamStep{p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]});
+  return info.Env().Undefined();
+}
+
 // binary(op, a, b, out, rows, inner, aLayout, bLayout)
 Napi::Value Binary(const Napi::CallbackInfo& info) {
   const int op = static_cast<int>(num(info, 0, "op"));
@@ -386,6 +400,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unary", Napi::Function::New(env, Unary));
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("softmax", Napi::Function::New(env, Softmax));
+  exports.Set("adam", Napi::Function::New(env, Adam));
   exports.Set("sum", Napi::Function::New(env, Sum));
   exports.Set("copyRows", Napi::Function::New(env, CopyRows));
   exports.Set("batchNorm", Napi::Function::New(env, BatchNorm));

@@ -78,6 +78,11 @@ export interface NativeAddon {
     dy: Float32Array, x: Float32Array, y: Float32Array, mean: Float32Array, invStd: Float32Array, gamma: Float32Array,
     dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, rows: number, channels: number, relu: boolean,
   ): void;
+  /**
+   * One Adam step of a weight tensor: new weights and moments into xOut, mOut, vOut. settings:
+   * learning rate, beta1, beta2, 1 - beta1, 1 - beta2, 1 - beta1^t, 1 - beta2^t, epsilon.
+   */
+  adam(x: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, xOut: Float32Array, mOut: Float32Array, vOut: Float32Array, settings: Float32Array): void;
   conv2d(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, geometry: Int32Array, activation: number, alpha: number): void;
   conv2dBackpropInput(dy: Float32Array, w: Float32Array, dx: Float32Array, geometry: Int32Array): void;
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: Int32Array): void;
@@ -136,7 +141,7 @@ function load(): NativeLoad {
     return { addon: null, reason: `native addon failed to load: ${err instanceof Error ? err.message : String(err)}` };
   }
   if (mod.unsupported) return { addon: null, reason: mod.unsupported };
-  if (typeof mod.conv2d !== 'function' || typeof mod.setThreads !== 'function' || typeof mod.softmax !== 'function' || typeof mod.addWinogradPlan !== 'function') {
+  if (typeof mod.conv2d !== 'function' || typeof mod.setThreads !== 'function' || typeof mod.softmax !== 'function' || typeof mod.addWinogradPlan !== 'function' || typeof mod.adam !== 'function') {
     return { addon: null, reason: `native addon at ${file} is incomplete (stale build? rebuild it)` };
   }
   const addon = mod as NativeAddon;

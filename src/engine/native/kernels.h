@@ -86,6 +86,15 @@ enum OperandLayout : int { L_FULL = 0, L_ROW = 1, L_COLUMN = 2 };
 void binary(int op, const float* a, const float* b, float* out, long rows, long inner, int a_layout,
             int b_layout);
 
+// One Adam step: the settings of a step (one_minus_* and the bias corrections 1 - beta^t computed
+// by the caller, as tfjs computes them).
+struct AdamStep {
+  float learning_rate, beta1, beta2, one_minus_beta1, one_minus_beta2, correction1, correction2, epsilon;
+};
+// Adam's update of `size` weights x with gradient g and moments m, v: writes the new weights and
+// moments to x_out, m_out, v_out (each may be its input).
+void adam(const float* x, const float* g, const float* m, const float* v, float* x_out, float* m_out, float* v_out, long size,
+          const AdamStep& a);
 // Softmax over the last axis of x viewed as [rows, classes]; y may be x.
 void softmax(const float* x, float* y, long rows, long classes);
 

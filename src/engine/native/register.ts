@@ -14,6 +14,7 @@ import { backend_util, slice_util, util } from '@tensorflow/tfjs-core';
 import type { BackendValues, DataId, DataType, KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { FusedBatchNormBackend } from '../model/unet';
+import type { FusedAdamBackend } from '../train/optimizerState';
 import { Activation, BinaryOp, loadNativeAddon, OperandLayout, UnaryOp, type NativeAddon } from './index';
 import { saveTilePlans } from './tilePlans';
 
@@ -192,7 +193,7 @@ function requireAddon(): NativeAddon {
 }
 
 /** MathBackendCPU whose native kernel outputs come from a BufferPool; runs training batch normalisation fused. */
-export class NativeBackend extends MathBackendCPU implements FusedBatchNormBackend {
+export class NativeBackend extends MathBackendCPU implements FusedBatchNormBackend, FusedAdamBackend {
   readonly pool = new BufferPool(poolCapBytes());
 
   batchNormForward(x: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor, eps: number, relu: boolean) {
@@ -212,10 +213,16 @@ export class NativeBackend extends MathBackendCPU implements FusedBatchNormBacke
     return { dx: this.tensor(dx, x.shape) as tf.Tensor4D, dgamma: this.tensor(dgamma, [channels]) as tf.Tensor1D, dbeta: this.tensor(dbeta, [channels]) as tf.Tensor1D };
   }
 
+  adamStep(weights: tf.Tensor, gradient: tf.Tensor, m: tf.Tensor, v: tf.Tensor, settings: Float32Array) {
+    const [x, mo, vo] = [0, 1, 2].map(() => this.pool.alloc(weights.size));
+    requireAddon().adam(this.floats(weights), this.floats(gradient), this.floats(m), this.floats(v), x, mo, vo, settings);
+    return { weights: this.tensor(x, weights.shape), m: this.tensor(mo, weights.shape), v: this.tensor(vo, weights.shape) };
+  }
+
   /** A tensor's floats as stored, without letting them escape the pool as dataSync would. */
   private floats(t: tf.Tensor): Float32Array {
     const v = values(this, t);
-    if (!v) throw new Error(`native batch normalisation: expected float32, got ${t.dtype}`);
+    if (!v) throw new Error(`native kernel: expected float32, got ${t.dtype}`);
     return v;
   }
 

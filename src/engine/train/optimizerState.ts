@@ -8,8 +8,68 @@ import { disposeCheckpoint, loadCheckpoint, readCheckpointMeta, saveCheckpoint, 
 import { architectureOf, type Architecture, type UNetConfig } from '../model/unet';
 import type { TrainingRunOptions } from './loop';
 
+/**
+ * A backend that runs Adam's update of one weight tensor as one kernel (the native backend:
+ * `adam` in eltwise.cc): tfjs' Adam runs fifteen small kernels per weight tensor, some 800 per
+ * step of the default U-Net, whose dispatch cost more than their arithmetic.
+ */
+export interface FusedAdamBackend {
+  /** New weights and moments after one step; `settings` as the native `adam` kernel takes them. */
+  adamStep(weights: tf.Tensor, gradient: tf.Tensor, m: tf.Tensor, v: tf.Tensor, settings: Float32Array): { weights: tf.Tensor; m: tf.Tensor; v: tf.Tensor };
+}
+
+/** tfjs' Adam's own state, which the fused step reads and updates as tfjs' applyGradients does (tfjs 4.x). */
+interface AdamInternals {
+  learningRate: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  accBeta1: tf.Variable;
+  accBeta2: tf.Variable;
+  accumulatedFirstMoment: Array<{ originalName: string; variable: tf.Variable } | undefined>;
+  accumulatedSecondMoment: Array<{ originalName: string; variable: tf.Variable } | undefined>;
+  incrementIterations(): void;
+}
+
+/**
+ * tfjs' Adam, with each weight tensor's update fused into one kernel where the backend has one.
+ * The moments live where tfjs keeps them, so its getWeights/setWeights (checkpoints) and the rate
+ * a schedule sets work unchanged, and the update is the same arithmetic in the same order.
+ */
+class FusedAdam extends tf.AdamOptimizer {
+  override applyGradients(variableGradients: Parameters<tf.AdamOptimizer['applyGradients']>[0]): void {
+    const backend = tf.backend() as Partial<FusedAdamBackend>;
+    if (typeof backend.adamStep !== 'function') return super.applyGradients(variableGradients);
+    const fused = backend as FusedAdamBackend;
+    const self = this as unknown as AdamInternals;
+    const entries: Array<readonly [string, tf.Tensor | null]> = Array.isArray(variableGradients) ? variableGradients.map((g) => [g.name, g.tensor] as const) : Object.entries(variableGradients);
+    const f = Math.fround;
+    const [accBeta1, accBeta2] = [self.accBeta1.dataSync()[0], self.accBeta2.dataSync()[0]];
+    const settings = Float32Array.from([self.learningRate, self.beta1, self.beta2, f(1 - self.beta1), f(1 - self.beta2), f(1 - accBeta1), f(1 - accBeta2), self.epsilon]);
+    tf.tidy(() => {
+      entries.forEach(([name, gradient], i) => {
+        const value = tf.engine().registeredVariables[name];
+        const moment = (slot: string) => ({ originalName: `${name}/${slot}`, variable: tf.tidy(() => tf.zerosLike(value).variable(false)) });
+        self.accumulatedFirstMoment[i] ??= moment('m');
+        self.accumulatedSecondMoment[i] ??= moment('v');
+        if (gradient == null) return;
+        const m = (self.accumulatedFirstMoment[i] as { variable: tf.Variable }).variable;
+        const v = (self.accumulatedSecondMoment[i] as { variable: tf.Variable }).variable;
+        const next = fused.adamStep(value, gradient, m, v, settings);
+        m.assign(next.m);
+        v.assign(next.v);
+        value.assign(next.weights);
+      });
+      self.accBeta1.assign(tf.mul(self.accBeta1, self.beta1));
+      self.accBeta2.assign(tf.mul(self.accBeta2, self.beta2));
+    });
+    self.incrementIterations();
+  }
+}
+
 export function createOptimizer(learningRate: number): tf.AdamOptimizer {
-  return tf.train.adam(learningRate) as tf.AdamOptimizer;
+  // tf.train.adam's defaults: beta1 0.9, beta2 0.999, the backend's epsilon.
+  return new FusedAdam(learningRate, 0.9, 0.999);
 }
 
 /**
