@@ -18,6 +18,7 @@ import * as tf from '@tensorflow/tfjs';
 import { convAlgorithm, loadNativeAddon, OperandLayout, WINOGRAD_TILE, type ConvAlgorithm, type NativeAddon } from '../../src/engine/native/index';
 import { nativeFallbacks, registerNativeBackend } from '../../src/engine/native/register';
 import { REFERENCE_UNET, UNet } from '../../src/engine/model/unet';
+import { createOptimizer } from '../../src/engine/train/optimizerState';
 
 interface Options {
   threads: number[];
@@ -257,7 +258,7 @@ function benchUnet(addon: NativeAddon, opt: Options): void {
   tf.setBackend('native');
   const n = opt.batch;
   const model = UNet.create(REFERENCE_UNET, 7);
-  const optimizer = tf.train.adam(1e-3);
+  const optimizer = createOptimizer(1e-3);
   const x = tf.randomNormal([n, 128, 128, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
   const y = tf.tidy(() => tf.randomUniform([n, 128, 128, 1], 0, 1, 'float32', 2).greater(0.5).toFloat()) as tf.Tensor4D;
   console.log(`\nReference U-Net (${model.parameterCount()} parameters), batch ${n}, 128²x1, Adam + BCE:`);
@@ -301,7 +302,7 @@ async function profileUnet(addon: NativeAddon, opt: Options): Promise<void> {
   addon.setThreads(opt.threads[opt.threads.length - 1]);
   const n = opt.batch;
   const model = UNet.create(REFERENCE_UNET, 7);
-  const optimizer = tf.train.adam(1e-3);
+  const optimizer = createOptimizer(1e-3);
   const x = tf.randomNormal([n, 128, 128, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
   const y = tf.tidy(() => tf.randomUniform([n, 128, 128, 1], 0, 1, 'float32', 2).greater(0.5).toFloat()) as tf.Tensor4D;
   unetStep(model, optimizer, x, y);

@@ -9,6 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { initWasmBackend, wasmThreads } from '../../src/engine/wasm/init';
 import { REFERENCE_UNET, UNet } from '../../src/engine/model/unet';
+import { createOptimizer } from '../../src/engine/train/optimizerState';
 
 const BATCH = 8;
 const SIZE = 128;
@@ -31,7 +32,7 @@ async function main(): Promise<void> {
   const model = UNet.create(REFERENCE_UNET, 1);
   const x = tf.randomUniform([BATCH, SIZE, SIZE, 1], 0, 1, 'float32', 2) as tf.Tensor4D;
   const y = tf.randomUniform([BATCH, SIZE, SIZE, 1], 0, 1, 'float32', 3).greater(0.5).toFloat() as tf.Tensor4D;
-  const optimizer = tf.train.adam(1e-3);
+  const optimizer = createOptimizer(1e-3);
   const vars = model.variables();
   const loss = (): tf.Scalar => {
     const logits = model.forward(x, true);
