@@ -625,6 +625,31 @@ function nativeSuite(addon: NativeAddon): void {
       tf.dispose([s, t]);
     });
 
+    it('equal and notEqual against one value, as the loss masks labels, and what they leave to cpu', () => {
+      const labels = on('cpu', () => tf.tensor3d(Array.from({ length: 2 * 5 * 7 }, (_, i) => [0, 1, 2, 255][(i * 7) % 4]), [2, 5, 7], 'int32'));
+      const s = special();
+      const cases: Array<[string, () => tf.Tensor]> = [
+        ['int32 labels == 255', () => tf.equal(labels, 255)],
+        ['int32 labels != 255', () => tf.notEqual(labels, 255)],
+        ['255 == int32 labels (the value first)', () => tf.equal(tf.scalar(255, 'int32'), labels)],
+        ['int32 labels == [[[1]]] (a value of more dimensions)', () => tf.equal(labels, tf.tensor3d([1], [1, 1, 1], 'int32'))],
+        ['float32 special values == 0 (NaN equals nothing)', () => tf.equal(s, 0)],
+        ['float32 special values != NaN', () => tf.notEqual(s, NaN)],
+        ['bool == true', () => tf.equal(tf.greater(s, 0), true)],
+        ['two tensors (left to cpu)', () => tf.equal(labels, tf.reverse(labels))],
+      ];
+      resetNativeFallbacks();
+      for (const [what, f] of cases) {
+        const [got, want] = [on(NATIVE_BACKEND, f), on('cpu', f)];
+        expect(got.dtype, what).toBe('bool');
+        expect(got.shape, what).toEqual(want.shape);
+        expect(Array.from(got.dataSync()), what).toEqual(Array.from(want.dataSync()));
+        tf.dispose([got, want]);
+      }
+      expect(nativeFallbacks().Equal).toBe(1);
+      tf.dispose([labels, s]);
+    });
+
     it('takes float32 tensors whose storage is still a bool/int array (cast without copy)', () => {
       const x = randn([3, 5, 7]);
       const mask = on('cpu', () => tf.greater(tf.randomNormal([3, 5, 7], 0, 1, 'float32', 77), 0));
