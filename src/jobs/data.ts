@@ -13,13 +13,26 @@ import { instanceLabels, labeled, prepareImage, type PreparedImage } from '../en
 import type { SegmentationTarget } from '../engine/target';
 import { decodeImage } from '../imaging/decode';
 import { spanFloor, type ChannelRange } from '../imaging/normalize';
-import { fileRanges } from '../imaging/region';
+import { fileRanges, readRegion } from '../imaging/region';
 import type { ImageRecord, ImageSplit, LabelVersion, Project } from '../store';
 
 /** minSpans: the project's window floor (projectSpanFloor), so that empty fields are not stretched into noise. */
 export async function loadImage(record: ImageRecord, minSpans?: readonly number[]): Promise<PreparedImage> {
   // A file recorded as one channel is read as one (grey saved as RGB: see importImages).
   return prepareImage(await decodeImage(record.absolutePath, { grey: record.channels === 1 }), { minSpans });
+}
+
+/**
+ * The window (x, y, w, h) of a project image, normalised with the whole image's intensity window
+ * (`ranges`, from fileRanges) so that its regions look alike wherever they are cut.
+ */
+export async function loadImageRegion(record: ImageRecord, x: number, y: number, w: number, h: number, ranges: ChannelRange[]): Promise<PreparedImage> {
+  return prepareImage(await readRegion(record.absolutePath, x, y, w, h, { grey: record.channels === 1 }), { ranges });
+}
+
+/** The percentile window of a whole project image, read without holding it (fileRanges). */
+export function imageRanges(record: ImageRecord, minSpans?: readonly number[]): Promise<ChannelRange[]> {
+  return fileRanges(record.absolutePath, { grey: record.channels === 1, minSpans });
 }
 
 /** Images whose windows set a project's floor: enough for a stable 10th percentile, few enough to read in seconds. */

@@ -4,15 +4,18 @@
  */
 import type { ImageStream } from '../engine/train/pretrain';
 import type { PreparedImage } from '../engine/input';
+import type { ChannelRange } from '../imaging/normalize';
 import { Rng } from '../shared/rng';
 import type { ImageRecord } from '../store';
-import { loadImage } from './data';
+import { imageRanges, loadImage, loadImageRegion } from './data';
 
 export interface StreamLimits {
   /** Images held at once. */
   images: number;
-  /** Pixel values (pixels x channels) held at once; a single image larger than this is still held alone. */
+  /** Pixel values (pixels x channels) held at once. */
   pixels: number;
+  /** Pixel values held of one image: a larger one contributes a region this size (at most `pixels`). */
+  region: number;
   /** Steps between two moves of the window. */
   turnover: number;
 }
@@ -22,13 +25,19 @@ export interface StreamLimits {
  * many as the limits allow, and every `turnover` steps the window moves on by a quarter of its
  * length, so each image stays for four turnovers and is then replaced. Which images a step sees
  * depends on the step alone, so a resumed run crops from the images an uninterrupted one would.
- * Files that cannot be read (moved or deleted since the import) are left out and counted.
+ * An image larger than `limits.region` is held as a square region of that size, at a seeded place
+ * that changes with every move of the window (so a long pretraining sees much of it), normalised
+ * with the whole image's intensity window. Files that cannot be read (moved or deleted since the
+ * import) are left out and counted.
  */
 export class ProjectImageStream implements ImageStream {
   private readonly order: ImageRecord[];
   /** Whether every image fits at once (then the window never moves). */
   readonly holdsAll: boolean;
-  private readonly held = new Map<number, PreparedImage>();
+  /** Held images by id, regions by id and window position. */
+  private readonly held = new Map<string, PreparedImage>();
+  /** The whole-image intensity windows of the images held as regions. */
+  private readonly ranges = new Map<number, ChannelRange[]>();
   private heldRotation = -1;
   private heldImages: PreparedImage[] = [];
   /** The window's start at `rotation`, remembered so that moving on costs one step of the walk. */
@@ -41,27 +50,29 @@ export class ProjectImageStream implements ImageStream {
     records: readonly ImageRecord[],
     private readonly limits: StreamLimits,
     private readonly minSpans: readonly number[],
-    seed = 1,
+    private readonly seed = 1,
   ) {
     if (records.length === 0) throw new Error('an image stream needs at least one image');
-    if (!(limits.images >= 1 && limits.pixels > 0 && limits.turnover >= 1)) throw new Error('image stream limits must be positive');
+    if (!(limits.images >= 1 && limits.pixels > 0 && limits.region > 0 && limits.turnover >= 1)) throw new Error('image stream limits must be positive');
     this.order = new Rng(seed).shuffle([...records].sort((a, b) => a.id - b.id));
-    this.holdsAll = this.window(0).length === this.order.length;
+    this.holdsAll = this.window(0).length === this.order.length && !this.order.some((r) => this.inRegions(r));
   }
 
   async forStep(step: number): Promise<readonly PreparedImage[]> {
     const rotation = this.holdsAll ? 0 : Math.floor(step / this.limits.turnover);
     if (rotation === this.heldRotation) return this.heldImages;
     const members = this.window(this.startOf(rotation));
-    const ids = new Set(members.map((r) => r.id));
-    for (const id of this.held.keys()) if (!ids.has(id)) this.held.delete(id);
+    const keyOf = (r: ImageRecord) => (this.inRegions(r) ? `${r.id}@${rotation}` : String(r.id));
+    const keys = new Set(members.map(keyOf));
+    for (const key of this.held.keys()) if (!keys.has(key)) this.held.delete(key);
+    for (const id of this.ranges.keys()) if (!members.some((r) => r.id === id)) this.ranges.delete(id);
     const images: PreparedImage[] = [];
     for (const record of members) {
-      let image = this.held.get(record.id);
+      let image = this.held.get(keyOf(record));
       if (!image && !this.unreadable.has(record.id)) {
         try {
-          image = await loadImage(record, this.minSpans);
-          this.held.set(record.id, image);
+          image = this.inRegions(record) ? await this.loadRegion(record, rotation) : await loadImage(record, this.minSpans);
+          this.held.set(keyOf(record), image);
           this.seen.add(record.id);
         } catch {
           this.unreadable.add(record.id);
@@ -80,6 +91,24 @@ export class ProjectImageStream implements ImageStream {
     return this.held.size;
   }
 
+  private inRegions(record: ImageRecord): boolean {
+    return record.width * record.height * record.channels > Math.min(this.limits.region, this.limits.pixels);
+  }
+
+  /** The square region of `record` held while the window is at `rotation`, at a place seeded by both. */
+  private async loadRegion(record: ImageRecord, rotation: number): Promise<PreparedImage> {
+    const side = Math.max(1, Math.floor(Math.sqrt(Math.min(this.limits.region, this.limits.pixels) / record.channels)));
+    const [w, h] = [Math.min(side, record.width), Math.min(side, record.height)];
+    const rng = new Rng(this.seed * 1_000_003 + record.id * 7919 + rotation);
+    const [x, y] = [rng.int(record.width - w + 1), rng.int(record.height - h + 1)];
+    let ranges = this.ranges.get(record.id);
+    if (!ranges) {
+      ranges = await imageRanges(record, this.minSpans);
+      this.ranges.set(record.id, ranges);
+    }
+    return loadImageRegion(record, x, y, w, h, ranges);
+  }
+
   /** The records of the window that starts at `start` in the order: as many as the limits allow, at least one. */
   private window(start: number): ImageRecord[] {
     const n = this.order.length;
@@ -87,7 +116,7 @@ export class ProjectImageStream implements ImageStream {
     let values = 0;
     for (let j = 0; j < Math.min(n, this.limits.images); j++) {
       const record = this.order[(start + j) % n];
-      const size = record.width * record.height * record.channels;
+      const size = Math.min(record.width * record.height * record.channels, this.limits.region, this.limits.pixels);
       if (members.length > 0 && values + size > this.limits.pixels) break;
       members.push(record);
       values += size;

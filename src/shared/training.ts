@@ -30,6 +30,13 @@ export const TRAINING = {
   pretrainMaxImages: 256,
   /** Pixel values (pixels x channels) of the images pretraining holds at once (2^26: 256 MB as float32). */
   pretrainMaxPixels: 2 ** 26,
+  /**
+   * Pixel values of the most of one image pretraining holds (2^24: a 4096² grey region, 64 MB as
+   * float32): a larger image (a whole slide, a stitched mosaic) contributes a region this size,
+   * another one each time the window moves, read from the file without decoding it whole where
+   * the format allows (tiled TIFF).
+   */
+  pretrainRegionPixels: 2 ** 24,
   /** Steps between two moves of pretraining's window over a project's images (each move brings in a quarter of the window). */
   pretrainTurnoverSteps: 100,
   /** Steps between a pretraining's resumable checkpoints. */

@@ -1,7 +1,7 @@
 /**
  * Pretraining's images streamed from a real project: bounded memory, every image reached in
- * turn, the same images for the same step (so a restarted run resumes exactly), unreadable files
- * left out and counted.
+ * turn, the same images for the same step (so a restarted run resumes exactly), an image larger
+ * than the limit held as regions of it, unreadable files left out and counted.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pretrain } from '../../src/engine/train/pretrain';
 import { syntheticNuclei } from '../../src/imaging/synthetic';
+import { loadImage } from '../../src/jobs/data';
 import { ProjectImageStream } from '../../src/jobs/imageStream';
 import { importImages } from '../../src/jobs/workflows/importImages';
 import { createProject, type Project } from '../../src/store';
@@ -37,7 +38,7 @@ afterAll(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-const limits = { images: 4, pixels: 2 ** 20, turnover: 2 };
+const limits = { images: 4, pixels: 2 ** 20, region: 2 ** 20, turnover: 2 };
 const stream = () => new ProjectImageStream(project.listImages(), limits, []);
 
 describe('ProjectImageStream', () => {
@@ -103,5 +104,53 @@ describe('ProjectImageStream', () => {
     expect(s.seen.size).toBe(COUNT - 1);
     const none = new ProjectImageStream([gone], limits, []);
     await expect(none.forStep(0)).rejects.toThrow(/none of the 1 images .* could be read/);
+  });
+
+  it('holds an image larger than the limit as a region of it, normalised as the whole image, at a place that moves with the window', async () => {
+    const folder = path.join(root, 'big');
+    mkdirSync(folder);
+    const [W, H] = [320, 240];
+    const values = new Uint16Array(W * H);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) values[y * W + x] = (x * 37 + y * 101 + ((x * y) % 1009) * 61) % 65536;
+    await sharp(values, { raw: { width: W, height: H, channels: 1 } }).toColourspace('grey16')
+      .tiff({ compression: 'deflate', tile: true, tileWidth: 64, tileHeight: 64 }).toFile(path.join(folder, 'slide 16-bit.tif'));
+    const big = createProject(path.join(root, 'big project'), { name: 'big' });
+    try {
+      expect((await importImages(big, { folder, split: 'unassigned' })).added).toBe(1);
+      const records = [...big.listImages(), ...project.listImages().slice(0, 2)];
+      const slide = records[0];
+      const regionLimits = { ...limits, region: SIZE * SIZE };
+      const s = new ProjectImageStream(records, regionLimits, []);
+      expect(s.holdsAll).toBe(false);
+      const whole = await loadImage(slide, []);
+      // Where a held region sits in the whole image: its values there, bit for bit, or -1.
+      const placeOf = (region: { pixels: Float32Array; width: number; height: number }) => {
+        for (let y = 0; y + region.height <= H; y++) {
+          for (let x = 0; x + region.width <= W; x++) {
+            let same = true;
+            for (let r = 0; r < region.height && same; r++) {
+              for (let c = 0; c < region.width && same; c++) same = region.pixels[r * region.width + c] === whole.pixels[(y + r) * W + x + c];
+            }
+            if (same) return y * W + x;
+          }
+        }
+        return -1;
+      };
+      const places = new Set<number>();
+      for (let step = 0; step < 12; step += regionLimits.turnover) {
+        const held = await s.forStep(step);
+        // One held image is a region of the slide (the other two are the small images, whole).
+        const found = held.map(placeOf).filter((place) => place >= 0);
+        expect(found).toHaveLength(1);
+        places.add(found[0]);
+        expect(held.every((im) => im.width * im.height * im.channels <= SIZE * SIZE)).toBe(true);
+        // Another stream gives the same region at the same step: a resumed run crops the same pixels.
+        const again = await new ProjectImageStream(records, regionLimits, []).forStep(step);
+        expect(again.map((im) => Array.from(im.pixels.subarray(0, 64)))).toEqual(held.map((im) => Array.from(im.pixels.subarray(0, 64))));
+      }
+      expect(places.size).toBeGreaterThan(1);
+    } finally {
+      big.close();
+    }
   });
 });

@@ -117,7 +117,7 @@ export async function pretrainEncoder(project: Project, options: PretrainEncoder
   hooks.onRun?.(run);
   try {
     const minSpans = await projectSpanFloor(project);
-    const images = new ProjectImageStream(records, { images: maxImages, pixels: TRAINING.pretrainMaxPixels, turnover: TRAINING.pretrainTurnoverSteps }, minSpans);
+    const images = new ProjectImageStream(records, { images: maxImages, pixels: TRAINING.pretrainMaxPixels, region: TRAINING.pretrainRegionPixels, turnover: TRAINING.pretrainTurnoverSteps }, minSpans);
     const result = await pretrain({
       tasks: previous ? String(previous.config.tasks).split('+') : tasks, images, config: DEFAULT_ARCH, steps: steps ?? MAX_PRETRAIN_STEPS, seconds, learningRate,
       checkpointFile: checkpoint, checkpointEvery, resume: Boolean(previous), signal, progressEvery: 5,
