@@ -91,13 +91,18 @@ export class ProjectImageStream implements ImageStream {
     return this.held.size;
   }
 
+  /** Pixel values held of one image at most. */
+  private get regionValues(): number {
+    return Math.min(this.limits.region, this.limits.pixels);
+  }
+
   private inRegions(record: ImageRecord): boolean {
-    return record.width * record.height * record.channels > Math.min(this.limits.region, this.limits.pixels);
+    return record.width * record.height * record.channels > this.regionValues;
   }
 
   /** The square region of `record` held while the window is at `rotation`, at a place seeded by both. */
   private async loadRegion(record: ImageRecord, rotation: number): Promise<PreparedImage> {
-    const side = Math.max(1, Math.floor(Math.sqrt(Math.min(this.limits.region, this.limits.pixels) / record.channels)));
+    const side = Math.max(1, Math.floor(Math.sqrt(this.regionValues / record.channels)));
     const [w, h] = [Math.min(side, record.width), Math.min(side, record.height)];
     const rng = new Rng(this.seed * 1_000_003 + record.id * 7919 + rotation);
     const [x, y] = [rng.int(record.width - w + 1), rng.int(record.height - h + 1)];
@@ -116,7 +121,7 @@ export class ProjectImageStream implements ImageStream {
     let values = 0;
     for (let j = 0; j < Math.min(n, this.limits.images); j++) {
       const record = this.order[(start + j) % n];
-      const size = Math.min(record.width * record.height * record.channels, this.limits.region, this.limits.pixels);
+      const size = Math.min(record.width * record.height * record.channels, this.regionValues);
       if (members.length > 0 && values + size > this.limits.pixels) break;
       members.push(record);
       values += size;
