@@ -392,6 +392,7 @@ function conv2d(addon: NativeAddon, args: KernelArgs, fused: boolean): TensorInf
     xv, wv, epilogueTakesAll ? (bias as Float32Array | null) : null, y, convGeometry(info),
     epilogueTakesAll ? act.code : Activation.linear, epilogueTakesAll ? act.alpha : 0,
   );
+  // A new kind of convolution was timed: kept for the next process (tilePlans.ts).
   saveTilePlans(addon);
   const out = output(backend, info.outShape, y);
   if (epilogueTakesAll) return out;
@@ -460,7 +461,6 @@ function matMul(addon: NativeAddon, args: KernelArgs, fused: boolean): TensorInf
     av, bv, c, epilogueTakesAll ? (bias as Float32Array | null) : null, batchA, batchB, m, n, k, transposeA, transposeB,
     epilogueTakesAll ? act.code : Activation.linear, epilogueTakesAll ? act.alpha : 0,
   );
-  saveTilePlans(addon);
   const out = output(backend, outShape, c);
   if (epilogueTakesAll) return out;
   return finishFused(backend, out, inputs.bias as TensorInfo | undefined, activation, inputs.preluActivationWeights as TensorInfo | undefined, attrs.leakyreluAlpha as number | undefined);
