@@ -392,7 +392,7 @@ function conv2d(addon: NativeAddon, args: KernelArgs, fused: boolean): TensorInf
     xv, wv, epilogueTakesAll ? (bias as Float32Array | null) : null, y, convGeometry(info),
     epilogueTakesAll ? act.code : Activation.linear, epilogueTakesAll ? act.alpha : 0,
   );
-  // A new kind of convolution was timed: kept for the next process (tilePlans.ts).
+  // Keeps a tile this call timed for the next process (tilePlans.ts; nothing to do otherwise).
   saveTilePlans(addon);
   const out = output(backend, info.outShape, y);
   if (epilogueTakesAll) return out;
