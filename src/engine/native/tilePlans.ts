@@ -42,10 +42,31 @@ interface PlanFile {
   plans: Plan[];
 }
 
-/** One file per CPU model and instruction set: a copied home folder must not carry another machine's choices. */
+/**
+ * The CPU's model name and, on Linux, its family and model numbers: cloud machines name different
+ * core generations alike ('AMD EPYC' for a first Zen and a Zen 5), and the tile that wins differs
+ * between them.
+ */
+function cpuIdentity(): string {
+  const name = os.cpus()[0]?.model ?? 'unknown cpu';
+  let cpuinfo = '';
+  try {
+    cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return name; // not Linux: the name is all there is
+  }
+  const field = (key: string) => new RegExp(`^${key}\\s*:\\s*(\\S+)`, 'm').exec(cpuinfo)?.[1];
+  const family = field('cpu family');
+  const model = field('model');
+  return family === undefined || model === undefined ? name : `${name} (family ${family}, model ${model})`;
+}
+
+/**
+ * One file per CPU and instruction set: a home folder shared by, or copied to, other machines
+ * must not carry their choices.
+ */
 export function tilePlanFile(addon: TilePlanner): string {
-  const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
-  const id = createHash('sha256').update(`${cpu}\n${addon.isa}`).digest('hex').slice(0, 16);
+  const id = createHash('sha256').update(`${cpuIdentity()}\n${addon.isa}`).digest('hex').slice(0, 16);
   return path.join(userCacheDir(), `winograd-tiles-${id}.json`);
 }
 
@@ -95,7 +116,7 @@ export function saveTilePlans(addon: TilePlanner, to?: string): void {
   const file = to ?? tilePlanFile(addon);
   const merged = new Map<string, Plan>();
   for (const p of [...readPlans(file), ...listPlans(addon)]) if (!merged.has(keyOf(p))) merged.set(keyOf(p), p);
-  const content: PlanFile = { cpu: os.cpus()[0]?.model ?? 'unknown cpu', isa: addon.isa, plans: [...merged.values()] };
+  const content: PlanFile = { cpu: cpuIdentity(), isa: addon.isa, plans: [...merged.values()] };
   const temporary = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
   try {
     fs.mkdirSync(path.dirname(file), { recursive: true });
