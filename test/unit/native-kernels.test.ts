@@ -218,18 +218,24 @@ function nativeSuite(addon: NativeAddon): void {
       tf.dispose([x, w]);
     });
 
-    /** A fused 3x3 convolution with bias and ReLU, and the gradients of a loss on it, under a Winograd setting. */
+    /**
+     * A fused 3x3 convolution with bias and ReLU, and the input and filter gradients of a
+     * convolution, under a Winograd setting. The gradients' upstream gradient is a fixed tensor,
+     * not a function of the forward's output: otherwise a timed run whose forward and input
+     * gradient chose different tiles would match neither tile's run.
+     */
     const underTiles = (tiles: -1 | 0 | 2 | 4, x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): Float32Array[] => {
-      const conv = (a: tf.Tensor, f: tf.Tensor) =>
-        tf.fused.conv2d({ x: a as tf.Tensor4D, filter: f as tf.Tensor4D, bias: b, strides: 1, pad: 'same', activation: 'relu' });
+      const conv = (a: tf.Tensor, f: tf.Tensor, activation: 'relu' | 'linear') =>
+        tf.fused.conv2d({ x: a as tf.Tensor4D, filter: f as tf.Tensor4D, bias: b, strides: 1, pad: 'same', activation });
       const productDefault = addon.getWinograd();
       addon.setWinograd(tiles);
       try {
         return on(NATIVE_BACKEND, () => {
-          const y = conv(x, w);
-          const [dx, dw] = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.sum(tf.square(conv(a, f))))([x, w]);
+          const y = conv(x, w, 'relu');
+          const dy = tf.tidy(() => tf.sin(tf.range(0, y.size).mul(0.37)).reshape(y.shape));
+          const [dx, dw] = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.sum(tf.mul(conv(a, f, 'linear'), dy)))([x, w]);
           const out = [values(y), values(dx), values(dw)];
-          tf.dispose([y, dx, dw]);
+          tf.dispose([y, dy, dx, dw]);
           return out;
         });
       } finally {
