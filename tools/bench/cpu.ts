@@ -3,8 +3,8 @@
  * instructions the kernels use, the cores, and a nominal single-precision peak (cores × clock ×
  * floating-point operations per cycle), so throughput can be read as a share of the machine.
  */
-import fs from 'node:fs';
 import os from 'node:os';
+import { cpuinfoField, procCpuinfo } from '../../src/engine/native/cpuinfo';
 
 export interface CpuDescription {
   model: string;
@@ -42,7 +42,7 @@ function flopsPerCycle(vectors: string, vendor: string, family?: number, modelNu
  * whether the kernels run their AVX-512 microkernel (false when a benchmark turned it off).
  */
 export function cpuFromCpuinfo(cpuinfo: string, cores: number, avx512 = true): CpuDescription {
-  const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(cpuinfo)?.[1]?.trim();
+  const field = (name: string) => cpuinfoField(cpuinfo, name);
   const number = (name: string) => {
     const v = field(name);
     return v === undefined ? undefined : Number(v);
@@ -61,11 +61,9 @@ export function cpuFromCpuinfo(cpuinfo: string, cores: number, avx512 = true): C
 
 /** This machine's CPU, with `cores` the threads the benchmark used. */
 export function describeCpu(cores: number, avx512 = true): CpuDescription {
-  try {
-    return cpuFromCpuinfo(fs.readFileSync('/proc/cpuinfo', 'utf8'), cores, avx512);
-  } catch {
-    // Not Linux: the model and clock from Node, the vector width unknown.
-    const cpu = os.cpus()[0];
-    return { model: cpu?.model ?? 'unknown', vendor: 'unknown', cores, vectors: 'unknown', flopsPerCycle: NaN, ghz: (cpu?.speed ?? 0) / 1000, peakGflops: NaN };
-  }
+  const cpuinfo = procCpuinfo();
+  if (cpuinfo !== null) return cpuFromCpuinfo(cpuinfo, cores, avx512);
+  // Not Linux: the model and clock from Node, the vector width unknown.
+  const cpu = os.cpus()[0];
+  return { model: cpu?.model ?? 'unknown', vendor: 'unknown', cores, vectors: 'unknown', flopsPerCycle: NaN, ghz: (cpu?.speed ?? 0) / 1000, peakGflops: NaN };
 }

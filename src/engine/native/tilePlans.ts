@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { cpuinfoField, procCpuinfo } from './cpuinfo';
 
 /** What of the addon (index.ts's NativeAddon) the plans need; named here so that index.ts can load them at its own load. */
 interface TilePlanner {
@@ -42,23 +43,21 @@ interface PlanFile {
   plans: Plan[];
 }
 
+let identity: string | undefined;
+
 /**
  * The CPU's model name and, on Linux, its family and model numbers: cloud machines name different
  * core generations alike ('AMD EPYC' for a first Zen and a Zen 5), and the tile that wins differs
- * between them.
+ * between them. Worked out once per process.
  */
 function cpuIdentity(): string {
+  if (identity !== undefined) return identity;
   const name = os.cpus()[0]?.model ?? 'unknown cpu';
-  let cpuinfo = '';
-  try {
-    cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
-  } catch {
-    return name; // not Linux: the name is all there is
-  }
-  const field = (key: string) => new RegExp(`^${key}\\s*:\\s*(\\S+)`, 'm').exec(cpuinfo)?.[1];
-  const family = field('cpu family');
-  const model = field('model');
-  return family === undefined || model === undefined ? name : `${name} (family ${family}, model ${model})`;
+  const cpuinfo = procCpuinfo();
+  const family = cpuinfo === null ? undefined : cpuinfoField(cpuinfo, 'cpu family');
+  const model = cpuinfo === null ? undefined : cpuinfoField(cpuinfo, 'model');
+  identity = family === undefined || model === undefined ? name : `${name} (family ${family}, model ${model})`;
+  return identity;
 }
 
 /**
