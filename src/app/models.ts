@@ -12,7 +12,7 @@ export function modelSummary(m: ModelRecord): ModelSummary {
   const metrics = m.valMetrics ?? {};
   const candidates = Array.isArray(metrics.candidates)
     ? metrics.candidates.flatMap((c) => (c && typeof c === 'object' && !Array.isArray(c) && typeof c.name === 'string' && typeof c.dice === 'number'
-      ? [{ name: c.name, dice: c.dice, ...(typeof c.f1 === 'number' ? { f1: c.f1 } : {}) }]
+      ? [{ name: c.name, dice: c.dice, ...(typeof c.f1 === 'number' ? { f1: c.f1 } : {}), ...(typeof c.stoppedAt === 'number' ? { stoppedAt: c.stoppedAt } : {}) }]
       : []))
     : [];
   return {

@@ -8,6 +8,8 @@
  * with the best val scores (scratch included; the rule of `maskloop train`, select.ts), and
  * report that model's test scores.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { backendInfo } from '../engine/backend';
 import { BEST_CHECK_EVERY, proposalSettings, type Initialisation } from '../engine/train/finetune';
 import { DEFAULT_CONSISTENCY, type ConsistencyOptions } from '../engine/train/consistency';
@@ -15,12 +17,19 @@ import { DENOISE, semiSupervised, SEMI } from '../engine/train/semi';
 import { DEFAULT_JOINT_DENOISING, type JointDenoisingOptions } from '../engine/train/jointDenoising';
 import type { Normalisation } from '../engine/model/unet';
 import type { LearningRateSchedule } from '../engine/train/optimizerState';
-import { displaces, type ValScore } from '../engine/train/select';
+import { displaces, raceLeader, type ValScore } from '../engine/train/select';
 import { chooseLabeled, disposeInit, finetuneOn, pixelClassifierScores, pretrainedInit, scoreSplit, type EvalDataset, type EvalTraining, type ProposalScores } from './setup';
 
 export const ALL_LABELS = 0;
 export const COMBINATION = 'combo';
 export const AUTO = 'auto';
+/**
+ * The first model maskloop trains, per label subset: the candidates race (select.ts), the leader
+ * at the race step is the model. Its runs are the leader's own (a run paused at its race step and
+ * continued is the run trained straight through), so it needs no training of its own; its steps
+ * are those a race buys (budget.ts), which every line of such a curve is planned at.
+ */
+export const RACED = 'raced';
 /** The ilastik-style pixel classifier's line: a baseline on the same label subsets, never a candidate of 'auto'. */
 export const PIXEL_CLASSIFIER = 'ilastik-rf';
 
@@ -80,6 +89,8 @@ export interface CurveRun {
   valDice: number;
   /** Instance sets: val F1 at IoU 0.5 (absent in runs measured before it was recorded). */
   valF1?: number;
+  /** Val Dice at the run's race step (raceStep), where the product's first model decides between its candidates. */
+  raceValDice?: number;
   testDice: number;
   testIoU: number;
   testF1?: number;
@@ -178,6 +189,9 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
     });
   }
 
+  // maskloop's networks pause at the race step and continue (finetuneOn), where there is a place for the pause's checkpoint.
+  const raceCheckpoint = options.cacheDir ? path.join(options.cacheDir, 'race-finetune.mlckpt') : undefined;
+  if (options.cacheDir) fs.mkdirSync(options.cacheDir, { recursive: true });
   for (const requestedInit of order) {
     const { base: requested, semi, denoise } = semiSupervised(requestedInit);
     let tasks: string[] | null = requested === 'scratch' ? null : requested.split('+');
@@ -207,8 +221,8 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
         const t0 = performance.now();
         // What a user has unlabeled beside these labels: the rest of the train split and the unlabeled folder.
         const unlabeled = semi || denoise ? [...ds.train.filter((im) => !cell.images.includes(im)).map((im) => im.image), ...ds.unlabeled] : undefined;
-        const { model, meta } = await finetuneOn(ds, cell.images, init, {
-          ...options.training, steps, seed: cell.seed,
+        const { model, meta, raceValDice } = await finetuneOn(ds, cell.images, init, {
+          ...options.training, steps, seed: cell.seed, ...(raceCheckpoint ? { raceCheckpoint } : {}),
           valImages: ds.val, calibrate: options.threshold === 'calibrated', keepBest: options.weights === 'best',
           ...(semi ? { consistency: DEFAULT_CONSISTENCY } : {}), ...(denoise ? { jointDenoising: DEFAULT_JOINT_DENOISING } : {}), unlabeled,
         });
@@ -218,7 +232,7 @@ export async function runCurve(ds: EvalDataset, options: CurveOptions): Promise<
           const test = await scoreSplit(model, ds, ds.test, tiling);
           const run: CurveRun = {
             dataset: ds.name, target: ds.target, init: name, k: cell.images.length, kLabel: cell.kLabel, subset: cell.subset, seed: cell.seed,
-            valDice: val.dice, ...(val.f1 !== undefined ? { valF1: val.f1 } : {}), testDice: test.dice, testIoU: test.iou,
+            valDice: val.dice, ...(val.f1 !== undefined ? { valF1: val.f1 } : {}), ...(raceValDice !== undefined ? { raceValDice } : {}), testDice: test.dice, testIoU: test.iou,
             ...(test.f1 !== undefined ? { testF1: test.f1, testAP: test.ap } : {}),
             ...(test.objectEdits ? { testObjectEdits: test.objectEdits } : {}),
             ...(test.emptyForeground !== undefined ? { testEmptyForeground: test.emptyForeground } : {}),
@@ -290,6 +304,22 @@ export function autoRuns(runs: CurveRun[], margin: number): CurveRun[] {
   return chosen;
 }
 
+/**
+ * The race's leader per (k, subset) among maskloop's networks that recorded a race check
+ * (raceLeader, scratch first); cells where no two did are left out.
+ */
+export function racedRuns(runs: CurveRun[]): CurveRun[] {
+  const chosen: CurveRun[] = [];
+  const raced = runs.filter((r) => r.init !== PIXEL_CLASSIFIER && r.raceValDice !== undefined);
+  for (const cell of groupBy(raced, (r) => `${r.kLabel}|${r.subset}`).values()) {
+    if (cell.length < 2) continue;
+    const ordered = [...cell.filter((r) => r.init === 'scratch'), ...cell.filter((r) => r.init !== 'scratch')];
+    const leader = ordered[raceLeader(ordered.map((r) => ({ name: r.init, valDice: r.raceValDice as number })))];
+    chosen.push({ ...leader, init: RACED, chosenInit: leader.init });
+  }
+  return chosen;
+}
+
 export interface CurvePoint {
   init: string;
   kLabel: string;
@@ -319,7 +349,7 @@ export function stat(values: number[]): Stat {
 
 /** Mean and spread per initialisation and k, plus the 'auto' line. */
 export function summarizeCurve(runs: CurveRun[], autoMargin: number): CurvePoint[] {
-  const all = [...runs, ...autoRuns(runs, autoMargin)];
+  const all = [...runs, ...autoRuns(runs, autoMargin), ...racedRuns(runs)];
   const points: CurvePoint[] = [];
   for (const group of groupBy(all, (r) => `${r.init}|${r.kLabel}`).values()) {
     const first = group[0];
@@ -335,7 +365,7 @@ export function summarizeCurve(runs: CurveRun[], autoMargin: number): CurvePoint
       point.f1 = stat(group.map((r) => r.testF1 as number));
       point.ap = stat(group.map((r) => r.testAP as number));
     }
-    if (first.init === AUTO) {
+    if (first.init === AUTO || first.init === RACED) {
       point.chosen = {};
       for (const r of group) point.chosen[r.chosenInit as string] = (point.chosen[r.chosenInit as string] ?? 0) + 1;
     }

@@ -5,7 +5,8 @@
 import os from 'node:os';
 import fs from 'node:fs';
 import path from 'node:path';
-import { AUTO, PIXEL_CLASSIFIER, summarizeCurve, type CurvePoint, type CurveRun, type Stat } from './curve';
+import { PRETRAINED_MARGIN } from '../engine/train/select';
+import { AUTO, PIXEL_CLASSIFIER, RACED, summarizeCurve, type CurvePoint, type CurveRun, type Stat } from './curve';
 import type { LoopRound } from './session';
 import { writeChart, type ChartSpec, type Series } from './plot';
 import type { SplitScores } from './setup';
@@ -87,7 +88,7 @@ export function curveCriteria(points: CurvePoint[]): CurveCriteria {
   for (const k of ks.filter((k) => k !== 'all' && Number(k) <= 5)) {
     const scratch = at('scratch', k);
     if (!scratch) continue;
-    const others = points.filter((p) => p.kLabel === k && p.init !== 'scratch' && p.init !== AUTO && p.init !== PIXEL_CLASSIFIER);
+    const others = points.filter((p) => p.kLabel === k && p.init !== 'scratch' && p.init !== AUTO && p.init !== RACED && p.init !== PIXEL_CLASSIFIER);
     if (others.length === 0) continue;
     const metric = scratch.f1 !== undefined ? 'F1' : 'Dice';
     const score = (p: CurvePoint | undefined) => (p ? (metric === 'F1' ? (p.f1 as Stat).mean : p.dice.mean) : NaN);
@@ -123,7 +124,10 @@ export async function writeCurveReport(outDir: string, runs: CurveRun[], ctx: Ev
     f1: p.f1?.mean, f1Sd: p.f1?.sd, ap: p.ap?.mean, apSd: p.ap?.sd, chosen: p.chosen ? JSON.stringify(p.chosen) : undefined,
   }))));
 
-  const inits = [...new Set(points.map((p) => p.init))].sort((a, b) => (a === AUTO ? 1 : b === AUTO ? -1 : a === 'scratch' ? -1 : b === 'scratch' ? 1 : a.localeCompare(b)));
+  // maskloop's own choices last (val-chosen, then raced), scratch first.
+  const rank = (init: string) => (init === 'scratch' ? 0 : init === AUTO ? 2 : init === RACED ? 3 : 1);
+  const inits = [...new Set(points.map((p) => p.init))].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  const lineName = (init: string) => (init === AUTO ? 'maskloop (val-chosen)' : init === RACED ? 'maskloop (raced: the first model)' : init);
   const kLabels = [...new Set(points.map((p) => p.kLabel))].sort((a, b) => (a === 'all' ? 1 : b === 'all' ? -1 : Number(a) - Number(b)));
   const allK = Math.max(...runs.map((r) => r.k));
   const xOf = (p: CurvePoint) => (p.kLabel === 'all' ? allK : Number(p.kLabel));
@@ -133,8 +137,8 @@ export async function writeCurveReport(outDir: string, runs: CurveRun[], ctx: Ev
     ? { name: 'F1 at IoU 0.5', axis: 'test F1 at IoU 0.5 (objects)', stat: (p: CurvePoint) => p.f1 as Stat, otsu: ctx.otsu.f1 as number }
     : { name: 'Dice', axis: 'test Dice (foreground class)', stat: (p: CurvePoint) => p.dice, otsu: ctx.otsu.dice };
   const series: Series[] = inits.map((init) => ({
-    name: init === AUTO ? 'maskloop (val-chosen)' : init,
-    emphasis: init === AUTO,
+    name: lineName(init),
+    emphasis: init === AUTO || init === RACED,
     points: points.filter((p) => p.init === init).map((p) => ({ x: xOf(p), y: plotted.stat(p).mean, err: plotted.stat(p).sd })),
   }));
   await writeChart(path.join(outDir, 'curve'), {
@@ -155,15 +159,17 @@ export async function writeCurveReport(outDir: string, runs: CurveRun[], ctx: Ev
         const p = points.find((q) => q.init === init && q.kLabel === k);
         return p ? ms(pick(p)) : '–';
       });
-      lines.push(`| ${init === AUTO ? '**maskloop (val-chosen)**' : init} | ${row.join(' | ')} |`);
+      lines.push(`| ${init === AUTO || init === RACED ? `**${lineName(init)}**` : init} | ${row.join(' | ')} |`);
     }
     return lines;
   };
   const c = curveCriteria(points);
-  const chosenLine = kLabels.map((k) => {
-    const p = points.find((q) => q.init === AUTO && q.kLabel === k);
+  const chosenBy = (line: string) => kLabels.map((k) => {
+    const p = points.find((q) => q.init === line && q.kLabel === k);
     return p?.chosen ? `k=${k}: ${Object.entries(p.chosen).map(([n, v]) => `${n}×${v}`).join(', ')}` : '';
   }).filter(Boolean).join('; ');
+  const chosenLine = chosenBy(AUTO);
+  const racedLine = chosenBy(RACED);
   // How far into each fine-tuning the val checks found the weights they kept, over all
   // initialisations; reported where some run kept earlier weights than its last.
   const keptSteps = kLabels.map((k) => {
@@ -189,6 +195,7 @@ export async function writeCurveReport(outDir: string, runs: CurveRun[], ctx: Ev
     ...emptyFieldLines(runs, ctx.otsu),
     ...(runs.some((r) => r.bestStep !== undefined && r.bestStep !== r.finetuneSteps) ? [`Weights kept by the val checks (fine-tuning step × runs): ${keptSteps}.`, ''] : []),
     `Initialisation chosen on val (margin ${autoMargin} over scratch${runs.some((r) => r.valF1 !== undefined) ? `; by val F1, with val Dice at most ${autoMargin} below scratch's` : ''}): ${chosenLine}.`,
+    ...(racedLine ? [`The first model's race (each network paused at a quarter of its steps, the leader on val Dice continued; a pretrained one must lead scratch by ${PRETRAINED_MARGIN}): ${racedLine}.`] : []),
     '',
     'Criteria:',
     ...c.unlabeledGain.map((g) => `- k=${g.k}: best use of the unlabeled images (${g.best}) − scratch = ${signed(g.gain)} ${g.metric}${Number(g.k) <= 2 ? ' (target ≥ +0.03)' : ''}; val-chosen − scratch = ${signed(g.autoGain)}`),

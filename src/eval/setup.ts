@@ -14,13 +14,13 @@ import { instanceLabels, labeled, prepareImage, semanticLabels, type PreparedIma
 import { confusion, diceOf, iouOf, matchInstances, otsuSegment } from '../engine/metrics';
 import type { Architecture } from '../engine/model/unet';
 import { Rng } from '../shared/rng';
-import { finetune, type Initialisation } from '../engine/train/finetune';
+import { finetune, type FinetuneOptions, type Initialisation } from '../engine/train/finetune';
 import type { ConsistencyOptions } from '../engine/train/consistency';
 import type { JointDenoisingOptions } from '../engine/train/jointDenoising';
 import type { TrainingProgress } from '../engine/train/loop';
 import type { LearningRateSchedule } from '../engine/train/optimizerState';
 import { loadPretextWeights, pretrain } from '../engine/train/pretrain';
-import { choosesAugmentation, evaluateOnVal } from '../engine/train/select';
+import { choosesAugmentation, evaluateOnVal, raceStep } from '../engine/train/select';
 import { TRAINING } from '../shared/training';
 import { connectedComponents } from '../imaging/instances';
 import { percentileRanges, spanFloor } from '../imaging/normalize';
@@ -198,11 +198,13 @@ export async function finetuneOn(
     consistency?: ConsistencyOptions;
     jointDenoising?: JointDenoisingOptions;
     unlabeled?: PreparedImage[];
+    /** A scratch file: where given, the run pauses at its race step (raceStep) and records the val Dice there as `raceValDice`. */
+    raceCheckpoint?: string;
   },
 ) {
   const target = parseTarget(ds.target);
   const val = options.valImages ? asLabeled(options.valImages) : undefined;
-  const result = await finetune({
+  const run: FinetuneOptions = {
     images: asLabeled(images), target, config: options.arch, init,
     steps: options.steps, batchSize: options.batchSize, patchSize: options.patchSize,
     // A warm start (init.trained 'segmentation') continues at finetune's gentler rate.
@@ -212,7 +214,21 @@ export async function finetuneOn(
     consistency: options.consistency, jointDenoising: options.jointDenoising, unlabeled: options.unlabeled,
     seed: options.seed,
     onProgress: options.onProgress, signal: options.signal,
-  });
+  };
+  // Paused at the race step and continued: the same run (a resumed fine-tuning continues exactly),
+  // and the val Dice the product's race (selectInitialisation) would decide on. (A slower encoder
+  // keeps no checkpoint: those runs do not race.)
+  const pauseAt = options.raceCheckpoint && val && (options.encoderRateFactor ?? 1) === 1 ? raceStep(options.steps) : null;
+  let raceValDice: number | undefined;
+  if (pauseAt !== null && options.raceCheckpoint) {
+    fs.rmSync(options.raceCheckpoint, { force: true });
+    const paused = await finetune({ ...run, checkpointFile: options.raceCheckpoint, pauseAt });
+    paused.model.dispose();
+    if (paused.status === 'cancelled') throw new EvalCancelled();
+    raceValDice = paused.pausedValDice;
+  }
+  const result = await finetune(pauseAt !== null ? { ...run, checkpointFile: options.raceCheckpoint, resume: true } : run);
+  if (pauseAt !== null) fs.rmSync(options.raceCheckpoint as string, { force: true });
   if (result.status === 'cancelled') {
     result.model.dispose();
     throw new EvalCancelled();
@@ -222,7 +238,7 @@ export async function finetuneOn(
     const seedThreshold = result.meta.seedThreshold;
     result.meta.tta = (await choosesAugmentation(result.model, target, val, await evaluateOnVal(result.model, target, val, { seedThreshold }), seedThreshold)).tta;
   }
-  return { model: result.model, meta: result.meta };
+  return { model: result.model, meta: result.meta, raceValDice };
 }
 
 export interface SplitScores {

@@ -10,6 +10,7 @@ import { importImages } from './workflows/importImages';
 import { prelabel } from './workflows/prelabel';
 import { pretrainEncoder } from './workflows/pretrainEncoder';
 import { trainModel } from './workflows/trainModel';
+import { candidateRecord } from '../engine/train/select';
 import { parseTarget } from '../shared/target';
 
 export interface JobOutcome {
@@ -42,7 +43,7 @@ export async function runJob(project: Project, request: JobRequest, resumeRunId:
         trainOutcome: {
           modelId: r.modelId, init: r.init, valDice: r.valDice, incumbentId: r.incumbentId, incumbentDice: r.incumbentDice,
           valF1: r.valF1, incumbentF1: r.incumbentF1, promoted: r.promoted, decision: r.decision,
-          candidates: r.candidates.map((c) => ({ name: c.name, dice: c.dice, ...(c.f1 !== undefined ? { f1: c.f1 } : {}) })),
+          candidates: r.candidates.map(candidateRecord),
         },
       };
     }

@@ -162,6 +162,8 @@ export interface CandidateScore {
   dice: number;
   /** Instance targets: val F1 at IoU 0.5, which chose among the candidates (Dice held within 0.01 of scratch). */
   f1?: number;
+  /** A candidate that lost the first model's race: the step it stopped at, where `dice` was measured (no F1). */
+  stoppedAt?: number;
 }
 
 export interface ModelSummary {

@@ -60,6 +60,10 @@ describe.skipIf(missing !== null)(`eval on isbi2012-em${missing ? ` (skipped: ${
     expect(fs.readFileSync(path.join(dir, 'curve.svg'), 'utf8')).toContain('test Dice vs labeled images');
     const report = fs.readFileSync(path.join(dir, 'report.md'), 'utf8');
     expect(report).toContain('maskloop (val-chosen)');
+    // Every network paused at its race step (step 1 of 4) and went on: the first model's race is a line of its own.
+    expect(runs.every((r) => r.raceValDice !== undefined && r.raceValDice >= 0 && r.raceValDice <= 1)).toBe(true);
+    expect(report).toContain('maskloop (raced: the first model)');
+    expect(report).toMatch(/The first model's race .*: k=1: /);
     expect(report).toContain('eval curve');
     expect(report).toMatch(/k=1: best use of the unlabeled images \(.+\) − scratch = [+-]\d/);
 

@@ -139,8 +139,9 @@ describe('a project with unlabeled images', () => {
       if (first.status !== 'completed') throw new Error(`training ${first.status}`);
       expect(first.candidates.map((c) => c.name)).toEqual(['scratch', 'scratch+semi']);
       expect([first.steps, first.semiSteps]).toEqual([6, 6]);
-      // One run's progress covers both candidates' steps.
-      expect(new Set(progress)).toEqual(new Set([12]));
+      // One run's progress covers the race: both candidates to step 2, the leader on to 6.
+      expect(new Set(progress)).toEqual(new Set([2 + 2 + 4]));
+      expect(first.candidates.map((c) => c.stoppedAt)).toEqual(first.candidates.map((c) => (c.name === first.init ? undefined : 2)));
       expect(semiProject.getRun(first.runId)!.config).toMatchObject({ steps: first.steps, semiSteps: first.semiSteps });
       const model = semiProject.listModels({ kind: 'segmentation' }).find((m) => m.id === first.modelId)!;
       expect(model.valMetrics?.semiSupervised).toBe(first.init === 'scratch+semi');

@@ -6,11 +6,15 @@ import { prepareImage } from '../../src/engine/input';
 import { engine, labeledNuclei, nuclei } from '../helpers/engine';
 import { BEST_CHECK_EVERY } from '../../src/engine/train/finetune';
 import { runLoop } from '../../src/engine/train/loop';
+import { raceCost, RACE_SHARE } from '../../src/engine/train/select';
 
 describe('stepsWithin', () => {
   it('splits the time over the candidates and leaves room for the val passes', () => {
-    // Without val passes: 60 s at 0.5 s a step over two candidates.
-    expect(stepsWithin(60, 2, 0.5, 0)).toBe(60);
+    // Without val passes: 60 s at 0.5 s a step over two candidates that each train to the end.
+    expect(stepsWithin(60, 2, 0.5, 0, true, false)).toBe(60);
+    // Two that race: both train a quarter of the schedule, the leader the rest (1.25 runs in all).
+    expect(stepsWithin(60, 2, 0.5, 0)).toBe(Math.floor(60 / raceCost(2) / 0.5));
+    expect(raceCost(2)).toBe(1 + RACE_SHARE);
     // A val pass of 1 s: nine for the run (the promoted model, eight for test-time augmentation),
     // three per candidate, one every BEST_CHECK_EVERY steps.
     const steps = stepsWithin(120, 1, 0.5, 1);

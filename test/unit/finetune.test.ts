@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { cropRect, UNKNOWN } from '../../src/engine/data';
@@ -9,7 +12,7 @@ import { isEncoderParam, isHeadParam, isStatistic, sizeMultiple, UNet } from '..
 import { encoderWarmupFor, finetune, FOREGROUND_PATCH_SHARE, sampleLabeledPatch, type Initialisation } from '../../src/engine/train/finetune';
 import { Rng } from '../../src/shared/rng';
 import { createOptimizer, learningRateAt, setLearningRate } from '../../src/engine/train/optimizerState';
-import { evaluateOnVal, selectInitialisation } from '../../src/engine/train/select';
+import { evaluateOnVal, plannedSelectionSteps, raceLeader, raceStep, raceSteps, selectInitialisation } from '../../src/engine/train/select';
 import { instancesFromInterior } from '../../src/imaging/instances';
 import { engine, labeledNuclei, mean, nuclei } from '../helpers/engine';
 
@@ -187,6 +190,67 @@ describe('choosing the initialisation on the val split', () => {
     expect(selection.scores[0].dice).toBeGreaterThan(selection.scores[1].dice);
     expect(selection.scores[0].f1).toBeUndefined();
     expect(await evaluateOnVal(selection.best.model, { kind: 'semantic', classes: 1 }, all.slice(3), { tile: 64, overlap: 16 })).toEqual({ dice: selection.scores[0].dice });
+    selection.best.model.dispose();
+  });
+
+  test('a fine-tuning paused at a step and continued is the run trained straight through, batch statistics and best weights included', async () => {
+    const all = labeledNuclei(nuclei(3, 96, 611));
+    const config = { ...arch, norm: 'batch' as const };
+    const pretext = UNet.create({ inChannels: 1, outChannels: 1, ...config }, 4);
+    const init: Initialisation = { name: 'pretext', weights: pretext.weights(), trained: 'unet' };
+    const base = { images: all.slice(0, 2), valImages: all.slice(2), target: { kind: 'semantic', classes: 1 } as const, config, init, steps: 24, batchSize: 4, patchSize: 64, learningRate: 3e-3 };
+    const straight = await finetune(base);
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pause-')), 'run.mlckpt');
+    // The warmup (2 steps from pretext weights) must be over: its optimizer is not saved.
+    await expect(finetune({ ...base, checkpointFile: file, pauseAt: 2 })).rejects.toThrow(/after the encoder warmup/);
+    await expect(finetune({ ...base, pauseAt: 9 })).rejects.toThrow(/checkpoint file/);
+    const paused = await finetune({ ...base, checkpointFile: file, pauseAt: 9 });
+    expect(paused.status).toBe('paused');
+    expect(paused.meta.step).toBe(9);
+    expect(paused.pausedValDice).toBeGreaterThanOrEqual(0);
+    paused.model.dispose();
+    const continued = await finetune({ ...base, checkpointFile: file, resume: true });
+    expect(continued.status).toBe('completed');
+    expect(continued.losses.length).toBe(15);
+    continued.losses.forEach((loss, i) => expect(loss).toBe(straight.losses[9 + i]));
+    expect(continued.meta.foregroundThreshold).toBe(straight.meta.foregroundThreshold);
+    const [a, b] = [straight.model.weights(), continued.model.weights()];
+    for (const [name, w] of a) expect(Array.from(b.get(name)?.dataSync() ?? []), name).toEqual(Array.from(w.dataSync()));
+    for (const m of [pretext, straight.model, continued.model]) m.dispose();
+  });
+
+  test('candidates with checkpoints race: each trains to its race step, only the leader goes on, and progress counts the whole selection', async () => {
+    const all = labeledNuclei(nuclei(5, 96, 501));
+    const harmful = UNet.create({ inChannels: 1, outChannels: 1, ...arch }, 9);
+    const zeros = new Map([...harmful.weights()].map(([k, v]) => [k, tf.zerosLike(v)]));
+    harmful.dispose();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'race-'));
+    const steps = 40;
+    const progress: { step: number; total: number }[] = [];
+    const selection = await selectInitialisation(
+      [{ name: 'scratch' }, { name: 'dead-encoder', weights: zeros, trained: 'unet' }],
+      {
+        images: all.slice(0, 3), target: { kind: 'semantic', classes: 1 }, config: arch, steps, batchSize: 8, patchSize: 64, learningRate: 3e-3,
+        checkpointFor: (name) => path.join(dir, `${name}.mlckpt`), onProgress: (p) => progress.push({ step: p.step, total: p.totalSteps }),
+      },
+      all.slice(3),
+      { tile: 64, overlap: 16 },
+    );
+    tf.dispose([...zeros.values()]);
+    const at = raceStep(steps) as number;
+    expect(at).toBe(10);
+    expect(selection.bestName).toBe('scratch');
+    expect(selection.best.meta.step).toBe(steps);
+    expect(selection.scores.map((s) => [s.name, s.stoppedAt])).toEqual([['scratch', undefined], ['dead-encoder', at]]);
+    // Both raced a quarter, the leader went on: 10 + 10 + 30 steps in all, never counted backwards.
+    expect(progress.at(-1)).toEqual({ step: 2 * at + steps - at, total: 2 * at + steps - at });
+    for (let i = 1; i < progress.length; i++) expect(progress[i].step).toBeGreaterThanOrEqual(progress[i - 1].step);
+    expect(plannedSelectionSteps([steps, steps])).toBe(2 * at + steps - at);
+    // A race needs room before and after its step; one candidate does not race.
+    expect(raceStep(1)).toBeNull();
+    expect(raceSteps([steps])).toBeNull();
+    expect(raceLeader([{ name: 'scratch', valDice: 0.8 }, { name: 'pretext', valDice: 0.805 }])).toBe(0);
+    expect(raceLeader([{ name: 'scratch', valDice: 0.8 }, { name: 'pretext', valDice: 0.82 }])).toBe(1);
     selection.best.model.dispose();
   });
 });

@@ -10,7 +10,7 @@ import type { Architecture } from '../model/unet';
 import { heldOutDice } from './calibrate';
 import { BEST_CHECK_EVERY, finetune } from './finetune';
 import type { SegmentationTarget } from '../target';
-import { TTA_VAL_PASSES } from './select';
+import { raceCost, TTA_VAL_PASSES } from './select';
 
 /** What a budget bought: steps per candidate, and the measurements they were derived from. */
 export interface StepPlan {
@@ -48,12 +48,15 @@ const VAL_PASSES_PER_RUN = 1;
 
 /**
  * Steps per candidate that fit `secondsLeft`: each candidate costs steps × secondsPerStep plus a
- * val pass every BEST_CHECK_EVERY steps and VAL_PASSES_PER_CANDIDATE more.
+ * val pass every BEST_CHECK_EVERY steps and VAL_PASSES_PER_CANDIDATE more. Candidates that race
+ * (select.ts) cost raceCost(candidates) of one trained to the end, not one each; counting the
+ * losers' val passes in full errs short.
  */
-export function stepsWithin(secondsLeft: number, candidates: number, secondsPerStep: number, secondsPerValCheck: number, choosesAugmentation = true): number {
+export function stepsWithin(secondsLeft: number, candidates: number, secondsPerStep: number, secondsPerValCheck: number, choosesAugmentation = true, races = true): number {
   if (!(candidates >= 1)) throw new Error(`a plan needs at least one candidate, got ${candidates}`);
   const perRun = VAL_PASSES_PER_RUN + (choosesAugmentation ? TTA_VAL_PASSES : 0);
-  const perCandidate = (secondsLeft - perRun * secondsPerValCheck) / candidates - VAL_PASSES_PER_CANDIDATE * secondsPerValCheck;
+  const shares = races ? raceCost(candidates) : candidates;
+  const perCandidate = (secondsLeft - perRun * secondsPerValCheck) / shares - VAL_PASSES_PER_CANDIDATE * secondsPerValCheck;
   const perStep = secondsPerStep + secondsPerValCheck / BEST_CHECK_EVERY;
   return Math.max(MIN_PLANNED_STEPS, Math.floor(perCandidate / perStep));
 }
@@ -62,6 +65,8 @@ export interface PlanOptions {
   budgetSeconds: number;
   /** Initialisations that will each be fine-tuned within the budget. */
   candidates: number;
+  /** Whether the candidates race (selectInitialisation with checkpoint files; default true) or each trains to the end. */
+  races?: boolean;
   /** Whether the run decides on test-time augmentation (a first model; default true). */
   choosesAugmentation?: boolean;
   /** Seconds of the budget already spent (loading the images). */
@@ -116,7 +121,7 @@ export async function planSteps(options: PlanOptions): Promise<StepPlan> {
       consistency = { steps: 0, secondsPerStep: secondsPerStep + share * (semi.secondsPerStep - secondsPerStep) };
     }
     const spent = (options.spentSeconds ?? 0) + (performance.now() - t0) / 1000;
-    const within = (perStep: number) => stepsWithin(options.budgetSeconds - spent, options.candidates, perStep, secondsPerValCheck, options.choosesAugmentation !== false);
+    const within = (perStep: number) => stepsWithin(options.budgetSeconds - spent, options.candidates, perStep, secondsPerValCheck, options.choosesAugmentation !== false, options.races !== false);
     if (consistency) consistency.steps = within(consistency.secondsPerStep);
     return { budgetSeconds: options.budgetSeconds, candidates: options.candidates, steps: within(secondsPerStep), secondsPerStep, secondsPerValCheck, ...(consistency ? { consistency } : {}) };
   } finally {

@@ -80,6 +80,13 @@ export interface FinetuneOptions extends TrainingRunOptions {
   jointDenoising?: JointDenoisingOptions;
   /** Images without labels, for `consistency` and `jointDenoising`; never val or test images. */
   unlabeled?: EngineImage[];
+  /**
+   * Stop after this many steps of the `steps`-long schedule, as a race between initialisations
+   * does (select.ts): the state is saved to checkpointFile, the weights are scored on the val
+   * images (`pausedValDice`), and a later call with `resume` continues exactly where this one
+   * stopped. Must fall after the frozen-encoder warmup, whose optimizer is not saved.
+   */
+  pauseAt?: number;
 }
 
 /** The consistency loss is cross-entropy alone: soft Dice over a few confident pixels would weigh them as much as a whole labeled batch. */
@@ -175,9 +182,11 @@ export function proposalSettings(meta: Pick<SegmentationModelMeta, 'tta' | 'seed
 export interface FinetuneResult {
   model: UNet;
   meta: SegmentationModelMeta;
-  status: 'completed' | 'cancelled';
+  status: 'completed' | 'cancelled' | 'paused';
   losses: number[];
   imagesPerSecond: number;
+  /** A paused run's val Dice at the step it stopped (heldOutDice, calibrated as the checks are). */
+  pausedValDice?: number;
 }
 
 /**
@@ -191,7 +200,12 @@ export function finetunePhase(init: Initialisation | undefined): string {
 }
 
 export function encoderWarmupFor(init: Initialisation | undefined, steps: number): number {
-  return fromPretextEncoder(init) ? Math.floor(steps / 10) : 0;
+  return fromPretextEncoder(init) ? pretextWarmupSteps(steps) : 0;
+}
+
+/** The frozen-encoder warmup of a run of `steps` from a pretext task's weights: a tenth. */
+export function pretextWarmupSteps(steps: number): number {
+  return Math.floor(steps / 10);
 }
 
 /** Whether fine-tuning starts from a pretext task's encoder, under a decoder and head that are new to the segmentation. */
@@ -259,6 +273,14 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   const checkOnVal = async (step: number) => best?.offer(model, step, await heldOutDice(model, options.target, valImages as LabeledImage[], calibrate));
 
   const warmup = pretrained ? (options.encoderWarmupSteps ?? encoderWarmupFor(options.init, options.steps)) : 0;
+  const pauseAt = options.pauseAt;
+  if (pauseAt !== undefined) {
+    if (!options.checkpointFile) throw new Error('a fine-tuning can pause only with a checkpoint file to continue from');
+    if (!valImages) throw new Error('a paused fine-tuning is scored on val images: give some');
+    if (!(Number.isInteger(pauseAt) && pauseAt > warmup && pauseAt < options.steps)) {
+      throw new Error(`pauseAt must be a step after the encoder warmup (${warmup}) and before the end (${options.steps}), got ${pauseAt}`);
+    }
+  }
   const everything = [...model.variables(), ...denoiserVariables];
   const withoutEncoder = [...model.variables((name) => !isEncoderParam(name)), ...denoiserVariables];
   // Adam keeps its slots by position, so frozen-encoder steps use a separate optimizer.
@@ -341,13 +363,18 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
         tf.dispose([x, y, unlabeledBatch?.strong, unlabeledBatch?.labels, blindSpots?.targets, blindSpots?.weights]);
       }
     },
-    loopOptionsFor(options, finetunePhase(options.init), startStep, batchSize, (done) =>
+    loopOptionsFor({ ...options, steps: Math.min(options.steps, pauseAt ?? Infinity) }, finetunePhase(options.init), startStep, batchSize, (done) =>
       saveTrainingCheckpoint(options.checkpointFile as string, meta(done), model.weights(), optimizer, { ...(best?.weights ? { best: best.weights } : {}), ...(denoiser ? { denoiser } : {}) })),
   );
   optimizer.dispose();
   tf.dispose(denoiserVariables);
   warmupOptimizer?.dispose();
   encoderOptimizer?.dispose();
+  if (pauseAt !== undefined && result.status === 'completed') {
+    const pausedValDice = await heldOutDice(model, options.target, valImages as LabeledImage[], calibrate);
+    best?.dispose();
+    return { model, meta: meta(result.stepsDone), status: 'paused', losses: result.losses, imagesPerSecond: result.imagesPerSecond, pausedValDice };
+  }
   // A run too short for a check along the way has nothing to compare its last weights with.
   if (result.status === 'completed' && best?.weights) {
     await checkOnVal(result.stepsDone);

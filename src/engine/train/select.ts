@@ -12,8 +12,9 @@ import { imageSource } from '../infer/predict';
 import { foregroundOf, propose, type ProposalOptions } from '../infer/propose';
 import { dice, labeledObjectF1 } from '../metrics';
 import type { UNet } from '../model/unet';
-import { finetune, type FinetuneOptions, type FinetuneResult, type Initialisation } from './finetune';
+import { finetune, pretextWarmupSteps, type FinetuneOptions, type FinetuneResult, type Initialisation } from './finetune';
 import type { SegmentationTarget } from '../target';
+import type { TrainingProgress } from './loop';
 
 /** A model's scores on held-out labeled images: what the initialisation choice and promotion compare. */
 export interface ValScore {
@@ -150,6 +151,13 @@ export function formatValScore(score: ValScore): string {
 
 export interface CandidateScore extends ValScore {
   name: string;
+  /** A candidate that lost the race: the step it stopped at, where its val Dice was measured. */
+  stoppedAt?: number;
+}
+
+/** A candidate's score as records and messages carry it (JSON: no undefined fields). */
+export function candidateRecord(c: CandidateScore): CandidateScore & Record<string, string | number> {
+  return { name: c.name, dice: c.dice, ...(c.f1 !== undefined ? { f1: c.f1 } : {}), ...(c.stoppedAt !== undefined ? { stoppedAt: c.stoppedAt } : {}) } as CandidateScore & Record<string, string | number>;
 }
 
 export interface Selection {
@@ -159,32 +167,136 @@ export interface Selection {
 }
 
 /**
- * Fine-tunes from each initialisation with identical options and keeps the one with the best val
- * scores (displaces); ties go to the earlier candidate, and a pretrained candidate must beat
- * scratch by PRETRAINED_MARGIN (put 'scratch' first).
+ * Share of its schedule each initialisation trains before the race between them is decided
+ * (successive halving with one round): every candidate runs this far, is scored on val, and only
+ * the leader goes on to the end. Training every candidate to the end would split the budget
+ * between them (two candidates: half the steps each); a race gives the winner 1 / (1 + share)
+ * of it (0.8). Early enough to save most of the losers' steps, late enough that the frozen-encoder
+ * warmup (a tenth) is over and the decoder has settled.
  */
-export async function selectInitialisation(
-  candidates: Initialisation[],
-  options: Omit<FinetuneOptions, 'init' | 'checkpointFile' | 'resume'> & {
-    /** Each candidate's checkpoint file: saved as it trains, continued from when it exists. */
-    checkpointFor?: (candidate: string) => string;
-    /** How candidates named with SEMI are fine-tuned: consistency training on these images, for these steps. */
-    semi?: SemiSupervisedTraining;
-  },
-  val: LabeledImage[],
-  tiling: ProposalOptions = {},
-): Promise<Selection> {
+export const RACE_SHARE = 0.25;
+
+/** The step at which a race over a schedule of `steps` is decided, or null where it is too short to race (a pause needs steps before and after it). */
+export function raceStep(steps: number): number | null {
+  const step = Math.round(steps * RACE_SHARE);
+  return step > pretextWarmupSteps(steps) && step < steps ? step : null;
+}
+
+/** Each candidate's race step, given each one's schedule length; null where they do not race (one candidate, or one too short). */
+export function raceSteps(steps: number[]): number[] | null {
+  const at = steps.map(raceStep);
+  return steps.length > 1 && at.every((s) => s !== null) ? (at as number[]) : null;
+}
+
+/** The steps a selection over candidates of these schedule lengths runs, as far as it is known before a race is decided. */
+export function plannedSelectionSteps(steps: number[]): number {
+  const at = raceSteps(steps);
+  if (!at) return steps.reduce((a, b) => a + b, 0);
+  return at.reduce((a, b) => a + b, 0) + Math.max(...steps.map((s, i) => s - at[i]));
+}
+
+/** Budget shares a race over `candidates` costs, in units of one candidate trained to the end. */
+export function raceCost(candidates: number): number {
+  return 1 + (candidates - 1) * RACE_SHARE;
+}
+
+/**
+ * The race's leader among candidates scored at the race step: ties go to the earlier candidate,
+ * and a pretrained one must beat scratch by PRETRAINED_MARGIN (displaces, on val Dice: the race
+ * compares the checks fine-tuning makes, which score pixels).
+ */
+export function raceLeader(raced: { name: string; valDice: number }[]): number {
+  const scratch = raced.find((r) => r.name === 'scratch');
+  let leader = 0;
+  for (let i = 1; i < raced.length; i++) {
+    const best = raced[leader];
+    if (displaces({ dice: raced[i].valDice }, { dice: best.valDice }, best === scratch, scratch && { dice: scratch.valDice })) leader = i;
+  }
+  return leader;
+}
+
+type SelectOptions = Omit<FinetuneOptions, 'init' | 'checkpointFile' | 'resume' | 'pauseAt'> & {
+  /** Each candidate's checkpoint file: saved as it trains, continued from when it exists. Needed for a race. */
+  checkpointFor?: (candidate: string) => string;
+  /** How candidates named with SEMI are fine-tuned: consistency training on these images, for these steps. */
+  semi?: SemiSupervisedTraining;
+};
+
+/**
+ * Chooses the initialisation on the val images. With several candidates and checkpoint files,
+ * they race (RACE_SHARE): each trains to its race step and is scored there, the leader
+ * (raceLeader) continues to the end, the others stop. Otherwise each is fine-tuned to the end
+ * with identical options and the best val scores win (displaces); put 'scratch' first.
+ */
+export async function selectInitialisation(candidates: Initialisation[], options: SelectOptions, val: LabeledImage[], tiling: ProposalOptions = {}): Promise<Selection> {
   if (candidates.length === 0) throw new Error('no initialisation to choose from');
+  const stepsOf = (init: Initialisation) => {
+    const { semi } = semiSupervised(init.name);
+    if (semi && !options.semi) throw new Error(`candidate '${init.name}' needs unlabeled images for consistency training`);
+    return semi && options.semi ? options.semi.steps : options.steps;
+  };
+  const runOptions = (init: Initialisation): FinetuneOptions => {
+    const checkpointFile = options.checkpointFor?.(init.name);
+    const semi = semiSupervised(init.name).semi && options.semi ? { consistency: options.semi.consistency, unlabeled: options.semi.unlabeled } : {};
+    // The val images pick each candidate's best weights and foreground threshold, then judge it.
+    return { ...options, ...semi, steps: stepsOf(init), init, checkpointFile, resume: Boolean(checkpointFile), valImages: val };
+  };
+  const stepCounts = candidates.map(stepsOf);
+  const raceAt = options.checkpointFor !== undefined && val.length > 0 ? raceSteps(stepCounts) : null;
+  // Progress counts the steps of the whole selection, so that one bar and one ETA cover every candidate.
+  const progress = new SelectionProgress(options.onProgress, plannedSelectionSteps(stepCounts));
+  if (!raceAt) {
+    return fineTuneEach(candidates, (init, i) => ({ ...runOptions(init), onProgress: progress.from(stepCounts.slice(0, i).reduce((a, b) => a + b, 0)) }), val, tiling);
+  }
+  const raced = raceAt.reduce((a, b) => a + b, 0);
+  const reached: { name: string; valDice: number; stoppedAt: number }[] = [];
+  for (const [i, init] of candidates.entries()) {
+    const paused = await finetune({ ...runOptions(init), pauseAt: raceAt[i], onProgress: progress.from(raceAt.slice(0, i).reduce((a, b) => a + b, 0)) });
+    if (paused.status === 'cancelled') return { best: paused, bestName: init.name, scores: [] };
+    paused.model.dispose();
+    reached.push({ name: init.name, valDice: paused.pausedValDice as number, stoppedAt: paused.meta.step });
+    await tf.nextFrame();
+  }
+  const at = raceLeader(reached);
+  const leader = candidates[at];
+  progress.total = raced + stepCounts[at] - raceAt[at];
+  // The leader's steps count on from where its race ended.
+  const best = await finetune({ ...runOptions(leader), onProgress: progress.from(raced - raceAt[at]) });
+  if (best.status === 'cancelled') return { best, bestName: leader.name, scores: [] };
+  const score: CandidateScore = { name: leader.name, ...(await evaluateOnVal(best.model, options.target, val, { ...tiling, seedThreshold: best.meta.seedThreshold })) };
+  const scores = reached.map((r): CandidateScore => (r.name === leader.name ? score : { name: r.name, dice: r.valDice, stoppedAt: r.stoppedAt }));
+  return { best, bestName: leader.name, scores };
+}
+
+/** Progress of a selection as one run: each fine-tuning's steps offset into the whole, with the ETA of what is left. */
+class SelectionProgress {
+  constructor(
+    private readonly report: ((p: TrainingProgress) => void) | undefined,
+    /** The selection's steps; a race knows them exactly once it is decided. */
+    public total: number,
+  ) {}
+
+  /** The progress callback of a fine-tuning whose step s is step offset + s of the selection. */
+  from(offset: number): ((p: TrainingProgress) => void) | undefined {
+    const report = this.report;
+    if (!report) return undefined;
+    return (p) => {
+      const left = p.totalSteps - p.step;
+      const secondsPerStep = left > 0 ? p.etaSeconds / left : p.elapsedSeconds / Math.max(1, p.step);
+      const step = Math.min(offset + p.step, this.total);
+      report({ ...p, step, totalSteps: this.total, etaSeconds: secondsPerStep * (this.total - step) });
+    };
+  }
+}
+
+/** Every candidate fine-tuned to the end, the best val scores kept (displaces). */
+async function fineTuneEach(candidates: Initialisation[], runOptions: (init: Initialisation, index: number) => FinetuneOptions, val: LabeledImage[], tiling: ProposalOptions): Promise<Selection> {
   let best: FinetuneResult | null = null;
   let bestScore: CandidateScore | null = null;
   const scores: CandidateScore[] = [];
-  for (const init of candidates) {
-    const checkpointFile = options.checkpointFor?.(init.name);
-    // The val images pick each candidate's best weights and foreground threshold, then judge it.
-    const { semi } = semiSupervised(init.name);
-    if (semi && !options.semi) throw new Error(`candidate '${init.name}' needs unlabeled images for consistency training`);
-    const consistency = semi && options.semi ? { consistency: options.semi.consistency, unlabeled: options.semi.unlabeled, steps: options.semi.steps } : {};
-    const result = await finetune({ ...options, ...consistency, init, checkpointFile, resume: Boolean(checkpointFile), valImages: val });
+  for (const [i, init] of candidates.entries()) {
+    const options = runOptions(init, i);
+    const result = await finetune(options);
     const score: CandidateScore = { name: init.name, ...(await evaluateOnVal(result.model, options.target, val, { ...tiling, seedThreshold: result.meta.seedThreshold })) };
     scores.push(score);
     const scratch = scores.find((s) => s.name === 'scratch');

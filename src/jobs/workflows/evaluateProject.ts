@@ -95,7 +95,7 @@ export async function evaluateProject(project: Project, options: EvaluateProject
     let semiSteps = options.steps;
     if (steps === undefined) {
       plan = await planSteps({
-        budgetSeconds: TRAINING.firstModelSeconds, candidates: candidates.length, spentSeconds: (performance.now() - startedAt) / 1000,
+        budgetSeconds: TRAINING.firstModelSeconds, candidates: candidates.length, races: false, spentSeconds: (performance.now() - startedAt) / 1000,
         images: first.train, valImages: first.val, target: options.target, config: DEFAULT_ARCH,
         ...(semi ? { consistency: { options: semi.consistency, unlabeled: semi.unlabeled } } : {}),
       });

@@ -9,7 +9,7 @@ import { loadLabeled, projectSpanFloor } from '../data';
 import { ProjectImageStream } from '../imageStream';
 import * as tf from '@tensorflow/tfjs';
 import { planSteps } from '../../engine/train/budget';
-import { formatValScore, selectInitialisation, type CandidateScore } from '../../engine/train/select';
+import { candidateRecord, formatValScore, selectInitialisation, type CandidateScore } from '../../engine/train/select';
 import { recordedTarget } from '../../shared/target';
 import { NEVER_ABORTED, type WorkHooks, type WorkStatus } from '../hooks';
 import { runToContinue } from './continuable';
@@ -76,7 +76,7 @@ async function probeFineTune(project: Project, name: string, checkpoint: string,
   if (train.images.length === 0 || val.images.length === 0) return null;
   const { meta, weights } = loadPretextWeights(checkpoint);
   try {
-    const plan = await planSteps({ budgetSeconds: seconds, candidates: 2, choosesAugmentation: false, images: train.images, valImages: val.images, target, config: DEFAULT_ARCH });
+    const plan = await planSteps({ budgetSeconds: seconds, candidates: 2, races: false, choosesAugmentation: false, images: train.images, valImages: val.images, target, config: DEFAULT_ARCH });
     const { best, scores } = await selectInitialisation(
       [{ name: 'scratch' }, { name, weights, trained: meta.trained }],
       { images: train.images, target, config: DEFAULT_ARCH, steps: plan.steps, signal: hooks.signal, progressEvery: 5, onProgress: (p) => hooks.onProgress?.({ ...p, phase: `probe ${p.phase}` }) },
@@ -141,7 +141,7 @@ export async function pretrainEncoder(project: Project, options: PretrainEncoder
     const probe = probeSeconds > 0 ? await probeFineTune(project, pretextName, checkpoint, probeSeconds, minSpans, hooks) : null;
     const model = project.addModel({
       kind: 'pretext', checkpointPath: checkpoint, pretextInit: pretextName, config: { depth, baseFilters, norm, tasks: pretextName },
-      ...(probe ? { valMetrics: { probeSteps: probe.steps, candidates: probe.scores.map((s) => ({ name: s.name, dice: s.dice, ...(s.f1 !== undefined ? { f1: s.f1 } : {}) })) } } : {}),
+      ...(probe ? { valMetrics: { probeSteps: probe.steps, candidates: probe.scores.map(candidateRecord) } } : {}),
     });
     const worth = probe
       ? `; a ${probeSeconds} s fine-tune (${probe.steps} steps each) from it: ${formatValScore(probe.scores[1])}, from scratch: ${formatValScore(probe.scores[0])}`

@@ -9,9 +9,9 @@ import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../../engine/backend';
 import { architectureOf, DEFAULT_ARCH } from '../../engine/model/unet';
-import { finetunePhase, loadSegmentationModel, saveSegmentationModel, type Initialisation } from '../../engine/train/finetune';
+import { loadSegmentationModel, saveSegmentationModel, type Initialisation } from '../../engine/train/finetune';
 import { recordTarget, sameTarget, type SegmentationTarget } from '../../shared/target';
-import { choosesAugmentation, evaluateOnVal, formatValScore, promotionDecision, selectInitialisation, valImagesFor, type CandidateScore, type ValScore } from '../../engine/train/select';
+import { candidateRecord, choosesAugmentation, evaluateOnVal, formatValScore, plannedSelectionSteps, promotionDecision, selectInitialisation, valImagesFor, type CandidateScore, type ValScore } from '../../engine/train/select';
 import type { JsonObject, Project, RunRecord } from '../../store';
 import { TRAINING } from '../../shared/training';
 import { planSteps, type StepPlan } from '../../engine/train/budget';
@@ -186,9 +186,8 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
     });
     hooks.onRun?.(run);
     try {
-      // One run counts the steps of every candidate, so the run's progress and ETA cover all of them.
-      const offsets = candidates.map((_, i) => candidates.slice(0, i).reduce((sum, c) => sum + stepsOf(c), 0));
-      const total = candidates.reduce((sum, c) => sum + stepsOf(c), 0);
+      // The run's progress counts the steps of the whole selection (selectInitialisation), race included.
+      let total = plannedSelectionSteps(candidates.map(stepsOf));
       project.updateRunProgress(run.id, { step: 0, total });
       const selection = await selectInitialisation(
         candidates,
@@ -197,14 +196,10 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
           checkpointFor, checkpointEvery: TRAIN_CHECKPOINT_EVERY,
           ...(trainsSemi && semi ? { semi: { ...semi, steps: semiSteps as number } } : {}),
           onProgress: (p) => {
-            // The engine counts each candidate's steps from 0; the user follows the whole run.
-            const index = Math.max(0, candidates.findIndex((c) => finetunePhase(c) === p.phase));
-            const step = Math.min(offsets[index] + p.step, total);
-            const left = p.totalSteps - p.step;
-            const secondsPerStep = left > 0 ? p.etaSeconds / left : p.elapsedSeconds / Math.max(1, p.step);
+            total = p.totalSteps;
             // Recorded before it is announced: whoever sees step n may rely on the store saying n.
-            project.updateRunProgress(run.id, { step });
-            hooks.onProgress?.({ ...p, step, totalSteps: total, etaSeconds: secondsPerStep * (total - step), elapsedSeconds: (performance.now() - startedAt) / 1000 });
+            project.updateRunProgress(run.id, { step: p.step, total });
+            hooks.onProgress?.({ ...p, elapsedSeconds: (performance.now() - startedAt) / 1000 });
           },
         },
         val.images,
@@ -234,7 +229,7 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
       );
       const metrics: JsonObject = {
         dice: chosen.dice, ...(chosen.f1 !== undefined ? { f1: chosen.f1 } : {}), valImages: val.images.length, trainImages: train.images.length,
-        candidates: scores.map((s) => ({ name: s.name, dice: s.dice, ...(s.f1 !== undefined ? { f1: s.f1 } : {}) })),
+        candidates: scores.map(candidateRecord),
         incumbentId: incumbent === null ? null : (promoted?.id ?? null), incumbentDice: incumbent?.dice ?? null,
         ...(incumbent?.f1 !== undefined ? { incumbentF1: incumbent.f1 } : {}), decision,
         semiSupervised: Boolean(best.meta.consistency),
