@@ -347,7 +347,7 @@ export function stat(values: number[]): Stat {
   return { mean, sd };
 }
 
-/** Mean and spread per initialisation and k, plus the 'auto' line. */
+/** Mean and spread per initialisation and k, plus the 'auto' and 'raced' lines. */
 export function summarizeCurve(runs: CurveRun[], autoMargin: number): CurvePoint[] {
   const all = [...runs, ...autoRuns(runs, autoMargin), ...racedRuns(runs)];
   const points: CurvePoint[] = [];
