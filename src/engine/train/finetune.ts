@@ -270,7 +270,15 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
     const saved = ckpt.groups.best;
     if (best && ckpt.meta.best && saved) best.take(ckpt.meta.best.step, ckpt.meta.best.valDice, new Map([...saved].map(([k, v]) => [k, tf.clone(v)])));
   });
-  const checkOnVal = async (step: number) => best?.offer(model, step, await heldOutDice(model, options.target, valImages as LabeledImage[], calibrate));
+  // The val Dice of the weights after `step` steps, measured once: a pause at a check's step reuses the check.
+  let lastCheck: { step: number; valDice: number } | null = null;
+  const valDiceAt = async (step: number) => {
+    if (lastCheck?.step !== step) lastCheck = { step, valDice: await heldOutDice(model, options.target, valImages as LabeledImage[], calibrate) };
+    return lastCheck.valDice;
+  };
+  const checkOnVal = async (step: number) => {
+    if (best) best.offer(model, step, await valDiceAt(step));
+  };
 
   const warmup = pretrained ? (options.encoderWarmupSteps ?? encoderWarmupFor(options.init, options.steps)) : 0;
   const pauseAt = options.pauseAt;
@@ -371,7 +379,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   warmupOptimizer?.dispose();
   encoderOptimizer?.dispose();
   if (pauseAt !== undefined && result.status === 'completed') {
-    const pausedValDice = await heldOutDice(model, options.target, valImages as LabeledImage[], calibrate);
+    const pausedValDice = await valDiceAt(result.stepsDone);
     best?.dispose();
     return { model, meta: meta(result.stepsDone), status: 'paused', losses: result.losses, imagesPerSecond: result.imagesPerSecond, pausedValDice };
   }
