@@ -304,6 +304,17 @@ export async function writeLoopReport(outDir: string, rounds: LoopRound[], ctx: 
       }),
     );
   }
+  if (rounds.some((r) => r.promotionReason)) {
+    lines.push(
+      "Each retraining after the first, as the app reports it: the retrained model's foreground / seed thresholds (chosen on the val split) and the promotion's line:",
+      '',
+      ...roundTable(sessions, (r) => {
+        if (!r.promotionReason) return '–';
+        const thresholds = [r.foregroundThreshold, r.seedThreshold].filter((t) => t !== undefined).join(' / ');
+        return `${thresholds ? `${thresholds}: ` : ''}${r.promotionReason}`;
+      }),
+    );
+  }
   for (const s of sessions) {
     const rs = of(s).filter((r) => r.modelLabels > 0);
     const total = rs.reduce((a, r) => a + r.changedPixels, 0);

@@ -76,6 +76,11 @@ export interface LoopRound extends CorrectionCost {
   retrained: boolean;
   /** Whether the retrained model replaced the previous one (promotionDecision, as in the app). */
   promoted: boolean;
+  /** The promotion's one line, as the app shows it (val scores compared), when a model was retrained. */
+  promotionReason?: string;
+  /** The retrained model's thresholds, chosen on this round's val split (absent: none chosen). */
+  foregroundThreshold?: number;
+  seedThreshold?: number;
   /** Whether this round's label was held out as val rather than trained on. */
   heldOut: boolean;
   trainSeconds: number;
@@ -118,6 +123,8 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
 
       let retrained = false;
       let promoted = false;
+      let promotionReason: string | undefined;
+      const calibrated: Pick<LoopRound, 'foregroundThreshold' | 'seedThreshold'> = {};
       let trainSeconds = 0;
       if (round % options.retrainEvery === 0 && round < rounds) {
         const t0 = performance.now();
@@ -132,12 +139,14 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
           ...(semi ? { consistency: semi.consistency, unlabeled: [...pool.map((im) => im.image), ...ds.unlabeled] } : {}),
         });
         retrained = true;
+        if (nextMeta.foregroundThreshold !== undefined) calibrated.foregroundThreshold = nextMeta.foregroundThreshold;
+        if (nextMeta.seedThreshold !== undefined) calibrated.seedThreshold = nextMeta.seedThreshold;
         // The app's promotion rule, on the val split as it is now (the current model re-scored).
         let nextScore: ValScore | null = null;
         if (model) {
           nextScore = await valScore(next, proposalSettings(nextMeta));
           modelScore ??= await valScore(model, modelSettings);
-          promoted = promotionDecision({ score: nextScore, trainImages: train.length }, { score: modelScore, trainImages: modelTrainImages, id: modelLabels }).promote;
+          ({ promote: promoted, reason: promotionReason } = promotionDecision({ score: nextScore, trainImages: train.length }, { score: modelScore, trainImages: modelTrainImages, id: modelLabels }));
         } else {
           promoted = true;
         }
@@ -162,7 +171,7 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         uncertainty: proposal?.score ?? NaN,
         ...(proposerCost ? { scoreChangedFraction: proposerCost.correctionFraction, scoreBandFraction: proposerCost.bandCorrectionFraction, scoreDice: proposerCost.dice } : {}),
         ...(proposerCost?.objectEdits ? { scoreObjectEdits: proposerCost.objectEdits } : {}),
-        retrained, promoted, heldOut, trainSeconds, ...cost,
+        retrained, promoted, ...(promotionReason ? { promotionReason } : {}), ...calibrated, heldOut, trainSeconds, ...cost,
       };
       results.push(result);
       options.onRound?.(result);

@@ -128,6 +128,8 @@ describe.skipIf(missing !== null)(`eval on isbi2012-em${missing ? ` (skipped: ${
       expect(mine.map((q) => q.heldOut)).toEqual([false, true, false]);
       expect(mine[2].modelLabels).toBe(mine[1].promoted ? 2 : 1);
       expect(mine[1].retrained).toBe(true);
+      // Why, in the app's words: the retrained model against the first one on val.
+      expect(mine[1].promotionReason).toMatch(mine[1].promoted ? /^promoted: val Dice .* of model #1$/ : /^kept model #1: /);
       expect(new Set(mine.map((q) => q.image)).size).toBe(3);
       for (const q of mine) expect(q.drawPixels).toBeGreaterThan(0);
       // Every round's proposing model is also scored on the test split; without one, all is drawn.
