@@ -3,9 +3,9 @@
  * whose probabilities are off by a run-dependent bias: measured on BBBC039 and ISBI, 50-step
  * models at 0.5 marked up to 4x more false-positive than false-negative pixels, and the
  * Dice-best threshold on the test split ranged from 0.4 to 0.8 between runs. The threshold that
- * is best on held-out labeled images (the val split), where that choice generalises across them
- * (UNITS_PER_SIDE), is chosen and folded into the head's background bias: every consumer of the
- * model (proposals, exports, the app) then gets the calibrated decision at its usual 0.5.
+ * is best on held-out labeled images (the val split) is chosen and folded into the head's
+ * background bias: every consumer of the model (proposals, exports, the app) then gets the
+ * calibrated decision at its usual 0.5.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { LabeledImage } from '../data';
