@@ -98,6 +98,8 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
   let modelSettings: ProposalOptions = {};
   let modelLabels = 0;
   let modelTrainImages = 0;
+  /** Val images the current model chose its best weights and thresholds on. */
+  let modelValImages = 0;
   /** The current model's score on val as it is now: kept until val grows or the model changes. */
   let modelScore: ValScore | null = null;
   const pickRng = new Rng(options.seed + 7);
@@ -146,7 +148,10 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         if (model) {
           nextScore = await valScore(next, proposalSettings(nextMeta));
           modelScore ??= await valScore(model, modelSettings);
-          ({ promote: promoted, reason: promotionReason } = promotionDecision({ score: nextScore, trainImages: train.length }, { score: modelScore, trainImages: modelTrainImages, id: modelLabels }));
+          ({ promote: promoted, reason: promotionReason } = promotionDecision(
+            { score: nextScore, trainImages: train.length, valImages: val.length },
+            { score: modelScore, trainImages: modelTrainImages, valImages: modelValImages, id: modelLabels },
+          ));
         } else {
           promoted = true;
         }
@@ -159,6 +164,7 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
           modelCost = null;
           modelLabels = round;
           modelTrainImages = train.length;
+          modelValImages = val.length;
         } else {
           next.dispose();
         }

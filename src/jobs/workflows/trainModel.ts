@@ -223,9 +223,14 @@ export async function trainModel(project: Project, options: TrainModelOptions, h
       // Re-scored as it proposes: with the seeds it was calibrated with (both scores leave augmentation out).
       const incumbent: ValScore | null = continuesTarget && current ? await evaluateOnVal(current.model, target, val.images, { seedThreshold: current.meta.seedThreshold }) : null;
       const incumbentImages = Number(promoted?.valMetrics?.trainImages);
+      // A model recorded before val images were counted is taken to have been fitted to today's.
+      const incumbentVal = Number(promoted?.valMetrics?.valImages);
       const { promote: better, reason: decision } = promotionDecision(
-        { score: chosen, trainImages: train.images.length },
-        incumbent === null || !promoted ? null : { score: incumbent, trainImages: Number.isFinite(incumbentImages) ? incumbentImages : 0, id: promoted.id },
+        { score: chosen, trainImages: train.images.length, valImages: val.images.length },
+        incumbent === null || !promoted ? null : {
+          score: incumbent, trainImages: Number.isFinite(incumbentImages) ? incumbentImages : 0,
+          valImages: Number.isFinite(incumbentVal) ? incumbentVal : val.images.length, id: promoted.id,
+        },
       );
       const metrics: JsonObject = {
         dice: chosen.dice, ...(chosen.f1 !== undefined ? { f1: chosen.f1 } : {}), valImages: val.images.length, trainImages: train.images.length,
