@@ -182,9 +182,9 @@ export const trainCommand: Command = {
       }
       if (result.status === 'cancelled') return EXIT.cancelled;
       out(json, result.message, {
-        event: 'trained', modelId: result.modelId, init: result.init, valDice: result.valDice, incumbentDice: result.incumbentDice,
+        event: 'trained', modelId: result.modelId, init: result.init, valDice: result.valDice, incumbentId: result.incumbentId, incumbentDice: result.incumbentDice,
         ...(result.valF1 !== null ? { valF1: result.valF1, incumbentF1: result.incumbentF1 } : {}),
-        promoted: result.promoted, candidates: result.candidates, steps: result.steps, ...(result.semiSteps !== null ? { semiSteps: result.semiSteps } : {}),
+        promoted: result.promoted, decision: result.decision, trainImages: result.trainImages, valImages: result.valImages, candidates: result.candidates, steps: result.steps, ...(result.semiSteps !== null ? { semiSteps: result.semiSteps } : {}),
         ...(result.plan ? { budgetSeconds: result.plan.budgetSeconds, secondsPerStep: result.plan.secondsPerStep } : {}),
       });
     });

@@ -265,6 +265,29 @@ describe('maskloop command line', () => {
     expect((await listed()).find((m) => m.promoted)?.id).toBe(Math.min(...segmentation));
   });
 
+  test('a label that goes to the val split does not let a retraining on the same training images replace the promoted model', async () => {
+    const dir = path.join(work, 'val grows');
+    const [raw, first7, eighth] = ['raw', 'masks 1-7', 'mask 8'].map((d) => path.join(dir, d));
+    for (const d of [raw, first7, eighth]) fs.mkdirSync(d, { recursive: true });
+    for (const [i, s] of syntheticDataset(8, { width: 96, height: 96, seed: 21 }).entries()) {
+      await writeGrey16(path.join(raw, `cell ${i}.png`), 96, 96, s.image.data as Uint16Array);
+      await writeGrey16(path.join(i < 7 ? first7 : eighth, `cell ${i}.png`), 96, 96, Uint16Array.from(s.instances));
+    }
+    const valProject = path.join(dir, 'project');
+    expect((await cli('init', valProject)).status).toBe(0);
+    expect((await cli('import', raw, '--project', valProject, '--json')).last).toMatchObject({ added: 8 });
+    const train = async () => (await cli('train', '--project', valProject, '--steps', '4', '--json')).last;
+    // Seven labels: six to train on, one to judge by.
+    expect((await cli('labels', 'import', first7, '--project', valProject, '--json')).last).toMatchObject({ imported: 7 });
+    const first = await train();
+    expect(first).toMatchObject({ event: 'trained', promoted: true, trainImages: 6, valImages: 1 });
+    // The eighth label goes to the val split (a fifth of eight rounds to two): the retraining learns from the same six.
+    expect((await cli('labels', 'import', eighth, '--project', valProject, '--json')).last).toMatchObject({ imported: 1 });
+    const second = await train();
+    expect(second).toMatchObject({ event: 'trained', promoted: false, trainImages: 6, valImages: 2, incumbentId: first.modelId });
+    expect(second.decision).toMatch(new RegExp(`^kept model #${first.modelId}: learned from no more labeled images; val \\w+ [\\d.]+ vs [\\d.]+ of model #${first.modelId} was fitted to 1 val image\\(s\\) model #${first.modelId} never saw$`));
+  });
+
   test('an instance project chooses and promotes models by the F1 of their objects, within the Dice margin', async () => {
     const nucleiProject = path.join(work, 'instance project');
     expect((await cli('init', nucleiProject)).status).toBe(0);
