@@ -125,8 +125,8 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
 
       let retrained = false;
       let promoted = false;
-      let promotionReason: string | undefined;
-      const calibrated: Pick<LoopRound, 'foregroundThreshold' | 'seedThreshold'> = {};
+      /** What the app would report of this round's retraining: the thresholds chosen on val and the promotion's line. */
+      const retraining: Pick<LoopRound, 'foregroundThreshold' | 'seedThreshold' | 'promotionReason'> = {};
       let trainSeconds = 0;
       if (round % options.retrainEvery === 0 && round < rounds) {
         const t0 = performance.now();
@@ -141,14 +141,14 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
           ...(semi ? { consistency: semi.consistency, unlabeled: [...pool.map((im) => im.image), ...ds.unlabeled] } : {}),
         });
         retrained = true;
-        if (nextMeta.foregroundThreshold !== undefined) calibrated.foregroundThreshold = nextMeta.foregroundThreshold;
-        if (nextMeta.seedThreshold !== undefined) calibrated.seedThreshold = nextMeta.seedThreshold;
+        if (nextMeta.foregroundThreshold !== undefined) retraining.foregroundThreshold = nextMeta.foregroundThreshold;
+        if (nextMeta.seedThreshold !== undefined) retraining.seedThreshold = nextMeta.seedThreshold;
         // The app's promotion rule, on the val split as it is now (the current model re-scored).
         let nextScore: ValScore | null = null;
         if (model) {
           nextScore = await valScore(next, proposalSettings(nextMeta));
           modelScore ??= await valScore(model, modelSettings);
-          ({ promote: promoted, reason: promotionReason } = promotionDecision(
+          ({ promote: promoted, reason: retraining.promotionReason } = promotionDecision(
             { score: nextScore, trainImages: train.length, valImages: val.length },
             { score: modelScore, trainImages: modelTrainImages, valImages: modelValImages, id: modelLabels },
           ));
@@ -177,7 +177,7 @@ export async function simulateSession(ds: EvalDataset, options: SessionOptions):
         uncertainty: proposal?.score ?? NaN,
         ...(proposerCost ? { scoreChangedFraction: proposerCost.correctionFraction, scoreBandFraction: proposerCost.bandCorrectionFraction, scoreDice: proposerCost.dice } : {}),
         ...(proposerCost?.objectEdits ? { scoreObjectEdits: proposerCost.objectEdits } : {}),
-        retrained, promoted, ...(promotionReason ? { promotionReason } : {}), ...calibrated, heldOut, trainSeconds, ...cost,
+        retrained, promoted, ...retraining, heldOut, trainSeconds, ...cost,
       };
       results.push(result);
       options.onRound?.(result);
